@@ -1,0 +1,1 @@
+//! Pure parsers for the output of `zfs` commands.

@@ -1,0 +1,2 @@
+//! The `zrelay` command line.
+fn main() {}

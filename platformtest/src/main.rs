@@ -1,0 +1,2 @@
+//! Platform tests.
+fn main() {}
