@@ -1,0 +1,911 @@
+//! Validated ZFS names: dataset paths, snapshot, bookmark and version names.
+//!
+//! Invariants:
+//! - Every value of a type in this module passed the checks of OpenZFS's `entity_namecheck`
+//!   (`module/zcommon/zfs_namecheck.c`) for its kind of entity: the whole name is shorter than
+//!   256 bytes (`ZFS_MAX_DATASET_NAME_LEN`), components use only `[A-Za-z0-9_.: -]` and `%`,
+//!   no component is empty, `.` or `..`, there is no leading or trailing `/`, a dataset path has
+//!   no `@`/`#`, and a snapshot (bookmark) name has exactly one `@` (`#`) with no `/` after it.
+//! - The first component also passes `pool_namecheck`: it starts with a letter, has no `%` and
+//!   is not one of the reserved names `mirror`, `raidz`, `draid`.
+//! - `%` is accepted inside components because OpenZFS names internal datasets with it
+//!   (`fs/%recv`); `libzfs` refuses it in names it creates, and so does [`validate_component`].
+//! - Values are immutable: every constructor validates and returns a [`NameError`] otherwise.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// `ZFS_MAX_DATASET_NAME_LEN`: every full name must be strictly shorter than this many bytes.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// Which kind of name was being validated when a [`NameError`] occurred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NameKind {
+    /// A filesystem or volume path.
+    Dataset,
+    /// `fs@snap`.
+    Snapshot,
+    /// `fs#book`.
+    Bookmark,
+    /// `fs@snap` or `fs#book`.
+    Version,
+    /// A single path component.
+    Component,
+}
+
+impl fmt::Display for NameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameKind::Dataset => "dataset",
+            NameKind::Snapshot => "snapshot",
+            NameKind::Bookmark => "bookmark",
+            NameKind::Version => "snapshot or bookmark",
+            NameKind::Component => "path component",
+        })
+    }
+}
+
+/// Why a name is not a valid ZFS name. Every message quotes the offending name.
+///
+/// In every variant `kind` is the kind of name being validated and `name` the full name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// The name is the empty string.
+    #[error("invalid {kind} name {name:?}: the name is empty")]
+    Empty {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+    },
+    /// The name is 256 bytes or longer.
+    #[error("invalid {kind} name {name:?}: the name is {len} bytes long, at most 255 are allowed")]
+    TooLong {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The name starts with `/`.
+    #[error("invalid {kind} name {name:?}: leading slash")]
+    LeadingSlash {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+    },
+    /// The name ends with `/`.
+    #[error("invalid {kind} name {name:?}: trailing slash")]
+    TrailingSlash {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+    },
+    /// Two delimiters are adjacent, or one is at the start or the end.
+    #[error("invalid {kind} name {name:?}: empty component")]
+    EmptyComponent {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+    },
+    /// A character outside `[A-Za-z0-9_.: -]` (and `%` where allowed).
+    #[error("invalid {kind} name {name:?}: {ch:?} is not allowed (allowed are letters, digits and \"-_.: \")")]
+    InvalidChar {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+        /// The first offending character.
+        ch: char,
+    },
+    /// `@` or `#` where this kind of name has none, e.g. in a dataset path.
+    #[error("invalid {kind} name {name:?}: \"{delim}\" is not allowed in a {kind} {place}")]
+    UnexpectedDelimiter {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+        /// `@` or `#`.
+        delim: char,
+        /// `path` or `name`, for the message.
+        place: &'static str,
+    },
+    /// A snapshot without `@`, a bookmark without `#`.
+    #[error("invalid {kind} name {name:?}: missing {expected} delimiter")]
+    MissingDelimiter {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+        /// The quoted delimiter(s) expected.
+        expected: &'static str,
+    },
+    /// More than one `@`/`#`.
+    #[error("invalid {kind} name {name:?}: more than one \"@\" or \"#\" delimiter")]
+    MultipleDelimiters {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+    },
+    /// A `/` after the `@` or `#`.
+    #[error(
+        "invalid {kind} name {name:?}: \"/\" is not allowed after the \"@\" or \"#\" delimiter"
+    )]
+    SlashAfterDelimiter {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+    },
+    /// A component that is exactly `.`.
+    #[error("invalid {kind} name {name:?}: \".\" is not allowed as a component")]
+    SelfReference {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+    },
+    /// A component that is exactly `..`.
+    #[error("invalid {kind} name {name:?}: \"..\" is not allowed as a component")]
+    ParentReference {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+    },
+    /// The pool name does not start with a letter.
+    #[error("invalid {kind} name {name:?}: the pool name must begin with a letter")]
+    PoolNoLetter {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+    },
+    /// The pool name is `mirror`, `raidz` or `draid`.
+    #[error("invalid {kind} name {name:?}: the pool name {pool:?} is reserved")]
+    PoolReserved {
+        /// Kind of name.
+        kind: NameKind,
+        /// The name.
+        name: String,
+        /// The pool component.
+        pool: String,
+    },
+}
+
+impl NameError {
+    /// The full name that failed validation.
+    pub fn name(&self) -> &str {
+        match self {
+            NameError::Empty { name, .. }
+            | NameError::TooLong { name, .. }
+            | NameError::LeadingSlash { name, .. }
+            | NameError::TrailingSlash { name, .. }
+            | NameError::EmptyComponent { name, .. }
+            | NameError::InvalidChar { name, .. }
+            | NameError::UnexpectedDelimiter { name, .. }
+            | NameError::MissingDelimiter { name, .. }
+            | NameError::MultipleDelimiters { name, .. }
+            | NameError::SlashAfterDelimiter { name, .. }
+            | NameError::SelfReference { name, .. }
+            | NameError::ParentReference { name, .. }
+            | NameError::PoolNoLetter { name, .. }
+            | NameError::PoolReserved { name, .. } => name,
+        }
+    }
+}
+
+/// OpenZFS `valid_char`.
+fn valid_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | ' ')
+}
+
+/// Error context: which kind of name, and the full name to quote.
+struct Ctx<'a> {
+    kind: NameKind,
+    name: &'a str,
+}
+
+impl Ctx<'_> {
+    fn n(&self) -> String {
+        self.name.to_string()
+    }
+    fn check_len(&self) -> Result<(), NameError> {
+        if self.name.is_empty() {
+            return Err(NameError::Empty {
+                kind: self.kind,
+                name: self.n(),
+            });
+        }
+        if self.name.len() >= MAX_NAME_LEN {
+            return Err(NameError::TooLong {
+                kind: self.kind,
+                name: self.n(),
+                len: self.name.len(),
+            });
+        }
+        Ok(())
+    }
+    /// One component: non-empty, allowed characters, not `.`/`..`.
+    fn check_component(&self, c: &str, allow_percent: bool) -> Result<(), NameError> {
+        let (kind, name) = (self.kind, self.n());
+        if c.is_empty() {
+            return Err(NameError::EmptyComponent { kind, name });
+        }
+        if let Some(ch) = c
+            .chars()
+            .find(|&ch| !(valid_char(ch) || (allow_percent && ch == '%')))
+        {
+            return Err(NameError::InvalidChar { kind, name, ch });
+        }
+        match c {
+            "." => Err(NameError::SelfReference { kind, name }),
+            ".." => Err(NameError::ParentReference { kind, name }),
+            _ => Ok(()),
+        }
+    }
+    /// A dataset path (the part before any delimiter).
+    fn check_path(&self, path: &str) -> Result<(), NameError> {
+        let (kind, name) = (self.kind, self.n());
+        if path.starts_with('/') {
+            return Err(NameError::LeadingSlash { kind, name });
+        }
+        if path.ends_with('/') {
+            return Err(NameError::TrailingSlash { kind, name });
+        }
+        for c in path.split('/') {
+            self.check_component(c, true)?;
+        }
+        let pool = path.split('/').next().unwrap_or(path);
+        if pool.contains('%') {
+            return Err(NameError::InvalidChar {
+                kind,
+                name,
+                ch: '%',
+            });
+        }
+        if !pool.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Err(NameError::PoolNoLetter { kind, name });
+        }
+        if matches!(pool, "mirror" | "raidz" | "draid") {
+            return Err(NameError::PoolReserved {
+                kind,
+                name,
+                pool: pool.to_string(),
+            });
+        }
+        Ok(())
+    }
+    /// The short name after `@`/`#`.
+    fn check_short(&self, short: &str) -> Result<(), NameError> {
+        if short.contains('/') {
+            return Err(NameError::SlashAfterDelimiter {
+                kind: self.kind,
+                name: self.n(),
+            });
+        }
+        if short.contains(['@', '#']) {
+            return Err(NameError::MultipleDelimiters {
+                kind: self.kind,
+                name: self.n(),
+            });
+        }
+        self.check_component(short, true)
+    }
+}
+
+/// Validates a single component the way `libzfs` validates a name it is asked to create
+/// (`zfs_component_namecheck` plus the `.`/`..` rule): used for client identities and any
+/// other string that becomes one dataset path component. Unlike listed names, `%` is refused.
+pub fn validate_component(s: &str) -> Result<(), NameError> {
+    let ctx = Ctx {
+        kind: NameKind::Component,
+        name: s,
+    };
+    ctx.check_len()?;
+    ctx.check_component(s, false)
+}
+
+/// A validated filesystem or volume path such as `pool/a b/c`.
+///
+/// Ordering is component-wise, so a dataset sorts directly before its descendants.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DatasetPath(String);
+
+impl DatasetPath {
+    /// Validates `s` as a dataset path.
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let ctx = Ctx {
+            kind: NameKind::Dataset,
+            name: s,
+        };
+        ctx.check_len()?;
+        if let Some(delim) = s.chars().find(|&c| c == '@' || c == '#') {
+            let name = s.to_string();
+            let kind = NameKind::Dataset;
+            return Err(NameError::UnexpectedDelimiter {
+                kind,
+                name,
+                delim,
+                place: "path",
+            });
+        }
+        ctx.check_path(s)?;
+        Ok(DatasetPath(s.to_string()))
+    }
+
+    /// The path as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The components, pool first.
+    pub fn components(&self) -> std::str::Split<'_, char> {
+        self.0.split('/')
+    }
+
+    /// The pool name (first component).
+    pub fn pool(&self) -> &str {
+        self.0.split('/').next().unwrap_or(&self.0)
+    }
+
+    /// The last component.
+    pub fn last_component(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+
+    /// The number of components (`pool` is 1, `pool/a` is 2).
+    pub fn depth(&self) -> usize {
+        self.0.bytes().filter(|&b| b == b'/').count() + 1
+    }
+
+    /// Whether this is a pool's root dataset.
+    pub fn is_pool(&self) -> bool {
+        !self.0.contains('/')
+    }
+
+    /// The parent dataset, `None` for a pool.
+    pub fn parent(&self) -> Option<DatasetPath> {
+        self.0
+            .rfind('/')
+            .map(|i| DatasetPath(self.0[..i].to_string()))
+    }
+
+    /// `self/component`, validating the component and the resulting length.
+    pub fn child(&self, component: &str) -> Result<DatasetPath, NameError> {
+        self.join([component])
+    }
+
+    /// `self/c1/c2/...`; each component is validated. An empty iterator yields `self`.
+    pub fn join<I, S>(&self, components: I) -> Result<DatasetPath, NameError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let components: Vec<S> = components.into_iter().collect();
+        let mut s = self.0.clone();
+        for c in &components {
+            s.push('/');
+            s.push_str(c.as_ref());
+        }
+        let ctx = Ctx {
+            kind: NameKind::Dataset,
+            name: &s,
+        };
+        for c in &components {
+            ctx.check_component(c.as_ref(), true)?;
+        }
+        DatasetPath::parse(&s)
+    }
+
+    /// `self/rel` for a relative path such as `a/b`; `""` yields `self`.
+    pub fn join_relative(&self, rel: &str) -> Result<DatasetPath, NameError> {
+        if rel.is_empty() {
+            return Ok(self.clone());
+        }
+        DatasetPath::parse(&format!("{}/{}", self.0, rel))
+    }
+
+    /// Component-wise prefix test: `a/b` is a prefix of `a/b` and `a/b/c`, not of `a/bb`.
+    pub fn has_prefix(&self, prefix: &DatasetPath) -> bool {
+        self.0 == prefix.0
+            || (self.0.starts_with(&prefix.0) && self.0.as_bytes()[prefix.0.len()] == b'/')
+    }
+
+    /// The components after `prefix`, or `None` if `prefix` is not a prefix of `self`.
+    pub fn strip_prefix(&self, prefix: &DatasetPath) -> Option<Vec<String>> {
+        if self.0 == prefix.0 {
+            return Some(Vec::new());
+        }
+        if !self.has_prefix(prefix) {
+            return None;
+        }
+        Some(
+            self.0[prefix.0.len() + 1..]
+                .split('/')
+                .map(str::to_string)
+                .collect(),
+        )
+    }
+
+    /// Whether `self` is a strict ancestor of `other`.
+    pub fn is_ancestor_of(&self, other: &DatasetPath) -> bool {
+        self != other && other.has_prefix(self)
+    }
+}
+
+impl Ord for DatasetPath {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.components().cmp(other.components())
+    }
+}
+
+impl PartialOrd for DatasetPath {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Implements the string conversions shared by all name types.
+macro_rules! string_conversions {
+    ($t:ty) => {
+        impl FromStr for $t {
+            type Err = NameError;
+            fn from_str(s: &str) -> Result<Self, NameError> {
+                <$t>::parse(s)
+            }
+        }
+        impl TryFrom<String> for $t {
+            type Error = NameError;
+            fn try_from(s: String) -> Result<Self, NameError> {
+                <$t>::parse(&s)
+            }
+        }
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.to_string()
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($t), self.to_string())
+            }
+        }
+    };
+}
+
+string_conversions!(DatasetPath);
+
+impl fmt::Display for DatasetPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for DatasetPath {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether a version is a snapshot (`@`) or a bookmark (`#`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionKind {
+    /// `fs@name`.
+    Snapshot,
+    /// `fs#name`.
+    Bookmark,
+}
+
+impl VersionKind {
+    /// `@` or `#`.
+    pub fn delimiter(self) -> char {
+        match self {
+            VersionKind::Snapshot => '@',
+            VersionKind::Bookmark => '#',
+        }
+    }
+
+    fn name_kind(self) -> NameKind {
+        match self {
+            VersionKind::Snapshot => NameKind::Snapshot,
+            VersionKind::Bookmark => NameKind::Bookmark,
+        }
+    }
+}
+
+/// Splits and validates `fs<delim>short`; `kind == None` accepts either delimiter.
+fn parse_version(s: &str, want: Option<VersionKind>) -> Result<VersionName, NameError> {
+    let kind = want.map_or(NameKind::Version, VersionKind::name_kind);
+    let ctx = Ctx { kind, name: s };
+    ctx.check_len()?;
+    let Some(at) = s.find(['@', '#']) else {
+        let expected = match want {
+            Some(VersionKind::Snapshot) => "\"@\"",
+            Some(VersionKind::Bookmark) => "\"#\"",
+            None => "\"@\" or \"#\"",
+        };
+        return Err(NameError::MissingDelimiter {
+            kind,
+            name: s.to_string(),
+            expected,
+        });
+    };
+    let found = if s.as_bytes()[at] == b'@' {
+        VersionKind::Snapshot
+    } else {
+        VersionKind::Bookmark
+    };
+    let (path, short) = (&s[..at], &s[at + 1..]);
+    if path.is_empty() {
+        return Err(NameError::EmptyComponent {
+            kind,
+            name: s.to_string(),
+        });
+    }
+    ctx.check_path(path)?;
+    ctx.check_short(short)?;
+    if want.is_some_and(|w| w != found) {
+        let (name, delim) = (s.to_string(), found.delimiter());
+        return Err(NameError::UnexpectedDelimiter {
+            kind,
+            name,
+            delim,
+            place: "name",
+        });
+    }
+    Ok(VersionName {
+        fs: DatasetPath(path.to_string()),
+        kind: found,
+        name: short.to_string(),
+    })
+}
+
+/// A snapshot or bookmark of a dataset.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct VersionName {
+    fs: DatasetPath,
+    kind: VersionKind,
+    name: String,
+}
+
+impl VersionName {
+    /// Parses `fs@name` or `fs#name`.
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        parse_version(s, None)
+    }
+
+    /// Builds `fs@short` or `fs#short`, validating `short` and the total length.
+    pub fn new(fs: &DatasetPath, kind: VersionKind, short: &str) -> Result<Self, NameError> {
+        parse_version(&format!("{}{}{}", fs, kind.delimiter(), short), Some(kind))
+    }
+
+    /// The dataset.
+    pub fn fs(&self) -> &DatasetPath {
+        &self.fs
+    }
+
+    /// Snapshot or bookmark.
+    pub fn kind(&self) -> VersionKind {
+        self.kind
+    }
+
+    /// The short name after the delimiter.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The full name, `fs@name` or `fs#name`.
+    pub fn full(&self) -> String {
+        self.to_string()
+    }
+
+    /// The snapshot, if this is one.
+    pub fn as_snapshot(&self) -> Option<SnapshotName> {
+        (self.kind == VersionKind::Snapshot).then(|| SnapshotName {
+            fs: self.fs.clone(),
+            name: self.name.clone(),
+        })
+    }
+
+    /// The bookmark, if this is one.
+    pub fn as_bookmark(&self) -> Option<BookmarkName> {
+        (self.kind == VersionKind::Bookmark).then(|| BookmarkName {
+            fs: self.fs.clone(),
+            name: self.name.clone(),
+        })
+    }
+}
+
+impl fmt::Display for VersionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{}", self.fs, self.kind.delimiter(), self.name)
+    }
+}
+
+string_conversions!(VersionName);
+
+/// Defines a name type with a fixed delimiter.
+macro_rules! fixed_version {
+    ($(#[$doc:meta])* $t:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $t {
+            fs: DatasetPath,
+            name: String,
+        }
+
+        impl $t {
+            /// Parses the full name.
+            pub fn parse(s: &str) -> Result<Self, NameError> {
+                let v = parse_version(s, Some($kind))?;
+                Ok($t { fs: v.fs, name: v.name })
+            }
+
+            /// Builds the name from a dataset and a short name, validating both together.
+            pub fn new(fs: &DatasetPath, short: &str) -> Result<Self, NameError> {
+                let v = VersionName::new(fs, $kind, short)?;
+                Ok($t { fs: v.fs, name: v.name })
+            }
+
+            /// The dataset.
+            pub fn fs(&self) -> &DatasetPath {
+                &self.fs
+            }
+
+            /// The short name after the delimiter.
+            pub fn name(&self) -> &str {
+                &self.name
+            }
+
+            /// The full name.
+            pub fn full(&self) -> String {
+                self.to_string()
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}{}{}", self.fs, $kind.delimiter(), self.name)
+            }
+        }
+
+        impl From<$t> for VersionName {
+            fn from(v: $t) -> VersionName {
+                VersionName { fs: v.fs, kind: $kind, name: v.name }
+            }
+        }
+
+        string_conversions!($t);
+    };
+}
+
+fixed_version!(
+    /// A validated snapshot name, `fs@name`.
+    SnapshotName,
+    VersionKind::Snapshot
+);
+fixed_version!(
+    /// A validated bookmark name, `fs#name`.
+    BookmarkName,
+    VersionKind::Bookmark
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(s: &str) -> DatasetPath {
+        DatasetPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn accepts_openzfs_valid_names() {
+        for s in ["pool", "pool/a b/c", "p/a-b_c.d:e", "tank/fs/%recv", "P1/x"] {
+            assert_eq!(p(s).as_str(), s);
+        }
+        assert_eq!(p("pool/a b/c").depth(), 3);
+        assert_eq!(p("pool/a b/c").pool(), "pool");
+        assert_eq!(p("pool/a b/c").last_component(), "c");
+        assert_eq!(p("pool/a").parent(), Some(p("pool")));
+        assert_eq!(p("pool").parent(), None);
+        assert!(p("pool").is_pool());
+    }
+
+    #[test]
+    fn rejects_like_entity_namecheck() {
+        let long = format!("pool/{}", "a".repeat(251));
+        assert_eq!(long.len(), 256);
+        let cases: &[(&str, &str)] = &[
+            ("", "empty"),
+            ("/pool", "leading slash"),
+            ("pool/", "trailing slash"),
+            ("pool//a", "empty component"),
+            ("pool/a@b", "\"@\" is not allowed in a dataset path"),
+            ("pool/a#b", "\"#\" is not allowed in a dataset path"),
+            ("pool/./a", "\".\" is not allowed"),
+            ("pool/..", "\"..\" is not allowed"),
+            ("pool/a*b", "'*' is not allowed"),
+            ("pool/a\tb", "'\\t' is not allowed"),
+            ("pool/é", "'é' is not allowed"),
+            ("1pool/a", "must begin with a letter"),
+            ("mirror/a", "is reserved"),
+            ("po%ol/a", "'%' is not allowed"),
+            (&long, "256 bytes long"),
+        ];
+        for (s, msg) in cases {
+            let err = DatasetPath::parse(s).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(msg), "{s:?}: {text}");
+            assert!(
+                text.contains(&format!("{s:?}")),
+                "error must quote the name: {text}"
+            );
+            assert_eq!(err.name(), *s);
+        }
+        assert!(DatasetPath::parse(&long[..255]).is_ok());
+        assert_eq!(
+            DatasetPath::parse("pool/a@b").unwrap_err().to_string(),
+            r#"invalid dataset name "pool/a@b": "@" is not allowed in a dataset path"#
+        );
+    }
+
+    #[test]
+    fn versions() {
+        let s = SnapshotName::parse("pool/a b@snap 1").unwrap();
+        assert_eq!((s.fs().as_str(), s.name()), ("pool/a b", "snap 1"));
+        assert_eq!(s.to_string(), "pool/a b@snap 1");
+        let b = BookmarkName::parse("pool/a#b").unwrap();
+        assert_eq!(b.full(), "pool/a#b");
+        let v = VersionName::parse("pool/a#b").unwrap();
+        assert_eq!(
+            (v.kind(), v.as_bookmark()),
+            (VersionKind::Bookmark, Some(b.clone()))
+        );
+        assert_eq!(VersionName::from(b), v);
+        assert_eq!(
+            VersionName::parse("pool/a@b").unwrap().as_snapshot(),
+            Some(SnapshotName::parse("pool/a@b").unwrap())
+        );
+        for bad in [
+            "pool/a",
+            "pool/a@",
+            "@a",
+            "pool/a@b@c",
+            "pool/a@b/c",
+            "pool/a@.",
+            "pool/a#b",
+            "pool/a@b#c",
+        ] {
+            assert!(SnapshotName::parse(bad).is_err(), "{bad}");
+        }
+        assert!(BookmarkName::parse("pool/a@b").is_err());
+        assert!(SnapshotName::new(&p("pool"), "x/y").is_err());
+        let long = "a".repeat(250);
+        assert!(SnapshotName::new(&p("pool"), &long).is_ok());
+        assert!(SnapshotName::new(&p("pool"), &format!("{long}a")).is_err());
+        assert!(VersionName::parse("pool")
+            .unwrap_err()
+            .to_string()
+            .contains("missing \"@\" or \"#\""));
+    }
+
+    #[test]
+    fn components_and_prefixes() {
+        assert!(validate_component("client 1.example:x").is_ok());
+        for bad in ["", ".", "..", "a/b", "a@b", "a%b", "a\nb"] {
+            assert!(validate_component(bad).is_err(), "{bad:?}");
+        }
+        let ab = p("a/b");
+        assert!(p("a/b/c").has_prefix(&ab) && ab.has_prefix(&ab));
+        assert!(!p("a/bb").has_prefix(&ab) && !p("a").has_prefix(&ab));
+        assert_eq!(
+            p("a/b/c d/e").strip_prefix(&ab),
+            Some(vec!["c d".into(), "e".into()])
+        );
+        assert_eq!(ab.strip_prefix(&ab), Some(vec![]));
+        assert_eq!(p("a/bb").strip_prefix(&ab), None);
+        assert!(ab.is_ancestor_of(&p("a/b/c")) && !ab.is_ancestor_of(&ab));
+        assert_eq!(ab.child("c").unwrap(), p("a/b/c"));
+        assert!(ab.child("c/d").is_err() && ab.child("").is_err() && ab.child("..").is_err());
+        assert_eq!(ab.join_relative("c/d").unwrap(), p("a/b/c/d"));
+        assert_eq!(ab.join(Vec::<String>::new()).unwrap(), ab);
+        let mut v = vec![p("a/b c"), p("a/b/c"), p("a/b"), p("a")];
+        v.sort();
+        assert_eq!(v, vec![p("a"), p("a/b"), p("a/b/c"), p("a/b c")]);
+    }
+
+    #[test]
+    fn serde_as_validated_strings() {
+        assert_eq!(
+            serde_json::to_string(&p("pool/a b")).unwrap(),
+            r#""pool/a b""#
+        );
+        assert_eq!(
+            serde_json::from_str::<DatasetPath>(r#""pool/a b""#).unwrap(),
+            p("pool/a b")
+        );
+        let err = serde_json::from_str::<DatasetPath>(r#""pool/a@b""#).unwrap_err();
+        assert!(
+            err.to_string().contains("not allowed in a dataset path"),
+            "{err}"
+        );
+        let snap: SnapshotName = serde_json::from_str(r#""p/a@x""#).unwrap();
+        assert_eq!(String::from(snap), "p/a@x");
+        assert!(serde_json::from_str::<SnapshotName>(r#""p/a#x""#).is_err());
+        assert_eq!(
+            serde_json::to_string(&VersionKind::Bookmark).unwrap(),
+            r#""bookmark""#
+        );
+    }
+
+    fn component() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9_.: -]{1,12}".prop_filter("not . or ..", |s| s != "." && s != "..")
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        (
+            "[a-zA-Z][a-zA-Z0-9_.: -]{0,8}",
+            prop::collection::vec(component(), 0..6),
+        )
+            .prop_filter("reserved", |(pool, _)| {
+                !matches!(pool.as_str(), "mirror" | "raidz" | "draid")
+            })
+            .prop_map(|(pool, comps)| {
+                std::iter::once(pool)
+                    .chain(comps)
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn valid_names_round_trip(s in path(), snap in component()) {
+            let d = DatasetPath::parse(&s).unwrap();
+            prop_assert_eq!(d.to_string(), s.clone());
+            prop_assert_eq!(d.components().collect::<Vec<_>>().join("/"), s.clone());
+            let full = format!("{s}@{snap}");
+            let sn = SnapshotName::parse(&full).unwrap();
+            prop_assert_eq!(sn.to_string(), full.clone());
+            prop_assert_eq!(sn.fs(), &d);
+            prop_assert_eq!(VersionName::parse(&full).unwrap().full(), full);
+        }
+
+        #[test]
+        fn forbidden_chars_are_rejected(s in path(), pos in any::<prop::sample::Index>(), ch in any::<char>()) {
+            prop_assume!(!valid_char(ch) && ch != '%' && ch != '/');
+            let mut chars: Vec<char> = s.chars().collect();
+            chars.insert(pos.index(chars.len() + 1), ch);
+            let bad: String = chars.into_iter().collect();
+            prop_assert!(DatasetPath::parse(&bad).is_err());
+            prop_assert!(validate_component(&ch.to_string()).is_err());
+        }
+
+        #[test]
+        fn prefix_relation(s in path(), extra in prop::collection::vec(component(), 0..4), suffix in "[a-z]{1,3}") {
+            let base = DatasetPath::parse(&s).unwrap();
+            let q = base.join(&extra).unwrap();
+            prop_assert!(q.has_prefix(&base));
+            prop_assert_eq!(q.strip_prefix(&base), Some(extra.clone()));
+            prop_assert_eq!(base.is_ancestor_of(&q), !extra.is_empty());
+            prop_assert!(base <= q);
+            let sibling = DatasetPath::parse(&format!("{s}{suffix}")).unwrap();
+            prop_assert!(!sibling.has_prefix(&base) && !base.has_prefix(&sibling));
+            prop_assert_eq!(sibling.strip_prefix(&base), None);
+        }
+    }
+}

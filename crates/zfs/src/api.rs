@@ -1,0 +1,294 @@
+//! The [`Zfs`] trait: every ZFS operation zrelay performs, implemented by the
+//! real command wrapper ([`crate::real::RealZfs`]) and the in-memory fake
+//! ([`crate::fake::FakeZfs`]). Both pass the same behavioural suite
+//! ([`crate::conformance`]).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, ZfsError};
+use crate::name::{BookmarkName, DatasetPath, SnapshotName};
+use crate::parse::{DestroyFailure, ListedDataset, ResumeTokenInfo, SendEstimate, Version};
+use crate::process::{RecvSink, SendStream};
+use crate::send_args::ValidatedSendArgs;
+
+/// A snapshot or a bookmark, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum VersionRef {
+    /// `fs@name`
+    Snapshot(SnapshotName),
+    /// `fs#name`
+    Bookmark(BookmarkName),
+}
+
+impl VersionRef {
+    /// The filesystem the version belongs to.
+    pub fn fs(&self) -> &DatasetPath {
+        match self {
+            VersionRef::Snapshot(s) => s.fs(),
+            VersionRef::Bookmark(b) => b.fs(),
+        }
+    }
+}
+
+impl std::fmt::Display for VersionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VersionRef::Snapshot(s) => s.fmt(f),
+            VersionRef::Bookmark(b) => b.fmt(f),
+        }
+    }
+}
+
+/// Anything `zfs destroy` can take (one at a time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestroyTarget {
+    /// A filesystem or volume, never recursively.
+    Dataset(DatasetPath),
+    /// A snapshot.
+    Snapshot(SnapshotName),
+    /// A bookmark.
+    Bookmark(BookmarkName),
+}
+
+impl std::fmt::Display for DestroyTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DestroyTarget::Dataset(d) => d.fmt(f),
+            DestroyTarget::Snapshot(s) => s.fmt(f),
+            DestroyTarget::Bookmark(b) => b.fmt(f),
+        }
+    }
+}
+
+/// Outcome of a batched snapshot destroy: what went, and what stayed and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DestroyReport {
+    /// Short names destroyed.
+    pub destroyed: Vec<String>,
+    /// Snapshots that could not be destroyed, with their reasons.
+    pub failed: Vec<DestroyFailure>,
+}
+
+/// A property's value and where it comes from (`local`, `default`, `inherited from …`, `-`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyValue {
+    /// The value, as `zfs get -Hp` prints it.
+    pub value: String,
+    /// The source column.
+    pub source: String,
+}
+
+/// Options for `zfs recv` (never `-F`: see [`Zfs::recv_force_rollback`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecvArgs {
+    /// The filesystem to receive into.
+    pub fs: DatasetPath,
+    /// `-s`: save a resumable partial state on interruption.
+    pub resumable: bool,
+    /// `-u`: do not mount.
+    pub unmounted: bool,
+    /// `-o prop=value` for each entry.
+    pub override_props: Vec<(String, String)>,
+    /// `-x prop` for each entry.
+    pub inherit_props: Vec<String>,
+    /// The snapshot the stream must produce, and its GUID; checked after the receive.
+    pub expect: Option<(String, u64)>,
+}
+
+impl RecvArgs {
+    /// Plain resumable, unmounted receive into `fs`.
+    pub fn new(fs: DatasetPath) -> Self {
+        RecvArgs {
+            fs,
+            resumable: true,
+            unmounted: true,
+            override_props: Vec::new(),
+            inherit_props: Vec::new(),
+            expect: None,
+        }
+    }
+}
+
+/// The OpenZFS version and what it supports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZfsVersion {
+    /// Userland version, e.g. `2.3.2`.
+    pub userland: String,
+    /// Kernel module version, when it is loaded.
+    pub kmod: Option<String>,
+    /// `(major, minor, patch)` of the userland.
+    pub numeric: (u32, u32, u32),
+}
+
+impl ZfsVersion {
+    /// Parse `zfs version` output (`zfs-2.3.2-2~bpo12+2` / `zfs-kmod-2.3.2-…`).
+    pub fn parse(out: &str) -> Option<ZfsVersion> {
+        let mut userland = None;
+        let mut kmod = None;
+        for line in out.lines().map(str::trim) {
+            if let Some(v) = line.strip_prefix("zfs-kmod-") {
+                kmod = Some(v.to_string());
+            } else if let Some(v) = line.strip_prefix("zfs-") {
+                userland = Some(v.to_string());
+            }
+        }
+        let userland = userland?;
+        let mut nums = userland
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u32>().unwrap_or(0));
+        let numeric = (nums.next()?, nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+        Some(ZfsVersion {
+            userland,
+            kmod,
+            numeric,
+        })
+    }
+
+    /// `X.Y.Z` without the packaging suffix.
+    pub fn short(&self) -> String {
+        let (a, b, c) = self.numeric;
+        format!("{a}.{b}.{c}")
+    }
+
+    /// What zrelay relies on, as far as the userland version tells.
+    pub fn features(&self) -> Features {
+        let at_least = |v: (u32, u32, u32)| self.numeric >= v;
+        Features {
+            resumable_send_recv: at_least((0, 7, 0)),
+            bookmarks: at_least((0, 6, 4)),
+            encryption: at_least((0, 8, 0)),
+            bookmark_copy: at_least((2, 0, 0)),
+        }
+    }
+}
+
+/// Feature flags derived from the OpenZFS version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Features {
+    /// `zfs recv -s` / `zfs send -t`.
+    pub resumable_send_recv: bool,
+    /// Bookmarks, and incremental sends from them.
+    pub bookmarks: bool,
+    /// Native encryption and raw sends.
+    pub encryption: bool,
+    /// `zfs bookmark fs#a fs#b`.
+    pub bookmark_copy: bool,
+}
+
+/// Every ZFS operation zrelay performs.
+#[async_trait]
+pub trait Zfs: Send + Sync {
+    /// The whole subtree at `root` (included) in ONE listing: filesystems and
+    /// volumes with their properties and all their snapshots and bookmarks.
+    ///
+    /// # Errors
+    /// [`ZfsError::DatasetDoesNotExist`] when `root` is missing.
+    async fn list(&self, root: &DatasetPath) -> Result<Vec<ListedDataset>>;
+
+    /// Snapshots and bookmarks of `fs` alone, oldest first. None is an empty list.
+    async fn list_versions(&self, fs: &DatasetPath) -> Result<Vec<Version>> {
+        let all = self.list_depth1(fs).await?;
+        Ok(all.into_iter().find(|d| &d.path == fs).map(|d| d.versions).unwrap_or_default())
+    }
+
+    /// `fs` and its direct children, with versions (used by `list_versions`).
+    async fn list_depth1(&self, fs: &DatasetPath) -> Result<Vec<ListedDataset>>;
+
+    /// `zfs get` of some properties of a dataset, snapshot or bookmark (full name).
+    async fn get(&self, name: &str, props: &[&str]) -> Result<BTreeMap<String, PropertyValue>>;
+
+    /// The GUID of a dataset, snapshot or bookmark (full name).
+    async fn guid(&self, name: &str) -> Result<u64> {
+        let props = self.get(name, &["guid"]).await?;
+        let v = props.get("guid").map(|p| p.value.clone()).unwrap_or_default();
+        v.parse().map_err(|_| ZfsError::SendValidation(format!("{name:?} has no numeric guid ({v:?})")))
+    }
+
+    /// `zfs set`.
+    async fn set(&self, ds: &DatasetPath, props: &[(String, String)]) -> Result<()>;
+
+    /// `zfs inherit`.
+    async fn inherit(&self, ds: &DatasetPath, prop: &str) -> Result<()>;
+
+    /// `zfs create` (never `-p`), with properties.
+    async fn create(&self, fs: &DatasetPath, props: &[(String, String)]) -> Result<()>;
+
+    /// Snapshot several datasets atomically, in one `zfs snapshot` call.
+    async fn snapshot(&self, snaps: &[SnapshotName]) -> Result<()>;
+
+    /// Create `bookmark` from `from` (a snapshot, or a bookmark to copy) whose
+    /// GUID must be `guid`. Idempotent: an existing bookmark with that GUID is
+    /// success; one with another GUID is [`ZfsError::BookmarkExists`].
+    async fn bookmark(&self, from: &VersionRef, guid: u64, bookmark: &BookmarkName) -> Result<()>;
+
+    /// Hold `snap` with `tag`; idempotent.
+    async fn hold(&self, snap: &SnapshotName, tag: &str) -> Result<()>;
+
+    /// Release `tag` from `snap`; idempotent (an absent tag or snapshot is fine).
+    async fn release(&self, snap: &SnapshotName, tag: &str) -> Result<()>;
+
+    /// The hold tags on `snap`.
+    async fn holds(&self, snap: &SnapshotName) -> Result<Vec<String>>;
+
+    /// Destroy snapshots of `fs` in one batched call (`fs@a,b,c`), reporting
+    /// each one that could not be destroyed with its reason.
+    async fn destroy_snapshots(&self, fs: &DatasetPath, names: &[String]) -> Result<DestroyReport>;
+
+    /// Destroy one dataset (never recursive), snapshot or bookmark.
+    async fn destroy(&self, target: &DestroyTarget) -> Result<()>;
+
+    /// [`Zfs::destroy`] that treats "does not exist" as success.
+    async fn destroy_idempotent(&self, target: &DestroyTarget) -> Result<()> {
+        match self.destroy(target).await {
+            Err(e) if e.is_does_not_exist() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// `zfs rollback` to the most recent snapshot `snap` (never `-r`).
+    async fn rollback(&self, snap: &SnapshotName) -> Result<()>;
+
+    /// Decode a resume token with `zfs send -nvt`.
+    async fn resume_token_info(&self, token: &str) -> Result<ResumeTokenInfo>;
+
+    /// Size estimate for a validated send (`zfs send -nvP`).
+    async fn send_dry(&self, args: &ValidatedSendArgs) -> Result<SendEstimate>;
+
+    /// Start a validated send.
+    async fn send(&self, args: &ValidatedSendArgs) -> Result<Box<dyn SendStream>>;
+
+    /// Start a receive (`zfs recv`, with `-s`/`-u`/`-o`/`-x` as asked, never `-F`).
+    async fn recv(&self, args: &RecvArgs) -> Result<Box<dyn RecvSink>>;
+
+    /// Start a receive with `-F`, which rolls back and may destroy what is on
+    /// the target. Only for zrelay's own placeholders or a user's explicit opt-in.
+    async fn recv_force_rollback(&self, args: &RecvArgs) -> Result<Box<dyn RecvSink>>;
+
+    /// Discard a partial receive state (`zfs recv -A`).
+    async fn recv_abort(&self, fs: &DatasetPath) -> Result<()>;
+
+    /// OpenZFS version of userland and kernel module.
+    async fn version(&self) -> Result<ZfsVersion>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_parse() {
+        let v = ZfsVersion::parse("zfs-2.3.2-2~bpo12+2\nzfs-kmod-2.3.2-2~bpo12+2\n").unwrap();
+        assert_eq!(v.numeric, (2, 3, 2));
+        assert_eq!(v.short(), "2.3.2");
+        assert_eq!(v.kmod.as_deref(), Some("2.3.2-2~bpo12+2"));
+        assert!(v.features().bookmark_copy);
+        let old = ZfsVersion::parse("zfs-0.7.13-1\n").unwrap();
+        assert!(!old.features().encryption);
+        assert!(old.features().resumable_send_recv);
+        assert!(ZfsVersion::parse("garbage").is_none());
+    }
+}

@@ -1,0 +1,638 @@
+//! Parser for the one command that lists a whole subtree:
+//! `zfs list -Hp -o <LIST_PROPS joined by ','> -t filesystem,volume,snapshot,bookmark -r <root>`.
+//!
+//! With `-H` rows are tab-separated and names never contain tabs (OpenZFS refuses them), so a
+//! row splits unambiguously even when names contain spaces. With `-p` numbers are raw decimal
+//! (`creation` in seconds since the epoch). A property that does not apply prints `-`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+
+use sha2::{Digest, Sha512_256};
+
+use super::{numbered_lines, ParseError};
+use crate::name::{DatasetPath, NameError, VersionKind, VersionName};
+
+/// The `-o` columns, in order. `zrepl:placeholder` is zrepl's user property.
+pub const LIST_PROPS: &[&str] = &[
+    "name",
+    "type",
+    "guid",
+    "createtxg",
+    "creation",
+    "userrefs",
+    "receive_resume_token",
+    "zrepl:placeholder",
+    "encryption",
+    "encryptionroot",
+    "keystatus",
+];
+
+const NAME: usize = 0;
+const TYPE: usize = 1;
+const GUID: usize = 2;
+const CREATETXG: usize = 3;
+const CREATION: usize = 4;
+const USERREFS: usize = 5;
+const RESUME_TOKEN: usize = 6;
+const PLACEHOLDER: usize = 7;
+const ENCRYPTION: usize = 8;
+const ENCRYPTION_ROOT: usize = 9;
+const KEY_STATUS: usize = 10;
+
+/// A filesystem or a volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DatasetKind {
+    /// `type` is `filesystem`.
+    Filesystem,
+    /// `type` is `volume`.
+    Volume,
+}
+
+/// A snapshot or bookmark of a listed dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// Snapshot or bookmark.
+    pub kind: VersionKind,
+    /// The short name after `@` or `#`.
+    pub name: String,
+    /// `guid` (a bookmark has the guid of the snapshot it was made from).
+    pub guid: u64,
+    /// `createtxg`.
+    pub createtxg: u64,
+    /// `creation`, seconds since the epoch.
+    pub creation: i64,
+    /// `userrefs` (number of holds); `None` for bookmarks.
+    pub userrefs: Option<u64>,
+}
+
+impl Version {
+    /// The full name, `fs@name` or `fs#name`.
+    pub fn full_name(&self, fs: &DatasetPath) -> String {
+        format!("{}{}{}", fs, self.kind.delimiter(), self.name)
+    }
+
+    /// The full name as a validated [`VersionName`].
+    pub fn version_name(&self, fs: &DatasetPath) -> Result<VersionName, NameError> {
+        VersionName::new(fs, self.kind, &self.name)
+    }
+}
+
+/// One filesystem or volume with its snapshots and bookmarks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedDataset {
+    /// The dataset.
+    pub path: DatasetPath,
+    /// Filesystem or volume.
+    pub kind: DatasetKind,
+    /// `guid`.
+    pub guid: u64,
+    /// `createtxg`.
+    pub createtxg: u64,
+    /// `creation`, seconds since the epoch.
+    pub creation: i64,
+    /// `receive_resume_token`, `None` when `-`.
+    pub resume_token: Option<String>,
+    /// Whether `zrepl:placeholder` says placeholder: `on`, or zrepl's legacy value (see
+    /// [`legacy_placeholder_value`]). `zfs list` cannot show the property's source, so a child of
+    /// a placeholder that merely inherits `on` is reported as a placeholder too; use
+    /// [`parse_placeholder_get`] where the distinction matters.
+    pub placeholder: bool,
+    /// `encryption`; `None` when `off` or `-`.
+    pub encryption: Option<String>,
+    /// `encryptionroot`; `None` when `-` or empty.
+    pub encryption_root: Option<DatasetPath>,
+    /// `keystatus` (`available`, `unavailable`); `None` when `-` or `none`.
+    pub key_status: Option<String>,
+    /// Snapshots and bookmarks, by `createtxg`, then snapshots before bookmarks, then name.
+    pub versions: Vec<Version>,
+}
+
+/// zrepl's legacy (0.0.x) placeholder value for `path`: the lowercase hex SHA-512/256 digest of
+/// the path string (`computeLegacyHashBasedPlaceholderPropertyValue` in zrepl's `placeholder.go`).
+pub fn legacy_placeholder_value(path: &DatasetPath) -> String {
+    let digest = Sha512_256::digest(path.as_str().as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+/// Whether a `zrepl:placeholder` value marks `path` as a placeholder (zrepl's
+/// `isLocalPlaceholderPropertyValuePlaceholder`).
+fn is_placeholder_value(path: &DatasetPath, value: &str) -> bool {
+    value == "on" || (value.len() == 64 && value == legacy_placeholder_value(path))
+}
+
+/// One row being parsed, for error messages.
+struct Row<'a> {
+    line_no: usize,
+    line: &'a str,
+    fields: Vec<&'a str>,
+}
+
+impl Row<'_> {
+    fn invalid(&self, field: usize, reason: &'static str) -> ParseError {
+        ParseError::InvalidField {
+            line_no: self.line_no,
+            line: self.line.to_string(),
+            field: LIST_PROPS[field],
+            value: self.fields[field].to_string(),
+            reason,
+        }
+    }
+
+    fn name_err(&self, source: NameError) -> ParseError {
+        ParseError::InvalidName {
+            line_no: self.line_no,
+            line: self.line.to_string(),
+            source,
+        }
+    }
+
+    fn u64(&self, field: usize) -> Result<u64, ParseError> {
+        self.fields[field]
+            .parse()
+            .map_err(|_| self.invalid(field, "expected an unsigned integer"))
+    }
+
+    fn i64(&self, field: usize) -> Result<i64, ParseError> {
+        self.fields[field]
+            .parse()
+            .map_err(|_| self.invalid(field, "expected an integer"))
+    }
+
+    /// `None` for `-` (and the empty string).
+    fn opt(&self, field: usize) -> Option<&str> {
+        Some(self.fields[field]).filter(|v| !v.is_empty() && *v != "-")
+    }
+}
+
+/// Parses the stdout of the `zfs list` command described in the module docs.
+///
+/// Rows may come in any order; snapshots and bookmarks are attached to their dataset, whose
+/// row must be present. The result is sorted by path (component-wise).
+pub fn parse_list(stdout: &str) -> Result<Vec<ListedDataset>, ParseError> {
+    let mut datasets: BTreeMap<DatasetPath, ListedDataset> = BTreeMap::new();
+    let mut versions: Vec<(VersionName, Version)> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (line_no, line) in numbered_lines(stdout) {
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() != LIST_PROPS.len() {
+            let (expected, found) = (LIST_PROPS.len(), fields.len());
+            return Err(ParseError::FieldCount {
+                line_no,
+                line: line.into(),
+                expected,
+                found,
+            });
+        }
+        let row = Row {
+            line_no,
+            line,
+            fields,
+        };
+        let name = row.fields[NAME];
+        if !seen.insert(name) {
+            return Err(ParseError::Duplicate {
+                line_no,
+                line: line.into(),
+                name: name.into(),
+            });
+        }
+        let kind = match row.fields[TYPE] {
+            "filesystem" => DatasetKind::Filesystem,
+            "volume" => DatasetKind::Volume,
+            "snapshot" | "bookmark" => {
+                versions.push(parse_version_row(&row)?);
+                continue;
+            }
+            _ => return Err(row.invalid(TYPE, "expected filesystem, volume, snapshot or bookmark")),
+        };
+        let path = DatasetPath::parse(name).map_err(|e| row.name_err(e))?;
+        let encryption_root = match row.opt(ENCRYPTION_ROOT) {
+            None => None,
+            Some(root) => Some(DatasetPath::parse(root).map_err(|e| row.name_err(e))?),
+        };
+        let ds = ListedDataset {
+            kind,
+            guid: row.u64(GUID)?,
+            createtxg: row.u64(CREATETXG)?,
+            creation: row.i64(CREATION)?,
+            resume_token: row.opt(RESUME_TOKEN).map(str::to_string),
+            placeholder: is_placeholder_value(&path, row.fields[PLACEHOLDER]),
+            encryption: row
+                .opt(ENCRYPTION)
+                .filter(|v| *v != "off")
+                .map(str::to_string),
+            encryption_root,
+            key_status: row
+                .opt(KEY_STATUS)
+                .filter(|v| *v != "none")
+                .map(str::to_string),
+            versions: Vec::new(),
+            path: path.clone(),
+        };
+        datasets.insert(path, ds);
+    }
+    for (name, version) in versions {
+        let Some(ds) = datasets.get_mut(name.fs()) else {
+            return Err(ParseError::MissingDataset {
+                version: name.full(),
+                fs: name.fs().to_string(),
+            });
+        };
+        ds.versions.push(version);
+    }
+    let mut out: Vec<ListedDataset> = datasets.into_values().collect();
+    for ds in &mut out {
+        ds.versions
+            .sort_by(|a, b| (a.createtxg, a.kind, &a.name).cmp(&(b.createtxg, b.kind, &b.name)));
+    }
+    Ok(out)
+}
+
+fn parse_version_row(row: &Row<'_>) -> Result<(VersionName, Version), ParseError> {
+    let name = VersionName::parse(row.fields[NAME]).map_err(|e| row.name_err(e))?;
+    let expected = if row.fields[TYPE] == "snapshot" {
+        VersionKind::Snapshot
+    } else {
+        VersionKind::Bookmark
+    };
+    if name.kind() != expected {
+        return Err(row.invalid(TYPE, "does not match the delimiter in the name"));
+    }
+    let userrefs = match (name.kind(), row.opt(USERREFS)) {
+        (VersionKind::Snapshot, Some(_)) => Some(row.u64(USERREFS)?),
+        _ => None,
+    };
+    let version = Version {
+        kind: name.kind(),
+        name: name.name().to_string(),
+        guid: row.u64(GUID)?,
+        createtxg: row.u64(CREATETXG)?,
+        creation: row.i64(CREATION)?,
+        userrefs,
+    };
+    Ok((name, version))
+}
+
+/// Parses `zfs get -Hp -o name,value,source -t filesystem,volume -r zrepl:placeholder <root>`
+/// into each dataset's placeholder state, counting only a *locally set* value, as zrepl does
+/// (an inherited `on` does not make a child a placeholder).
+pub fn parse_placeholder_get(stdout: &str) -> Result<BTreeMap<DatasetPath, bool>, ParseError> {
+    let mut out = BTreeMap::new();
+    for (line_no, line) in numbered_lines(stdout) {
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [name, value, source] = fields[..] else {
+            let found = fields.len();
+            return Err(ParseError::FieldCount {
+                line_no,
+                line: line.into(),
+                expected: 3,
+                found,
+            });
+        };
+        let path = DatasetPath::parse(name).map_err(|source| ParseError::InvalidName {
+            line_no,
+            line: line.into(),
+            source,
+        })?;
+        let placeholder = source == "local" && is_placeholder_value(&path, value);
+        if out.insert(path, placeholder).is_some() {
+            return Err(ParseError::Duplicate {
+                line_no,
+                line: line.into(),
+                name: name.into(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(s: &str) -> DatasetPath {
+        DatasetPath::parse(s).unwrap()
+    }
+
+    // Shaped like real `zfs list -Hp -o <LIST_PROPS> -t all -r` output on OpenZFS 2.2.
+    const SAMPLE: &str = "\
+zroot\tfilesystem\t7363614954386624542\t1\t1700000000\t-\t-\t-\toff\t-\t-
+zroot/sink\tfilesystem\t1111\t50\t1700000100\t-\t-\ton\taes-256-gcm\tzroot/sink\tavailable
+zroot/sink/c 1\tfilesystem\t2222\t60\t1700000200\t-\t1-e604ea4bf-e0-789c63a2\ton\taes-256-gcm\tzroot/sink\tavailable
+zroot/sink/c 1@zrepl_2\tsnapshot\t3333\t80\t1700000400\t0\t-\ton\taes-256-gcm\tzroot/sink\tavailable
+zroot/sink/c 1#zrepl_1\tbookmark\t4444\t70\t1700000300\t-\t-\t-\t-\t-\t-
+zroot/sink/c 1@zrepl_1\tsnapshot\t4444\t70\t1700000300\t2\t-\ton\taes-256-gcm\tzroot/sink\tavailable
+zroot/vol\tvolume\t5555\t90\t1700000500\t-\t-\t-\toff\t-\tnone
+";
+
+    #[test]
+    fn parses_sample() {
+        let got = parse_list(SAMPLE).unwrap();
+        let names: Vec<&str> = got.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(
+            names,
+            ["zroot", "zroot/sink", "zroot/sink/c 1", "zroot/vol"]
+        );
+        let c = &got[2];
+        assert_eq!(c.resume_token.as_deref(), Some("1-e604ea4bf-e0-789c63a2"));
+        assert!(c.placeholder);
+        assert_eq!(c.encryption.as_deref(), Some("aes-256-gcm"));
+        assert_eq!(c.encryption_root, Some(p("zroot/sink")));
+        assert_eq!(c.key_status.as_deref(), Some("available"));
+        let v: Vec<String> = c.versions.iter().map(|v| v.full_name(&c.path)).collect();
+        assert_eq!(
+            v,
+            [
+                "zroot/sink/c 1@zrepl_1",
+                "zroot/sink/c 1#zrepl_1",
+                "zroot/sink/c 1@zrepl_2"
+            ]
+        );
+        assert_eq!(c.versions[0].userrefs, Some(2));
+        assert_eq!(c.versions[1].userrefs, None);
+        let vol = &got[3];
+        assert_eq!(
+            (vol.kind, vol.encryption.clone(), vol.key_status.clone()),
+            (DatasetKind::Volume, None, None)
+        );
+        assert!(!got[0].placeholder && got[0].encryption_root.is_none());
+        assert_eq!(parse_list("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn legacy_placeholder_hash() {
+        // zrepl 0.0.x: hex(sha512_256("pool/ds")), compared against the value of the fs itself.
+        let path = p("zroot/sink/c 1");
+        let legacy = legacy_placeholder_value(&path);
+        assert_eq!(legacy.len(), 64);
+        // NIST FIPS 180-4 test vector for SHA-512/256("abc").
+        assert_eq!(
+            legacy_placeholder_value(&p("abc")),
+            "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23"
+        );
+        assert!(is_placeholder_value(&path, &legacy));
+        assert!(
+            !is_placeholder_value(&p("zroot/sink/c 1/child"), &legacy),
+            "inherited legacy value"
+        );
+        assert!(!is_placeholder_value(&path, "off") && !is_placeholder_value(&path, "-"));
+    }
+
+    #[test]
+    fn placeholder_get_counts_only_local_values() {
+        let out = "p/a\ton\tlocal\np/a/b\ton\tinherited from p/a\np/c\t-\t-\np/d\toff\tlocal\n";
+        let got = parse_placeholder_get(out).unwrap();
+        assert_eq!(got.get(&p("p/a")), Some(&true));
+        assert_eq!(got.get(&p("p/a/b")), Some(&false));
+        assert_eq!(got.get(&p("p/c")), Some(&false));
+        assert!(parse_placeholder_get("p/a\ton\n").is_err());
+    }
+
+    #[test]
+    fn rejects_malformed_rows() {
+        let row = |s: &str| s.replace('|', "\t");
+        let cases = [
+            (
+                row("p|filesystem|1|2|3|-|-|-|off|-"),
+                "expected 11 tab-separated fields, found 10",
+            ),
+            (
+                row("p|pool|1|2|3|-|-|-|off|-|-"),
+                "\"type\" has invalid value \"pool\"",
+            ),
+            (
+                row("p|filesystem|x|2|3|-|-|-|off|-|-"),
+                "\"guid\" has invalid value \"x\"",
+            ),
+            (
+                row("p@s|filesystem|1|2|3|-|-|-|off|-|-"),
+                "not allowed in a dataset path",
+            ),
+            (
+                row("p#s|snapshot|1|2|3|-|-|-|off|-|-"),
+                "does not match the delimiter",
+            ),
+            (
+                row("p@s|snapshot|1|2|3|x|-|-|off|-|-"),
+                "\"userrefs\" has invalid value",
+            ),
+            (
+                row("p@s|snapshot|1|2|3|0|-|-|off|-|-"),
+                "\"p@s\" is listed but its dataset \"p\" is not",
+            ),
+            (
+                row("p|filesystem|1|2|3|-|-|-|off|-|-\np|filesystem|1|2|3|-|-|-|off|-|-"),
+                "listed more than once",
+            ),
+        ];
+        for (input, msg) in cases {
+            let err = parse_list(&input).unwrap_err().to_string();
+            assert!(err.contains(msg), "{input:?}: {err}");
+        }
+        let err = parse_list(&row("p|pool|1|2|3|-|-|-|off|-|-"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("line 1 \"p\\tpool"), "{err}");
+    }
+
+    #[test]
+    fn parses_a_thousand_filesystems_with_twenty_snapshots_each() {
+        let mut out = String::from("big\tfilesystem\t1\t1\t1\t-\t-\t-\toff\t-\t-\n");
+        for fs in 0..1000 {
+            let _ = writeln!(
+                out,
+                "big/fs {fs}\tfilesystem\t{fs}\t2\t2\t-\t-\t-\toff\t-\t-"
+            );
+            for s in 0..20 {
+                let _ = writeln!(
+                    out,
+                    "big/fs {fs}@snap{s}\tsnapshot\t{s}\t{}\t3\t0\t-\t-\toff\t-\t-",
+                    100 - s
+                );
+            }
+        }
+        let got = parse_list(&out).unwrap();
+        assert_eq!(got.len(), 1001);
+        assert_eq!(got.iter().map(|d| d.versions.len()).sum::<usize>(), 20_000);
+    }
+
+    /// A generated dataset plus the raw property strings zfs would print for it.
+    #[derive(Debug, Clone)]
+    struct Gen {
+        ds: ListedDataset,
+        placeholder_raw: String,
+    }
+
+    fn arb_version() -> impl Strategy<Value = Version> {
+        (
+            any::<bool>(),
+            "[a-zA-Z0-9_.: -]{1,10}",
+            any::<u64>(),
+            0u64..50,
+            any::<i64>(),
+            any::<u64>(),
+        )
+            .prop_filter("not . or ..", |t| t.1 != "." && t.1 != "..")
+            .prop_map(|(bm, name, guid, createtxg, creation, refs)| Version {
+                kind: if bm {
+                    VersionKind::Bookmark
+                } else {
+                    VersionKind::Snapshot
+                },
+                name,
+                guid,
+                createtxg,
+                creation,
+                userrefs: (!bm).then_some(refs),
+            })
+    }
+
+    fn arb_gen() -> impl Strategy<Value = Gen> {
+        let path = prop::collection::vec("[a-z0-9 ]{1,6}", 0..3).prop_map(|c| {
+            p(&std::iter::once("pool".to_string())
+                .chain(c)
+                .collect::<Vec<_>>()
+                .join("/"))
+        });
+        let enc = prop::option::of((
+            prop::sample::select(vec!["aes-256-gcm", "aes-128-ccm"]),
+            prop::sample::select(vec!["available", "unavailable"]),
+        ));
+        (
+            path,
+            any::<bool>(),
+            any::<(u64, u64, i64)>(),
+            prop::option::of("1-[0-9a-f]{1,30}"),
+            0..5u8,
+            enc,
+            prop::collection::vec(arb_version(), 0..6),
+        )
+            .prop_map(
+                |(path, vol, (guid, createtxg, creation), resume_token, ph, enc, vs)| {
+                    let placeholder_raw = match ph {
+                        0 => "on".to_string(),
+                        1 => "off".to_string(),
+                        2 => "-".to_string(),
+                        3 => legacy_placeholder_value(&path),
+                        _ => legacy_placeholder_value(&p("pool/other")),
+                    };
+                    let mut versions: Vec<Version> = Vec::new();
+                    for v in vs {
+                        if !versions
+                            .iter()
+                            .any(|o| o.kind == v.kind && o.name == v.name)
+                        {
+                            versions.push(v);
+                        }
+                    }
+                    versions.sort_by(|a, b| {
+                        (a.createtxg, a.kind, &a.name).cmp(&(b.createtxg, b.kind, &b.name))
+                    });
+                    let ds = ListedDataset {
+                        kind: if vol {
+                            DatasetKind::Volume
+                        } else {
+                            DatasetKind::Filesystem
+                        },
+                        guid,
+                        createtxg,
+                        creation,
+                        resume_token,
+                        placeholder: matches!(ph, 0 | 3),
+                        encryption: enc.map(|e| e.0.to_string()),
+                        encryption_root: enc.map(|_| p("pool")),
+                        key_status: enc.map(|e| e.1.to_string()),
+                        versions,
+                        path,
+                    };
+                    Gen {
+                        ds,
+                        placeholder_raw,
+                    }
+                },
+            )
+    }
+
+    /// Renders rows exactly as `zfs list -Hp -o LIST_PROPS` prints them.
+    fn render(g: &Gen) -> Vec<String> {
+        let d = &g.ds;
+        let dash = |o: Option<String>| o.unwrap_or_else(|| "-".to_string());
+        let enc = d.encryption.clone().unwrap_or_else(|| "off".to_string());
+        let root = dash(d.encryption_root.as_ref().map(|r| r.to_string()));
+        let keys = dash(d.key_status.clone());
+        let ty = if d.kind == DatasetKind::Volume {
+            "volume"
+        } else {
+            "filesystem"
+        };
+        let mut rows = vec![format!(
+            "{}\t{ty}\t{}\t{}\t{}\t-\t{}\t{}\t{enc}\t{root}\t{keys}",
+            d.path,
+            d.guid,
+            d.createtxg,
+            d.creation,
+            dash(d.resume_token.clone()),
+            g.placeholder_raw
+        )];
+        for v in &d.versions {
+            rows.push(match v.kind {
+                VersionKind::Snapshot => format!(
+                    "{}\tsnapshot\t{}\t{}\t{}\t{}\t-\t{}\t{enc}\t{root}\t{keys}",
+                    v.full_name(&d.path),
+                    v.guid,
+                    v.createtxg,
+                    v.creation,
+                    dash(v.userrefs.map(|u| u.to_string())),
+                    g.placeholder_raw
+                ),
+                VersionKind::Bookmark => format!(
+                    "{}\tbookmark\t{}\t{}\t{}\t-\t-\t-\t-\t-\t-",
+                    v.full_name(&d.path),
+                    v.guid,
+                    v.createtxg,
+                    v.creation
+                ),
+            });
+        }
+        rows
+    }
+
+    fn arb_listing() -> impl Strategy<Value = (Vec<ListedDataset>, Vec<String>)> {
+        prop::collection::vec(arb_gen(), 0..8).prop_flat_map(|gens| {
+            let mut unique: BTreeMap<DatasetPath, Gen> = BTreeMap::new();
+            for g in gens {
+                unique.entry(g.ds.path.clone()).or_insert(g);
+            }
+            let rows: Vec<String> = unique.values().flat_map(render).collect();
+            let expected: Vec<ListedDataset> = unique.into_values().map(|g| g.ds).collect();
+            (Just(expected), Just(rows).prop_shuffle())
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn rendered_listing_round_trips((expected, rows) in arb_listing()) {
+            let mut text = rows.join("\n");
+            text.push('\n');
+            prop_assert_eq!(parse_list(&text).unwrap(), expected);
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(s in "\\PC*") {
+            let _ = parse_list(&s);
+            let _ = parse_placeholder_get(&s);
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! [`RealZfs`]: the [`Zfs`] trait on the real `zfs` command.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::api::{DestroyReport, DestroyTarget, PropertyValue, RecvArgs, VersionRef, Zfs, ZfsVersion};
+use crate::cmd::{CmdLine, InvocationLog, Runner};
+use crate::error::{Result, ZfsError};
+use crate::name::{BookmarkName, DatasetPath, SnapshotName};
+use crate::parse::{
+    classify, parse_destroy_stderr, parse_holds, parse_list, parse_resume_token_output, parse_send_dry,
+    ListedDataset, ResumeTokenInfo, SendEstimate, StderrKind, LIST_PROPS,
+};
+use crate::process::{ProcRecvSink, ProcSendStream, RecvSink, SendStream};
+use crate::send_args::ValidatedSendArgs;
+
+/// The real `zfs` command.
+#[derive(Debug, Clone, Default)]
+pub struct RealZfs {
+    runner: Runner,
+}
+
+impl RealZfs {
+    /// Use `zfs`/`zpool` from `PATH`.
+    pub fn new() -> Self {
+        RealZfs::default()
+    }
+
+    /// Use a given runner (custom binaries, shared invocation log).
+    pub fn with_runner(runner: Runner) -> Self {
+        RealZfs { runner }
+    }
+
+    /// The record of every command this instance ran.
+    pub fn log(&self) -> &InvocationLog {
+        self.runner.log()
+    }
+
+    /// The runner, for `zpool` commands.
+    pub fn runner(&self) -> &Runner {
+        &self.runner
+    }
+
+    async fn run(&self, cmd: CmdLine) -> Result<String> {
+        self.runner.output(&cmd).await
+    }
+
+    /// Run and map "does not exist" to the typed error for `name`.
+    async fn run_on(&self, cmd: CmdLine, name: &str) -> Result<String> {
+        self.run(cmd).await.map_err(|e| not_found_as(e, name))
+    }
+
+    fn list_cmd(&self, root: &DatasetPath, depth1: bool) -> CmdLine {
+        let cmd = self
+            .runner
+            .zfs()
+            .args(["list", "-Hp", "-o", &LIST_PROPS.join(","), "-t", "filesystem,volume,snapshot,bookmark"]);
+        let cmd = if depth1 { cmd.args(["-d", "1"]) } else { cmd.arg("-r") };
+        cmd.arg(root.as_str())
+    }
+
+    async fn list_with(&self, root: &DatasetPath, depth1: bool) -> Result<Vec<ListedDataset>> {
+        let cmd = self.list_cmd(root, depth1);
+        let out = self.run_on(cmd.clone(), root.as_str()).await?;
+        parse_list(&out).map_err(|source| ZfsError::Parse {
+            cmd: cmd.to_string(),
+            source,
+        })
+    }
+
+    fn recv_cmd(&self, args: &RecvArgs, force: bool) -> CmdLine {
+        let mut cmd = self.runner.zfs().arg("recv");
+        if args.resumable {
+            cmd = cmd.arg("-s");
+        }
+        if args.unmounted {
+            cmd = cmd.arg("-u");
+        }
+        if force {
+            cmd = cmd.arg("-F");
+        }
+        for (k, v) in &args.override_props {
+            cmd = cmd.arg("-o").arg(format!("{k}={v}"));
+        }
+        for k in &args.inherit_props {
+            cmd = cmd.arg("-x").arg(k);
+        }
+        cmd.arg(args.fs.as_str())
+    }
+
+    fn start_recv(&self, args: &RecvArgs, force: bool) -> Result<Box<dyn RecvSink>> {
+        let sink = ProcRecvSink::spawn(&self.runner, self.recv_cmd(args, force), args.fs.to_string())?;
+        Ok(Box::new(GuidCheckedSink {
+            inner: sink,
+            zfs: self.clone(),
+            fs: args.fs.clone(),
+            expect: args.expect.clone(),
+            done: None,
+        }))
+    }
+}
+
+/// Rewrite a "does not exist" command failure as [`ZfsError::DatasetDoesNotExist`].
+fn not_found_as(e: ZfsError, name: &str) -> ZfsError {
+    match e {
+        ZfsError::Command {
+            kind: StderrKind::DatasetDoesNotExist,
+            ..
+        } => ZfsError::DatasetDoesNotExist { path: name.to_string() },
+        other => other,
+    }
+}
+
+#[async_trait]
+impl Zfs for RealZfs {
+    async fn list(&self, root: &DatasetPath) -> Result<Vec<ListedDataset>> {
+        self.list_with(root, false).await
+    }
+
+    async fn list_depth1(&self, fs: &DatasetPath) -> Result<Vec<ListedDataset>> {
+        self.list_with(fs, true).await
+    }
+
+    async fn get(&self, name: &str, props: &[&str]) -> Result<BTreeMap<String, PropertyValue>> {
+        let cmd = self
+            .runner
+            .zfs()
+            .args(["get", "-Hp", "-o", "property,value,source", &props.join(",")])
+            .arg(name);
+        let out = self.run_on(cmd, name).await?;
+        let mut map = BTreeMap::new();
+        for line in out.lines() {
+            let mut f = line.splitn(3, '\t');
+            if let (Some(p), Some(v), Some(s)) = (f.next(), f.next(), f.next()) {
+                map.insert(
+                    p.to_string(),
+                    PropertyValue {
+                        value: v.to_string(),
+                        source: s.to_string(),
+                    },
+                );
+            }
+        }
+        Ok(map)
+    }
+
+    async fn set(&self, ds: &DatasetPath, props: &[(String, String)]) -> Result<()> {
+        let cmd = self
+            .runner
+            .zfs()
+            .arg("set")
+            .args(props.iter().map(|(k, v)| format!("{k}={v}")))
+            .arg(ds.as_str());
+        self.run_on(cmd, ds.as_str()).await.map(drop)
+    }
+
+    async fn inherit(&self, ds: &DatasetPath, prop: &str) -> Result<()> {
+        let cmd = self.runner.zfs().args(["inherit", prop, ds.as_str()]);
+        self.run_on(cmd, ds.as_str()).await.map(drop)
+    }
+
+    async fn create(&self, fs: &DatasetPath, props: &[(String, String)]) -> Result<()> {
+        let mut cmd = self.runner.zfs().arg("create");
+        for (k, v) in props {
+            cmd = cmd.arg("-o").arg(format!("{k}={v}"));
+        }
+        let parent = fs.parent().map(|p| p.to_string()).unwrap_or_default();
+        self.run_on(cmd.arg(fs.as_str()), &parent).await.map(drop)
+    }
+
+    async fn snapshot(&self, snaps: &[SnapshotName]) -> Result<()> {
+        if snaps.is_empty() {
+            return Ok(());
+        }
+        let cmd = self.runner.zfs().arg("snapshot").args(snaps.iter().map(|s| s.to_string()));
+        self.run(cmd).await.map(drop)
+    }
+
+    async fn bookmark(&self, from: &VersionRef, guid: u64, bookmark: &BookmarkName) -> Result<()> {
+        let cmd = self
+            .runner
+            .zfs()
+            .args(["bookmark", &from.to_string(), &bookmark.to_string()]);
+        match self.run(cmd).await {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(classify_err(&e), Some(StderrKind::BookmarkExists | StderrKind::AlreadyExists)) => {
+                let existing = self.guid(&bookmark.to_string()).await?;
+                if existing == guid {
+                    Ok(())
+                } else {
+                    Err(ZfsError::BookmarkExists {
+                        bookmark: bookmark.to_string(),
+                        existing,
+                        expected: guid,
+                    })
+                }
+            }
+            Err(e) => Err(not_found_as(e, &from.to_string())),
+        }
+    }
+
+    async fn hold(&self, snap: &SnapshotName, tag: &str) -> Result<()> {
+        let cmd = self.runner.zfs().args(["hold", tag, &snap.to_string()]);
+        match self.run(cmd).await {
+            Err(e) if classify_err(&e) == Some(StderrKind::AlreadyExists) => Ok(()),
+            other => other.map(drop).map_err(|e| not_found_as(e, &snap.to_string())),
+        }
+    }
+
+    async fn release(&self, snap: &SnapshotName, tag: &str) -> Result<()> {
+        let cmd = self.runner.zfs().args(["release", tag, &snap.to_string()]);
+        match self.run(cmd).await {
+            Err(e) if is_missing_tag(&e) || classify_err(&e) == Some(StderrKind::DatasetDoesNotExist) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    async fn holds(&self, snap: &SnapshotName) -> Result<Vec<String>> {
+        let cmd = self.runner.zfs().args(["holds", "-H", &snap.to_string()]);
+        let out = self.run_on(cmd.clone(), &snap.to_string()).await?;
+        let holds = parse_holds(&out).map_err(|source| ZfsError::Parse {
+            cmd: cmd.to_string(),
+            source,
+        })?;
+        Ok(holds.into_iter().map(|(_, tag)| tag).collect())
+    }
+
+    async fn destroy_snapshots(&self, fs: &DatasetPath, names: &[String]) -> Result<DestroyReport> {
+        if names.is_empty() {
+            return Ok(DestroyReport::default());
+        }
+        for n in names {
+            SnapshotName::new(fs, n)?;
+        }
+        let spec = format!("{}@{}", fs, names.join(","));
+        let cmd = self.runner.zfs().args(["destroy", &spec]);
+        match self.run(cmd).await {
+            Ok(_) => Ok(DestroyReport {
+                destroyed: names.to_vec(),
+                failed: Vec::new(),
+            }),
+            Err(ZfsError::Command { stderr, cmd, status, kind }) => {
+                let Some(failed) = parse_destroy_stderr(fs.as_str(), &stderr) else {
+                    return Err(ZfsError::Command { cmd, status, stderr, kind });
+                };
+                // zfs destroys nothing when any snapshot of the batch fails: retry the others
+                let bad: Vec<&str> = failed.iter().filter_map(|f| f.snapshot.split_once('@').map(|x| x.1)).collect();
+                let rest: Vec<String> = names.iter().filter(|n| !bad.contains(&n.as_str())).cloned().collect();
+                let mut report = if rest.is_empty() || rest.len() == names.len() {
+                    DestroyReport::default()
+                } else {
+                    Box::pin(self.destroy_snapshots(fs, &rest)).await?
+                };
+                report.failed.extend(failed);
+                Ok(report)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn destroy(&self, target: &DestroyTarget) -> Result<()> {
+        let name = target.to_string();
+        let cmd = self.runner.zfs().args(["destroy", &name]);
+        match self.run(cmd).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // destroying a missing snapshot says "could not find any snapshots to destroy"
+                let e = not_found_as(e, &name);
+                match (&e, target) {
+                    (ZfsError::Command { stderr, .. }, DestroyTarget::Snapshot(_))
+                        if stderr.contains("could not find any snapshots") =>
+                    {
+                        Err(ZfsError::DatasetDoesNotExist { path: name })
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    async fn rollback(&self, snap: &SnapshotName) -> Result<()> {
+        let cmd = self.runner.zfs().args(["rollback", &snap.to_string()]);
+        self.run_on(cmd, &snap.to_string()).await.map(drop)
+    }
+
+    async fn resume_token_info(&self, token: &str) -> Result<ResumeTokenInfo> {
+        let cmd = self.runner.zfs().args(["send", "-nvt", token]);
+        // both the decoded contents and the refusals of a bad token are parsed
+        let output = match self.run(cmd).await {
+            Ok(out) => out,
+            Err(ZfsError::Command { stderr, .. }) => stderr,
+            Err(e) => return Err(e),
+        };
+        parse_resume_token_output(token, &output).map_err(|e| ZfsError::SendValidation(e.to_string()))
+    }
+
+    async fn send_dry(&self, args: &ValidatedSendArgs) -> Result<SendEstimate> {
+        let cmd = self.runner.zfs().args(args.zfs_args(true));
+        let out = self.run(cmd.clone()).await?;
+        parse_send_dry(&out).map_err(|source| ZfsError::Parse {
+            cmd: cmd.to_string(),
+            source,
+        })
+    }
+
+    async fn send(&self, args: &ValidatedSendArgs) -> Result<Box<dyn SendStream>> {
+        let cmd = self.runner.zfs().args(args.zfs_args(false));
+        Ok(Box::new(ProcSendStream::spawn(&self.runner, cmd)?))
+    }
+
+    async fn recv(&self, args: &RecvArgs) -> Result<Box<dyn RecvSink>> {
+        self.start_recv(args, false)
+    }
+
+    async fn recv_force_rollback(&self, args: &RecvArgs) -> Result<Box<dyn RecvSink>> {
+        self.start_recv(args, true)
+    }
+
+    async fn recv_abort(&self, fs: &DatasetPath) -> Result<()> {
+        let cmd = self.runner.zfs().args(["recv", "-A", fs.as_str()]);
+        self.run_on(cmd, fs.as_str()).await.map(drop)
+    }
+
+    async fn version(&self) -> Result<ZfsVersion> {
+        let cmd = self.runner.zfs().arg("version");
+        let out = self.run(cmd.clone()).await?;
+        ZfsVersion::parse(&out).ok_or_else(|| ZfsError::Unsupported(format!("cannot read the version from {out:?}")))
+    }
+}
+
+fn classify_err(e: &ZfsError) -> Option<StderrKind> {
+    match e {
+        ZfsError::Command { stderr, .. } => Some(classify(stderr)),
+        _ => None,
+    }
+}
+
+fn is_missing_tag(e: &ZfsError) -> bool {
+    matches!(e, ZfsError::Command { stderr, .. } if stderr.contains("no such tag"))
+}
+
+/// A receive that, once finished, checks the received snapshot's GUID.
+struct GuidCheckedSink {
+    inner: ProcRecvSink,
+    zfs: RealZfs,
+    fs: DatasetPath,
+    expect: Option<(String, u64)>,
+    done: Option<std::result::Result<(), String>>,
+}
+
+impl tokio::io::AsyncWrite for GuidCheckedSink {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl RecvSink for GuidCheckedSink {
+    async fn finish(&mut self) -> Result<()> {
+        if let Some(done) = &self.done {
+            return done.clone().map_err(ZfsError::Closed);
+        }
+        let res = async {
+            self.inner.finish().await?;
+            if let Some((snap, guid)) = &self.expect {
+                let name = SnapshotName::new(&self.fs, snap)?;
+                let actual = self.zfs.guid(&name.to_string()).await?;
+                if actual != *guid {
+                    return Err(ZfsError::GuidMismatch {
+                        name: name.to_string(),
+                        actual,
+                        expected: *guid,
+                    });
+                }
+            }
+            Ok(())
+        }
+        .await;
+        self.done = Some(res.as_ref().map(drop).map_err(|e| e.to_string()));
+        res
+    }
+
+    async fn abort(&mut self) {
+        self.inner.abort().await;
+    }
+}

@@ -1,0 +1,227 @@
+//! Send arguments and their validation. SECURITY SENSITIVE.
+//!
+//! A `zfs send` can only be started from a [`ValidatedSendArgs`], and the only
+//! way to get one is [`SendArgs::validate`]. Validation checks, against the
+//! live system:
+//! - `from` and `to` belong to the requested filesystem and have the GUIDs the
+//!   caller named (so a renamed or re-created snapshot is never sent);
+//! - the encryption policy: `encrypted` demands an encrypted filesystem and a
+//!   raw send;
+//! - a resume token, decoded by `zfs send -nvt`, names the same filesystem,
+//!   the same `toguid` and `fromguid`, and agrees with the encryption policy.
+//!   A forged or mismatched token is refused here, before anything is sent.
+
+use std::ffi::OsString;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{VersionRef, Zfs};
+use crate::error::{Result, ZfsError};
+use crate::name::{DatasetPath, SnapshotName};
+use crate::parse::ResumeTokenInfo;
+
+/// zfs send flags, named as in zrepl's `send` config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendFlags {
+    /// `-w`: send the raw (possibly encrypted) blocks.
+    pub raw: bool,
+    /// `-p`: include properties.
+    pub send_properties: bool,
+    /// `-b`: include only locally set properties (backup).
+    pub backup_properties: bool,
+    /// `-L`: large blocks.
+    pub large_blocks: bool,
+    /// `-c`: compressed blocks.
+    pub compressed: bool,
+    /// `-e`: embedded data.
+    pub embedded_data: bool,
+    /// `-S`: send the saved partial state of a partially received dataset.
+    pub saved: bool,
+}
+
+/// Unvalidated send arguments, as the caller (planner or RPC peer) wants them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendArgs {
+    /// The filesystem to send from.
+    pub fs: DatasetPath,
+    /// Incremental source (snapshot or bookmark) and its GUID; `None` for a full send.
+    pub from: Option<(VersionRef, u64)>,
+    /// The snapshot to send and its GUID.
+    pub to: (SnapshotName, u64),
+    /// zrepl's `send.encrypted`: only encrypted filesystems, always raw. No default on purpose.
+    pub encrypted: bool,
+    /// The other flags.
+    pub flags: SendFlags,
+    /// Resume from this token instead of starting over.
+    pub resume_token: Option<String>,
+    /// `-I` (all intermediate snapshots) instead of `-i`.
+    pub intermediates: bool,
+}
+
+/// Send arguments that passed [`SendArgs::validate`]; the only input `send` takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatedSendArgs {
+    args: SendArgs,
+    token: Option<ResumeTokenInfo>,
+    fs_encrypted: bool,
+}
+
+fn refuse(msg: String) -> ZfsError {
+    ZfsError::SendValidation(msg)
+}
+
+impl SendArgs {
+    /// Check the arguments against the live system. SECURITY SENSITIVE.
+    ///
+    /// # Errors
+    /// [`ZfsError::SendValidation`] naming what does not match;
+    /// [`ZfsError::DatasetDoesNotExist`] for a missing filesystem or version.
+    pub async fn validate<Z: Zfs + ?Sized>(self, zfs: &Z) -> Result<ValidatedSendArgs> {
+        let fs = &self.fs;
+        let (to, to_guid) = &self.to;
+        if to.fs() != fs {
+            return Err(refuse(format!("`to` {to} is not a snapshot of {fs}")));
+        }
+        if let Some((from, _)) = &self.from {
+            if from.fs() != fs {
+                return Err(refuse(format!("`from` {from} is not a version of {fs}")));
+            }
+            if self.intermediates && !matches!(from, VersionRef::Snapshot(_)) {
+                return Err(refuse(format!("-I needs a snapshot as `from`, not {from}")));
+            }
+        }
+        let props = zfs.get(fs.as_str(), &["encryption"]).await?;
+        let fs_encrypted = props.get("encryption").is_some_and(|p| p.value != "off" && p.value != "-");
+        if self.encrypted && !fs_encrypted {
+            return Err(refuse(format!(
+                "encrypted send mandated by policy, but filesystem {fs} is not encrypted"
+            )));
+        }
+        check_guid(zfs, &to.to_string(), *to_guid).await?;
+        if let Some((from, guid)) = &self.from {
+            check_guid(zfs, &from.to_string(), *guid).await?;
+        }
+        let token = match &self.resume_token {
+            None => None,
+            Some(t) => Some(self.check_token(zfs, t).await?),
+        };
+        Ok(ValidatedSendArgs {
+            args: self,
+            token,
+            fs_encrypted,
+        })
+    }
+
+    async fn check_token<Z: Zfs + ?Sized>(&self, zfs: &Z, token: &str) -> Result<ResumeTokenInfo> {
+        let info = zfs.resume_token_info(token).await?;
+        let fs = &self.fs;
+        if info.toname.fs() != fs {
+            return Err(refuse(format!(
+                "resume token is for {}, not for the requested filesystem {fs}",
+                info.toname
+            )));
+        }
+        if info.toguid != self.to.1 {
+            return Err(refuse(format!(
+                "resume token toguid {:#x} does not match `to` {} ({:#x})",
+                info.toguid, self.to.0, self.to.1
+            )));
+        }
+        match (&self.from, info.fromguid) {
+            (None, None) => {}
+            (Some((from, guid)), Some(t)) if *guid == t => {
+                let _ = from;
+            }
+            (Some((from, guid)), t) => {
+                return Err(refuse(format!(
+                    "resume token fromguid {t:?} does not match `from` {from} ({guid:#x})"
+                )))
+            }
+            (None, Some(t)) => {
+                return Err(refuse(format!(
+                    "resume token is incremental (fromguid {t:#x}) but a full send was requested"
+                )))
+            }
+        }
+        let want_raw = self.encrypted || self.flags.raw;
+        if want_raw && !info.raw_ok {
+            return Err(refuse(
+                "resume token would send plaintext, but the policy requires an encrypted (raw) send".into(),
+            ));
+        }
+        if !want_raw && info.raw_ok {
+            return Err(refuse(
+                "resume token would send raw (encrypted) data, but a plain send was requested".into(),
+            ));
+        }
+        Ok(info)
+    }
+}
+
+async fn check_guid<Z: Zfs + ?Sized>(zfs: &Z, name: &str, expected: u64) -> Result<()> {
+    let actual = zfs.guid(name).await?;
+    if actual != expected {
+        return Err(ZfsError::GuidMismatch {
+            name: name.to_string(),
+            actual,
+            expected,
+        });
+    }
+    Ok(())
+}
+
+impl ValidatedSendArgs {
+    /// The arguments as validated.
+    pub fn args(&self) -> &SendArgs {
+        &self.args
+    }
+
+    /// The decoded resume token, when resuming.
+    pub fn token(&self) -> Option<&ResumeTokenInfo> {
+        self.token.as_ref()
+    }
+
+    /// Whether the sending filesystem is encrypted.
+    pub fn fs_encrypted(&self) -> bool {
+        self.fs_encrypted
+    }
+
+    /// Whether the stream will be raw.
+    pub fn raw(&self) -> bool {
+        self.args.encrypted || self.args.flags.raw
+    }
+
+    /// The `zfs` arguments (after the binary): `send [flags] [-i|-I from] to`,
+    /// or `send -t token`; with `dry`, `-nvP` is added for an estimate.
+    pub fn zfs_args(&self, dry: bool) -> Vec<OsString> {
+        let mut a: Vec<OsString> = vec!["send".into()];
+        if dry {
+            a.push("-nvP".into());
+        }
+        if let Some(t) = &self.args.resume_token {
+            a.push("-t".into());
+            a.push(t.into());
+            return a;
+        }
+        let f = &self.args.flags;
+        for (on, flag) in [
+            (self.raw(), "-w"),
+            (f.send_properties, "-p"),
+            (f.backup_properties, "-b"),
+            (f.large_blocks, "-L"),
+            (f.compressed, "-c"),
+            (f.embedded_data, "-e"),
+            (f.saved, "-S"),
+        ] {
+            if on {
+                a.push(flag.into());
+            }
+        }
+        if let Some((from, _)) = &self.args.from {
+            a.push(if self.args.intermediates { "-I" } else { "-i" }.into());
+            a.push(from.to_string().into());
+        }
+        a.push(self.args.to.0.to_string().into());
+        a
+    }
+}

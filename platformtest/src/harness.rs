@@ -1,0 +1,193 @@
+//! The harness: a fresh, uniquely named pool on a file vdev for every case,
+//! destroyed afterwards even when the case fails or panics.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use futures_util::FutureExt;
+use zrelay_zfs::{DatasetPath, RealZfs, Zfs};
+
+/// A case's body.
+pub type CaseFn = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+
+/// One named platform test.
+pub struct Case {
+    /// The name; zrepl's case name where the case comes from zrepl.
+    pub name: &'static str,
+    /// The body.
+    pub run: CaseFn,
+}
+
+/// What a case gets: the real ZFS, its own pool, and a root dataset whose
+/// name contains a space.
+pub struct Ctx {
+    /// The ZFS layer under test.
+    pub zfs: RealZfs,
+    /// The pool's name.
+    pub pool: String,
+    /// `<pool>/zrelay platformtest`, created empty for the case.
+    pub root: DatasetPath,
+}
+
+impl Ctx {
+    /// `root/<rel>` as a dataset path.
+    pub fn ds(&self, rel: &str) -> DatasetPath {
+        self.root.join_relative(rel).expect("valid test dataset name")
+    }
+
+    /// Run a shell command in the guest (for setup that zrelay does not do itself).
+    pub async fn sh(&self, script: &str) -> Result<String> {
+        let out = tokio::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", script])
+            .env("POOL", &self.pool)
+            .env("ROOT", self.root.as_str())
+            .output()
+            .await
+            .context("spawning bash")?;
+        if !out.status.success() {
+            bail!(
+                "shell step failed ({}): {script}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Write `bytes` of incompressible data into a new file of the mounted `fs`.
+    pub async fn write(&self, fs: &DatasetPath, file: &str, bytes: usize) -> Result<()> {
+        let mp = self.zfs.get(fs.as_str(), &["mountpoint"]).await?;
+        let mp = mp.get("mountpoint").map(|p| p.value.clone()).unwrap_or_default();
+        let path = Path::new(&mp).join(file);
+        let mut data = vec![0u8; bytes];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ bytes as u64;
+        for chunk in data.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let b = x.to_le_bytes();
+            chunk.copy_from_slice(&b[..chunk.len()]);
+        }
+        tokio::fs::write(&path, data)
+            .await
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Runs cases, each in its own pool, and tallies the outcome.
+pub struct Harness {
+    vdev_dir: PathBuf,
+    run_id: String,
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Harness {
+    /// Pools go on file vdevs under `vdev_dir`.
+    pub fn new(vdev_dir: PathBuf) -> Self {
+        Harness {
+            vdev_dir,
+            run_id: format!("{:x}", std::process::id()),
+            passed: 0,
+            failed: Vec::new(),
+        }
+    }
+
+    /// Number of cases that passed so far.
+    pub fn passed(&self) -> usize {
+        self.passed
+    }
+
+    /// Names of cases that failed so far.
+    pub fn failed(&self) -> &[String] {
+        &self.failed
+    }
+
+    /// Run one case in a fresh pool, then destroy the pool whatever happened.
+    pub async fn run(&mut self, index: usize, case: &Case) {
+        let started = Instant::now();
+        let pool = format!("zrelaypt_{}_{index}", self.run_id);
+        let vdev = self.vdev_dir.join(format!("{pool}.img"));
+        let result = match self.setup(&pool, &vdev).await {
+            Ok(ctx) => {
+                let r = std::panic::AssertUnwindSafe((case.run)(&ctx)).catch_unwind().await;
+                match r {
+                    Ok(r) => r,
+                    Err(panic) => Err(anyhow::anyhow!("panicked: {}", panic_message(&panic))),
+                }
+            }
+            Err(e) => Err(e.context("setting up the pool")),
+        };
+        let teardown = teardown(&pool, &vdev).await;
+        let secs = started.elapsed().as_secs_f64();
+        match result.and(teardown) {
+            Ok(()) => {
+                self.passed += 1;
+                println!("ok     {} ({secs:.1}s)", case.name);
+            }
+            Err(e) => {
+                self.failed.push(case.name.to_string());
+                println!("FAILED {} ({secs:.1}s): {e:#}", case.name);
+            }
+        }
+    }
+
+    async fn setup(&self, pool: &str, vdev: &Path) -> Result<Ctx> {
+        tokio::fs::create_dir_all(&self.vdev_dir).await?;
+        let file = std::fs::File::create(vdev).with_context(|| format!("creating {}", vdev.display()))?;
+        file.set_len(256 << 20)?;
+        let zfs = RealZfs::new();
+        let status = tokio::process::Command::new("zpool")
+            .args(["create", "-f", "-o", "cachefile=none", "-m"])
+            .arg(format!("/{pool}"))
+            .arg(pool)
+            .arg(vdev)
+            .output()
+            .await?;
+        if !status.status.success() {
+            bail!("zpool create {pool}: {}", String::from_utf8_lossy(&status.stderr));
+        }
+        let root = DatasetPath::parse(&format!("{pool}/zrelay platformtest"))?;
+        zfs.create(&root, &[]).await?;
+        Ok(Ctx {
+            zfs,
+            pool: pool.to_string(),
+            root,
+        })
+    }
+}
+
+async fn teardown(pool: &str, vdev: &Path) -> Result<()> {
+    let mut last = String::new();
+    // a just-killed zfs send or recv can keep the pool busy for a moment
+    for _ in 0..10 {
+        let out = tokio::process::Command::new("zpool")
+            .args(["destroy", "-f", pool])
+            .output()
+            .await?;
+        if out.status.success() {
+            let _ = tokio::fs::remove_file(vdev).await;
+            return Ok(());
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        if last.contains("no such pool") {
+            let _ = tokio::fs::remove_file(vdev).await;
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    bail!("cannot destroy pool {pool}: {last}")
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic".to_string()
+    }
+}
