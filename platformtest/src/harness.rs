@@ -8,17 +8,26 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use futures_util::FutureExt;
+use zrelay_zfs::conformance::{self, Fixture};
 use zrelay_zfs::{DatasetPath, RealZfs, Zfs};
 
 /// A case's body.
 pub type CaseFn = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+
+/// A case body: platform-only, or from the behavioural suite shared with the fake.
+pub enum Body {
+    /// Needs the real system.
+    Platform(CaseFn),
+    /// From `zrelay_zfs::conformance`, run here against real ZFS.
+    Conformance(conformance::CaseFn),
+}
 
 /// One named platform test.
 pub struct Case {
     /// The name; zrepl's case name where the case comes from zrepl.
     pub name: &'static str,
     /// The body.
-    pub run: CaseFn,
+    pub run: Body,
 }
 
 /// What a case gets: the real ZFS, its own pool, and a root dataset whose
@@ -30,12 +39,15 @@ pub struct Ctx {
     pub pool: String,
     /// `<pool>/zrelay platformtest`, created empty for the case.
     pub root: DatasetPath,
+    files: std::sync::atomic::AtomicUsize,
 }
 
 impl Ctx {
     /// `root/<rel>` as a dataset path.
     pub fn ds(&self, rel: &str) -> DatasetPath {
-        self.root.join_relative(rel).expect("valid test dataset name")
+        self.root
+            .join_relative(rel)
+            .expect("valid test dataset name")
     }
 
     /// Run a shell command in the guest (for setup that zrelay does not do itself).
@@ -60,7 +72,10 @@ impl Ctx {
     /// Write `bytes` of incompressible data into a new file of the mounted `fs`.
     pub async fn write(&self, fs: &DatasetPath, file: &str, bytes: usize) -> Result<()> {
         let mp = self.zfs.get(fs.as_str(), &["mountpoint"]).await?;
-        let mp = mp.get("mountpoint").map(|p| p.value.clone()).unwrap_or_default();
+        let mp = mp
+            .get("mountpoint")
+            .map(|p| p.value.clone())
+            .unwrap_or_default();
         let path = Path::new(&mp).join(file);
         let mut data = vec![0u8; bytes];
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ bytes as u64;
@@ -74,6 +89,28 @@ impl Ctx {
         tokio::fs::write(&path, data)
             .await
             .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Fixture for Ctx {
+    fn zfs(&self) -> &dyn Zfs {
+        &self.zfs
+    }
+
+    fn root(&self) -> &DatasetPath {
+        &self.root
+    }
+
+    async fn write(&self, fs: &DatasetPath, bytes: usize) -> Result<(), String> {
+        let name = format!(
+            "data-{}",
+            self.files
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        Ctx::write(self, fs, &name, bytes)
+            .await
+            .map_err(|e| format!("{e:#}"))
     }
 }
 
@@ -113,7 +150,13 @@ impl Harness {
         let vdev = self.vdev_dir.join(format!("{pool}.img"));
         let result = match self.setup(&pool, &vdev).await {
             Ok(ctx) => {
-                let r = std::panic::AssertUnwindSafe((case.run)(&ctx)).catch_unwind().await;
+                let body = async {
+                    match case.run {
+                        Body::Platform(f) => f(&ctx).await,
+                        Body::Conformance(f) => f(&ctx).await.map_err(anyhow::Error::msg),
+                    }
+                };
+                let r = std::panic::AssertUnwindSafe(body).catch_unwind().await;
                 match r {
                     Ok(r) => r,
                     Err(panic) => Err(anyhow::anyhow!("panicked: {}", panic_message(&panic))),
@@ -137,7 +180,8 @@ impl Harness {
 
     async fn setup(&self, pool: &str, vdev: &Path) -> Result<Ctx> {
         tokio::fs::create_dir_all(&self.vdev_dir).await?;
-        let file = std::fs::File::create(vdev).with_context(|| format!("creating {}", vdev.display()))?;
+        let file =
+            std::fs::File::create(vdev).with_context(|| format!("creating {}", vdev.display()))?;
         file.set_len(256 << 20)?;
         let zfs = RealZfs::new();
         let status = tokio::process::Command::new("zpool")
@@ -148,7 +192,10 @@ impl Harness {
             .output()
             .await?;
         if !status.status.success() {
-            bail!("zpool create {pool}: {}", String::from_utf8_lossy(&status.stderr));
+            bail!(
+                "zpool create {pool}: {}",
+                String::from_utf8_lossy(&status.stderr)
+            );
         }
         let root = DatasetPath::parse(&format!("{pool}/zrelay platformtest"))?;
         zfs.create(&root, &[]).await?;
@@ -156,6 +203,7 @@ impl Harness {
             zfs,
             pool: pool.to_string(),
             root,
+            files: Default::default(),
         })
     }
 }

@@ -53,7 +53,9 @@ async fn main() -> Result<()> {
     }
     let cases: Vec<_> = cases::all()
         .into_iter()
-        .filter(|c| args.filters.is_empty() || args.filters.iter().any(|f| c.name.contains(f.as_str())))
+        .filter(|c| {
+            args.filters.is_empty() || args.filters.iter().any(|f| c.name.contains(f.as_str()))
+        })
         .collect();
     if args.list {
         for c in &cases {
@@ -65,8 +67,12 @@ async fn main() -> Result<()> {
         bail!("no case matches {:?}", args.filters);
     }
     let version = RealZfs::new().version().await?;
-    println!("platform: running {} cases on OpenZFS {} (kmod {})", cases.len(), version.userland,
-        version.kmod.as_deref().unwrap_or("not loaded"));
+    println!(
+        "platform: running {} cases on OpenZFS {} (kmod {})",
+        cases.len(),
+        version.userland,
+        version.kmod.as_deref().unwrap_or("not loaded")
+    );
     let mut harness = harness::Harness::new(args.vdev_dir);
     for (i, case) in cases.iter().enumerate() {
         harness.run(i, case).await;
@@ -75,6 +81,11 @@ async fn main() -> Result<()> {
     if failed > 0 {
         println!("failed cases: {}", harness.failed().join(", "));
     }
-    println!("platform: {} passed, {} failed, on OpenZFS {}", harness.passed(), failed, version.short());
+    println!(
+        "platform: {} passed, {} failed, on OpenZFS {}",
+        harness.passed(),
+        failed,
+        version.short()
+    );
     std::process::exit(if failed == 0 { 0 } else { 1 });
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zrelay_zfs::name::VersionKind;
-use zrelay_zfs::{DatasetPath, RealZfs, RecvArgs, SendArgs, SendFlags, SnapshotName, VersionRef, Zfs};
+use zrelay_zfs::{
+    DatasetPath, RealZfs, RecvArgs, SendArgs, SendFlags, SnapshotName, VersionRef, Zfs,
+};
 
 /// Replicate all snapshots of `src` into `dst`.
 pub async fn run(src: &str, dst: &str) -> Result<()> {
@@ -34,7 +36,11 @@ pub async fn run(src: &str, dst: &str) -> Result<()> {
         };
         let valid = args.validate(&zfs).await?;
         let expected = zfs.send_dry(&valid).await?.size;
-        let kind = if from.is_some() { "incremental" } else { "full" };
+        let kind = if from.is_some() {
+            "incremental"
+        } else {
+            "full"
+        };
         println!("step {kind} -> {to}: about {expected} bytes");
         let mut stream = zfs.send(&valid).await?;
         let mut recv = RecvArgs::new(dst.clone());
@@ -50,16 +56,25 @@ pub async fn run(src: &str, dst: &str) -> Result<()> {
             if n == 0 {
                 break;
             }
-            sink.write_all(&buf[..n]).await.context("writing zfs recv")?;
+            sink.write_all(&buf[..n])
+                .await
+                .context("writing zfs recv")?;
             done += n as u64;
             if last.elapsed() > Duration::from_millis(500) {
                 last = Instant::now();
-                println!("  {done} / {expected} bytes ({:.0}%)", 100.0 * done as f64 / expected.max(1) as f64);
+                println!(
+                    "  {done} / {expected} bytes ({:.0}%)",
+                    100.0 * done as f64 / expected.max(1) as f64
+                );
             }
         }
         stream.close().await?;
         sink.finish().await?;
-        println!("  done: {done} bytes in {:.1}s, guid {:#x} verified", started.elapsed().as_secs_f64(), v.guid);
+        println!(
+            "  done: {done} bytes in {:.1}s, guid {:#x} verified",
+            started.elapsed().as_secs_f64(),
+            v.guid
+        );
         from = Some((to, v.guid));
     }
     Ok(())

@@ -140,7 +140,11 @@ impl ZfsVersion {
             .split(|c: char| !c.is_ascii_digit())
             .filter(|s| !s.is_empty())
             .map(|s| s.parse::<u32>().unwrap_or(0));
-        let numeric = (nums.next()?, nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+        let numeric = (
+            nums.next()?,
+            nums.next().unwrap_or(0),
+            nums.next().unwrap_or(0),
+        );
         Some(ZfsVersion {
             userland,
             kmod,
@@ -192,7 +196,11 @@ pub trait Zfs: Send + Sync {
     /// Snapshots and bookmarks of `fs` alone, oldest first. None is an empty list.
     async fn list_versions(&self, fs: &DatasetPath) -> Result<Vec<Version>> {
         let all = self.list_depth1(fs).await?;
-        Ok(all.into_iter().find(|d| &d.path == fs).map(|d| d.versions).unwrap_or_default())
+        Ok(all
+            .into_iter()
+            .find(|d| &d.path == fs)
+            .map(|d| d.versions)
+            .unwrap_or_default())
     }
 
     /// `fs` and its direct children, with versions (used by `list_versions`).
@@ -204,8 +212,12 @@ pub trait Zfs: Send + Sync {
     /// The GUID of a dataset, snapshot or bookmark (full name).
     async fn guid(&self, name: &str) -> Result<u64> {
         let props = self.get(name, &["guid"]).await?;
-        let v = props.get("guid").map(|p| p.value.clone()).unwrap_or_default();
-        v.parse().map_err(|_| ZfsError::SendValidation(format!("{name:?} has no numeric guid ({v:?})")))
+        let v = props
+            .get("guid")
+            .map(|p| p.value.clone())
+            .unwrap_or_default();
+        v.parse()
+            .map_err(|_| ZfsError::SendValidation(format!("{name:?} has no numeric guid ({v:?})")))
     }
 
     /// `zfs set`.

@@ -151,12 +151,26 @@ impl InvocationLog {
 
     /// Commands running now.
     pub fn active(&self) -> Vec<ActiveInvocation> {
-        self.inner.state.lock().unwrap().active.values().cloned().collect()
+        self.inner
+            .state
+            .lock()
+            .unwrap()
+            .active
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The most recent finished invocations, oldest first.
     pub fn recent(&self) -> Vec<Invocation> {
-        self.inner.state.lock().unwrap().recent.iter().cloned().collect()
+        self.inner
+            .state
+            .lock()
+            .unwrap()
+            .recent
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn begin(&self, cmd: &CmdLine) -> ActiveGuard {
@@ -262,6 +276,19 @@ impl Runner {
     /// Run to completion and return stdout; a non-zero exit becomes
     /// [`ZfsError::Command`] with the stderr tail.
     pub async fn output(&self, cmd: &CmdLine) -> Result<String> {
+        let (status, out, stderr) = self.output_unchecked(cmd).await?;
+        if !status.success() {
+            return Err(command_error(cmd, &status, stderr));
+        }
+        Ok(out)
+    }
+
+    /// Run to completion and return the exit status, stdout and the stderr
+    /// tail, whatever the exit status.
+    pub async fn output_unchecked(
+        &self,
+        cmd: &CmdLine,
+    ) -> Result<(std::process::ExitStatus, String, String)> {
         let mut guard = self.log.begin(cmd);
         let spawn_err = |source| ZfsError::Spawn {
             cmd: cmd.to_string(),
@@ -279,16 +306,19 @@ impl Runner {
         let (read, stderr) = tokio::join!(stdout.read_to_end(&mut out), drain_bounded(stderr));
         let status = child.wait().await.map_err(spawn_err)?;
         read.map_err(spawn_err)?;
-        if !status.success() {
-            return Err(command_error(cmd, &status, stderr));
+        if status.success() {
+            guard.succeeded();
         }
-        guard.succeeded();
-        Ok(String::from_utf8_lossy(&out).into_owned())
+        Ok((status, String::from_utf8_lossy(&out).into_owned(), stderr))
     }
 }
 
 /// The error for a command that ran and failed.
-pub(crate) fn command_error(cmd: &CmdLine, status: &std::process::ExitStatus, stderr: String) -> ZfsError {
+pub(crate) fn command_error(
+    cmd: &CmdLine,
+    status: &std::process::ExitStatus,
+    stderr: String,
+) -> ZfsError {
     ZfsError::Command {
         cmd: cmd.to_string(),
         status: describe_status(status),
@@ -369,7 +399,8 @@ mod tests {
     #[tokio::test]
     async fn huge_stderr_does_not_block() {
         let r = Runner::new("sh", "sh");
-        let noisy = CmdLine::new("sh").args(["-c", "head -c 1000000 /dev/zero | tr '\\0' x >&2; exit 3"]);
+        let noisy =
+            CmdLine::new("sh").args(["-c", "head -c 1000000 /dev/zero | tr '\\0' x >&2; exit 3"]);
         let e = r.output(&noisy).await.unwrap_err();
         match e {
             ZfsError::Command { stderr, .. } => assert!(stderr.len() <= STDERR_CAPTURE),

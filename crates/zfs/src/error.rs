@@ -126,7 +126,9 @@ impl ZfsError {
                 StderrKind::Busy | StderrKind::Held | StderrKind::Other => Temporary,
                 _ => Permanent,
             },
-            ZfsError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Permanent,
+            ZfsError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Permanent
+            }
             ZfsError::Spawn { .. } | ZfsError::Stream { .. } | ZfsError::Injected(_) => Temporary,
             ZfsError::Name(_)
             | ZfsError::DatasetDoesNotExist { .. }

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod cmd;
+pub mod conformance;
 pub mod error;
 pub mod name;
 pub mod parse;
@@ -20,7 +21,9 @@ pub mod process;
 pub mod real;
 pub mod send_args;
 
-pub use api::{DestroyReport, DestroyTarget, Features, PropertyValue, RecvArgs, VersionRef, Zfs, ZfsVersion};
+pub use api::{
+    DestroyReport, DestroyTarget, Features, PropertyValue, RecvArgs, VersionRef, Zfs, ZfsVersion,
+};
 pub use error::{ErrorClass, Result, ZfsError};
 pub use name::{BookmarkName, DatasetPath, SnapshotName};
 pub use real::RealZfs;

@@ -107,7 +107,11 @@ enum Outcome {
 
 impl Outcome {
     /// Poll the reaper; returns Ok(()) for a clean exit, Err(message) otherwise.
-    fn poll_exit(&mut self, cx: &mut Context<'_>, cmd: &CmdLine) -> Poll<std::result::Result<(), String>> {
+    fn poll_exit(
+        &mut self,
+        cx: &mut Context<'_>,
+        cmd: &CmdLine,
+    ) -> Poll<std::result::Result<(), String>> {
         if let Outcome::Running(rx) = self {
             let res = match ready!(Pin::new(rx).poll(cx)) {
                 Ok(Ok((status, _))) if status.success() => Ok(()),
@@ -170,10 +174,16 @@ impl ProcSendStream {
 }
 
 impl AsyncRead for ProcSendStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.closed {
-            return Poll::Ready(Err(io::Error::other(ZfsError::Closed(this.cmd.to_string()))));
+            return Poll::Ready(Err(io::Error::other(ZfsError::Closed(
+                this.cmd.to_string(),
+            ))));
         }
         if let Some(out) = this.stdout.as_mut() {
             let before = buf.filled().len();
@@ -235,11 +245,18 @@ impl ProcRecvSink {
 }
 
 fn closed_pipe(cmd: &CmdLine) -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, format!("`{cmd}` no longer reads its input"))
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        format!("`{cmd}` no longer reads its input"),
+    )
 }
 
 impl AsyncWrite for ProcRecvSink {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         match this.stdin.as_mut() {
             Some(s) => Pin::new(s).poll_write(cx, buf),
@@ -272,23 +289,29 @@ impl AsyncWrite for ProcRecvSink {
 impl RecvSink for ProcRecvSink {
     async fn finish(&mut self) -> Result<()> {
         self.stdin = None; // EOF for zfs recv
-        self.outcome.wait_error(&self.cmd).await.map_err(|e| match e {
-            ZfsError::Command {
-                kind: StderrKind::DestroyOrOverwriteEncrypted,
-                stderr,
-                ..
-            } => ZfsError::RecvDestroyOrOverwriteEncrypted {
-                fs: self.fs.clone(),
-                stderr,
-            },
-            other => other,
-        })
+        self.outcome
+            .wait_error(&self.cmd)
+            .await
+            .map_err(|e| match e {
+                ZfsError::Command {
+                    kind: StderrKind::DestroyOrOverwriteEncrypted,
+                    stderr,
+                    ..
+                } => ZfsError::RecvDestroyOrOverwriteEncrypted {
+                    fs: self.fs.clone(),
+                    stderr,
+                },
+                other => other,
+            })
     }
 
     async fn abort(&mut self) {
         self.stdin = None;
         let wait = self.outcome.wait_error(&self.cmd);
-        if tokio::time::timeout(std::time::Duration::from_secs(30), wait).await.is_err() {
+        if tokio::time::timeout(std::time::Duration::from_secs(30), wait)
+            .await
+            .is_err()
+        {
             self.kill.cancel();
             let _ = self.outcome.wait_error(&self.cmd).await;
         }

@@ -4,13 +4,15 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use crate::api::{DestroyReport, DestroyTarget, PropertyValue, RecvArgs, VersionRef, Zfs, ZfsVersion};
+use crate::api::{
+    DestroyReport, DestroyTarget, PropertyValue, RecvArgs, VersionRef, Zfs, ZfsVersion,
+};
 use crate::cmd::{CmdLine, InvocationLog, Runner};
 use crate::error::{Result, ZfsError};
 use crate::name::{BookmarkName, DatasetPath, SnapshotName};
 use crate::parse::{
-    classify, parse_destroy_stderr, parse_holds, parse_list, parse_resume_token_output, parse_send_dry,
-    ListedDataset, ResumeTokenInfo, SendEstimate, StderrKind, LIST_PROPS,
+    classify, parse_destroy_stderr, parse_holds, parse_list, parse_resume_token_output,
+    parse_send_dry, ListedDataset, ResumeTokenInfo, SendEstimate, StderrKind, LIST_PROPS,
 };
 use crate::process::{ProcRecvSink, ProcSendStream, RecvSink, SendStream};
 use crate::send_args::ValidatedSendArgs;
@@ -52,11 +54,19 @@ impl RealZfs {
     }
 
     fn list_cmd(&self, root: &DatasetPath, depth1: bool) -> CmdLine {
-        let cmd = self
-            .runner
-            .zfs()
-            .args(["list", "-Hp", "-o", &LIST_PROPS.join(","), "-t", "filesystem,volume,snapshot,bookmark"]);
-        let cmd = if depth1 { cmd.args(["-d", "1"]) } else { cmd.arg("-r") };
+        let cmd = self.runner.zfs().args([
+            "list",
+            "-Hp",
+            "-o",
+            &LIST_PROPS.join(","),
+            "-t",
+            "filesystem,volume,snapshot,bookmark",
+        ]);
+        let cmd = if depth1 {
+            cmd.args(["-d", "1"])
+        } else {
+            cmd.arg("-r")
+        };
         cmd.arg(root.as_str())
     }
 
@@ -90,7 +100,11 @@ impl RealZfs {
     }
 
     fn start_recv(&self, args: &RecvArgs, force: bool) -> Result<Box<dyn RecvSink>> {
-        let sink = ProcRecvSink::spawn(&self.runner, self.recv_cmd(args, force), args.fs.to_string())?;
+        let sink = ProcRecvSink::spawn(
+            &self.runner,
+            self.recv_cmd(args, force),
+            args.fs.to_string(),
+        )?;
         Ok(Box::new(GuidCheckedSink {
             inner: sink,
             zfs: self.clone(),
@@ -107,7 +121,9 @@ fn not_found_as(e: ZfsError, name: &str) -> ZfsError {
         ZfsError::Command {
             kind: StderrKind::DatasetDoesNotExist,
             ..
-        } => ZfsError::DatasetDoesNotExist { path: name.to_string() },
+        } => ZfsError::DatasetDoesNotExist {
+            path: name.to_string(),
+        },
         other => other,
     }
 }
@@ -126,7 +142,13 @@ impl Zfs for RealZfs {
         let cmd = self
             .runner
             .zfs()
-            .args(["get", "-Hp", "-o", "property,value,source", &props.join(",")])
+            .args([
+                "get",
+                "-Hp",
+                "-o",
+                "property,value,source",
+                &props.join(","),
+            ])
             .arg(name);
         let out = self.run_on(cmd, name).await?;
         let mut map = BTreeMap::new();
@@ -173,7 +195,11 @@ impl Zfs for RealZfs {
         if snaps.is_empty() {
             return Ok(());
         }
-        let cmd = self.runner.zfs().arg("snapshot").args(snaps.iter().map(|s| s.to_string()));
+        let cmd = self
+            .runner
+            .zfs()
+            .arg("snapshot")
+            .args(snaps.iter().map(|s| s.to_string()));
         self.run(cmd).await.map(drop)
     }
 
@@ -184,7 +210,12 @@ impl Zfs for RealZfs {
             .args(["bookmark", &from.to_string(), &bookmark.to_string()]);
         match self.run(cmd).await {
             Ok(_) => Ok(()),
-            Err(e) if matches!(classify_err(&e), Some(StderrKind::BookmarkExists | StderrKind::AlreadyExists)) => {
+            Err(e)
+                if matches!(
+                    classify_err(&e),
+                    Some(StderrKind::BookmarkExists | StderrKind::AlreadyExists)
+                ) =>
+            {
                 let existing = self.guid(&bookmark.to_string()).await?;
                 if existing == guid {
                     Ok(())
@@ -204,14 +235,23 @@ impl Zfs for RealZfs {
         let cmd = self.runner.zfs().args(["hold", tag, &snap.to_string()]);
         match self.run(cmd).await {
             Err(e) if classify_err(&e) == Some(StderrKind::AlreadyExists) => Ok(()),
-            other => other.map(drop).map_err(|e| not_found_as(e, &snap.to_string())),
+            other => other
+                .map(drop)
+                .map_err(|e| not_found_as(e, &snap.to_string())),
         }
     }
 
     async fn release(&self, snap: &SnapshotName, tag: &str) -> Result<()> {
         let cmd = self.runner.zfs().args(["release", tag, &snap.to_string()]);
         match self.run(cmd).await {
-            Err(e) if is_missing_tag(&e) || classify_err(&e) == Some(StderrKind::DatasetDoesNotExist) => Ok(()),
+            Err(e)
+                if matches!(
+                    classify_err(&e),
+                    Some(StderrKind::NoSuchHoldTag | StderrKind::DatasetDoesNotExist)
+                ) =>
+            {
+                Ok(())
+            }
             other => other.map(drop),
         }
     }
@@ -240,13 +280,30 @@ impl Zfs for RealZfs {
                 destroyed: names.to_vec(),
                 failed: Vec::new(),
             }),
-            Err(ZfsError::Command { stderr, cmd, status, kind }) => {
+            Err(ZfsError::Command {
+                stderr,
+                cmd,
+                status,
+                kind,
+            }) => {
                 let Some(failed) = parse_destroy_stderr(fs.as_str(), &stderr) else {
-                    return Err(ZfsError::Command { cmd, status, stderr, kind });
+                    return Err(ZfsError::Command {
+                        cmd,
+                        status,
+                        stderr,
+                        kind,
+                    });
                 };
                 // zfs destroys nothing when any snapshot of the batch fails: retry the others
-                let bad: Vec<&str> = failed.iter().filter_map(|f| f.snapshot.split_once('@').map(|x| x.1)).collect();
-                let rest: Vec<String> = names.iter().filter(|n| !bad.contains(&n.as_str())).cloned().collect();
+                let bad: Vec<&str> = failed
+                    .iter()
+                    .filter_map(|f| f.snapshot.split_once('@').map(|x| x.1))
+                    .collect();
+                let rest: Vec<String> = names
+                    .iter()
+                    .filter(|n| !bad.contains(&n.as_str()))
+                    .cloned()
+                    .collect();
                 let mut report = if rest.is_empty() || rest.len() == names.len() {
                     DestroyReport::default()
                 } else {
@@ -286,13 +343,10 @@ impl Zfs for RealZfs {
 
     async fn resume_token_info(&self, token: &str) -> Result<ResumeTokenInfo> {
         let cmd = self.runner.zfs().args(["send", "-nvt", token]);
-        // both the decoded contents and the refusals of a bad token are parsed
-        let output = match self.run(cmd).await {
-            Ok(out) => out,
-            Err(ZfsError::Command { stderr, .. }) => stderr,
-            Err(e) => return Err(e),
-        };
-        parse_resume_token_output(token, &output).map_err(|e| ZfsError::SendValidation(e.to_string()))
+        // a token whose source is gone prints its contents AND fails: parse both streams
+        let (_, out, err) = self.runner.output_unchecked(&cmd).await?;
+        parse_resume_token_output(token, &format!("{out}{err}"))
+            .map_err(|e| ZfsError::SendValidation(e.to_string()))
     }
 
     async fn send_dry(&self, args: &ValidatedSendArgs) -> Result<SendEstimate> {
@@ -314,6 +368,42 @@ impl Zfs for RealZfs {
     }
 
     async fn recv_force_rollback(&self, args: &RecvArgs) -> Result<Box<dyn RecvSink>> {
+        // `recv -F` of a non-replication stream does not roll back over
+        // existing snapshots ("destination has snapshots"), so, as zrepl does,
+        // destroy them first. Encrypted targets are refused BEFORE anything
+        // is destroyed: OpenZFS would refuse the receive afterwards anyway.
+        match self.get(args.fs.as_str(), &["encryption"]).await {
+            Ok(p)
+                if p.get("encryption")
+                    .is_some_and(|v| v.value != "off" && v.value != "-") =>
+            {
+                return Err(ZfsError::RecvDestroyOrOverwriteEncrypted {
+                    fs: args.fs.to_string(),
+                    stderr: "zfs receive -F cannot be used to destroy an encrypted filesystem"
+                        .into(),
+                });
+            }
+            Ok(_) => {
+                let snaps: Vec<String> = self
+                    .list_versions(&args.fs)
+                    .await?
+                    .into_iter()
+                    .filter(|v| v.kind == crate::name::VersionKind::Snapshot)
+                    .map(|v| v.name)
+                    .collect();
+                let report = self.destroy_snapshots(&args.fs, &snaps).await?;
+                if let Some(f) = report.failed.first() {
+                    return Err(ZfsError::Command {
+                        cmd: format!("zfs destroy (before recv -F into {})", args.fs),
+                        status: "refused".into(),
+                        stderr: format!("cannot destroy {}: {:?}", f.snapshot, f.reason),
+                        kind: StderrKind::Busy,
+                    });
+                }
+            }
+            Err(e) if e.is_does_not_exist() => {}
+            Err(e) => return Err(e),
+        }
         self.start_recv(args, true)
     }
 
@@ -325,7 +415,8 @@ impl Zfs for RealZfs {
     async fn version(&self) -> Result<ZfsVersion> {
         let cmd = self.runner.zfs().arg("version");
         let out = self.run(cmd.clone()).await?;
-        ZfsVersion::parse(&out).ok_or_else(|| ZfsError::Unsupported(format!("cannot read the version from {out:?}")))
+        ZfsVersion::parse(&out)
+            .ok_or_else(|| ZfsError::Unsupported(format!("cannot read the version from {out:?}")))
     }
 }
 
@@ -334,10 +425,6 @@ fn classify_err(e: &ZfsError) -> Option<StderrKind> {
         ZfsError::Command { stderr, .. } => Some(classify(stderr)),
         _ => None,
     }
-}
-
-fn is_missing_tag(e: &ZfsError) -> bool {
-    matches!(e, ZfsError::Command { stderr, .. } if stderr.contains("no such tag"))
 }
 
 /// A receive that, once finished, checks the received snapshot's GUID.

@@ -91,7 +91,9 @@ impl SendArgs {
             }
         }
         let props = zfs.get(fs.as_str(), &["encryption"]).await?;
-        let fs_encrypted = props.get("encryption").is_some_and(|p| p.value != "off" && p.value != "-");
+        let fs_encrypted = props
+            .get("encryption")
+            .is_some_and(|p| p.value != "off" && p.value != "-");
         if self.encrypted && !fs_encrypted {
             return Err(refuse(format!(
                 "encrypted send mandated by policy, but filesystem {fs} is not encrypted"
@@ -151,7 +153,8 @@ impl SendArgs {
         }
         if !want_raw && info.raw_ok {
             return Err(refuse(
-                "resume token would send raw (encrypted) data, but a plain send was requested".into(),
+                "resume token would send raw (encrypted) data, but a plain send was requested"
+                    .into(),
             ));
         }
         Ok(info)

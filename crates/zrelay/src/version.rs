@@ -28,6 +28,9 @@ pub async fn run(args: VersionArgs) -> Result<()> {
             .map(|s| s.trim().to_string());
     }
     println!("OpenZFS userland {userland}");
-    println!("OpenZFS kernel module {}", kmod.as_deref().unwrap_or("not loaded"));
+    println!(
+        "OpenZFS kernel module {}",
+        kmod.as_deref().unwrap_or("not loaded")
+    );
     Ok(())
 }

@@ -17,11 +17,17 @@ pub async fn rig_create_pool(ctx: &Ctx) -> Result<()> {
 /// A filesystem whose name has spaces is created and listed.
 pub async fn rig_create_filesystem(ctx: &Ctx) -> Result<()> {
     let fs = ctx.ds("a b/c d");
-    ensure!(ctx.zfs.create(&fs, &[]).await.is_err(), "create without the parent must fail");
+    ensure!(
+        ctx.zfs.create(&fs, &[]).await.is_err(),
+        "create without the parent must fail"
+    );
     ctx.zfs.create(&ctx.ds("a b"), &[]).await?;
     ctx.zfs.create(&fs, &[]).await?;
     let listed = ctx.zfs.list(&ctx.root).await?;
-    ensure!(listed.iter().any(|d| d.path == fs), "{fs} not listed: {listed:?}");
+    ensure!(
+        listed.iter().any(|d| d.path == fs),
+        "{fs} not listed: {listed:?}"
+    );
     Ok(())
 }
 
@@ -33,9 +39,16 @@ pub async fn rig_snapshot_bookmark_hold_release(ctx: &Ctx) -> Result<()> {
     ctx.zfs.snapshot(std::slice::from_ref(&snap)).await?;
     let guid = ctx.zfs.guid(&snap.to_string()).await?;
     let bm = BookmarkName::new(&fs, "b 1")?;
-    ctx.zfs.bookmark(&VersionRef::Snapshot(snap.clone()), guid, &bm).await?;
-    let cli = ctx.sh(&format!("zfs list -H -o name,guid -t bookmark '{fs}'")).await?;
-    ensure!(cli.trim() == format!("{bm}\t{guid}"), "bookmark listing {cli:?}");
+    ctx.zfs
+        .bookmark(&VersionRef::Snapshot(snap.clone()), guid, &bm)
+        .await?;
+    let cli = ctx
+        .sh(&format!("zfs list -H -o name,guid -t bookmark '{fs}'"))
+        .await?;
+    ensure!(
+        cli.trim() == format!("{bm}\t{guid}"),
+        "bookmark listing {cli:?}"
+    );
     ctx.zfs.hold(&snap, "zrelay test").await?;
     let holds = ctx.sh(&format!("zfs holds -H '{snap}'")).await?;
     ensure!(holds.contains("zrelay test"), "holds {holds:?}");
@@ -58,7 +71,11 @@ async fn send_to(ctx: &Ctx, args: SendArgs, recv: RecvArgs) -> Result<u64> {
     Ok(n)
 }
 
-fn args(fs: &zrelay_zfs::DatasetPath, from: Option<(SnapshotName, u64)>, to: (SnapshotName, u64)) -> SendArgs {
+fn args(
+    fs: &zrelay_zfs::DatasetPath,
+    from: Option<(SnapshotName, u64)>,
+    to: (SnapshotName, u64),
+) -> SendArgs {
     SendArgs {
         fs: fs.clone(),
         from: from.map(|(s, g)| (VersionRef::Snapshot(s), g)),
@@ -92,7 +109,10 @@ pub async fn rig_send_recv_full_and_incremental(ctx: &Ctx) -> Result<()> {
     let g2 = ctx.zfs.guid(&s2.to_string()).await?;
     recv.expect = Some(("two".into(), g2));
     let incr = send_to(ctx, args(&src, Some((s1, g1)), (s2, g2)), recv).await?;
-    ensure!(incr > 100_000 && incr < full, "incremental stream {incr} bytes (full was {full})");
+    ensure!(
+        incr > 100_000 && incr < full,
+        "incremental stream {incr} bytes (full was {full})"
+    );
 
     let received = ctx.zfs.list_versions(&dst).await?;
     let guids: Vec<u64> = received.iter().map(|v| v.guid).collect();
@@ -101,7 +121,10 @@ pub async fn rig_send_recv_full_and_incremental(ctx: &Ctx) -> Result<()> {
         .sh(&format!("cd \"$(zfs get -H -o value mountpoint '{src}')\" && sha256sum one two; cd \"$(zfs get -H -o value mountpoint '{dst}')\" && sha256sum one two"))
         .await?;
     let lines: Vec<&str> = sums.lines().collect();
-    ensure!(lines.len() == 4 && lines[0] == lines[2] && lines[1] == lines[3], "checksums differ: {sums}");
+    ensure!(
+        lines.len() == 4 && lines[0] == lines[2] && lines[1] == lines[3],
+        "checksums differ: {sums}"
+    );
     Ok(())
 }
 
@@ -116,7 +139,9 @@ pub async fn rig_interrupted_recv_resumes_with_token(ctx: &Ctx) -> Result<()> {
     let dst = ctx.ds("dst");
     // cut the stream off after 1 MB: the receive fails and saves its state
     let cut = ctx
-        .sh(&format!("zfs send '{s}' | head -c 1000000 | zfs recv -s -u '{dst}'"))
+        .sh(&format!(
+            "zfs send '{s}' | head -c 1000000 | zfs recv -s -u '{dst}'"
+        ))
         .await;
     ensure!(cut.is_err(), "a truncated receive succeeded");
     let listed = ctx.zfs.list(&ctx.root).await?;
@@ -126,7 +151,10 @@ pub async fn rig_interrupted_recv_resumes_with_token(ctx: &Ctx) -> Result<()> {
         .and_then(|d| d.resume_token.clone())
         .ok_or_else(|| anyhow::anyhow!("no receive_resume_token on {dst}: {listed:?}"))?;
     let info = ctx.zfs.resume_token_info(&token).await?;
-    ensure!(info.toguid == guid && info.toname == s, "token decodes to {info:?}");
+    ensure!(
+        info.toguid == guid && info.toname == s,
+        "token decodes to {info:?}"
+    );
     ensure!(info.bytes > 0, "token says nothing was received: {info:?}");
 
     let mut resume = args(&src, None, (s.clone(), guid));
@@ -138,6 +166,9 @@ pub async fn rig_interrupted_recv_resumes_with_token(ctx: &Ctx) -> Result<()> {
     let after = ctx.zfs.list(&ctx.root).await?;
     let d = after.iter().find(|d| d.path == dst).expect("dst exists");
     ensure!(d.resume_token.is_none(), "token still set after resume");
-    ensure!(d.versions.iter().any(|v| v.guid == guid), "snapshot not received");
+    ensure!(
+        d.versions.iter().any(|v| v.guid == guid),
+        "snapshot not received"
+    );
     Ok(())
 }

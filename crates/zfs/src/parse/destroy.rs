@@ -250,16 +250,19 @@ mod tests {
 
     fn render(fs: &str, f: &DestroyFailure) -> String {
         let s = &f.snapshot;
+        if f.reason == DestroyReason::HasDependentClones {
+            let hint = format!("{CLONES_HINT}\n{fs}/clone");
+            return format!("cannot destroy '{s}': snapshot has dependent clones\n{hint}\n");
+        }
         let reason = match &f.reason {
             DestroyReason::Held => {
                 format!("it's being held. Run 'zfs holds -r {s}' to see holders.")
             }
             DestroyReason::Busy => "dataset is busy".into(),
-            DestroyReason::HasDependentClones => return format!(
-                "cannot destroy '{s}': snapshot has dependent clones\n{CLONES_HINT}\n{fs}/clone\n"
-            ),
             DestroyReason::DoesNotExist => "dataset does not exist".into(),
-            DestroyReason::Other(o) => o.clone(),
+            DestroyReason::HasDependentClones | DestroyReason::Other(_) => {
+                "Input/output error".into()
+            }
         };
         format!("cannot destroy snapshot {s}: {reason}\n")
     }

@@ -16,26 +16,13 @@ pub fn parse_holds(stdout: &str) -> Result<Vec<(String, String)>, ParseError> {
             continue;
         }
         let Some((name, rest)) = line.split_once('\t') else {
-            return Err(ParseError::FieldCount {
-                line_no,
-                line: line.into(),
-                expected: 3,
-                found: 1,
-            });
+            return Err(ParseError::field_count(line_no, line, 3, 1));
         };
-        let Some((tag, _)) = rest.rsplit_once('\t') else {
-            return Err(ParseError::FieldCount {
-                line_no,
-                line: line.into(),
-                expected: 3,
-                found: 2,
-            });
+        let Some((tag, _timestamp)) = rest.rsplit_once('\t') else {
+            return Err(ParseError::field_count(line_no, line, 3, 2));
         };
-        let snapshot = SnapshotName::parse(name).map_err(|source| ParseError::InvalidName {
-            line_no,
-            line: line.into(),
-            source,
-        })?;
+        let snapshot =
+            SnapshotName::parse(name).map_err(|e| ParseError::invalid_name(line_no, line, e))?;
         out.push((snapshot.to_string(), tag.to_string()));
     }
     Ok(out)

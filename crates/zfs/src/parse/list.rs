@@ -144,11 +144,7 @@ impl Row<'_> {
     }
 
     fn name_err(&self, source: NameError) -> ParseError {
-        ParseError::InvalidName {
-            line_no: self.line_no,
-            line: self.line.to_string(),
-            source,
-        }
+        ParseError::invalid_name(self.line_no, self.line, source)
     }
 
     fn u64(&self, field: usize) -> Result<u64, ParseError> {
@@ -183,13 +179,13 @@ pub fn parse_list(stdout: &str) -> Result<Vec<ListedDataset>, ParseError> {
         }
         let fields: Vec<&str> = line.split('\t').collect();
         if fields.len() != LIST_PROPS.len() {
-            let (expected, found) = (LIST_PROPS.len(), fields.len());
-            return Err(ParseError::FieldCount {
+            let found = fields.len();
+            return Err(ParseError::field_count(
                 line_no,
-                line: line.into(),
-                expected,
+                line,
+                LIST_PROPS.len(),
                 found,
-            });
+            ));
         }
         let row = Row {
             line_no,
@@ -198,11 +194,7 @@ pub fn parse_list(stdout: &str) -> Result<Vec<ListedDataset>, ParseError> {
         };
         let name = row.fields[NAME];
         if !seen.insert(name) {
-            return Err(ParseError::Duplicate {
-                line_no,
-                line: line.into(),
-                name: name.into(),
-            });
+            return Err(ParseError::duplicate(line_no, line, name));
         }
         let kind = match row.fields[TYPE] {
             "filesystem" => DatasetKind::Filesystem,
@@ -292,26 +284,13 @@ pub fn parse_placeholder_get(stdout: &str) -> Result<BTreeMap<DatasetPath, bool>
         }
         let fields: Vec<&str> = line.split('\t').collect();
         let [name, value, source] = fields[..] else {
-            let found = fields.len();
-            return Err(ParseError::FieldCount {
-                line_no,
-                line: line.into(),
-                expected: 3,
-                found,
-            });
+            return Err(ParseError::field_count(line_no, line, 3, fields.len()));
         };
-        let path = DatasetPath::parse(name).map_err(|source| ParseError::InvalidName {
-            line_no,
-            line: line.into(),
-            source,
-        })?;
+        let path =
+            DatasetPath::parse(name).map_err(|e| ParseError::invalid_name(line_no, line, e))?;
         let placeholder = source == "local" && is_placeholder_value(&path, value);
         if out.insert(path, placeholder).is_some() {
-            return Err(ParseError::Duplicate {
-                line_no,
-                line: line.into(),
-                name: name.into(),
-            });
+            return Err(ParseError::duplicate(line_no, line, name));
         }
     }
     Ok(out)
@@ -326,20 +305,25 @@ mod tests {
         DatasetPath::parse(s).unwrap()
     }
 
+    /// `|` stands for the tab separator.
+    fn rows(s: &str) -> String {
+        s.replace('|', "\t")
+    }
+
     // Shaped like real `zfs list -Hp -o <LIST_PROPS> -t all -r` output on OpenZFS 2.2.
     const SAMPLE: &str = "\
-zroot\tfilesystem\t7363614954386624542\t1\t1700000000\t-\t-\t-\toff\t-\t-
-zroot/sink\tfilesystem\t1111\t50\t1700000100\t-\t-\ton\taes-256-gcm\tzroot/sink\tavailable
-zroot/sink/c 1\tfilesystem\t2222\t60\t1700000200\t-\t1-e604ea4bf-e0-789c63a2\ton\taes-256-gcm\tzroot/sink\tavailable
-zroot/sink/c 1@zrepl_2\tsnapshot\t3333\t80\t1700000400\t0\t-\ton\taes-256-gcm\tzroot/sink\tavailable
-zroot/sink/c 1#zrepl_1\tbookmark\t4444\t70\t1700000300\t-\t-\t-\t-\t-\t-
-zroot/sink/c 1@zrepl_1\tsnapshot\t4444\t70\t1700000300\t2\t-\ton\taes-256-gcm\tzroot/sink\tavailable
-zroot/vol\tvolume\t5555\t90\t1700000500\t-\t-\t-\toff\t-\tnone
+zroot|filesystem|7363614954386624542|1|1700000000|-|-|-|off|-|-
+zroot/sink|filesystem|1111|50|1700000100|-|-|on|aes-256-gcm|zroot/sink|available
+zroot/sink/c 1|filesystem|2222|60|1700000200|-|1-e604ea4bf-e0-789c63a2|on|aes-256-gcm|zroot/sink|available
+zroot/sink/c 1@zrepl_2|snapshot|3333|80|1700000400|0|-|on|aes-256-gcm|zroot/sink|available
+zroot/sink/c 1#zrepl_1|bookmark|4444|70|1700000300|-|-|-|-|-|-
+zroot/sink/c 1@zrepl_1|snapshot|4444|70|1700000300|2|-|on|aes-256-gcm|zroot/sink|available
+zroot/vol|volume|5555|90|1700000500|-|-|-|off|-|none
 ";
 
     #[test]
     fn parses_sample() {
-        let got = parse_list(SAMPLE).unwrap();
+        let got = parse_list(&rows(SAMPLE)).unwrap();
         let names: Vec<&str> = got.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(
             names,
@@ -352,20 +336,20 @@ zroot/vol\tvolume\t5555\t90\t1700000500\t-\t-\t-\toff\t-\tnone
         assert_eq!(c.encryption_root, Some(p("zroot/sink")));
         assert_eq!(c.key_status.as_deref(), Some("available"));
         let v: Vec<String> = c.versions.iter().map(|v| v.full_name(&c.path)).collect();
+        let want = [
+            "zroot/sink/c 1@zrepl_1",
+            "zroot/sink/c 1#zrepl_1",
+            "zroot/sink/c 1@zrepl_2",
+        ];
+        assert_eq!(v, want);
         assert_eq!(
-            v,
-            [
-                "zroot/sink/c 1@zrepl_1",
-                "zroot/sink/c 1#zrepl_1",
-                "zroot/sink/c 1@zrepl_2"
-            ]
+            (c.versions[0].userrefs, c.versions[1].userrefs),
+            (Some(2), None)
         );
-        assert_eq!(c.versions[0].userrefs, Some(2));
-        assert_eq!(c.versions[1].userrefs, None);
         let vol = &got[3];
         assert_eq!(
-            (vol.kind, vol.encryption.clone(), vol.key_status.clone()),
-            (DatasetKind::Volume, None, None)
+            (vol.kind, &vol.encryption, &vol.key_status),
+            (DatasetKind::Volume, &None, &None)
         );
         assert!(!got[0].placeholder && got[0].encryption_root.is_none());
         assert_eq!(parse_list("").unwrap(), vec![]);
@@ -373,94 +357,83 @@ zroot/vol\tvolume\t5555\t90\t1700000500\t-\t-\t-\toff\t-\tnone
 
     #[test]
     fn legacy_placeholder_hash() {
-        // zrepl 0.0.x: hex(sha512_256("pool/ds")), compared against the value of the fs itself.
+        // zrepl 0.0.x: hex(sha512_256(path)), compared against the value on the dataset itself.
         let path = p("zroot/sink/c 1");
         let legacy = legacy_placeholder_value(&path);
-        assert_eq!(legacy.len(), 64);
         // NIST FIPS 180-4 test vector for SHA-512/256("abc").
-        assert_eq!(
-            legacy_placeholder_value(&p("abc")),
-            "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23"
-        );
+        let abc = "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23";
+        assert_eq!(legacy_placeholder_value(&p("abc")), abc);
         assert!(is_placeholder_value(&path, &legacy));
-        assert!(
-            !is_placeholder_value(&p("zroot/sink/c 1/child"), &legacy),
-            "inherited legacy value"
-        );
+        // a child inheriting its parent's legacy value is not a placeholder
+        assert!(!is_placeholder_value(&p("zroot/sink/c 1/child"), &legacy));
         assert!(!is_placeholder_value(&path, "off") && !is_placeholder_value(&path, "-"));
     }
 
     #[test]
     fn placeholder_get_counts_only_local_values() {
-        let out = "p/a\ton\tlocal\np/a/b\ton\tinherited from p/a\np/c\t-\t-\np/d\toff\tlocal\n";
-        let got = parse_placeholder_get(out).unwrap();
-        assert_eq!(got.get(&p("p/a")), Some(&true));
-        assert_eq!(got.get(&p("p/a/b")), Some(&false));
-        assert_eq!(got.get(&p("p/c")), Some(&false));
+        let out = rows("p/a|on|local\np/a/b|on|inherited from p/a\np/c|-|-\np/d|off|local\n");
+        let got = parse_placeholder_get(&out).unwrap();
+        let want = [
+            ("p/a", true),
+            ("p/a/b", false),
+            ("p/c", false),
+            ("p/d", false),
+        ];
+        assert_eq!(got, want.iter().map(|(n, b)| (p(n), *b)).collect());
         assert!(parse_placeholder_get("p/a\ton\n").is_err());
     }
 
     #[test]
     fn rejects_malformed_rows() {
-        let row = |s: &str| s.replace('|', "\t");
+        let fs = "p|filesystem|1|2|3|-|-|-|off|-|-";
         let cases = [
             (
-                row("p|filesystem|1|2|3|-|-|-|off|-"),
+                "p|filesystem|1|2|3|-|-|-|off|-",
                 "expected 11 tab-separated fields, found 10",
             ),
+            ("p|pool|1|2|3|-|-|-|off|-|-", r#"line 1 "p\tpool"#),
             (
-                row("p|pool|1|2|3|-|-|-|off|-|-"),
-                "\"type\" has invalid value \"pool\"",
+                "p|pool|1|2|3|-|-|-|off|-|-",
+                r#""type" has invalid value "pool""#,
             ),
             (
-                row("p|filesystem|x|2|3|-|-|-|off|-|-"),
-                "\"guid\" has invalid value \"x\"",
+                "p|filesystem|x|2|3|-|-|-|off|-|-",
+                r#""guid" has invalid value "x""#,
             ),
             (
-                row("p@s|filesystem|1|2|3|-|-|-|off|-|-"),
+                "p@s|filesystem|1|2|3|-|-|-|off|-|-",
                 "not allowed in a dataset path",
             ),
             (
-                row("p#s|snapshot|1|2|3|-|-|-|off|-|-"),
+                "p#s|snapshot|1|2|3|-|-|-|off|-|-",
                 "does not match the delimiter",
             ),
             (
-                row("p@s|snapshot|1|2|3|x|-|-|off|-|-"),
-                "\"userrefs\" has invalid value",
+                "p@s|snapshot|1|2|3|x|-|-|off|-|-",
+                r#""userrefs" has invalid value"#,
             ),
             (
-                row("p@s|snapshot|1|2|3|0|-|-|off|-|-"),
-                "\"p@s\" is listed but its dataset \"p\" is not",
+                "p@s|snapshot|1|2|3|0|-|-|off|-|-",
+                r#""p@s" is listed but its dataset "p" is not"#,
             ),
-            (
-                row("p|filesystem|1|2|3|-|-|-|off|-|-\np|filesystem|1|2|3|-|-|-|off|-|-"),
-                "listed more than once",
-            ),
+            (&format!("{fs}\n{fs}"), "listed more than once"),
         ];
         for (input, msg) in cases {
-            let err = parse_list(&input).unwrap_err().to_string();
+            let err = parse_list(&rows(input)).unwrap_err().to_string();
             assert!(err.contains(msg), "{input:?}: {err}");
         }
-        let err = parse_list(&row("p|pool|1|2|3|-|-|-|off|-|-"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("line 1 \"p\\tpool"), "{err}");
     }
 
     #[test]
     fn parses_a_thousand_filesystems_with_twenty_snapshots_each() {
         let mut out = String::from("big\tfilesystem\t1\t1\t1\t-\t-\t-\toff\t-\t-\n");
         for fs in 0..1000 {
-            let _ = writeln!(
-                out,
-                "big/fs {fs}\tfilesystem\t{fs}\t2\t2\t-\t-\t-\toff\t-\t-"
-            );
+            out += &rows(&format!("big/fs {fs}|filesystem|{fs}|2|2|-|-|-|off|-|-\n"));
             for s in 0..20 {
-                let _ = writeln!(
-                    out,
-                    "big/fs {fs}@snap{s}\tsnapshot\t{s}\t{}\t3\t0\t-\t-\toff\t-\t-",
-                    100 - s
-                );
+                let txg = 100 - s;
+                out += &rows(&format!(
+                    "big/fs {fs}@snap{s}|snapshot|{s}|{txg}|3|0|-|-|off|-|-\n"
+                ));
             }
         }
         let got = parse_list(&out).unwrap();
@@ -468,106 +441,71 @@ zroot/vol\tvolume\t5555\t90\t1700000500\t-\t-\t-\toff\t-\tnone
         assert_eq!(got.iter().map(|d| d.versions.len()).sum::<usize>(), 20_000);
     }
 
-    /// A generated dataset plus the raw property strings zfs would print for it.
-    #[derive(Debug, Clone)]
-    struct Gen {
-        ds: ListedDataset,
-        placeholder_raw: String,
-    }
-
     fn arb_version() -> impl Strategy<Value = Version> {
-        (
-            any::<bool>(),
-            "[a-zA-Z0-9_.: -]{1,10}",
-            any::<u64>(),
-            0u64..50,
-            any::<i64>(),
-            any::<u64>(),
-        )
-            .prop_filter("not . or ..", |t| t.1 != "." && t.1 != "..")
-            .prop_map(|(bm, name, guid, createtxg, creation, refs)| Version {
-                kind: if bm {
-                    VersionKind::Bookmark
-                } else {
-                    VersionKind::Snapshot
-                },
+        let name = "[a-zA-Z0-9_.: -]{1,10}".prop_filter("not . or ..", |n| n != "." && n != "..");
+        (any::<bool>(), name, any::<(u64, i64, u64)>(), 0u64..50).prop_map(
+            |(bm, name, (guid, creation, refs), createtxg)| Version {
+                kind: [VersionKind::Snapshot, VersionKind::Bookmark][usize::from(bm)],
                 name,
                 guid,
                 createtxg,
                 creation,
                 userrefs: (!bm).then_some(refs),
-            })
+            },
+        )
     }
 
-    fn arb_gen() -> impl Strategy<Value = Gen> {
+    /// A dataset and the raw `zrepl:placeholder` value zfs prints for it.
+    fn arb_dataset() -> impl Strategy<Value = (ListedDataset, String)> {
         let path = prop::collection::vec("[a-z0-9 ]{1,6}", 0..3).prop_map(|c| {
-            p(&std::iter::once("pool".to_string())
+            p(&["pool".to_string()]
+                .into_iter()
                 .chain(c)
                 .collect::<Vec<_>>()
                 .join("/"))
         });
-        let enc = prop::option::of((
-            prop::sample::select(vec!["aes-256-gcm", "aes-128-ccm"]),
-            prop::sample::select(vec!["available", "unavailable"]),
-        ));
-        (
-            path,
-            any::<bool>(),
-            any::<(u64, u64, i64)>(),
-            prop::option::of("1-[0-9a-f]{1,30}"),
-            0..5u8,
-            enc,
-            prop::collection::vec(arb_version(), 0..6),
-        )
-            .prop_map(
-                |(path, vol, (guid, createtxg, creation), resume_token, ph, enc, vs)| {
-                    let placeholder_raw = match ph {
-                        0 => "on".to_string(),
-                        1 => "off".to_string(),
-                        2 => "-".to_string(),
-                        3 => legacy_placeholder_value(&path),
-                        _ => legacy_placeholder_value(&p("pool/other")),
-                    };
-                    let mut versions: Vec<Version> = Vec::new();
-                    for v in vs {
-                        if !versions
-                            .iter()
-                            .any(|o| o.kind == v.kind && o.name == v.name)
-                        {
-                            versions.push(v);
-                        }
-                    }
-                    versions.sort_by(|a, b| {
-                        (a.createtxg, a.kind, &a.name).cmp(&(b.createtxg, b.kind, &b.name))
-                    });
-                    let ds = ListedDataset {
-                        kind: if vol {
-                            DatasetKind::Volume
-                        } else {
-                            DatasetKind::Filesystem
-                        },
-                        guid,
-                        createtxg,
-                        creation,
-                        resume_token,
-                        placeholder: matches!(ph, 0 | 3),
-                        encryption: enc.map(|e| e.0.to_string()),
-                        encryption_root: enc.map(|_| p("pool")),
-                        key_status: enc.map(|e| e.1.to_string()),
-                        versions,
-                        path,
-                    };
-                    Gen {
-                        ds,
-                        placeholder_raw,
-                    }
-                },
-            )
+        let enc = prop::option::of(prop::sample::select(vec![
+            ("aes-256-gcm", "available"),
+            ("aes-128-ccm", "unavailable"),
+        ]));
+        let token = prop::option::of("1-[0-9a-f]{1,30}");
+        let versions = prop::collection::vec(arb_version(), 0..6);
+        let ids = any::<(bool, u64, u64, i64)>();
+        (path, ids, token, 0..5u8, enc, versions).prop_map(|(path, ids, token, ph, enc, vs)| {
+            let raw = match ph {
+                0 => "on".to_string(),
+                1 => "off".to_string(),
+                2 => "-".to_string(),
+                3 => legacy_placeholder_value(&path),
+                _ => legacy_placeholder_value(&p("pool/other")),
+            };
+            let unique: BTreeMap<_, _> = vs
+                .into_iter()
+                .map(|v| ((v.kind, v.name.clone()), v))
+                .collect();
+            let mut versions: Vec<Version> = unique.into_values().collect();
+            versions.sort_by(|a, b| {
+                (a.createtxg, a.kind, &a.name).cmp(&(b.createtxg, b.kind, &b.name))
+            });
+            let ds = ListedDataset {
+                kind: [DatasetKind::Filesystem, DatasetKind::Volume][usize::from(ids.0)],
+                guid: ids.1,
+                createtxg: ids.2,
+                creation: ids.3,
+                resume_token: token,
+                placeholder: matches!(ph, 0 | 3),
+                encryption: enc.map(|e| e.0.to_string()),
+                encryption_root: enc.map(|_| p("pool")),
+                key_status: enc.map(|e| e.1.to_string()),
+                versions,
+                path,
+            };
+            (ds, raw)
+        })
     }
 
     /// Renders rows exactly as `zfs list -Hp -o LIST_PROPS` prints them.
-    fn render(g: &Gen) -> Vec<String> {
-        let d = &g.ds;
+    fn render((d, placeholder): &(ListedDataset, String)) -> Vec<String> {
         let dash = |o: Option<String>| o.unwrap_or_else(|| "-".to_string());
         let enc = d.encryption.clone().unwrap_or_else(|| "off".to_string());
         let root = dash(d.encryption_root.as_ref().map(|r| r.to_string()));
@@ -577,46 +515,41 @@ zroot/vol\tvolume\t5555\t90\t1700000500\t-\t-\t-\toff\t-\tnone
         } else {
             "filesystem"
         };
-        let mut rows = vec![format!(
-            "{}\t{ty}\t{}\t{}\t{}\t-\t{}\t{}\t{enc}\t{root}\t{keys}",
-            d.path,
-            d.guid,
-            d.createtxg,
-            d.creation,
-            dash(d.resume_token.clone()),
-            g.placeholder_raw
-        )];
+        let (guid, txg, creation) = (d.guid.to_string(), d.createtxg.to_string(), d.creation);
+        let token = dash(d.resume_token.clone());
+        let head = [
+            d.path.to_string(),
+            ty.into(),
+            guid,
+            txg,
+            creation.to_string(),
+            "-".into(),
+        ];
+        let tail = [
+            token,
+            placeholder.clone(),
+            enc.clone(),
+            root.clone(),
+            keys.clone(),
+        ];
+        let mut out = vec![[&head[..], &tail[..]].concat().join("\t")];
         for v in &d.versions {
-            rows.push(match v.kind {
-                VersionKind::Snapshot => format!(
-                    "{}\tsnapshot\t{}\t{}\t{}\t{}\t-\t{}\t{enc}\t{root}\t{keys}",
-                    v.full_name(&d.path),
-                    v.guid,
-                    v.createtxg,
-                    v.creation,
-                    dash(v.userrefs.map(|u| u.to_string())),
-                    g.placeholder_raw
+            let (g, t, c, name) = (v.guid, v.createtxg, v.creation, v.full_name(&d.path));
+            out.push(match v.userrefs {
+                Some(r) => format!(
+                    "{name}\tsnapshot\t{g}\t{t}\t{c}\t{r}\t-\t{placeholder}\t{enc}\t{root}\t{keys}"
                 ),
-                VersionKind::Bookmark => format!(
-                    "{}\tbookmark\t{}\t{}\t{}\t-\t-\t-\t-\t-\t-",
-                    v.full_name(&d.path),
-                    v.guid,
-                    v.createtxg,
-                    v.creation
-                ),
+                None => format!("{name}\tbookmark\t{g}\t{t}\t{c}\t-\t-\t-\t-\t-\t-"),
             });
         }
-        rows
+        out
     }
 
     fn arb_listing() -> impl Strategy<Value = (Vec<ListedDataset>, Vec<String>)> {
-        prop::collection::vec(arb_gen(), 0..8).prop_flat_map(|gens| {
-            let mut unique: BTreeMap<DatasetPath, Gen> = BTreeMap::new();
-            for g in gens {
-                unique.entry(g.ds.path.clone()).or_insert(g);
-            }
+        prop::collection::vec(arb_dataset(), 0..8).prop_flat_map(|gens| {
+            let unique: BTreeMap<_, _> = gens.into_iter().map(|g| (g.0.path.clone(), g)).collect();
             let rows: Vec<String> = unique.values().flat_map(render).collect();
-            let expected: Vec<ListedDataset> = unique.into_values().map(|g| g.ds).collect();
+            let expected: Vec<ListedDataset> = unique.into_values().map(|g| g.0).collect();
             (Just(expected), Just(rows).prop_shuffle())
         })
     }
@@ -624,8 +557,7 @@ zroot/vol\tvolume\t5555\t90\t1700000500\t-\t-\t-\toff\t-\tnone
     proptest! {
         #[test]
         fn rendered_listing_round_trips((expected, rows) in arb_listing()) {
-            let mut text = rows.join("\n");
-            text.push('\n');
+            let text = rows.iter().map(|r| format!("{r}\n")).collect::<String>();
             prop_assert_eq!(parse_list(&text).unwrap(), expected);
         }
 

@@ -95,6 +95,33 @@ pub enum ParseError {
     },
 }
 
+impl ParseError {
+    pub(crate) fn field_count(line_no: usize, line: &str, expected: usize, found: usize) -> Self {
+        ParseError::FieldCount {
+            line_no,
+            line: line.to_string(),
+            expected,
+            found,
+        }
+    }
+
+    pub(crate) fn duplicate(line_no: usize, line: &str, name: &str) -> Self {
+        ParseError::Duplicate {
+            line_no,
+            line: line.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    pub(crate) fn invalid_name(line_no: usize, line: &str, source: NameError) -> Self {
+        ParseError::InvalidName {
+            line_no,
+            line: line.to_string(),
+            source,
+        }
+    }
+}
+
 /// `s` truncated to at most `max` bytes on a char boundary, with `…` when cut.
 pub(crate) fn excerpt(s: &str, max: usize) -> String {
     if s.len() <= max {

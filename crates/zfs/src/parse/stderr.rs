@@ -92,6 +92,8 @@ const PATTERNS: &[(&str, StderrKind)] = &[
     ("permission denied", StderrKind::PermissionDenied),
     ("Permission denied", StderrKind::PermissionDenied),
     ("dataset does not exist", StderrKind::DatasetDoesNotExist),
+    // `zfs get` of a missing bookmark (OpenZFS 2.3): "cannot open 'p/a#b': no such pool or dataset"
+    ("no such pool or dataset", StderrKind::DatasetDoesNotExist),
     (
         "could not find any snapshots to destroy",
         StderrKind::DatasetDoesNotExist,
@@ -145,6 +147,7 @@ mod tests {
     fn classifies_real_messages() {
         let cases: &[(&str, StderrKind)] = &[
             ("cannot open 'zroot/nope': dataset does not exist\n", DatasetDoesNotExist),
+            ("cannot open 'p/a b#nope': no such pool or dataset\n", DatasetDoesNotExist),
             ("could not find any snapshots to destroy; check snapshot names.\n", DatasetDoesNotExist),
             ("bookmark 'zroot/a#b' does not exist.\n", DatasetDoesNotExist),
             ("cannot create bookmark 'zroot/a#b': dataset does not exist\n", DatasetDoesNotExist),
