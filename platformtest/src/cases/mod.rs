@@ -3,6 +3,7 @@
 use crate::harness::{Body, Case};
 
 pub mod rig;
+pub mod zfs_layer;
 
 macro_rules! case {
     ($name:literal, $f:path) => {
@@ -36,5 +37,28 @@ pub fn all() -> Vec<Case> {
         name: c.name,
         run: Body::Conformance(c.run),
     });
-    rig.into_iter().chain(shared).collect()
+    let real_only = vec![
+        case!(
+            "ListFilesystemsNoFilter_WithVolumes_OneListCall",
+            zfs_layer::list_filesystems_no_filter_with_volumes
+        ),
+        case!(
+            "ReceiveForceIntoEncryptedErr",
+            zfs_layer::receive_force_into_encrypted_err
+        ),
+        case!("ResumeTokenParsing", zfs_layer::resume_token_parsing),
+        case!(
+            "SendArgsValidationResumeTokenEncryptionMismatchForbidden",
+            zfs_layer::resume_token_encryption_mismatch_forbidden
+        ),
+        case!(
+            "SendArgsValidationEE_EncryptionAndRaw",
+            zfs_layer::send_args_validation_ee_encryption_and_raw
+        ),
+        case!(
+            "SendStreamNonEOFReadErrorHandling",
+            zfs_layer::send_stream_non_eof_read_error_handling
+        ),
+    ];
+    rig.into_iter().chain(shared).chain(real_only).collect()
 }
