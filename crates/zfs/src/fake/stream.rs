@@ -107,12 +107,20 @@ fn flag(b: bool) -> &'static str {
 impl Header {
     /// The header line, with its newline.
     pub fn encode(&self) -> String {
-        let from = self.fromguid.map_or_else(|| "-".to_string(), |g| format!("{g:x}"));
-        let enc = self.encryption.as_deref().map_or_else(|| "-".to_string(), esc);
+        let from = self
+            .fromguid
+            .map_or_else(|| "-".to_string(), |g| format!("{g:x}"));
+        let enc = self
+            .encryption
+            .as_deref()
+            .map_or_else(|| "-".to_string(), esc);
         let props = match &self.props {
             None => "-".to_string(),
             Some(p) => {
-                let items: Vec<String> = p.iter().map(|(k, v)| format!("{}={}", esc(k), esc(v))).collect();
+                let items: Vec<String> = p
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
+                    .collect();
                 format!("+{}", items.join(","))
             }
         };
@@ -214,19 +222,20 @@ pub(crate) fn splitmix64(mut x: u64) -> u64 {
 
 /// Fill `out` with the payload bytes of snapshot `guid` starting at position `pos`.
 pub(crate) fn filler(guid: u64, pos: u64, out: &mut [u8]) {
-    let mut p = pos;
-    let mut word = splitmix64(guid ^ (p / 8).wrapping_mul(0xD6E8_FEB8_6659_FD93));
-    for b in out.iter_mut() {
+    let word = |p: u64| splitmix64(guid ^ (p / 8).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    let mut w = word(pos);
+    for (p, b) in (pos..).zip(out.iter_mut()) {
         if p % 8 == 0 {
-            word = splitmix64(guid ^ (p / 8).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+            w = word(p);
         }
-        *b = (word >> ((p % 8) * 8)) as u8;
-        p += 1;
+        *b = (w >> ((p % 8) * 8)) as u8;
     }
 }
 
 fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Encode a resume token carrying `info`.
@@ -364,7 +373,11 @@ impl FakeSendStream {
 }
 
 impl AsyncRead for FakeSendStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.closed {
             return Poll::Ready(Err(io::Error::other(ZfsError::Closed(this.what.clone()))));
@@ -375,7 +388,10 @@ impl AsyncRead for FakeSendStream {
             }
         }
         if this.failed {
-            let msg = format!("{}: send stream cut after {} bytes", this.what, this.emitted);
+            let msg = format!(
+                "{}: send stream cut after {} bytes",
+                this.what, this.emitted
+            );
             return Poll::Ready(Err(io::Error::other(ZfsError::Injected(msg))));
         }
         if this.since_yield >= YIELD_EVERY {
