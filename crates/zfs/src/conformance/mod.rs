@@ -8,6 +8,7 @@
 //! platform suite instead.
 
 mod cases;
+mod ops;
 mod streams;
 
 use std::future::Future;
@@ -108,5 +109,8 @@ pub fn all() -> Vec<Case> {
         case!("SendStreamMultipleCloseAfterEOF", streams::multiple_close_after_eof),
         case!("SendStreamMultipleCloseBeforeEOF", streams::multiple_close_before_eof),
         case!("UndestroyableSnapshotParsing", cases::undestroyable_snapshot_parsing),
+        case!("SnapshotIsAtomicAcrossFilesystems", ops::snapshot_is_atomic_across_filesystems),
+        case!("GetSetInheritAndRollback", ops::get_set_inherit_and_rollback),
+        case!("IncrementalFromBookmarkAndIntermediates", ops::incremental_from_bookmark_and_intermediates),
     ]
 }

@@ -1,0 +1,157 @@
+//! Conformance cases for the remaining operations: atomic multi-dataset
+//! snapshots, properties, rollback, and incremental sends from bookmarks and
+//! with intermediates, received with `-o`/`-x`.
+
+use super::cases::{ds, fs_with_snaps, snap};
+use super::{CaseResult, Fixture, Outcome};
+use crate::api::{RecvArgs, VersionRef};
+use crate::ensure_case;
+use crate::name::{BookmarkName, VersionKind};
+use crate::send_args::{SendArgs, SendFlags};
+
+pub(super) async fn snapshot_is_atomic_across_filesystems(fx: &dyn Fixture) -> Outcome {
+    let a = fs_with_snaps(fx, "a", &[]).await?;
+    let b = fs_with_snaps(fx, "b c", &[]).await?;
+    fx.zfs()
+        .snapshot(&[snap(&a, "tick"), snap(&b, "tick")])
+        .await
+        .ctx("snapshot")?;
+    let ta = fx.zfs().list_versions(&a).await.ctx("list a")?;
+    let tb = fx.zfs().list_versions(&b).await.ctx("list b")?;
+    ensure_case!(ta.len() == 1 && tb.len() == 1, "versions {ta:?} {tb:?}");
+    ensure_case!(
+        ta[0].createtxg == tb[0].createtxg,
+        "not one txg: {} vs {}",
+        ta[0].createtxg,
+        tb[0].createtxg
+    );
+    // one bad name fails the whole call: nothing is created
+    let bad = fx
+        .zfs()
+        .snapshot(&[snap(&a, "second"), snap(&ds(fx, "missing"), "second")])
+        .await;
+    ensure_case!(bad.is_err(), "snapshot of a missing filesystem succeeded");
+    let ta = fx.zfs().list_versions(&a).await.ctx("list a")?;
+    ensure_case!(ta.len() == 1, "a partial snapshot was taken: {ta:?}");
+    Ok(())
+}
+
+pub(super) async fn get_set_inherit_and_rollback(fx: &dyn Fixture) -> Outcome {
+    let parent = fs_with_snaps(fx, "parent", &[]).await?;
+    let child = parent.child("child").unwrap();
+    let z = fx.zfs();
+    z.create(&child, &[("zrepl:placeholder".into(), "on".into())])
+        .await
+        .ctx("create with props")?;
+    let p = z
+        .get(child.as_str(), &["zrepl:placeholder"])
+        .await
+        .ctx("get")?;
+    ensure_case!(
+        p["zrepl:placeholder"].value == "on" && p["zrepl:placeholder"].source == "local",
+        "{p:?}"
+    );
+    z.set(&parent, &[("zrelay:test".into(), "from parent".into())])
+        .await
+        .ctx("set")?;
+    z.set(&child, &[("zrelay:test".into(), "own".into())])
+        .await
+        .ctx("set")?;
+    z.inherit(&child, "zrelay:test").await.ctx("inherit")?;
+    let p = z.get(child.as_str(), &["zrelay:test"]).await.ctx("get")?;
+    ensure_case!(
+        p["zrelay:test"].value == "from parent",
+        "after inherit: {p:?}"
+    );
+    ensure_case!(
+        p["zrelay:test"].source.contains(parent.as_str()),
+        "source {:?}",
+        p["zrelay:test"].source
+    );
+
+    fx.write(&child, 10_000).await?;
+    z.snapshot(&[snap(&child, "1")]).await.ctx("snapshot 1")?;
+    fx.write(&child, 10_000).await?;
+    z.snapshot(&[snap(&child, "2")]).await.ctx("snapshot 2")?;
+    ensure_case!(
+        z.rollback(&snap(&child, "1")).await.is_err(),
+        "rollback past a newer snapshot succeeded"
+    );
+    z.rollback(&snap(&child, "2"))
+        .await
+        .ctx("rollback to the newest")?;
+    let n = z.list_versions(&child).await.ctx("list")?.len();
+    ensure_case!(n == 2, "rollback destroyed snapshots: {n} left");
+    Ok(())
+}
+
+pub(super) async fn incremental_from_bookmark_and_intermediates(fx: &dyn Fixture) -> Outcome {
+    let src = fs_with_snaps(fx, "src", &["1", "2", "3", "4"]).await?;
+    let z = fx.zfs();
+    let g = |n: &'static str| {
+        let s = snap(&src, n);
+        async move { z.guid(&s.to_string()).await.ctx("guid") }
+    };
+    let (g1, g2, g4) = (g("1").await?, g("2").await?, g("4").await?);
+    let dst = ds(fx, "dst");
+    let mut recv = RecvArgs::new(dst.clone());
+    recv.override_props = vec![("zrelay:received".into(), "yes".into())];
+    recv.inherit_props = vec!["compression".into()];
+    let send = |from: Option<(VersionRef, u64)>,
+                to: &'static str,
+                guid: u64,
+                intermediates: bool| SendArgs {
+        fs: src.clone(),
+        from,
+        to: (snap(&src, to), guid),
+        encrypted: false,
+        flags: SendFlags::default(),
+        resume_token: None,
+        intermediates,
+    };
+    let copy = |args: SendArgs, recv: RecvArgs| async move {
+        let v = args.validate(z).await.ctx("validate")?;
+        let mut st = z.send(&v).await.ctx("send")?;
+        let mut sink = z.recv(&recv).await.ctx("recv")?;
+        tokio::io::copy(&mut st, &mut sink).await.ctx("copy")?;
+        st.close().await.ctx("close")?;
+        sink.finish().await.ctx("finish")
+    };
+    copy(send(None, "1", g1, false), recv.clone()).await?;
+    // from a bookmark whose snapshot is gone
+    let bm = BookmarkName::new(&src, "b1").unwrap();
+    z.bookmark(&VersionRef::Snapshot(snap(&src, "1")), g1, &bm)
+        .await
+        .ctx("bookmark")?;
+    z.destroy_snapshots(&src, &["1".into()])
+        .await
+        .ctx("destroy @1")?;
+    copy(
+        send(Some((VersionRef::Bookmark(bm), g1)), "2", g2, false),
+        recv.clone(),
+    )
+    .await?;
+    // -I brings @3 along with @4
+    copy(
+        send(
+            Some((VersionRef::Snapshot(snap(&src, "2")), g2)),
+            "4",
+            g4,
+            true,
+        ),
+        recv,
+    )
+    .await?;
+    let names: Vec<String> = z
+        .list_versions(&dst)
+        .await
+        .ctx("list")?
+        .into_iter()
+        .filter(|v| v.kind == VersionKind::Snapshot)
+        .map(|v| v.name)
+        .collect();
+    ensure_case!(names == vec!["1", "2", "3", "4"], "receiver has {names:?}");
+    let p = z.get(dst.as_str(), &["zrelay:received"]).await.ctx("get")?;
+    ensure_case!(p["zrelay:received"].value == "yes", "-o not applied: {p:?}");
+    Ok(())
+}
