@@ -142,6 +142,18 @@ impl ZfsError {
         }
     }
 
+    /// `Ok` when `actual == expected`, else [`ZfsError::GuidMismatch`] naming `name`.
+    pub fn check_guid(name: &str, actual: u64, expected: u64) -> Result<()> {
+        if actual == expected {
+            return Ok(());
+        }
+        Err(ZfsError::GuidMismatch {
+            name: name.to_string(),
+            actual,
+            expected,
+        })
+    }
+
     /// Whether this error says the named thing does not exist.
     pub fn is_does_not_exist(&self) -> bool {
         matches!(

@@ -7,15 +7,15 @@ use async_trait::async_trait;
 use crate::api::{
     DestroyReport, DestroyTarget, PropertyValue, RecvArgs, VersionRef, Zfs, ZfsVersion,
 };
-use crate::cmd::{CmdLine, InvocationLog, Runner};
+use crate::cmd::{stderr_kind, CmdLine, InvocationLog, Runner};
 use crate::error::{Result, ZfsError};
 use crate::name::{BookmarkName, DatasetPath, SnapshotName};
 use crate::parse::{
-    classify, parse_destroy_stderr, parse_holds, parse_list, parse_resume_token_output,
-    parse_send_dry, ListedDataset, ResumeTokenInfo, SendEstimate, StderrKind, LIST_PROPS,
+    parse_destroy_stderr, parse_holds, parse_list, parse_resume_token_output, parse_send_dry,
+    ListedDataset, ResumeTokenInfo, SendEstimate, StderrKind, LIST_PROPS,
 };
 use crate::process::{ProcRecvSink, ProcSendStream, RecvSink, SendStream};
-use crate::send_args::ValidatedSendArgs;
+use crate::send_args::{check_guid, ValidatedSendArgs};
 
 /// The real `zfs` command.
 #[derive(Debug, Clone, Default)]
@@ -212,7 +212,7 @@ impl Zfs for RealZfs {
             Ok(_) => Ok(()),
             Err(e)
                 if matches!(
-                    classify_err(&e),
+                    stderr_kind(&e),
                     Some(StderrKind::BookmarkExists | StderrKind::AlreadyExists)
                 ) =>
             {
@@ -234,7 +234,7 @@ impl Zfs for RealZfs {
     async fn hold(&self, snap: &SnapshotName, tag: &str) -> Result<()> {
         let cmd = self.runner.zfs().args(["hold", tag, &snap.to_string()]);
         match self.run(cmd).await {
-            Err(e) if classify_err(&e) == Some(StderrKind::AlreadyExists) => Ok(()),
+            Err(e) if stderr_kind(&e) == Some(StderrKind::AlreadyExists) => Ok(()),
             other => other
                 .map(drop)
                 .map_err(|e| not_found_as(e, &snap.to_string())),
@@ -246,7 +246,7 @@ impl Zfs for RealZfs {
         match self.run(cmd).await {
             Err(e)
                 if matches!(
-                    classify_err(&e),
+                    stderr_kind(&e),
                     Some(StderrKind::NoSuchHoldTag | StderrKind::DatasetDoesNotExist)
                 ) =>
             {
@@ -317,23 +317,11 @@ impl Zfs for RealZfs {
     }
 
     async fn destroy(&self, target: &DestroyTarget) -> Result<()> {
+        // a missing snapshot says "could not find any snapshots to destroy",
+        // which classifies as does-not-exist like the other cases
         let name = target.to_string();
         let cmd = self.runner.zfs().args(["destroy", &name]);
-        match self.run(cmd).await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                // destroying a missing snapshot says "could not find any snapshots to destroy"
-                let e = not_found_as(e, &name);
-                match (&e, target) {
-                    (ZfsError::Command { stderr, .. }, DestroyTarget::Snapshot(_))
-                        if stderr.contains("could not find any snapshots") =>
-                    {
-                        Err(ZfsError::DatasetDoesNotExist { path: name })
-                    }
-                    _ => Err(e),
-                }
-            }
-        }
+        self.run_on(cmd, &name).await.map(drop)
     }
 
     async fn rollback(&self, snap: &SnapshotName) -> Result<()> {
@@ -420,13 +408,6 @@ impl Zfs for RealZfs {
     }
 }
 
-fn classify_err(e: &ZfsError) -> Option<StderrKind> {
-    match e {
-        ZfsError::Command { stderr, .. } => Some(classify(stderr)),
-        _ => None,
-    }
-}
-
 /// A receive that, once finished, checks the received snapshot's GUID.
 struct GuidCheckedSink {
     inner: ProcRecvSink,
@@ -468,16 +449,9 @@ impl RecvSink for GuidCheckedSink {
             self.inner.finish().await?;
             if let Some((snap, guid)) = &self.expect {
                 let name = SnapshotName::new(&self.fs, snap)?;
-                let actual = self.zfs.guid(&name.to_string()).await?;
-                if actual != *guid {
-                    return Err(ZfsError::GuidMismatch {
-                        name: name.to_string(),
-                        actual,
-                        expected: *guid,
-                    });
-                }
+                check_guid(&self.zfs, &name.to_string(), *guid).await?;
             }
-            Ok(())
+            Ok::<(), ZfsError>(())
         }
         .await;
         self.done = Some(res.as_ref().map(drop).map_err(|e| e.to_string()));

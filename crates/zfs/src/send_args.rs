@@ -161,16 +161,9 @@ impl SendArgs {
     }
 }
 
-async fn check_guid<Z: Zfs + ?Sized>(zfs: &Z, name: &str, expected: u64) -> Result<()> {
-    let actual = zfs.guid(name).await?;
-    if actual != expected {
-        return Err(ZfsError::GuidMismatch {
-            name: name.to_string(),
-            actual,
-            expected,
-        });
-    }
-    Ok(())
+/// Fetch the GUID of `name` and check it is `expected`.
+pub(crate) async fn check_guid<Z: Zfs + ?Sized>(zfs: &Z, name: &str, expected: u64) -> Result<()> {
+    ZfsError::check_guid(name, zfs.guid(name).await?, expected)
 }
 
 impl ValidatedSendArgs {

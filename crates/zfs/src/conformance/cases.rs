@@ -30,6 +30,20 @@ pub(super) async fn fs_with_snaps(
     Ok(fs)
 }
 
+/// Short names of `fs`'s versions, oldest first; only those of kind `only` when given.
+pub(super) async fn version_names(
+    fx: &dyn Fixture,
+    fs: &DatasetPath,
+    only: Option<VersionKind>,
+) -> Result<Vec<String>, String> {
+    let versions = fx.zfs().list_versions(fs).await.ctx("list")?;
+    Ok(versions
+        .into_iter()
+        .filter(|v| only.is_none_or(|k| v.kind == k))
+        .map(|v| v.name)
+        .collect())
+}
+
 fn is_missing(e: &ZfsError, name: &str) -> bool {
     matches!(e, ZfsError::DatasetDoesNotExist { path } if path == name)
 }
@@ -61,14 +75,7 @@ pub(super) async fn batch_destroy(fx: &dyn Fixture) -> Outcome {
         destroyed == vec!["1".to_string(), "3".to_string()],
         "destroyed {destroyed:?}"
     );
-    let left: Vec<String> = fx
-        .zfs()
-        .list_versions(&fs)
-        .await
-        .ctx("list")?
-        .into_iter()
-        .map(|v| v.name)
-        .collect();
+    let left = version_names(fx, &fs, None).await?;
     ensure_case!(left == vec!["2".to_string()], "left {left:?}");
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! snapshots, properties, rollback, and incremental sends from bookmarks and
 //! with intermediates, received with `-o`/`-x`.
 
-use super::cases::{ds, fs_with_snaps, snap};
+use super::cases::{ds, fs_with_snaps, snap, version_names};
 use super::{CaseResult, Fixture, Outcome};
 use crate::api::{RecvArgs, VersionRef};
 use crate::ensure_case;
@@ -142,14 +142,7 @@ pub(super) async fn incremental_from_bookmark_and_intermediates(fx: &dyn Fixture
         recv,
     )
     .await?;
-    let names: Vec<String> = z
-        .list_versions(&dst)
-        .await
-        .ctx("list")?
-        .into_iter()
-        .filter(|v| v.kind == VersionKind::Snapshot)
-        .map(|v| v.name)
-        .collect();
+    let names = version_names(fx, &dst, Some(VersionKind::Snapshot)).await?;
     ensure_case!(names == vec!["1", "2", "3", "4"], "receiver has {names:?}");
     let p = z.get(dst.as_str(), &["zrelay:received"]).await.ctx("get")?;
     ensure_case!(p["zrelay:received"].value == "yes", "-o not applied: {p:?}");

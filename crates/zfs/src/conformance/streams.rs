@@ -3,7 +3,7 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::cases::{ds, fs_with_snaps, snap};
+use super::cases::{ds, fs_with_snaps, snap, version_names};
 use super::{CaseResult, Fixture, Outcome};
 use crate::api::{RecvArgs, VersionRef};
 use crate::ensure_case;
@@ -68,14 +68,7 @@ pub(super) async fn receive_force_rollback_works_unencrypted(fx: &dyn Fixture) -
     transfer(fx, full_args(fx, &snap(&src, "1")).await?, &recv, true)
         .await
         .ctx("forced full receive")?;
-    let names: Vec<String> = fx
-        .zfs()
-        .list_versions(&dst)
-        .await
-        .ctx("list")?
-        .into_iter()
-        .map(|v| v.name)
-        .collect();
+    let names = version_names(fx, &dst, None).await?;
     ensure_case!(
         names == vec!["1".to_string()],
         "receiver versions after recv -F: {names:?}"
@@ -97,14 +90,7 @@ pub(super) async fn receive_without_force_refuses_existing(fx: &dyn Fixture) -> 
         res.is_err(),
         "a full receive over an existing filesystem succeeded"
     );
-    let names: Vec<String> = fx
-        .zfs()
-        .list_versions(&dst)
-        .await
-        .ctx("list")?
-        .into_iter()
-        .map(|v| v.name)
-        .collect();
+    let names = version_names(fx, &dst, None).await?;
     ensure_case!(
         names == vec!["mine".to_string()],
         "receiver was modified: {names:?}"

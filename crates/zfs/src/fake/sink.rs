@@ -245,13 +245,7 @@ impl FakeRecvSink {
                 .and_then(|d| d.snaps.get(snap))
                 .map(|s| s.guid);
             let actual = actual.ok_or_else(|| missing(&name))?;
-            if actual != *guid {
-                return Err(ZfsError::GuidMismatch {
-                    name: name.to_string(),
-                    actual,
-                    expected: *guid,
-                });
-            }
+            ZfsError::check_guid(&name.to_string(), actual, *guid)?;
         }
         Ok(())
     }
