@@ -285,6 +285,82 @@ pub trait Zfs: Send + Sync {
 
     /// OpenZFS version of userland and kernel module.
     async fn version(&self) -> Result<ZfsVersion>;
+
+    // ---- Batched operations. The defaults loop over the single-item calls;
+    // `RealZfs` overrides them with one command for the whole batch, falling
+    // back to the loop when that command fails, so the results are the same.
+
+    /// `zfs get` of `props` on several datasets, snapshots or bookmarks (full
+    /// names) at once. Each name maps to its own result, so one missing name
+    /// does not hide the others.
+    async fn get_many(
+        &self,
+        names: &[String],
+        props: &[&str],
+    ) -> Result<Vec<(String, Result<BTreeMap<String, PropertyValue>>)>> {
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            out.push((n.clone(), self.get(n, props).await));
+        }
+        Ok(out)
+    }
+
+    /// Hold each snapshot with `tag`; idempotent per snapshot. Returns one
+    /// result per snapshot, in order.
+    async fn hold_many(&self, snaps: &[SnapshotName], tag: &str) -> Result<Vec<Result<()>>> {
+        let mut out = Vec::with_capacity(snaps.len());
+        for s in snaps {
+            out.push(self.hold(s, tag).await);
+        }
+        Ok(out)
+    }
+
+    /// Release `tag` from each snapshot; idempotent per snapshot.
+    async fn release_many(&self, snaps: &[SnapshotName], tag: &str) -> Result<Vec<Result<()>>> {
+        let mut out = Vec::with_capacity(snaps.len());
+        for s in snaps {
+            out.push(self.release(s, tag).await);
+        }
+        Ok(out)
+    }
+
+    /// The hold tags of several snapshots. A snapshot that vanished maps to no tags.
+    async fn holds_many(&self, snaps: &[SnapshotName]) -> Result<Vec<(SnapshotName, Vec<String>)>> {
+        let mut out = Vec::with_capacity(snaps.len());
+        for s in snaps {
+            match self.holds(s).await {
+                Ok(tags) => out.push((s.clone(), tags)),
+                Err(e) if e.is_does_not_exist() => out.push((s.clone(), Vec::new())),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Create several bookmarks, each from `(from, guid)` like [`Zfs::bookmark`].
+    /// One result per request, in order.
+    async fn bookmark_many(
+        &self,
+        reqs: &[(VersionRef, u64, BookmarkName)],
+    ) -> Result<Vec<Result<()>>> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for (from, guid, bm) in reqs {
+            out.push(self.bookmark(from, *guid, bm).await);
+        }
+        Ok(out)
+    }
+
+    /// Destroy several bookmarks (of any filesystems); idempotent per bookmark.
+    async fn destroy_bookmarks(&self, bookmarks: &[BookmarkName]) -> Result<Vec<Result<()>>> {
+        let mut out = Vec::with_capacity(bookmarks.len());
+        for b in bookmarks {
+            out.push(
+                self.destroy_idempotent(&DestroyTarget::Bookmark(b.clone()))
+                    .await,
+            );
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -121,7 +121,7 @@ pub fn legacy_placeholder_value(path: &DatasetPath) -> String {
 
 /// Whether a `zrepl:placeholder` value marks `path` as a placeholder (zrepl's
 /// `isLocalPlaceholderPropertyValuePlaceholder`).
-fn is_placeholder_value(path: &DatasetPath, value: &str) -> bool {
+pub fn is_placeholder_value(path: &DatasetPath, value: &str) -> bool {
     value == "on" || (value.len() == 64 && value == legacy_placeholder_value(path))
 }
 

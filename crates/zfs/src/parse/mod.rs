@@ -19,7 +19,7 @@ pub mod stderr;
 pub use destroy::{parse_destroy_stderr, DestroyFailure, DestroyReason};
 pub use holds::parse_holds;
 pub use list::{
-    legacy_placeholder_value, parse_list, parse_placeholder_get, DatasetKind, ListedDataset,
+    is_placeholder_value, legacy_placeholder_value, parse_list, parse_placeholder_get, DatasetKind, ListedDataset,
     Version, LIST_PROPS,
 };
 pub use resume_token::{parse_resume_token_output, ResumeTokenError, ResumeTokenInfo};

@@ -1,0 +1,120 @@
+//! The endpoint error type. Every error says whether retrying can help.
+
+use zrelay_zfs::{DatasetPath, ErrorClass, ZfsError};
+
+/// Everything that can go wrong at an endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// A ZFS operation failed.
+    #[error("{context}: {source}")]
+    Zfs {
+        /// What the endpoint was doing, naming the dataset.
+        context: String,
+        /// The ZFS layer's error (carries its own retry class).
+        #[source]
+        source: ZfsError,
+    },
+
+    /// A request names a filesystem this endpoint does not serve.
+    #[error("filesystem {fs:?} is not allowed here: {reason}")]
+    NotAllowed {
+        /// The requested filesystem.
+        fs: String,
+        /// Why (filter, confinement).
+        reason: String,
+    },
+
+    /// The request itself is malformed or inconsistent.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+
+    /// The receiver's root filesystem is missing.
+    #[error("receiver root filesystem {0:?} does not exist; create it first")]
+    RootMissing(DatasetPath),
+
+    /// A full receive would overwrite a filesystem that is not a placeholder.
+    #[error("refusing to overwrite {fs:?} with a full receive: it exists and is not a placeholder (zrelay never uses `zfs recv -F` on it unless you opt in)")]
+    WouldOverwrite {
+        /// The receiving filesystem.
+        fs: DatasetPath,
+    },
+
+    /// A placeholder could not be created as configured.
+    #[error("cannot create placeholder {fs:?}: {reason}")]
+    Placeholder {
+        /// The placeholder to be.
+        fs: DatasetPath,
+        /// Why.
+        reason: String,
+    },
+
+    /// The byte stream of a step failed.
+    #[error("stream of {fs:?} failed: {reason}")]
+    Stream {
+        /// The filesystem being replicated.
+        fs: DatasetPath,
+        /// What happened.
+        reason: String,
+        /// Retrying can help.
+        temporary: bool,
+    },
+
+    /// A receive failed. `resumable` says whether a partial state was kept.
+    #[error("receive into {fs:?} failed{}: {source}", if *resumable { " (resumable)" } else { "" })]
+    Receive {
+        /// The receiving filesystem.
+        fs: DatasetPath,
+        /// The cause.
+        #[source]
+        source: Box<EndpointError>,
+        /// The receiver holds a resume token for this step.
+        resumable: bool,
+    },
+
+    /// The peer could not be reached or broke the connection.
+    #[error("transport: {0}")]
+    Transport(String),
+
+    /// The operation was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl EndpointError {
+    /// Wrap a ZFS error with what the endpoint was doing.
+    pub fn zfs(context: impl Into<String>, source: ZfsError) -> Self {
+        EndpointError::Zfs {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The retry class the driver acts on.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            EndpointError::Zfs { source, .. } => source.class(),
+            EndpointError::Stream { temporary, .. } => {
+                if *temporary {
+                    ErrorClass::Temporary
+                } else {
+                    ErrorClass::Permanent
+                }
+            }
+            EndpointError::Receive { source, .. } => source.class(),
+            EndpointError::Transport(_) | EndpointError::Cancelled => ErrorClass::Temporary,
+            EndpointError::NotAllowed { .. }
+            | EndpointError::InvalidRequest(_)
+            | EndpointError::RootMissing(_)
+            | EndpointError::WouldOverwrite { .. }
+            | EndpointError::Placeholder { .. } => ErrorClass::Permanent,
+        }
+    }
+
+    /// Whether a failed receive left a resumable state.
+    pub fn resumable(&self) -> bool {
+        matches!(self, EndpointError::Receive { resumable: true, .. })
+    }
+}
+
+/// Result alias for endpoints.
+pub type Result<T, E = EndpointError> = std::result::Result<T, E>;

@@ -1,0 +1,30 @@
+//! `zrelay-endpoint`: the two ends of a replication.
+//!
+//! Invariants:
+//! - The engine talks to endpoints only through the [`Sender`] and [`Receiver`]
+//!   traits, with the plain-data messages of [`types`]; a network transport
+//!   implements the same traits.
+//! - Names in messages are in the sender's namespace. A receiver maps them
+//!   under its root and refuses anything that would leave it.
+//! - The on-ZFS abstractions use zrepl's exact names ([`abstractions`]), so a
+//!   zrepl user keeps their incremental history.
+//! - Every operation is idempotent and checks GUIDs; a retried call converges.
+//! - Nothing is received with `zfs recv -F` except zrelay's own placeholders,
+//!   or where the user opted in.
+
+pub mod types;
+
+pub use types::*;
+pub mod abstractions;
+pub mod error;
+pub mod filter;
+pub mod sender;
+pub mod traits;
+
+pub use abstractions::JobId;
+pub use error::{EndpointError, Result};
+pub use filter::FsFilter;
+pub use sender::{LocalSender, SendOptions};
+pub use traits::{Receiver, Sender};
+pub mod receiver;
+pub use receiver::{LocalReceiver, PlaceholderEncryption, RecvOptions};

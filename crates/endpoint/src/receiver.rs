@@ -1,0 +1,482 @@
+//! The local receiver: receives into `root/<sender path>` on the local ZFS,
+//! creates placeholders for missing parents, and owns this job's
+//! last-received holds.
+//!
+//! Confinement: every dataset it touches is computed by [`LocalReceiver::target`],
+//! which joins validated components under the root; nothing outside the root
+//! is ever listed, created, received into or held.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+use zrelay_zfs::name::VersionKind;
+use zrelay_zfs::parse::{is_placeholder_value, Version};
+use zrelay_zfs::process::SendStream;
+use zrelay_zfs::{DatasetPath, PropertyValue, RecvArgs, SnapshotName, Zfs};
+
+use crate::abstractions::{parse_hold_tag, JobId, PLACEHOLDER_PROPERTY};
+use crate::error::{EndpointError, Result};
+use crate::traits::Receiver;
+use crate::types::{BatchResult, CommitReq, FsListing, FsVersion, Guarantee, ResumeState, StepReq};
+
+/// `recv.placeholder.encryption`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaceholderEncryption {
+    /// Create placeholders only where they would not be encrypted (parent
+    /// unencrypted); under an encrypted parent, fail and ask for a choice.
+    #[default]
+    Unspecified,
+    /// `zfs create -o encryption=off` (an untrusted receiver of raw sends).
+    Off,
+    /// Inherit the parent's encryption (encrypt plain sends on receive).
+    Inherit,
+}
+
+/// zrepl's `recv` options of a job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecvOptions {
+    /// `recv.properties.override` → `-o prop=value`.
+    pub override_props: Vec<(String, String)>,
+    /// `recv.properties.inherit` → `-x prop`.
+    pub inherit_props: Vec<String>,
+    /// `recv.placeholder.encryption`.
+    pub placeholder_encryption: PlaceholderEncryption,
+    /// zrelay extension: allow a full receive with `-F` over an existing
+    /// filesystem that is not a placeholder. Off unless the user opts in.
+    pub force_overwrite: bool,
+}
+
+/// A receiver into a root filesystem on the local ZFS.
+pub struct LocalReceiver {
+    zfs: Arc<dyn Zfs>,
+    job: JobId,
+    root: DatasetPath,
+    opts: RecvOptions,
+    /// Versions of the last listing, by receiving filesystem.
+    versions: Mutex<HashMap<DatasetPath, Vec<Version>>>,
+}
+
+fn encrypted(p: Option<&PropertyValue>) -> bool {
+    p.is_some_and(|v| v.value != "off" && v.value != "-" && !v.value.is_empty())
+}
+
+impl LocalReceiver {
+    /// A receiver for job `job` into `root` (which must exist).
+    pub fn new(zfs: Arc<dyn Zfs>, job: JobId, root: DatasetPath, opts: RecvOptions) -> Self {
+        LocalReceiver {
+            zfs,
+            job,
+            root,
+            opts,
+            versions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The receiving filesystem of a sender filesystem: `root/<sender path>`.
+    pub fn target(&self, fs: &DatasetPath) -> Result<DatasetPath> {
+        self.root
+            .join(fs.components())
+            .map_err(|e| EndpointError::NotAllowed {
+                fs: fs.to_string(),
+                reason: format!("cannot map under {}: {e}", self.root),
+            })
+    }
+
+    /// The sender path of a receiving filesystem, `None` for the root and outside it.
+    fn sender_path(&self, target: &DatasetPath) -> Option<DatasetPath> {
+        let rel = target.strip_prefix(&self.root)?;
+        if rel.is_empty() {
+            return None;
+        }
+        DatasetPath::parse(&rel.join("/")).ok()
+    }
+
+    /// Which of `paths` are placeholders: a locally set `zrepl:placeholder`
+    /// (an inherited value does not count, as in zrepl). One `zfs get`.
+    async fn placeholders(&self, paths: &[DatasetPath]) -> Result<HashMap<DatasetPath, bool>> {
+        let mut out = HashMap::new();
+        if paths.is_empty() {
+            return Ok(out);
+        }
+        let names: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        let got = self
+            .zfs
+            .get_many(&names, &[PLACEHOLDER_PROPERTY])
+            .await
+            .map_err(|e| EndpointError::zfs("read placeholder state", e))?;
+        for (p, (_, r)) in paths.iter().zip(got) {
+            let is = match r {
+                Ok(props) => props.get(PLACEHOLDER_PROPERTY).is_some_and(|v| {
+                    v.source == "local" && is_placeholder_value(p, &v.value)
+                }),
+                Err(e) if e.is_does_not_exist() => false,
+                Err(e) => return Err(EndpointError::zfs(format!("read placeholder state of {p}"), e)),
+            };
+            out.insert(p.clone(), is);
+        }
+        Ok(out)
+    }
+
+    /// Before a full receive: decide whether `-F` is needed (placeholder or
+    /// opt-in) and create missing parents as placeholders.
+    async fn prepare_full(&self, step: &StepReq, target: &DatasetPath) -> Result<bool> {
+        let mut chain = vec![target.clone()];
+        let mut p = target.parent();
+        while let Some(a) = p {
+            if !a.has_prefix(&self.root) {
+                break;
+            }
+            p = a.parent();
+            chain.push(a);
+        }
+        chain.reverse(); // root first, target last
+        let names: Vec<String> = chain.iter().map(|c| c.to_string()).collect();
+        let got = self
+            .zfs
+            .get_many(&names, &[PLACEHOLDER_PROPERTY, "encryption"])
+            .await
+            .map_err(|e| EndpointError::zfs(format!("inspect {target} and its parents"), e))?;
+        let mut state: Vec<Option<BTreeMap<String, PropertyValue>>> = Vec::new();
+        for (c, (_, r)) in chain.iter().zip(got) {
+            match r {
+                Ok(props) => state.push(Some(props)),
+                Err(e) if e.is_does_not_exist() => state.push(None),
+                Err(e) => return Err(EndpointError::zfs(format!("inspect {c}"), e)),
+            }
+        }
+        if state[0].is_none() {
+            return Err(EndpointError::RootMissing(self.root.clone()));
+        }
+        if let Some(Some(props)) = state.last() {
+            let placeholder = props
+                .get(PLACEHOLDER_PROPERTY)
+                .is_some_and(|v| v.source == "local" && is_placeholder_value(target, &v.value));
+            if placeholder {
+                info!(fs = %target, "replacing placeholder with a full receive (recv -F)");
+                return Ok(true);
+            }
+            if step.resume_token.is_some() {
+                return Ok(false);
+            }
+            if self.opts.force_overwrite {
+                warn!(fs = %target, "full receive over an existing filesystem with -F (force_overwrite is on)");
+                return Ok(true);
+            }
+            return Err(EndpointError::WouldOverwrite { fs: target.clone() });
+        }
+        // Create the missing parents (not the target itself), top down.
+        let mut parent_encrypted = encrypted(state[0].as_ref().and_then(|p| p.get("encryption")));
+        for (i, c) in chain.iter().enumerate().take(chain.len() - 1).skip(1) {
+            if let Some(props) = &state[i] {
+                parent_encrypted = encrypted(props.get("encryption"));
+                continue;
+            }
+            let mut props = vec![(PLACEHOLDER_PROPERTY.to_string(), "on".to_string())];
+            match self.opts.placeholder_encryption {
+                PlaceholderEncryption::Unspecified if parent_encrypted => {
+                    return Err(EndpointError::Placeholder {
+                        fs: c.clone(),
+                        reason: "its parent is encrypted and recv.placeholder.encryption is unspecified; set it to `inherit` (encrypt on receive) or `off` (untrusted receiver of raw sends)".into(),
+                    });
+                }
+                PlaceholderEncryption::Unspecified => {}
+                PlaceholderEncryption::Off => {
+                    props.push(("encryption".into(), "off".into()));
+                    parent_encrypted = false;
+                }
+                PlaceholderEncryption::Inherit => {}
+            }
+            debug!(fs = %c, "creating placeholder");
+            self.zfs.create(c, &props).await.map_err(|e| EndpointError::Placeholder {
+                fs: c.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(false)
+    }
+
+    async fn copy(
+        &self,
+        step: &StepReq,
+        target: &DatasetPath,
+        force: bool,
+        mut stream: Box<dyn SendStream>,
+    ) -> Result<()> {
+        let args = RecvArgs {
+            fs: target.clone(),
+            resumable: true,
+            unmounted: true,
+            override_props: self.opts.override_props.clone(),
+            inherit_props: self.opts.inherit_props.clone(),
+            expect: None,
+        };
+        let started = if force {
+            self.zfs.recv_force_rollback(&args).await
+        } else {
+            self.zfs.recv(&args).await
+        };
+        let mut sink = match started {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = stream.close().await;
+                return Err(EndpointError::zfs(format!("start receive of {step}"), e));
+            }
+        };
+        let copied = tokio::io::copy(&mut stream, &mut sink).await;
+        let res = match copied {
+            Ok(_) => match sink.finish().await {
+                Ok(()) => stream
+                    .close()
+                    .await
+                    .map_err(|e| EndpointError::zfs(format!("send of {step}"), e)),
+                Err(e) => {
+                    let _ = stream.close().await;
+                    Err(EndpointError::zfs(format!("receive of {step}"), e))
+                }
+            },
+            Err(io) => {
+                // Stop the receive first so a partial state is saved, then
+                // collect the sender's own error if it has one.
+                sink.abort().await;
+                let send_err = stream.close().await.err();
+                let recv_err = sink.finish().await.err();
+                Err(match (recv_err, send_err) {
+                    (Some(e), _) if !matches!(e, zrelay_zfs::ZfsError::Closed(_)) => {
+                        EndpointError::zfs(format!("receive of {step}"), e)
+                    }
+                    (_, Some(e)) => EndpointError::zfs(format!("send of {step}"), e),
+                    _ => EndpointError::Stream {
+                        fs: step.fs.clone(),
+                        reason: io.to_string(),
+                        temporary: true,
+                    },
+                })
+            }
+        };
+        res
+    }
+}
+
+#[async_trait]
+impl Receiver for LocalReceiver {
+    async fn list_filesystems(&self) -> Result<Vec<FsListing>> {
+        let listed = match self.zfs.list(&self.root).await {
+            Ok(l) => l,
+            Err(e) if e.is_does_not_exist() => {
+                return Err(EndpointError::RootMissing(self.root.clone()))
+            }
+            Err(e) => return Err(EndpointError::zfs(format!("list {}", self.root), e)),
+        };
+        let maybe: Vec<DatasetPath> = listed
+            .iter()
+            .filter(|d| d.placeholder && d.path != self.root)
+            .map(|d| d.path.clone())
+            .collect();
+        let placeholders = self.placeholders(&maybe).await?;
+        let mut out = Vec::new();
+        let mut cache = HashMap::new();
+        for d in listed {
+            let Some(path) = self.sender_path(&d.path) else { continue };
+            let resume = match &d.resume_token {
+                None => None,
+                Some(token) => match self.zfs.resume_token_info(token).await {
+                    Ok(info) => Some(ResumeState {
+                        token: token.clone(),
+                        to_guid: info.toguid,
+                        from_guid: info.fromguid,
+                        to_name: info.toname.to_string(),
+                        bytes: info.bytes,
+                    }),
+                    Err(e) => {
+                        warn!(fs = %d.path, error = %e, "cannot decode the receive_resume_token; ignoring it");
+                        None
+                    }
+                },
+            };
+            out.push(FsListing {
+                path,
+                placeholder: placeholders.get(&d.path).copied().unwrap_or(false),
+                encrypted: d.encryption.is_some(),
+                resume,
+                cursor_guid: None,
+                versions: d.versions.iter().map(FsVersion::from).collect(),
+            });
+            cache.insert(d.path, d.versions);
+        }
+        *self.versions.lock().unwrap() = cache;
+        Ok(out)
+    }
+
+    async fn receive(&self, step: &StepReq, stream: Box<dyn SendStream>) -> Result<()> {
+        let target = self.target(&step.fs)?;
+        let mut force = false;
+        if step.from.is_none() {
+            force = match self.prepare_full(step, &target).await {
+                Ok(f) => f,
+                Err(e) => {
+                    let mut stream = stream;
+                    let _ = stream.close().await;
+                    return Err(e);
+                }
+            };
+        }
+        match self.copy(step, &target, force, stream).await {
+            Ok(()) => {
+                if force {
+                    // The placeholder is now a real filesystem.
+                    self.zfs
+                        .inherit(&target, PLACEHOLDER_PROPERTY)
+                        .await
+                        .map_err(|e| EndpointError::zfs(format!("clear placeholder of {target}"), e))?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let resumable = match self.zfs.get(target.as_str(), &["receive_resume_token"]).await {
+                    Ok(p) => p
+                        .get("receive_resume_token")
+                        .is_some_and(|v| v.value != "-" && !v.value.is_empty()),
+                    Err(_) => false,
+                };
+                Err(EndpointError::Receive {
+                    fs: target,
+                    source: Box::new(e),
+                    resumable,
+                })
+            }
+        }
+    }
+
+    async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>> {
+        let tag = self.job.last_received_hold_tag();
+        let mut results: Vec<Result<()>> = Vec::with_capacity(reqs.len());
+        let mut snaps: Vec<Option<SnapshotName>> = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            let s = self.target(&r.fs).and_then(|t| {
+                SnapshotName::new(&t, &r.to.name)
+                    .map_err(|e| EndpointError::InvalidRequest(e.to_string()))
+            });
+            match s {
+                Ok(s) => {
+                    snaps.push(Some(s));
+                    results.push(Ok(()));
+                }
+                Err(e) => {
+                    snaps.push(None);
+                    results.push(Err(e));
+                }
+            }
+        }
+        // 1. Verify the received snapshots' GUIDs, in one call.
+        let names: Vec<String> = snaps.iter().flatten().map(|s| s.to_string()).collect();
+        let got = if names.is_empty() {
+            Vec::new()
+        } else {
+            self.zfs
+                .get_many(&names, &["guid"])
+                .await
+                .map_err(|e| EndpointError::zfs("verify received snapshots", e))?
+        };
+        let mut got = got.into_iter();
+        for (i, r) in reqs.iter().enumerate() {
+            let Some(s) = &snaps[i] else { continue };
+            let Some((_, props)) = got.next() else { continue };
+            let check = props
+                .map_err(|e| EndpointError::zfs(format!("verify {s}"), e))
+                .and_then(|p| {
+                    let guid = p.get("guid").and_then(|v| v.value.parse::<u64>().ok());
+                    match guid {
+                        Some(g) if g == r.to.guid => Ok(()),
+                        other => Err(EndpointError::zfs(
+                            format!("verify {s}"),
+                            zrelay_zfs::ZfsError::GuidMismatch {
+                                name: s.to_string(),
+                                actual: other.unwrap_or(0),
+                                expected: r.to.guid,
+                            },
+                        )),
+                    }
+                });
+            if let Err(e) = check {
+                results[i] = Err(e);
+                snaps[i] = None;
+            }
+        }
+        // 2. Hold the new ones.
+        let hold: Vec<SnapshotName> = reqs
+            .iter()
+            .zip(&snaps)
+            .filter(|(r, s)| s.is_some() && r.protection.for_step(r.incremental) != Guarantee::GuaranteeNothing)
+            .filter_map(|(_, s)| s.clone())
+            .collect();
+        if !hold.is_empty() {
+            let res = self
+                .zfs
+                .hold_many(&hold, &tag)
+                .await
+                .map_err(|e| EndpointError::zfs("hold received snapshots", e))?;
+            for (s, r) in hold.iter().zip(res) {
+                if let Err(e) = r {
+                    if let Some(i) = snaps.iter().position(|x| x.as_ref() == Some(s)) {
+                        results[i] = Err(EndpointError::zfs(format!("hold {s}"), e));
+                        snaps[i] = None;
+                    }
+                }
+            }
+        }
+        // 3. Release this job's last-received hold everywhere else on those filesystems.
+        let mut candidates = Vec::new();
+        {
+            let cache = self.versions.lock().unwrap();
+            for s in snaps.iter().flatten() {
+                let Some(versions) = cache.get(s.fs()) else { continue };
+                for v in versions {
+                    if v.kind == VersionKind::Snapshot && v.name != s.name() && v.userrefs.unwrap_or(0) > 0 {
+                        candidates.extend(SnapshotName::new(s.fs(), &v.name).ok());
+                    }
+                }
+            }
+        }
+        if !candidates.is_empty() {
+            let holds = self
+                .zfs
+                .holds_many(&candidates)
+                .await
+                .map_err(|e| EndpointError::zfs("list holds", e))?;
+            let release: Vec<SnapshotName> = holds
+                .into_iter()
+                .filter(|(_, tags)| {
+                    tags.iter().any(|t| {
+                        parse_hold_tag(t).is_some_and(|(_, j)| j == self.job.as_str()) && t == &tag
+                    })
+                })
+                .map(|(s, _)| s)
+                .collect();
+            if !release.is_empty() {
+                let res = self
+                    .zfs
+                    .release_many(&release, &tag)
+                    .await
+                    .map_err(|e| EndpointError::zfs("release old last-received holds", e))?;
+                for (s, r) in release.iter().zip(res) {
+                    if let Err(e) = r {
+                        warn!(snapshot = %s, error = %e, "cannot release an old last-received hold");
+                    }
+                }
+            }
+        }
+        self.versions
+            .lock()
+            .unwrap()
+            .retain(|fs, _| !snaps.iter().flatten().any(|s| s.fs() == fs));
+        Ok(results)
+    }
+
+    fn describe(&self) -> String {
+        format!("local receiver into {} (job {})", self.root, self.job)
+    }
+}

@@ -1,0 +1,617 @@
+//! The local sender: serves the filesystems of a filter from the ZFS layer,
+//! and owns this job's step holds and cursor bookmarks on them.
+//!
+//! It remembers, per filesystem, the versions of its last listing and which
+//! snapshots carry its step hold, so that protecting and committing a batch of
+//! filesystems costs a fixed number of `zfs` commands (one per operation kind),
+//! not a number per filesystem.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures_util::stream::{self, StreamExt};
+use tracing::{debug, warn};
+use zrelay_zfs::name::VersionKind;
+use zrelay_zfs::parse::{DatasetKind, Version};
+use zrelay_zfs::process::SendStream;
+use zrelay_zfs::{
+    BookmarkName, DatasetPath, SendArgs, SendFlags, SnapshotName, VersionRef, Zfs, ZfsError,
+};
+
+use crate::abstractions::{parse_bookmark, parse_hold_tag, AbstractionKind, JobId};
+use crate::error::{EndpointError, Result};
+use crate::filter::FsFilter;
+use crate::traits::Sender;
+use crate::types::{
+    BatchResult, CommitReq, FsListing, FsVersion, Guarantee, PrepareReq, StepReq,
+};
+
+/// zrepl's `send` options of a job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// `send.encrypted`: send only encrypted filesystems, always raw.
+    pub encrypted: bool,
+    /// The other flags (`raw`, `send_properties`, …).
+    pub flags: SendFlags,
+}
+
+/// What the sender knows about one filesystem.
+#[derive(Debug, Default, Clone)]
+struct FsState {
+    versions: Vec<Version>,
+    /// Snapshots (short names) known to carry this job's step hold.
+    step_held: BTreeSet<String>,
+    /// Whether `step_held` was checked against `zfs holds` since the listing.
+    holds_known: bool,
+}
+
+impl FsState {
+    fn job_bookmarks<'a>(
+        &'a self,
+        job: &'a JobId,
+    ) -> impl Iterator<Item = (AbstractionKind, &'a Version)> + 'a {
+        self.versions.iter().filter_map(move |v| {
+            if v.kind != VersionKind::Bookmark {
+                return None;
+            }
+            let p = parse_bookmark(&v.name)?;
+            (p.job.as_deref() == Some(job.as_str())).then_some((p.kind, v))
+        })
+    }
+}
+
+/// A sender over the local ZFS.
+pub struct LocalSender {
+    zfs: Arc<dyn Zfs>,
+    job: JobId,
+    filter: FsFilter,
+    send: SendOptions,
+    state: Mutex<HashMap<DatasetPath, FsState>>,
+}
+
+impl LocalSender {
+    /// A sender of the filesystems `filter` admits, for job `job`.
+    pub fn new(zfs: Arc<dyn Zfs>, job: JobId, filter: FsFilter, send: SendOptions) -> Self {
+        LocalSender {
+            zfs,
+            job,
+            filter,
+            send,
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn check_allowed(&self, fs: &DatasetPath) -> Result<()> {
+        if self.filter.matches(fs) {
+            Ok(())
+        } else {
+            Err(EndpointError::NotAllowed {
+                fs: fs.to_string(),
+                reason: "not matched by this job's filesystems filter".into(),
+            })
+        }
+    }
+
+    fn send_args(&self, step: &StepReq) -> Result<SendArgs> {
+        self.check_allowed(&step.fs)?;
+        let fs = &step.fs;
+        let bad = |e: zrelay_zfs::name::NameError| EndpointError::InvalidRequest(e.to_string());
+        if !step.to.is_snapshot() {
+            return Err(EndpointError::InvalidRequest(format!(
+                "step `to` must be a snapshot, got {}",
+                step.to.full_name(fs)
+            )));
+        }
+        let to = SnapshotName::new(fs, &step.to.name).map_err(bad)?;
+        let from = match &step.from {
+            None => None,
+            Some(f) => {
+                let r = match f.kind {
+                    VersionKind::Snapshot => {
+                        VersionRef::Snapshot(SnapshotName::new(fs, &f.name).map_err(bad)?)
+                    }
+                    VersionKind::Bookmark => {
+                        VersionRef::Bookmark(BookmarkName::new(fs, &f.name).map_err(bad)?)
+                    }
+                };
+                Some((r, f.guid))
+            }
+        };
+        Ok(SendArgs {
+            fs: fs.clone(),
+            from,
+            to: (to, step.to.guid),
+            encrypted: self.send.encrypted,
+            flags: self.send.flags.clone(),
+            resume_token: step.resume_token.clone(),
+            intermediates: false,
+        })
+    }
+
+    /// The cached state of `fs`, listing it when unknown.
+    async fn state_of(&self, fs: &DatasetPath) -> Result<FsState> {
+        if let Some(s) = self.state.lock().unwrap().get(fs) {
+            return Ok(s.clone());
+        }
+        let versions = self
+            .zfs
+            .list_versions(fs)
+            .await
+            .map_err(|e| EndpointError::zfs(format!("list versions of {fs}"), e))?;
+        let st = FsState {
+            versions,
+            ..FsState::default()
+        };
+        self.state
+            .lock()
+            .unwrap()
+            .insert(fs.clone(), st.clone());
+        Ok(st)
+    }
+
+    /// Learn which snapshots of `fss` carry this job's step hold: one
+    /// `zfs holds` over every snapshot with holds whose tags are not yet known.
+    async fn discover_step_holds(&self, fss: &[DatasetPath]) -> Result<()> {
+        let mut ask: Vec<SnapshotName> = Vec::new();
+        for fs in fss {
+            let st = self.state_of(fs).await?;
+            if st.holds_known {
+                continue;
+            }
+            for v in &st.versions {
+                if v.kind == VersionKind::Snapshot && v.userrefs.unwrap_or(0) > 0 {
+                    if let Ok(s) = SnapshotName::new(fs, &v.name) {
+                        ask.push(s);
+                    }
+                }
+            }
+        }
+        let found = if ask.is_empty() {
+            Vec::new()
+        } else {
+            self.zfs
+                .holds_many(&ask)
+                .await
+                .map_err(|e| EndpointError::zfs("list holds", e))?
+        };
+        let tag = self.job.step_hold_tag();
+        let mut state = self.state.lock().unwrap();
+        for fs in fss {
+            if let Some(st) = state.get_mut(fs) {
+                st.holds_known = true;
+            }
+        }
+        for (snap, tags) in found {
+            if tags.iter().any(|t| t == &tag) {
+                if let Some(st) = state.get_mut(snap.fs()) {
+                    st.step_held.insert(snap.name().to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn zfs_err(what: &str, e: ZfsError) -> EndpointError {
+        EndpointError::zfs(what.to_string(), e)
+    }
+}
+
+/// Per-filesystem errors of a batch, keyed by filesystem; first error wins.
+#[derive(Default)]
+struct Errors(BTreeMap<DatasetPath, EndpointError>);
+
+impl Errors {
+    fn add(&mut self, fs: &DatasetPath, e: EndpointError) {
+        self.0.entry(fs.clone()).or_insert(e);
+    }
+
+    fn into_results(mut self, fss: impl Iterator<Item = DatasetPath>) -> BatchResult<EndpointError> {
+        fss.map(|fs| match self.0.remove(&fs) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        })
+        .collect()
+    }
+}
+
+fn snap(fs: &DatasetPath, name: &str) -> Option<SnapshotName> {
+    SnapshotName::new(fs, name).ok()
+}
+
+fn bm(fs: &DatasetPath, name: &str) -> Option<BookmarkName> {
+    BookmarkName::new(fs, name).ok()
+}
+
+#[async_trait]
+impl Sender for LocalSender {
+    async fn list_filesystems(&self) -> Result<Vec<FsListing>> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        let mut fresh = HashMap::new();
+        for root in self.filter.list_roots() {
+            let listed = match self.zfs.list(&root).await {
+                Ok(l) => l,
+                Err(e) if e.is_does_not_exist() => {
+                    warn!(%root, "filesystems filter names a dataset that does not exist");
+                    continue;
+                }
+                Err(e) => return Err(EndpointError::zfs(format!("list {root}"), e)),
+            };
+            for d in listed {
+                if !self.filter.matches(&d.path) || !seen.insert(d.path.clone()) {
+                    continue;
+                }
+                let snapshots = d.versions.iter().filter(|v| v.kind == VersionKind::Snapshot);
+                if d.placeholder && snapshots.count() == 0 {
+                    debug!(fs = %d.path, "skipping placeholder without snapshots");
+                    continue;
+                }
+                let st = FsState {
+                    versions: d.versions.clone(),
+                    ..FsState::default()
+                };
+                let cursor_guid = st
+                    .job_bookmarks(&self.job)
+                    .filter(|(k, _)| *k == AbstractionKind::CursorV2)
+                    .max_by_key(|(_, v)| v.createtxg)
+                    .map(|(_, v)| v.guid);
+                out.push(FsListing {
+                    path: d.path.clone(),
+                    placeholder: false,
+                    encrypted: d.encryption.is_some(),
+                    resume: None,
+                    cursor_guid,
+                    versions: d.versions.iter().map(FsVersion::from).collect(),
+                });
+                let _ = d.kind == DatasetKind::Volume;
+                fresh.insert(d.path, st);
+            }
+        }
+        *self.state.lock().unwrap() = fresh;
+        Ok(out)
+    }
+
+    async fn estimate(&self, steps: &[StepReq], concurrency: usize) -> Result<Vec<Result<u64>>> {
+        type Fut<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send + 'a>>;
+        let futs: Vec<Fut<'_>> = steps
+            .iter()
+            .map(|step| Box::pin(self.estimate_one(step)) as Fut<'_>)
+            .collect();
+        Ok(stream::iter(futs)
+            .buffered(concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await)
+    }
+
+    async fn prepare(&self, reqs: &[PrepareReq]) -> Result<BatchResult<EndpointError>> {
+        let mut errors = Errors::default();
+        let mut fss = Vec::new();
+        for r in reqs {
+            match self.check_allowed(&r.fs) {
+                Ok(()) => fss.push(r.fs.clone()),
+                Err(e) => errors.add(&r.fs, e),
+            }
+        }
+        self.discover_step_holds(&fss).await?;
+        let tag = self.job.step_hold_tag();
+        let mut to_hold: Vec<SnapshotName> = Vec::new();
+        let mut to_release: Vec<SnapshotName> = Vec::new();
+        let mut tentatives: Vec<(VersionRef, u64, BookmarkName)> = Vec::new();
+        let mut stale_bookmarks: Vec<BookmarkName> = Vec::new();
+        {
+            let state = self.state.lock().unwrap();
+            for r in reqs.iter().filter(|r| fss.contains(&r.fs)) {
+                let fs = &r.fs;
+                let Some(st) = state.get(fs) else { continue };
+                let mut live_holds = BTreeSet::new();
+                let mut live_tentatives = BTreeSet::new();
+                let mut froms = BTreeSet::new();
+                let cursors: BTreeSet<u64> = st
+                    .job_bookmarks(&self.job)
+                    .filter(|(k, _)| *k == AbstractionKind::CursorV2)
+                    .map(|(_, v)| v.guid)
+                    .collect();
+                for step in &r.steps {
+                    if let Some(f) = &step.from {
+                        froms.insert(f.rel_name());
+                    }
+                    match step.guarantee() {
+                        Guarantee::GuaranteeResumability => {
+                            if let Some(f) = step.from.as_ref().filter(|f| f.is_snapshot()) {
+                                live_holds.insert(f.name.clone());
+                            }
+                            live_holds.insert(step.to.name.clone());
+                        }
+                        Guarantee::GuaranteeIncremental => {
+                            let Some(f) = &step.from else { continue };
+                            if cursors.contains(&f.guid) {
+                                continue;
+                            }
+                            let name = self.job.tentative_cursor_bookmark(f.guid);
+                            let source = match f.kind {
+                                VersionKind::Snapshot => snap(fs, &f.name).map(VersionRef::Snapshot),
+                                VersionKind::Bookmark => bm(fs, &f.name).map(VersionRef::Bookmark),
+                            };
+                            match (source, bm(fs, &name)) {
+                                (Some(src), Some(b)) => {
+                                    live_tentatives.insert(name);
+                                    tentatives.push((src, f.guid, b));
+                                }
+                                _ => errors.add(
+                                    fs,
+                                    EndpointError::InvalidRequest(format!(
+                                        "cannot name a tentative cursor for {}",
+                                        f.full_name(fs)
+                                    )),
+                                ),
+                            }
+                        }
+                        Guarantee::GuaranteeNothing => {}
+                    }
+                }
+                for h in &live_holds {
+                    if !st.step_held.contains(h) {
+                        to_hold.extend(snap(fs, h));
+                    }
+                }
+                for h in st.step_held.difference(&live_holds) {
+                    to_release.extend(snap(fs, h));
+                }
+                for (kind, v) in st.job_bookmarks(&self.job) {
+                    let rel = format!("#{}", v.name);
+                    // Never destroy a bookmark a planned step starts from (zrepl #714).
+                    if kind == AbstractionKind::TentativeCursor
+                        && !live_tentatives.contains(&v.name)
+                        && !froms.contains(&rel)
+                    {
+                        stale_bookmarks.extend(bm(fs, &v.name));
+                    }
+                }
+            }
+        }
+        debug!(
+            hold = to_hold.len(),
+            release = to_release.len(),
+            tentative = tentatives.len(),
+            stale_bookmarks = stale_bookmarks.len(),
+            "prepare"
+        );
+        if !to_hold.is_empty() {
+            let res = self
+                .zfs
+                .hold_many(&to_hold, &tag)
+                .await
+                .map_err(|e| Self::zfs_err("hold step snapshots", e))?;
+            let mut state = self.state.lock().unwrap();
+            for (s, r) in to_hold.iter().zip(res) {
+                match r {
+                    Ok(()) => {
+                        if let Some(st) = state.get_mut(s.fs()) {
+                            st.step_held.insert(s.name().to_string());
+                        }
+                    }
+                    Err(e) => errors.add(s.fs(), EndpointError::zfs(format!("hold {s}"), e)),
+                }
+            }
+        }
+        if !tentatives.is_empty() {
+            let res = self
+                .zfs
+                .bookmark_many(&tentatives)
+                .await
+                .map_err(|e| Self::zfs_err("create tentative cursors", e))?;
+            for ((_, _, b), r) in tentatives.iter().zip(res) {
+                if let Err(e) = r {
+                    errors.add(b.fs(), EndpointError::zfs(format!("bookmark {b}"), e));
+                }
+            }
+        }
+        self.release_and_destroy(&tag, &to_release, &stale_bookmarks, &mut errors)
+            .await?;
+        Ok(errors.into_results(reqs.iter().map(|r| r.fs.clone())))
+    }
+
+    async fn send(&self, step: &StepReq) -> Result<Box<dyn SendStream>> {
+        let args = self.send_args(step)?;
+        let what = format!("send {step}");
+        let valid = args
+            .validate(self.zfs.as_ref())
+            .await
+            .map_err(|e| EndpointError::zfs(what.clone(), e))?;
+        self.zfs
+            .send(&valid)
+            .await
+            .map_err(|e| EndpointError::zfs(what, e))
+    }
+
+    async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>> {
+        let mut errors = Errors::default();
+        let mut fss = Vec::new();
+        for r in reqs {
+            match self.check_allowed(&r.fs) {
+                Ok(()) => fss.push(r.fs.clone()),
+                Err(e) => errors.add(&r.fs, e),
+            }
+        }
+        self.discover_step_holds(&fss).await?;
+        let mut cursors = Vec::new();
+        for r in reqs.iter().filter(|r| fss.contains(&r.fs)) {
+            if r.protection.for_step(r.incremental) == Guarantee::GuaranteeNothing {
+                continue;
+            }
+            let name = self.job.cursor_bookmark(r.to.guid);
+            match (snap(&r.fs, &r.to.name), bm(&r.fs, &name)) {
+                (Some(s), Some(b)) => cursors.push((VersionRef::Snapshot(s), r.to.guid, b)),
+                _ => errors.add(
+                    &r.fs,
+                    EndpointError::InvalidRequest(format!("cannot name the cursor of {}", r.fs)),
+                ),
+            }
+        }
+        let mut new_cursor: HashMap<DatasetPath, String> = HashMap::new();
+        if !cursors.is_empty() {
+            let res = self
+                .zfs
+                .bookmark_many(&cursors)
+                .await
+                .map_err(|e| Self::zfs_err("create replication cursors", e))?;
+            for ((_, _, b), r) in cursors.iter().zip(res) {
+                match r {
+                    Ok(()) => {
+                        new_cursor.insert(b.fs().clone(), b.name().to_string());
+                    }
+                    Err(e) => errors.add(
+                        b.fs(),
+                        EndpointError::zfs(format!("move replication cursor to {b}"), e),
+                    ),
+                }
+            }
+        }
+        let tag = self.job.step_hold_tag();
+        let mut to_release = Vec::new();
+        let mut stale = Vec::new();
+        {
+            let state = self.state.lock().unwrap();
+            for r in reqs.iter().filter(|r| fss.contains(&r.fs)) {
+                let fs = &r.fs;
+                let Some(st) = state.get(fs) else { continue };
+                let cursor_ok = new_cursor.contains_key(fs)
+                    || r.protection.for_step(r.incremental) == Guarantee::GuaranteeNothing;
+                if !cursor_ok {
+                    continue; // keep everything: the old cursor still protects the base
+                }
+                to_release.extend(st.step_held.iter().filter_map(|h| snap(fs, h)));
+                for (kind, v) in st.job_bookmarks(&self.job) {
+                    let keep = new_cursor.get(fs) == Some(&v.name);
+                    if !keep
+                        && matches!(
+                            kind,
+                            AbstractionKind::CursorV2 | AbstractionKind::TentativeCursor
+                        )
+                    {
+                        stale.extend(bm(fs, &v.name));
+                    }
+                }
+            }
+        }
+        self.release_and_destroy(&tag, &to_release, &stale, &mut errors)
+            .await?;
+        // The listing is now out of date for these filesystems: forget it.
+        {
+            let mut state = self.state.lock().unwrap();
+            for fs in &fss {
+                state.remove(fs);
+            }
+        }
+        Ok(errors.into_results(reqs.iter().map(|r| r.fs.clone())))
+    }
+
+    async fn abort(&self, fss: &[DatasetPath]) -> Result<BatchResult<EndpointError>> {
+        let mut errors = Errors::default();
+        let allowed: Vec<DatasetPath> = fss
+            .iter()
+            .filter(|fs| match self.check_allowed(fs) {
+                Ok(()) => true,
+                Err(e) => {
+                    errors.add(fs, e);
+                    false
+                }
+            })
+            .cloned()
+            .collect();
+        self.discover_step_holds(&allowed).await?;
+        let to_release: Vec<SnapshotName> = {
+            let state = self.state.lock().unwrap();
+            allowed
+                .iter()
+                .filter_map(|fs| state.get(fs).map(|st| (fs, st)))
+                .flat_map(|(fs, st)| st.step_held.iter().filter_map(|h| snap(fs, h)))
+                .collect()
+        };
+        let tag = self.job.step_hold_tag();
+        self.release_and_destroy(&tag, &to_release, &[], &mut errors)
+            .await?;
+        Ok(errors.into_results(fss.iter().cloned()))
+    }
+
+    fn describe(&self) -> String {
+        format!("local sender (job {})", self.job)
+    }
+}
+
+impl LocalSender {
+    async fn estimate_one(&self, step: &StepReq) -> Result<u64> {
+        let args = self.send_args(step)?;
+        let what = format!("size estimate of {step}");
+        let valid = args
+            .validate(self.zfs.as_ref())
+            .await
+            .map_err(|e| EndpointError::zfs(what.clone(), e))?;
+        let est = self
+            .zfs
+            .send_dry(&valid)
+            .await
+            .map_err(|e| EndpointError::zfs(what, e))?;
+        Ok(est.size)
+    }
+
+    async fn release_and_destroy(
+        &self,
+        tag: &str,
+        to_release: &[SnapshotName],
+        bookmarks: &[BookmarkName],
+        errors: &mut Errors,
+    ) -> Result<()> {
+        if !to_release.is_empty() {
+            let res = self
+                .zfs
+                .release_many(to_release, tag)
+                .await
+                .map_err(|e| Self::zfs_err("release step holds", e))?;
+            let mut state = self.state.lock().unwrap();
+            for (s, r) in to_release.iter().zip(res) {
+                match r {
+                    Ok(()) => {
+                        if let Some(st) = state.get_mut(s.fs()) {
+                            st.step_held.remove(s.name());
+                        }
+                    }
+                    Err(e) => errors.add(s.fs(), EndpointError::zfs(format!("release {s}"), e)),
+                }
+            }
+        }
+        if !bookmarks.is_empty() {
+            let res = self
+                .zfs
+                .destroy_bookmarks(bookmarks)
+                .await
+                .map_err(|e| Self::zfs_err("destroy stale bookmarks", e))?;
+            let mut state = self.state.lock().unwrap();
+            for (b, r) in bookmarks.iter().zip(res) {
+                match r {
+                    Ok(()) => {
+                        if let Some(st) = state.get_mut(b.fs()) {
+                            st.versions
+                                .retain(|v| !(v.kind == VersionKind::Bookmark && v.name == b.name()));
+                        }
+                    }
+                    Err(e) => errors.add(b.fs(), EndpointError::zfs(format!("destroy {b}"), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The hold tags of this job found on a snapshot (for listing abstractions).
+pub fn job_hold_kinds<'a>(
+    tags: &'a [String],
+    job: &'a JobId,
+) -> impl Iterator<Item = AbstractionKind> + 'a {
+    tags.iter().filter_map(move |t| {
+        parse_hold_tag(t)
+            .filter(|(_, j)| j == job.as_str())
+            .map(|(k, _)| k)
+    })
+}

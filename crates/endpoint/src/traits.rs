@@ -1,0 +1,62 @@
+//! The two traits the replication engine drives. The local implementations
+//! run the ZFS layer directly; a network transport implements the same traits
+//! with the same messages.
+//!
+//! Batched calls (`prepare`, `commit`, `estimate`) exist so that the fixed
+//! costs of protecting and committing steps are paid once per batch of
+//! filesystems, not once per filesystem.
+
+use async_trait::async_trait;
+use zrelay_zfs::process::SendStream;
+use zrelay_zfs::DatasetPath;
+
+use crate::error::{EndpointError, Result};
+use crate::types::{BatchResult, CommitReq, FsListing, PrepareReq, StepReq};
+
+/// The sending side of a replication.
+#[async_trait]
+pub trait Sender: Send + Sync {
+    /// The filesystems this sender serves, with their versions and this job's
+    /// cursor, from one listing.
+    async fn list_filesystems(&self) -> Result<Vec<FsListing>>;
+
+    /// Estimated stream sizes of `steps` (`zfs send -nvP`), at most
+    /// `concurrency` at a time. One result per step, in order.
+    async fn estimate(&self, steps: &[StepReq], concurrency: usize) -> Result<Vec<Result<u64>>>;
+
+    /// Before any step runs: remove stale abstractions of this job on each
+    /// filesystem and protect its planned steps as its guarantee asks.
+    async fn prepare(&self, reqs: &[PrepareReq]) -> Result<BatchResult<EndpointError>>;
+
+    /// Start the stream of one step (validated: GUIDs, resume token, encryption).
+    async fn send(&self, step: &StepReq) -> Result<Box<dyn SendStream>>;
+
+    /// The receiver confirmed these snapshots: move the cursor and drop the
+    /// step protection.
+    async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>>;
+
+    /// A step failed and left nothing to resume: drop the step protection of
+    /// these filesystems (the replication cursor stays).
+    async fn abort(&self, fss: &[DatasetPath]) -> Result<BatchResult<EndpointError>>;
+
+    /// A short description for logs and reports.
+    fn describe(&self) -> String;
+}
+
+/// The receiving side of a replication.
+#[async_trait]
+pub trait Receiver: Send + Sync {
+    /// The filesystems under this receiver's root, in the sender's namespace,
+    /// with placeholders and resumable partial receives marked.
+    async fn list_filesystems(&self) -> Result<Vec<FsListing>>;
+
+    /// Receive one step from `stream`, creating placeholders for missing
+    /// parents. A failure says whether a resumable state was kept.
+    async fn receive(&self, step: &StepReq, stream: Box<dyn SendStream>) -> Result<()>;
+
+    /// Verify the received snapshots' GUIDs and move this job's last-received hold to them.
+    async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>>;
+
+    /// A short description for logs and reports.
+    fn describe(&self) -> String;
+}
