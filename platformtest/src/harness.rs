@@ -20,6 +20,8 @@ pub enum Body {
     Platform(CaseFn),
     /// From `zrelay_zfs::conformance`, run here against real ZFS.
     Conformance(conformance::CaseFn),
+    /// From `zrelay_replication::suite`, run here against real ZFS.
+    Replication(zrelay_replication::suite::CaseFn),
 }
 
 /// One named platform test.
@@ -154,6 +156,7 @@ impl Harness {
                     match case.run {
                         Body::Platform(f) => f(&ctx).await,
                         Body::Conformance(f) => f(&ctx).await.map_err(anyhow::Error::msg),
+                        Body::Replication(f) => f(&ctx).await.map_err(anyhow::Error::msg),
                     }
                 };
                 let r = std::panic::AssertUnwindSafe(body).catch_unwind().await;

@@ -155,7 +155,11 @@ pub struct ParsedBookmark {
 fn parse_guid_job(rest: &str) -> Option<(u64, String)> {
     let (hex, job) = rest.split_at_checked(16)?;
     let job = job.strip_prefix("_J_")?;
-    if job.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+    if job.is_empty()
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
         return None;
     }
     Some((u64::from_str_radix(hex, 16).ok()?, job.to_string()))

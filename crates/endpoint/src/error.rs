@@ -12,7 +12,7 @@ pub enum EndpointError {
         context: String,
         /// The ZFS layer's error (carries its own retry class).
         #[source]
-        source: ZfsError,
+        source: Box<ZfsError>,
     },
 
     /// A request names a filesystem this endpoint does not serve.
@@ -59,16 +59,16 @@ pub enum EndpointError {
         temporary: bool,
     },
 
-    /// A receive failed. `resumable` says whether a partial state was kept.
-    #[error("receive into {fs:?} failed{}: {source}", if *resumable { " (resumable)" } else { "" })]
+    /// A receive failed. `resume_token` is the partial state it kept, if any.
+    #[error("receive into {fs:?} failed{}: {source}", if resume_token.is_some() { " (resumable)" } else { "" })]
     Receive {
         /// The receiving filesystem.
         fs: DatasetPath,
         /// The cause.
         #[source]
         source: Box<EndpointError>,
-        /// The receiver holds a resume token for this step.
-        resumable: bool,
+        /// The receiver's `receive_resume_token` after the failure.
+        resume_token: Option<String>,
     },
 
     /// The peer could not be reached or broke the connection.
@@ -85,7 +85,7 @@ impl EndpointError {
     pub fn zfs(context: impl Into<String>, source: ZfsError) -> Self {
         EndpointError::Zfs {
             context: context.into(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -112,7 +112,15 @@ impl EndpointError {
 
     /// Whether a failed receive left a resumable state.
     pub fn resumable(&self) -> bool {
-        matches!(self, EndpointError::Receive { resumable: true, .. })
+        self.resume_token().is_some()
+    }
+
+    /// The resume token a failed receive left, if any.
+    pub fn resume_token(&self) -> Option<&str> {
+        match self {
+            EndpointError::Receive { resume_token, .. } => resume_token.as_deref(),
+            _ => None,
+        }
     }
 }
 

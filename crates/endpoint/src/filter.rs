@@ -145,7 +145,10 @@ mod tests {
         assert!(!f.matches(&p("pool/data/tmp/keep/child")));
         assert!(!f.matches(&p("pool/data/exact")));
         assert!(f.matches(&p("pool/data/exact/child")));
-        assert!(!f.matches(&p("pool/database")), "a sibling prefix is no match");
+        assert!(
+            !f.matches(&p("pool/database")),
+            "a sibling prefix is no match"
+        );
         assert!(!f.matches(&p("pool")));
         assert!(f.matches(&p("other/one")));
         assert!(!f.matches(&p("other/one/two")));

@@ -55,6 +55,8 @@ pub struct LocalReceiver {
     zfs: Arc<dyn Zfs>,
     job: JobId,
     root: DatasetPath,
+    /// For a sink's client receiver: the sink's `root_fs` (`root` is `root_fs/<identity>`).
+    identity_root: Option<DatasetPath>,
     opts: RecvOptions,
     /// Versions of the last listing, by receiving filesystem.
     versions: Mutex<HashMap<DatasetPath, Vec<Version>>>,
@@ -71,8 +73,67 @@ impl LocalReceiver {
             zfs,
             job,
             root,
+            identity_root: None,
             opts,
             versions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A sink's receiver for one client: receives into `root/<identity>/<sender path>`.
+    /// `root/<identity>` is created as a placeholder when missing, whatever
+    /// `placeholder.encryption` says (as zrepl does for the client-identity level).
+    pub fn for_client(
+        zfs: Arc<dyn Zfs>,
+        job: JobId,
+        root: DatasetPath,
+        identity: &str,
+        opts: RecvOptions,
+    ) -> Result<Self> {
+        let client_root = root
+            .child(identity)
+            .map_err(|e| EndpointError::NotAllowed {
+                fs: identity.to_string(),
+                reason: format!("invalid client identity: {e}"),
+            })?;
+        let mut r = LocalReceiver::new(zfs, job, client_root, opts);
+        r.identity_root = Some(root);
+        Ok(r)
+    }
+
+    /// The root this receiver maps sender paths under.
+    pub fn root(&self) -> &DatasetPath {
+        &self.root
+    }
+
+    /// For a client receiver: create `root/<identity>` as a placeholder when missing.
+    async fn ensure_client_root(&self) -> Result<()> {
+        let Some(parent) = &self.identity_root else {
+            return Ok(());
+        };
+        let names = [parent.to_string(), self.root.to_string()];
+        let got = self
+            .zfs
+            .get_many(&names, &["guid"])
+            .await
+            .map_err(|e| EndpointError::zfs(format!("inspect {}", self.root), e))?;
+        match (&got[0].1, &got[1].1) {
+            (Err(e), _) if e.is_does_not_exist() => Err(EndpointError::RootMissing(parent.clone())),
+            (_, Err(e)) if e.is_does_not_exist() => {
+                info!(fs = %self.root, "creating the client's placeholder");
+                let props = [(PLACEHOLDER_PROPERTY.to_string(), "on".to_string())];
+                match self.zfs.create(&self.root, &props).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if self.zfs.guid(self.root.as_str()).await.is_ok() => {
+                        debug!(error = %e, "client placeholder appeared concurrently");
+                        Ok(())
+                    }
+                    Err(e) => Err(EndpointError::Placeholder {
+                        fs: self.root.clone(),
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+            _ => Ok(()),
         }
     }
 
@@ -110,11 +171,16 @@ impl LocalReceiver {
             .map_err(|e| EndpointError::zfs("read placeholder state", e))?;
         for (p, (_, r)) in paths.iter().zip(got) {
             let is = match r {
-                Ok(props) => props.get(PLACEHOLDER_PROPERTY).is_some_and(|v| {
-                    v.source == "local" && is_placeholder_value(p, &v.value)
-                }),
+                Ok(props) => props
+                    .get(PLACEHOLDER_PROPERTY)
+                    .is_some_and(|v| v.source == "local" && is_placeholder_value(p, &v.value)),
                 Err(e) if e.is_does_not_exist() => false,
-                Err(e) => return Err(EndpointError::zfs(format!("read placeholder state of {p}"), e)),
+                Err(e) => {
+                    return Err(EndpointError::zfs(
+                        format!("read placeholder state of {p}"),
+                        e,
+                    ))
+                }
             };
             out.insert(p.clone(), is);
         }
@@ -191,10 +257,13 @@ impl LocalReceiver {
                 PlaceholderEncryption::Inherit => {}
             }
             debug!(fs = %c, "creating placeholder");
-            self.zfs.create(c, &props).await.map_err(|e| EndpointError::Placeholder {
-                fs: c.clone(),
-                reason: e.to_string(),
-            })?;
+            self.zfs
+                .create(c, &props)
+                .await
+                .map_err(|e| EndpointError::Placeholder {
+                    fs: c.clone(),
+                    reason: e.to_string(),
+                })?;
         }
         Ok(false)
     }
@@ -266,6 +335,11 @@ impl Receiver for LocalReceiver {
     async fn list_filesystems(&self) -> Result<Vec<FsListing>> {
         let listed = match self.zfs.list(&self.root).await {
             Ok(l) => l,
+            Err(e) if e.is_does_not_exist() && self.identity_root.is_some() => {
+                // The client's placeholder comes with its first receive.
+                self.versions.lock().unwrap().clear();
+                return Ok(Vec::new());
+            }
             Err(e) if e.is_does_not_exist() => {
                 return Err(EndpointError::RootMissing(self.root.clone()))
             }
@@ -280,7 +354,9 @@ impl Receiver for LocalReceiver {
         let mut out = Vec::new();
         let mut cache = HashMap::new();
         for d in listed {
-            let Some(path) = self.sender_path(&d.path) else { continue };
+            let Some(path) = self.sender_path(&d.path) else {
+                continue;
+            };
             let resume = match &d.resume_token {
                 None => None,
                 Some(token) => match self.zfs.resume_token_info(token).await {
@@ -315,7 +391,11 @@ impl Receiver for LocalReceiver {
         let target = self.target(&step.fs)?;
         let mut force = false;
         if step.from.is_none() {
-            force = match self.prepare_full(step, &target).await {
+            let prepared = match self.ensure_client_root().await {
+                Ok(()) => self.prepare_full(step, &target).await,
+                Err(e) => Err(e),
+            };
+            force = match prepared {
                 Ok(f) => f,
                 Err(e) => {
                     let mut stream = stream;
@@ -331,21 +411,28 @@ impl Receiver for LocalReceiver {
                     self.zfs
                         .inherit(&target, PLACEHOLDER_PROPERTY)
                         .await
-                        .map_err(|e| EndpointError::zfs(format!("clear placeholder of {target}"), e))?;
+                        .map_err(|e| {
+                            EndpointError::zfs(format!("clear placeholder of {target}"), e)
+                        })?;
                 }
                 Ok(())
             }
             Err(e) => {
-                let resumable = match self.zfs.get(target.as_str(), &["receive_resume_token"]).await {
+                let resume_token = match self
+                    .zfs
+                    .get(target.as_str(), &["receive_resume_token"])
+                    .await
+                {
                     Ok(p) => p
                         .get("receive_resume_token")
-                        .is_some_and(|v| v.value != "-" && !v.value.is_empty()),
-                    Err(_) => false,
+                        .map(|v| v.value.clone())
+                        .filter(|v| v != "-" && !v.is_empty()),
+                    Err(_) => None,
                 };
                 Err(EndpointError::Receive {
                     fs: target,
                     source: Box::new(e),
-                    resumable,
+                    resume_token,
                 })
             }
         }
@@ -384,7 +471,9 @@ impl Receiver for LocalReceiver {
         let mut got = got.into_iter();
         for (i, r) in reqs.iter().enumerate() {
             let Some(s) = &snaps[i] else { continue };
-            let Some((_, props)) = got.next() else { continue };
+            let Some((_, props)) = got.next() else {
+                continue;
+            };
             let check = props
                 .map_err(|e| EndpointError::zfs(format!("verify {s}"), e))
                 .and_then(|p| {
@@ -410,7 +499,9 @@ impl Receiver for LocalReceiver {
         let hold: Vec<SnapshotName> = reqs
             .iter()
             .zip(&snaps)
-            .filter(|(r, s)| s.is_some() && r.protection.for_step(r.incremental) != Guarantee::GuaranteeNothing)
+            .filter(|(r, s)| {
+                s.is_some() && r.protection.for_step(r.incremental) != Guarantee::GuaranteeNothing
+            })
             .filter_map(|(_, s)| s.clone())
             .collect();
         if !hold.is_empty() {
@@ -433,9 +524,14 @@ impl Receiver for LocalReceiver {
         {
             let cache = self.versions.lock().unwrap();
             for s in snaps.iter().flatten() {
-                let Some(versions) = cache.get(s.fs()) else { continue };
+                let Some(versions) = cache.get(s.fs()) else {
+                    continue;
+                };
                 for v in versions {
-                    if v.kind == VersionKind::Snapshot && v.name != s.name() && v.userrefs.unwrap_or(0) > 0 {
+                    if v.kind == VersionKind::Snapshot
+                        && v.name != s.name()
+                        && v.userrefs.unwrap_or(0) > 0
+                    {
                         candidates.extend(SnapshotName::new(s.fs(), &v.name).ok());
                     }
                 }

@@ -23,9 +23,7 @@ use crate::abstractions::{parse_bookmark, parse_hold_tag, AbstractionKind, JobId
 use crate::error::{EndpointError, Result};
 use crate::filter::FsFilter;
 use crate::traits::Sender;
-use crate::types::{
-    BatchResult, CommitReq, FsListing, FsVersion, Guarantee, PrepareReq, StepReq,
-};
+use crate::types::{BatchResult, CommitReq, FsListing, FsVersion, Guarantee, PrepareReq, StepReq};
 
 /// zrepl's `send` options of a job.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -143,10 +141,7 @@ impl LocalSender {
             versions,
             ..FsState::default()
         };
-        self.state
-            .lock()
-            .unwrap()
-            .insert(fs.clone(), st.clone());
+        self.state.lock().unwrap().insert(fs.clone(), st.clone());
         Ok(st)
     }
 
@@ -206,7 +201,10 @@ impl Errors {
         self.0.entry(fs.clone()).or_insert(e);
     }
 
-    fn into_results(mut self, fss: impl Iterator<Item = DatasetPath>) -> BatchResult<EndpointError> {
+    fn into_results(
+        mut self,
+        fss: impl Iterator<Item = DatasetPath>,
+    ) -> BatchResult<EndpointError> {
         fss.map(|fs| match self.0.remove(&fs) {
             Some(e) => Err(e),
             None => Ok(()),
@@ -242,7 +240,10 @@ impl Sender for LocalSender {
                 if !self.filter.matches(&d.path) || !seen.insert(d.path.clone()) {
                     continue;
                 }
-                let snapshots = d.versions.iter().filter(|v| v.kind == VersionKind::Snapshot);
+                let snapshots = d
+                    .versions
+                    .iter()
+                    .filter(|v| v.kind == VersionKind::Snapshot);
                 if d.placeholder && snapshots.count() == 0 {
                     debug!(fs = %d.path, "skipping placeholder without snapshots");
                     continue;
@@ -273,7 +274,8 @@ impl Sender for LocalSender {
     }
 
     async fn estimate(&self, steps: &[StepReq], concurrency: usize) -> Result<Vec<Result<u64>>> {
-        type Fut<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send + 'a>>;
+        type Fut<'a> =
+            std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send + 'a>>;
         let futs: Vec<Fut<'_>> = steps
             .iter()
             .map(|step| Box::pin(self.estimate_one(step)) as Fut<'_>)
@@ -330,7 +332,9 @@ impl Sender for LocalSender {
                             }
                             let name = self.job.tentative_cursor_bookmark(f.guid);
                             let source = match f.kind {
-                                VersionKind::Snapshot => snap(fs, &f.name).map(VersionRef::Snapshot),
+                                VersionKind::Snapshot => {
+                                    snap(fs, &f.name).map(VersionRef::Snapshot)
+                                }
                                 VersionKind::Bookmark => bm(fs, &f.name).map(VersionRef::Bookmark),
                             };
                             match (source, bm(fs, &name)) {
@@ -441,8 +445,13 @@ impl Sender for LocalSender {
                 continue;
             }
             let name = self.job.cursor_bookmark(r.to.guid);
-            match (snap(&r.fs, &r.to.name), bm(&r.fs, &name)) {
-                (Some(s), Some(b)) => cursors.push((VersionRef::Snapshot(s), r.to.guid, b)),
+            // The cursor is made from the snapshot, or copied from a bookmark of it.
+            let source = match r.to.kind {
+                VersionKind::Snapshot => snap(&r.fs, &r.to.name).map(VersionRef::Snapshot),
+                VersionKind::Bookmark => bm(&r.fs, &r.to.name).map(VersionRef::Bookmark),
+            };
+            match (source, bm(&r.fs, &name)) {
+                (Some(s), Some(b)) => cursors.push((s, r.to.guid, b)),
                 _ => errors.add(
                     &r.fs,
                     EndpointError::InvalidRequest(format!("cannot name the cursor of {}", r.fs)),
@@ -592,8 +601,9 @@ impl LocalSender {
                 match r {
                     Ok(()) => {
                         if let Some(st) = state.get_mut(b.fs()) {
-                            st.versions
-                                .retain(|v| !(v.kind == VersionKind::Bookmark && v.name == b.name()));
+                            st.versions.retain(|v| {
+                                !(v.kind == VersionKind::Bookmark && v.name == b.name())
+                            });
                         }
                     }
                     Err(e) => errors.add(b.fs(), EndpointError::zfs(format!("destroy {b}"), e)),

@@ -3,6 +3,8 @@
 //! Invariants: `anyhow` lives here and nowhere below; every subcommand is real
 //! (no placeholders), and a failure exits non-zero with a message on stderr.
 
+mod progress;
+mod replicate;
 mod version;
 
 use anyhow::Result;
@@ -20,6 +22,8 @@ struct Cli {
 enum Command {
     /// Print zrelay's version and the OpenZFS userland and kernel-module versions.
     Version(version::VersionArgs),
+    /// Replicate filesystems to another dataset tree on this host, once.
+    Replicate(replicate::ReplicateArgs),
 }
 
 #[tokio::main]
@@ -31,5 +35,6 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Version(a) => version::run(a).await,
+        Command::Replicate(a) => replicate::run(a).await,
     }
 }

@@ -2,6 +2,8 @@
 
 use crate::harness::{Body, Case};
 
+pub mod batch;
+pub mod replication;
 pub mod rig;
 pub mod zfs_layer;
 
@@ -37,6 +39,10 @@ pub fn all() -> Vec<Case> {
         name: c.name,
         run: Body::Conformance(c.run),
     });
+    let replication = zrelay_replication::suite::all().into_iter().map(|c| Case {
+        name: c.name,
+        run: Body::Replication(c.run),
+    });
     let real_only = vec![
         case!(
             "ListFilesystemsNoFilter_WithVolumes_OneListCall",
@@ -59,6 +65,16 @@ pub fn all() -> Vec<Case> {
             "SendStreamNonEOFReadErrorHandling",
             zfs_layer::send_stream_non_eof_read_error_handling
         ),
+        case!("BatchOpsOneCommandEach", batch::batch_ops_one_command_each),
+        case!(
+            "BatchFallbacksGiveTheSameResults",
+            batch::batch_fallbacks_give_the_same_results
+        ),
     ];
-    rig.into_iter().chain(shared).chain(real_only).collect()
+    rig.into_iter()
+        .chain(shared)
+        .chain(real_only)
+        .chain(replication)
+        .chain(replication::real_only())
+        .collect()
 }

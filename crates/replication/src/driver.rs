@@ -1,0 +1,600 @@
+//! The driver: attempts of plan → estimate → protect → step → commit, with
+//! retries, ordering, a watchdog, batched commits and a live report.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
+use zrelay_endpoint::{CommitReq, PrepareReq, Receiver, Sender, StepReq};
+use zrelay_planner::{plan, Conflict, FsPlan};
+use zrelay_zfs::{DatasetPath, ErrorClass};
+
+use crate::config::DriverConfig;
+use crate::error::ReplicationError;
+use crate::report::{unix, AttemptState, FsReport, FsState, Report, ReportHandle, StepReport};
+use crate::schedule::{fail_orphans, next, Next, Unit, UnitState};
+use crate::step::run_step;
+
+/// One replication run between a sender and a receiver.
+pub struct Driver {
+    cfg: DriverConfig,
+    sender: Arc<dyn Sender>,
+    receiver: Arc<dyn Receiver>,
+    report: ReportHandle,
+    cancel: CancellationToken,
+}
+
+struct Shared {
+    units: Vec<Unit>,
+    commits: Vec<CommitReq>,
+    first_commit_at: Option<Instant>,
+}
+
+fn step_report(step: &StepReq, estimate: Option<u64>) -> StepReport {
+    StepReport {
+        from: step.from.as_ref().map(|f| f.rel_name()),
+        to: step.to.rel_name(),
+        resumed: step.resume_token.is_some(),
+        bytes_expected: estimate,
+        bytes_replicated: 0,
+    }
+}
+
+impl Driver {
+    /// A driver; nothing runs until [`Driver::run`].
+    pub fn new(
+        cfg: DriverConfig,
+        sender: Arc<dyn Sender>,
+        receiver: Arc<dyn Receiver>,
+        cancel: CancellationToken,
+    ) -> Self {
+        Driver {
+            cfg,
+            sender,
+            receiver,
+            report: ReportHandle::new(),
+            cancel,
+        }
+    }
+
+    /// The live report (readable while `run` runs).
+    pub fn report(&self) -> ReportHandle {
+        self.report.clone()
+    }
+
+    /// Replicate until every filesystem is done or failed permanently, the
+    /// attempts are used up, or the run is cancelled.
+    pub async fn run(&self) -> Report {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.report.update(|r| {
+                r.attempt = attempt;
+                r.next_attempt_at = None;
+            });
+            let span = info_span!("attempt", n = attempt);
+            let outcome = self.attempt().instrument(span).await;
+            if self.cancel.is_cancelled() {
+                self.report.set_state(AttemptState::Cancelled);
+                return self.report.snapshot();
+            }
+            let (retry, wait, state) = match outcome {
+                Ok(temporary_failures) => (
+                    temporary_failures,
+                    self.cfg.backoff(attempt),
+                    AttemptState::WorkingWait,
+                ),
+                Err(e) => {
+                    warn!(error = %e, "planning failed");
+                    let retry = e.class() == ErrorClass::Temporary;
+                    self.report
+                        .update(|r| r.planning_error = Some(e.to_string()));
+                    (retry, self.cfg.planning_retry, AttemptState::PlanningError)
+                }
+            };
+            if !retry || attempt >= self.cfg.max_attempts {
+                self.cleanup().await;
+                self.report.set_state(AttemptState::Completed);
+                return self.report.snapshot();
+            }
+            self.report.set_state(state);
+            self.report.update(|r| {
+                r.next_attempt_at = Some(unix(SystemTime::now() + wait));
+            });
+            info!(?wait, "waiting before the next attempt");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.cancel.cancelled() => {
+                    self.report.set_state(AttemptState::Cancelled);
+                    return self.report.snapshot();
+                }
+            }
+        }
+    }
+
+    /// One attempt. `Ok(true)` when some filesystem failed temporarily.
+    async fn attempt(&self) -> Result<bool, ReplicationError> {
+        self.report.set_state(AttemptState::Planning);
+        let (s, r) = tokio::select! {
+            r = async { tokio::join!(self.sender.list_filesystems(), self.receiver.list_filesystems()) } => r,
+            _ = self.cancel.cancelled() => return Err(ReplicationError::Cancelled),
+        };
+        let plans = plan(&s?, &r?, self.cfg.initial);
+        self.report.update(|r| {
+            r.planning_error = None;
+            r.filesystems.clear();
+        });
+        let mut units = Vec::new();
+        let mut commits = Vec::new();
+        for p in plans {
+            self.add_plan(p, &mut units, &mut commits);
+        }
+        self.estimate(&mut units).await;
+        self.protect(&mut units).await;
+        self.report.set_state(AttemptState::Working);
+        let shared = Mutex::new(Shared {
+            units,
+            first_commit_at: (!commits.is_empty()).then(Instant::now),
+            commits,
+        });
+        let notify = Notify::new();
+        let workers = (0..self.cfg.steps.max(1)).map(|_| self.worker(&shared, &notify));
+        futures_util::future::join_all(workers).await;
+        if !self.cancel.is_cancelled() {
+            self.flush(&shared).await;
+        }
+        let g = shared.lock().unwrap();
+        Ok(g.units
+            .iter()
+            .any(|u| u.state == UnitState::Failed { temporary: true }))
+    }
+
+    fn add_plan(&self, p: FsPlan, units: &mut Vec<Unit>, commits: &mut Vec<CommitReq>) {
+        let fs = p.fs.to_string();
+        match p.result {
+            Ok(steps) => {
+                let steps: Vec<StepReq> = steps
+                    .into_iter()
+                    .map(|s| StepReq {
+                        fs: p.fs.clone(),
+                        from: s.from,
+                        to: s.to,
+                        resume_token: s.resume.map(|r| r.token),
+                        protection: self.cfg.protection,
+                    })
+                    .collect();
+                let n = steps.len();
+                self.report.fs(&fs, |r| {
+                    r.steps_total = n;
+                    r.current_step = steps.first().map(|s| step_report(s, None));
+                });
+                units.push(Unit::new(p.fs, steps, vec![None; n]));
+            }
+            Err(c) if c.is_up_to_date() => {
+                self.report.fs(&fs, |r| {
+                    r.state = FsState::Done;
+                    r.info = Some(c.to_string());
+                });
+                if let Some(to) = p.reconcile {
+                    if self.cfg.protection.incremental
+                        != zrelay_endpoint::Guarantee::GuaranteeNothing
+                    {
+                        commits.push(CommitReq {
+                            fs: p.fs,
+                            to,
+                            protection: self.cfg.protection,
+                            incremental: true,
+                        });
+                    }
+                }
+            }
+            Err(c @ Conflict::NoSenderSnapshots) => {
+                self.report.fs(&fs, |r| {
+                    r.state = FsState::Skipped;
+                    r.info = Some(c.to_string());
+                });
+            }
+            Err(c) => {
+                warn!(%fs, conflict = %c, "cannot plan");
+                self.report.fs(&fs, |r| {
+                    r.state = FsState::Failed;
+                    r.error_count += 1;
+                    r.last_error = Some(c.to_string());
+                });
+            }
+        }
+    }
+
+    async fn estimate(&self, units: &mut [Unit]) {
+        let all: Vec<StepReq> = units.iter().flat_map(|u| u.steps.iter().cloned()).collect();
+        if all.is_empty() {
+            return;
+        }
+        let res = tokio::select! {
+            r = self.sender.estimate(&all, self.cfg.size_estimates) => r,
+            _ = self.cancel.cancelled() => return,
+        };
+        let sizes: Vec<Option<u64>> = match res {
+            Ok(v) => v
+                .into_iter()
+                .map(|r| {
+                    r.map_err(|e| debug!(error = %e, "size estimate failed"))
+                        .ok()
+                })
+                .collect(),
+            Err(e) => {
+                warn!(error = %e, "size estimates failed");
+                vec![None; all.len()]
+            }
+        };
+        let mut it = sizes.into_iter();
+        for u in units.iter_mut() {
+            let est: Vec<Option<u64>> = u.steps.iter().map(|_| it.next().flatten()).collect();
+            let total = est.iter().flatten().sum();
+            let first = est.first().copied().flatten();
+            self.report.fs(u.fs.as_str(), |r| {
+                r.bytes_expected = total;
+                if let Some(s) = &mut r.current_step {
+                    s.bytes_expected = first;
+                }
+            });
+            u.estimates = est.into();
+        }
+    }
+
+    async fn protect(&self, units: &mut [Unit]) {
+        let reqs: Vec<PrepareReq> = units
+            .iter()
+            .map(|u| PrepareReq {
+                fs: u.fs.clone(),
+                steps: u.steps.iter().cloned().collect(),
+            })
+            .collect();
+        if reqs.is_empty() {
+            return;
+        }
+        let results = match self.sender.prepare(&reqs).await {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = e.to_string();
+                let temporary = e.class() == ErrorClass::Temporary;
+                for u in units.iter_mut() {
+                    self.fail_unit(u, &msg, temporary);
+                }
+                return;
+            }
+        };
+        for (u, r) in units.iter_mut().zip(results) {
+            if let Err(e) = r {
+                let temporary = e.class() == ErrorClass::Temporary;
+                self.fail_unit(u, &format!("protecting the steps: {e}"), temporary);
+            }
+        }
+    }
+
+    fn fail_unit(&self, u: &mut Unit, msg: &str, temporary: bool) {
+        u.state = UnitState::Failed { temporary };
+        self.report.fs(u.fs.as_str(), |r| {
+            r.state = FsState::Failed;
+            r.error_count += 1;
+            r.last_error = Some(msg.to_string());
+            r.next_retry_at = None;
+        });
+    }
+
+    async fn worker(&self, shared: &Mutex<Shared>, notify: &Notify) {
+        loop {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            let picked = {
+                let mut g = shared.lock().unwrap();
+                for (i, parent) in fail_orphans(&mut g.units) {
+                    let e = ReplicationError::ParentFailed(parent);
+                    self.report.fs(g.units[i].fs.as_str(), |r| {
+                        r.state = FsState::Failed;
+                        r.last_error = Some(e.to_string());
+                    });
+                }
+                for u in g.units.iter().filter(|u| u.state == UnitState::Pending) {
+                    let waiting = crate::schedule::waits_for_parent(
+                        &g.units,
+                        g.units.iter().position(|x| x.fs == u.fs).unwrap_or(0),
+                    );
+                    if waiting {
+                        self.report
+                            .fs(u.fs.as_str(), |r| r.state = FsState::WaitingForParent);
+                    }
+                }
+                match next(&g.units, Instant::now()) {
+                    Next::Run(i) => {
+                        let u = &mut g.units[i];
+                        u.state = UnitState::Running;
+                        let step = u.steps.front().cloned().expect("pending unit has a step");
+                        let est = u.estimates.front().copied().flatten();
+                        Some(Ok((i, u.fs.clone(), step, est)))
+                    }
+                    Next::Wait(t) => Some(Err(t)),
+                    Next::Finished => None,
+                }
+            };
+            match picked {
+                None => {
+                    notify.notify_waiters();
+                    return;
+                }
+                Some(Err(wake)) => {
+                    let sleep = async {
+                        match wake {
+                            Some(t) => tokio::time::sleep_until(t.into()).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = notify.notified() => {}
+                        _ = sleep => {}
+                        _ = self.cancel.cancelled() => return,
+                    }
+                }
+                Some(Ok((i, fs, step, est))) => {
+                    let span = info_span!("filesystem", fs = %fs);
+                    let res = self.one_step(&fs, &step, est).instrument(span).await;
+                    self.after_step(shared, i, res);
+                    notify.notify_waiters();
+                    self.maybe_flush(shared).await;
+                }
+            }
+        }
+    }
+
+    async fn one_step(
+        &self,
+        fs: &DatasetPath,
+        step: &StepReq,
+        est: Option<u64>,
+    ) -> Result<(), ReplicationError> {
+        let name = fs.as_str();
+        self.report.fs(name, |r| {
+            r.state = FsState::Stepping;
+            r.next_retry_at = None;
+            r.current_step = Some(step_report(step, est));
+        });
+        let counter = self.report.start_counter(name);
+        let span = info_span!("step", %step);
+        let started = Instant::now();
+        let res = run_step(
+            self.sender.as_ref(),
+            self.receiver.as_ref(),
+            step,
+            counter,
+            self.cfg.watchdog,
+            &self.cancel,
+        )
+        .instrument(span)
+        .await;
+        let bytes = self.report.stop_counter(name);
+        match &res {
+            Ok(()) => info!(%step, bytes, secs = started.elapsed().as_secs_f64(), "step done"),
+            Err(e) => warn!(%step, bytes, error = %e, "step failed"),
+        }
+        res
+    }
+
+    fn after_step(&self, shared: &Mutex<Shared>, i: usize, res: Result<(), ReplicationError>) {
+        let mut g = shared.lock().unwrap();
+        let g = &mut *g;
+        let u = &mut g.units[i];
+        let name = u.fs.to_string();
+        match res {
+            Ok(()) => {
+                let step = u.steps.pop_front().expect("ran a step");
+                u.estimates.pop_front();
+                u.done_steps += 1;
+                u.last_to = Some((step.to.clone(), step.from.is_some()));
+                let next_step = u
+                    .steps
+                    .front()
+                    .map(|s| step_report(s, u.estimates.front().copied().flatten()));
+                let finished = u.steps.is_empty();
+                if finished {
+                    u.state = UnitState::Done;
+                } else {
+                    u.state = UnitState::Pending;
+                }
+                self.report.fs(&name, |r| {
+                    r.steps_done += 1;
+                    if finished {
+                        r.state = FsState::Done;
+                    } else {
+                        r.state = FsState::Ready;
+                        r.current_step = next_step;
+                    }
+                });
+                if finished {
+                    Self::queue_commit(g, i, &self.cfg);
+                }
+            }
+            Err(e) => {
+                u.errors += 1;
+                if let (Some(token), Some(s)) = (e_token(&e), u.steps.front_mut()) {
+                    s.resume_token = Some(token);
+                }
+                let temporary = e.class() == ErrorClass::Temporary;
+                let exhausted = u.errors >= self.cfg.max_step_tries;
+                let msg = e.to_string();
+                // After a stall the receive was dropped, so whether a partial
+                // state exists is unknown: leave it to the next attempt's planning.
+                let replan = matches!(e, ReplicationError::Stalled(_));
+                if temporary && !exhausted && !replan && !self.cancel.is_cancelled() {
+                    let wait = self.cfg.backoff(u.errors);
+                    u.retry_at = Some(Instant::now() + wait);
+                    u.state = UnitState::Pending;
+                    self.report.fs(&name, |r| {
+                        r.state = FsState::RetryWait;
+                        r.error_count += 1;
+                        r.last_error = Some(msg);
+                        r.next_retry_at = Some(unix(SystemTime::now() + wait));
+                    });
+                } else {
+                    let msg = if temporary && exhausted {
+                        ReplicationError::RetriesExhausted {
+                            attempts: u.errors,
+                            last: msg,
+                        }
+                        .to_string()
+                    } else {
+                        msg
+                    };
+                    u.state = UnitState::Failed { temporary };
+                    self.report.fs(&name, |r| {
+                        r.state = FsState::Failed;
+                        r.error_count += 1;
+                        r.last_error = Some(msg);
+                        r.next_retry_at = None;
+                    });
+                    if u.last_to.is_some() {
+                        Self::queue_commit(g, i, &self.cfg);
+                    }
+                }
+            }
+        }
+    }
+
+    fn queue_commit(g: &mut Shared, i: usize, cfg: &DriverConfig) {
+        let u = &g.units[i];
+        if let Some((to, incremental)) = &u.last_to {
+            g.commits.push(CommitReq {
+                fs: u.fs.clone(),
+                to: to.clone(),
+                protection: cfg.protection,
+                incremental: *incremental,
+            });
+            g.first_commit_at.get_or_insert_with(Instant::now);
+        }
+    }
+
+    async fn maybe_flush(&self, shared: &Mutex<Shared>) {
+        let due = {
+            let g = shared.lock().unwrap();
+            g.first_commit_at
+                .is_some_and(|t| t.elapsed() >= self.cfg.commit_window || g.commits.len() >= 256)
+        };
+        if due {
+            self.flush(shared).await;
+        }
+    }
+
+    /// Commit the finished filesystems: receiver first (verify GUIDs, move
+    /// the last-received hold), then the sender (move the cursor, release
+    /// step protection) for those the receiver confirmed.
+    async fn flush(&self, shared: &Mutex<Shared>) {
+        let batch = {
+            let mut g = shared.lock().unwrap();
+            g.first_commit_at = None;
+            std::mem::take(&mut g.commits)
+        };
+        if batch.is_empty() {
+            return;
+        }
+        debug!(n = batch.len(), "committing");
+        let fail = |fs: &DatasetPath, msg: String| {
+            warn!(%fs, error = %msg, "commit failed");
+            self.report.fs(fs.as_str(), |r: &mut FsReport| {
+                r.state = FsState::Failed;
+                r.error_count += 1;
+                r.last_error = Some(msg);
+            });
+            let mut g = shared.lock().unwrap();
+            if let Some(u) = g.units.iter_mut().find(|u| &u.fs == fs) {
+                u.state = UnitState::Failed { temporary: true };
+            }
+        };
+        let confirmed: Vec<CommitReq> = match self.receiver.commit(&batch).await {
+            Ok(results) => batch
+                .into_iter()
+                .zip(results)
+                .filter_map(|(c, r)| match r {
+                    Ok(()) => Some(c),
+                    Err(e) => {
+                        fail(&c.fs, format!("receiver commit: {e}"));
+                        None
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                for c in &batch {
+                    fail(&c.fs, format!("receiver commit: {e}"));
+                }
+                return;
+            }
+        };
+        if confirmed.is_empty() {
+            return;
+        }
+        match self.sender.commit(&confirmed).await {
+            Ok(results) => {
+                for (c, r) in confirmed.iter().zip(results) {
+                    if let Err(e) = r {
+                        fail(&c.fs, format!("sender commit: {e}"));
+                    }
+                }
+            }
+            Err(e) => {
+                for c in &confirmed {
+                    fail(&c.fs, format!("sender commit: {e}"));
+                }
+            }
+        }
+    }
+
+    /// After the last attempt: a failed filesystem that left nothing to
+    /// resume must not keep step holds on the sender.
+    async fn cleanup(&self) {
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        let failed: Vec<String> = self
+            .report
+            .snapshot()
+            .failed()
+            .map(|f| f.fs.clone())
+            .collect();
+        if failed.is_empty() {
+            return;
+        }
+        let listing = match self.receiver.list_filesystems().await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "cannot list the receiver to release step holds");
+                return;
+            }
+        };
+        let abort: Vec<DatasetPath> = failed
+            .iter()
+            .filter_map(|f| DatasetPath::parse(f).ok())
+            .filter(|fs| !listing.iter().any(|l| &l.path == fs && l.resume.is_some()))
+            .collect();
+        if abort.is_empty() {
+            return;
+        }
+        match self.sender.abort(&abort).await {
+            Ok(results) => {
+                for (fs, r) in abort.iter().zip(results) {
+                    if let Err(e) = r {
+                        warn!(%fs, error = %e, "cannot release step holds");
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot release step holds"),
+        }
+    }
+}
+
+fn e_token(e: &ReplicationError) -> Option<String> {
+    match e {
+        ReplicationError::Endpoint(ep) => ep.resume_token().map(str::to_string),
+        _ => None,
+    }
+}

@@ -1,0 +1,323 @@
+//! The replication engine's behavioural suite, named after zrepl's
+//! `Replication*` platform tests. Every case runs against the in-memory fake
+//! (`cargo test -p zrelay-replication`) and against real OpenZFS
+//! (`zrelay-platformtest`), through the same [`Fixture`] trait.
+//!
+//! Invariant: cases use only the [`Zfs`] trait, the local endpoints, the
+//! driver and the fault-injecting wrappers of [`faults`]; nothing here knows
+//! whether ZFS is real.
+
+mod cases_abstractions;
+mod cases_initial;
+mod cases_placeholder;
+mod cases_resume;
+pub mod faults;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+use zrelay_endpoint::{
+    FsFilter, JobId, LocalReceiver, LocalSender, Receiver, RecvOptions, SendOptions, Sender,
+};
+use zrelay_zfs::name::VersionKind;
+use zrelay_zfs::parse::Version;
+use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
+
+use crate::{Driver, DriverConfig, Report};
+
+/// What a case runs against.
+#[async_trait]
+pub trait Fixture: Send + Sync {
+    /// The ZFS under test.
+    fn zfs(&self) -> Arc<dyn Zfs>;
+    /// An existing, empty filesystem for the case (its name contains a space).
+    fn root(&self) -> &DatasetPath;
+    /// Put `bytes` of incompressible data into the mounted filesystem `fs`.
+    async fn write(&self, fs: &DatasetPath, bytes: usize) -> Result<(), String>;
+    /// Create `fs` as an encryption root with a key the fixture keeps loaded.
+    async fn create_encrypted(&self, fs: &DatasetPath) -> Result<(), String>;
+}
+
+/// A case's outcome: `Err` says what was wrong.
+pub type Outcome = Result<(), String>;
+
+/// A case body.
+pub type CaseFn = for<'a> fn(&'a dyn Fixture) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// One named case.
+pub struct Case {
+    /// zrepl's name for it, or a descriptive one for zrelay's own.
+    pub name: &'static str,
+    /// The body.
+    pub run: CaseFn,
+}
+
+/// Fail the case unless `cond` holds.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!("{}:{}: {}", file!(), line!(), format!($($fmt)+)));
+        }
+    };
+}
+
+/// Turn any error into the case's error, with context.
+pub trait Ctx<T> {
+    /// Prefix the error with `what`.
+    fn ctx(self, what: &str) -> Result<T, String>;
+}
+
+impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
+    fn ctx(self, what: &str) -> Result<T, String> {
+        self.map_err(|e| format!("{what}: {e}"))
+    }
+}
+
+macro_rules! case {
+    ($name:literal, $f:path) => {
+        $crate::suite::Case {
+            name: $name,
+            run: |fx| Box::pin($f(fx)),
+        }
+    };
+}
+pub(crate) use case;
+
+/// Every case of the suite.
+pub fn all() -> Vec<Case> {
+    let mut v = Vec::new();
+    v.extend(cases_initial::cases());
+    v.extend(cases_abstractions::cases());
+    v.extend(cases_resume::cases());
+    v.extend(cases_placeholder::cases());
+    v
+}
+
+/// The job name every case uses.
+pub const JOB: &str = "platformtest";
+
+/// The job id of [`JOB`].
+pub fn job() -> JobId {
+    JobId::new(JOB).expect("valid job name")
+}
+
+/// Sender tree, receiver root.
+pub struct Setup {
+    /// `root/sender`: the cases put their sender filesystems here.
+    pub src: DatasetPath,
+    /// `root/receiver`: the receiver root.
+    pub dst: DatasetPath,
+}
+
+impl Setup {
+    /// Create `root/sender` and `root/receiver`.
+    pub async fn new(fx: &dyn Fixture) -> Result<Setup, String> {
+        let src = fx.root().child("sender").ctx("name")?;
+        let dst = fx.root().child("receiver").ctx("name")?;
+        fx.zfs().create(&src, &[]).await.ctx("create sender root")?;
+        fx.zfs()
+            .create(&dst, &[])
+            .await
+            .ctx("create receiver root")?;
+        Ok(Setup { src, dst })
+    }
+
+    /// `src/<rel>`.
+    pub fn s(&self, rel: &str) -> DatasetPath {
+        self.src.join_relative(rel).expect("valid test path")
+    }
+
+    /// Where `fs` (a sender filesystem) is received: `dst/<fs>`.
+    pub fn r(&self, fs: &DatasetPath) -> DatasetPath {
+        self.dst.join(fs.components()).expect("valid test path")
+    }
+}
+
+/// How a case replicates.
+#[derive(Clone)]
+pub struct Run {
+    /// Driver settings (tests default to one attempt, one try, short waits).
+    pub cfg: DriverConfig,
+    /// Sender options.
+    pub send: SendOptions,
+    /// Receiver options.
+    pub recv: RecvOptions,
+    /// Replicate this subtree (default: the setup's `src`).
+    pub from: Option<DatasetPath>,
+    /// Receive under this root (default: the setup's `dst`).
+    pub to: Option<DatasetPath>,
+    /// Wrap the sender (fault injection).
+    pub wrap_sender: Option<Arc<dyn Fn(Arc<dyn Sender>) -> Arc<dyn Sender> + Send + Sync>>,
+    /// Wrap the receiver (fault injection).
+    pub wrap_receiver: Option<Arc<dyn Fn(Arc<dyn Receiver>) -> Arc<dyn Receiver> + Send + Sync>>,
+    /// The run's cancellation token.
+    pub cancel: CancellationToken,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run {
+            cfg: DriverConfig {
+                max_attempts: 1,
+                max_step_tries: 1,
+                retry_initial: Duration::from_millis(10),
+                retry_max: Duration::from_millis(50),
+                planning_retry: Duration::from_millis(10),
+                commit_window: Duration::from_secs(60),
+                ..DriverConfig::default()
+            },
+            send: SendOptions::default(),
+            recv: RecvOptions::default(),
+            from: None,
+            to: None,
+            wrap_sender: None,
+            wrap_receiver: None,
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+/// Replicate with fresh endpoints and return the final report.
+pub async fn replicate(fx: &dyn Fixture, setup: &Setup, run: &Run) -> Report {
+    let from = run.from.clone().unwrap_or_else(|| setup.src.clone());
+    let to = run.to.clone().unwrap_or_else(|| setup.dst.clone());
+    let mut sender: Arc<dyn Sender> = Arc::new(LocalSender::new(
+        fx.zfs(),
+        job(),
+        FsFilter::subtree(&from),
+        run.send.clone(),
+    ));
+    let mut receiver: Arc<dyn Receiver> =
+        Arc::new(LocalReceiver::new(fx.zfs(), job(), to, run.recv.clone()));
+    if let Some(w) = &run.wrap_sender {
+        sender = w(sender);
+    }
+    if let Some(w) = &run.wrap_receiver {
+        receiver = w(receiver);
+    }
+    let driver = Driver::new(run.cfg.clone(), sender, receiver, run.cancel.clone());
+    tokio::time::timeout(Duration::from_secs(600), driver.run())
+        .await
+        .unwrap_or_else(|_| panic!("replication did not finish within 10 minutes"))
+}
+
+/// Fail unless the report says every filesystem replicated.
+pub fn expect_success(r: &Report) -> Outcome {
+    if r.succeeded() {
+        return Ok(());
+    }
+    let failed: Vec<String> = r
+        .filesystems
+        .iter()
+        .filter_map(|f| f.last_error.as_ref().map(|e| format!("{}: {e}", f.fs)))
+        .collect();
+    Err(format!(
+        "replication failed (state {:?}, planning error {:?}): {}",
+        r.state,
+        r.planning_error,
+        failed.join("; ")
+    ))
+}
+
+/// The report line of `fs`.
+pub fn fs_report<'a>(r: &'a Report, fs: &DatasetPath) -> Result<&'a crate::FsReport, String> {
+    r.filesystems
+        .iter()
+        .find(|f| f.fs == fs.as_str())
+        .ok_or_else(|| format!("no report for {fs} in {:?}", r.filesystems))
+}
+
+/// Create a filesystem.
+pub async fn create(fx: &dyn Fixture, fs: &DatasetPath) -> Outcome {
+    fx.zfs().create(fs, &[]).await.ctx(&format!("create {fs}"))
+}
+
+/// Write some data and take snapshot `fs@name`.
+pub async fn snap(fx: &dyn Fixture, fs: &DatasetPath, name: &str, bytes: usize) -> Outcome {
+    if bytes > 0 {
+        fx.write(fs, bytes).await.ctx(&format!("write into {fs}"))?;
+    }
+    let s = SnapshotName::new(fs, name).ctx("snapshot name")?;
+    fx.zfs()
+        .snapshot(&[s])
+        .await
+        .ctx(&format!("snapshot {fs}@{name}"))
+}
+
+/// The versions of `fs`, oldest first.
+pub async fn versions(fx: &dyn Fixture, fs: &DatasetPath) -> Result<Vec<Version>, String> {
+    fx.zfs()
+        .list_versions(fs)
+        .await
+        .ctx(&format!("list versions of {fs}"))
+}
+
+/// The snapshot names of `fs`, oldest first.
+pub async fn snapshot_names(fx: &dyn Fixture, fs: &DatasetPath) -> Result<Vec<String>, String> {
+    Ok(versions(fx, fs)
+        .await?
+        .into_iter()
+        .filter(|v| v.kind == VersionKind::Snapshot)
+        .map(|v| v.name)
+        .collect())
+}
+
+/// The bookmark names of `fs`.
+pub async fn bookmark_names(fx: &dyn Fixture, fs: &DatasetPath) -> Result<Vec<String>, String> {
+    Ok(versions(fx, fs)
+        .await?
+        .into_iter()
+        .filter(|v| v.kind == VersionKind::Bookmark)
+        .map(|v| v.name)
+        .collect())
+}
+
+/// The GUID of `fs@name`.
+pub async fn guid(fx: &dyn Fixture, fs: &DatasetPath, name: &str) -> Result<u64, String> {
+    fx.zfs()
+        .guid(&format!("{fs}@{name}"))
+        .await
+        .ctx(&format!("guid of {fs}@{name}"))
+}
+
+/// Every `(snapshot, tag)` hold under `root` (recursively) whose tag starts with `prefix`.
+pub async fn holds_with_prefix(
+    fx: &dyn Fixture,
+    root: &DatasetPath,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let zfs = fx.zfs();
+    let listed = zfs.list(root).await.ctx(&format!("list {root}"))?;
+    let mut out = Vec::new();
+    for d in listed {
+        for v in d
+            .versions
+            .iter()
+            .filter(|v| v.kind == VersionKind::Snapshot)
+        {
+            if v.userrefs.unwrap_or(0) == 0 {
+                continue;
+            }
+            let s = SnapshotName::new(&d.path, &v.name).ctx("name")?;
+            for t in zfs.holds(&s).await.ctx(&format!("holds of {s}"))? {
+                if t.starts_with(prefix) {
+                    out.push((s.to_string(), t));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Fail if any zrelay/zrepl step hold is left under `root`.
+pub async fn expect_no_step_holds(fx: &dyn Fixture, root: &DatasetPath) -> Outcome {
+    let leaked = holds_with_prefix(fx, root, "zrepl_STEP").await?;
+    check!(leaked.is_empty(), "leaked step holds: {leaked:?}");
+    Ok(())
+}

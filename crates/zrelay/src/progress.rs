@@ -1,0 +1,92 @@
+//! Progress lines for one-shot commands, from the driver's live report.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use zrelay_replication::{FsReport, FsState, Report, ReportHandle};
+
+/// `12.3 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn line(f: &FsReport) -> String {
+    let step = f
+        .current_step
+        .as_ref()
+        .map(|s| match &s.from {
+            Some(from) => format!("{from} => {}", s.to),
+            None => format!("full {}", s.to),
+        })
+        .unwrap_or_default();
+    let expected = if f.bytes_expected > 0 {
+        format!(" / {}", human_bytes(f.bytes_expected))
+    } else {
+        String::new()
+    };
+    let mut s = format!(
+        "{:<12} {} [{}/{} steps] {}{} {}",
+        format!("{:?}", f.state).to_lowercase(),
+        f.fs,
+        f.steps_done,
+        f.steps_total,
+        human_bytes(f.bytes_replicated),
+        expected,
+        step
+    );
+    if let Some(e) = &f.last_error {
+        s.push_str(&format!("\n             error: {e}"));
+    }
+    s
+}
+
+/// Print a line whenever a filesystem's state, step or (each second) bytes change.
+pub async fn follow(report: ReportHandle, _tty: bool) {
+    let mut last: HashMap<String, String> = HashMap::new();
+    let mut last_state = String::new();
+    loop {
+        let r = report.snapshot();
+        let st = format!("{:?}", r.state);
+        if st != last_state {
+            eprintln!("attempt {}: {}", r.attempt, st.to_lowercase());
+            last_state = st;
+        }
+        for f in &r.filesystems {
+            let l = line(f);
+            if last.get(&f.fs) != Some(&l) && f.state != FsState::Ready {
+                eprintln!("  {l}");
+                last.insert(f.fs.clone(), l);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The final per-filesystem table.
+pub fn summary(r: &Report) {
+    eprintln!(
+        "replication {} after {} attempt(s):",
+        format!("{:?}", r.state).to_lowercase(),
+        r.attempt
+    );
+    for f in &r.filesystems {
+        eprintln!("  {}", line(f));
+        if let Some(i) = &f.info {
+            eprintln!("             {i}");
+        }
+    }
+    if let Some(e) = &r.planning_error {
+        eprintln!("  planning error: {e}");
+    }
+}
