@@ -10,7 +10,6 @@
 
 mod cases;
 mod harness;
-mod replicate;
 
 use std::path::PathBuf;
 
@@ -22,8 +21,6 @@ use zrelay_zfs::{RealZfs, Zfs};
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    #[command(subcommand)]
-    command: Option<Cmd>,
     /// Run only cases whose name contains one of these substrings.
     filters: Vec<String>,
     /// List the cases and exit.
@@ -34,23 +31,9 @@ struct Args {
     vdev_dir: PathBuf,
 }
 
-#[derive(clap::Subcommand)]
-enum Cmd {
-    /// Replicate every snapshot of SRC into DST with progress (the quickstart's job).
-    Replicate {
-        /// Source filesystem.
-        src: String,
-        /// Target filesystem (created by the first, full step).
-        dst: String,
-    },
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if let Some(Cmd::Replicate { src, dst }) = &args.command {
-        return replicate::run(src, dst).await;
-    }
     let cases: Vec<_> = cases::all()
         .into_iter()
         .filter(|c| {

@@ -257,13 +257,16 @@ impl LocalReceiver {
                 PlaceholderEncryption::Inherit => {}
             }
             debug!(fs = %c, "creating placeholder");
-            self.zfs
-                .create(c, &props)
-                .await
-                .map_err(|e| EndpointError::Placeholder {
-                    fs: c.clone(),
-                    reason: e.to_string(),
-                })?;
+            if let Err(e) = self.zfs.create(c, &props).await {
+                // A concurrent step may have created it a moment ago.
+                if self.zfs.guid(c.as_str()).await.is_err() {
+                    return Err(EndpointError::Placeholder {
+                        fs: c.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                debug!(fs = %c, "placeholder appeared concurrently");
+            }
         }
         Ok(false)
     }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
@@ -16,7 +17,8 @@ use zrelay_zfs::name::VersionKind;
 use zrelay_zfs::parse::{DatasetKind, Version};
 use zrelay_zfs::process::SendStream;
 use zrelay_zfs::{
-    BookmarkName, DatasetPath, SendArgs, SendFlags, SnapshotName, VersionRef, Zfs, ZfsError,
+    BookmarkName, DatasetPath, SendArgs, SendFlags, SnapshotName, ValidatedSendArgs, VersionRef,
+    Zfs, ZfsError,
 };
 
 use crate::abstractions::{parse_bookmark, parse_hold_tag, AbstractionKind, JobId};
@@ -66,6 +68,23 @@ pub struct LocalSender {
     filter: FsFilter,
     send: SendOptions,
     state: Mutex<HashMap<DatasetPath, FsState>>,
+    /// Send arguments validated for the size estimates, reused by `send` for
+    /// the identical step within [`VALIDATION_TTL`].
+    validated: Mutex<HashMap<String, (Instant, ValidatedSendArgs)>>,
+}
+
+/// How long a validation done for a size estimate is reused for the send.
+pub const VALIDATION_TTL: Duration = Duration::from_secs(600);
+
+fn step_key(step: &StepReq) -> String {
+    format!(
+        "{}|{:?}|{}|{}|{:?}",
+        step.fs,
+        step.from.as_ref().map(|f| (f.rel_name(), f.guid)),
+        step.to.name,
+        step.to.guid,
+        step.resume_token
+    )
 }
 
 impl LocalSender {
@@ -77,6 +96,7 @@ impl LocalSender {
             filter,
             send,
             state: Mutex::new(HashMap::new()),
+            validated: Mutex::new(HashMap::new()),
         }
     }
 
@@ -274,11 +294,13 @@ impl Sender for LocalSender {
     }
 
     async fn estimate(&self, steps: &[StepReq], concurrency: usize) -> Result<Vec<Result<u64>>> {
+        let valid = self.validate_steps(steps).await?;
         type Fut<'a> =
             std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send + 'a>>;
         let futs: Vec<Fut<'_>> = steps
             .iter()
-            .map(|step| Box::pin(self.estimate_one(step)) as Fut<'_>)
+            .zip(valid)
+            .map(|(step, v)| Box::pin(self.estimate_one(step, v)) as Fut<'_>)
             .collect();
         Ok(stream::iter(futs)
             .buffered(concurrency.max(1))
@@ -417,12 +439,20 @@ impl Sender for LocalSender {
     }
 
     async fn send(&self, step: &StepReq) -> Result<Box<dyn SendStream>> {
-        let args = self.send_args(step)?;
         let what = format!("send {step}");
-        let valid = args
-            .validate(self.zfs.as_ref())
-            .await
-            .map_err(|e| EndpointError::zfs(what.clone(), e))?;
+        let cached = {
+            let mut cache = self.validated.lock().unwrap();
+            cache.retain(|_, (t, _)| t.elapsed() < VALIDATION_TTL);
+            cache.remove(&step_key(step)).map(|(_, v)| v)
+        };
+        let valid = match cached {
+            Some(v) => v,
+            None => self
+                .send_args(step)?
+                .validate(self.zfs.as_ref())
+                .await
+                .map_err(|e| EndpointError::zfs(what.clone(), e))?,
+        };
         self.zfs
             .send(&valid)
             .await
@@ -550,18 +580,51 @@ impl Sender for LocalSender {
 }
 
 impl LocalSender {
-    async fn estimate_one(&self, step: &StepReq) -> Result<u64> {
-        let args = self.send_args(step)?;
-        let what = format!("size estimate of {step}");
-        let valid = args
-            .validate(self.zfs.as_ref())
+    /// Validate the send arguments of many steps with one batched lookup,
+    /// and remember them for the sends that follow.
+    async fn validate_steps(&self, steps: &[StepReq]) -> Result<Vec<Result<ValidatedSendArgs>>> {
+        let mut args = Vec::with_capacity(steps.len());
+        let mut out: Vec<Option<Result<ValidatedSendArgs>>> = Vec::with_capacity(steps.len());
+        for step in steps {
+            match self.send_args(step) {
+                Ok(a) => {
+                    args.push(a);
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        let mut checked = SendArgs::validate_many(self.zfs.as_ref(), args)
             .await
-            .map_err(|e| EndpointError::zfs(what.clone(), e))?;
+            .map_err(|e| EndpointError::zfs("validate send arguments", e))?
+            .into_iter();
+        let now = Instant::now();
+        let mut cache = self.validated.lock().unwrap();
+        Ok(steps
+            .iter()
+            .zip(out)
+            .map(|(step, o)| match o {
+                Some(err) => err,
+                None => match checked.next() {
+                    Some(Ok(v)) => {
+                        cache.insert(step_key(step), (now, v.clone()));
+                        Ok(v)
+                    }
+                    Some(Err(e)) => Err(EndpointError::zfs(format!("validate {step}"), e)),
+                    None => Err(EndpointError::InvalidRequest(
+                        "validation lost a step".into(),
+                    )),
+                },
+            })
+            .collect())
+    }
+
+    async fn estimate_one(&self, step: &StepReq, valid: Result<ValidatedSendArgs>) -> Result<u64> {
         let est = self
             .zfs
-            .send_dry(&valid)
+            .send_dry(&valid?)
             .await
-            .map_err(|e| EndpointError::zfs(what, e))?;
+            .map_err(|e| EndpointError::zfs(format!("size estimate of {step}"), e))?;
         Ok(est.size)
     }
 

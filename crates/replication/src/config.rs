@@ -49,7 +49,7 @@ impl Default for DriverConfig {
             retry_max: Duration::from_secs(60),
             planning_retry: Duration::from_secs(10),
             watchdog: Duration::from_secs(600),
-            commit_window: Duration::from_secs(5),
+            commit_window: Duration::from_secs(30),
         }
     }
 }

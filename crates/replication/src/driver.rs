@@ -1,6 +1,7 @@
 //! The driver: attempts of plan → estimate → protect → step → commit, with
 //! retries, ordering, a watchdog, batched commits and a live report.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -24,6 +25,9 @@ pub struct Driver {
     receiver: Arc<dyn Receiver>,
     report: ReportHandle,
     cancel: CancellationToken,
+    /// Filesystems of this attempt whose steps were received but whose commit
+    /// failed: their step holds still protect the received snapshot.
+    uncommitted: Mutex<BTreeSet<DatasetPath>>,
 }
 
 struct Shared {
@@ -56,6 +60,7 @@ impl Driver {
             receiver,
             report: ReportHandle::new(),
             cancel,
+            uncommitted: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -117,6 +122,7 @@ impl Driver {
     /// One attempt. `Ok(true)` when some filesystem failed temporarily.
     async fn attempt(&self) -> Result<bool, ReplicationError> {
         self.report.set_state(AttemptState::Planning);
+        self.uncommitted.lock().unwrap().clear();
         let (s, r) = tokio::select! {
             r = async { tokio::join!(self.sender.list_filesystems(), self.receiver.list_filesystems()) } => r,
             _ = self.cancel.cancelled() => return Err(ReplicationError::Cancelled),
@@ -501,6 +507,7 @@ impl Driver {
         debug!(n = batch.len(), "committing");
         let fail = |fs: &DatasetPath, msg: String| {
             warn!(%fs, error = %msg, "commit failed");
+            self.uncommitted.lock().unwrap().insert(fs.clone());
             self.report.fs(fs.as_str(), |r: &mut FsReport| {
                 r.state = FsState::Failed;
                 r.error_count += 1;
@@ -550,7 +557,10 @@ impl Driver {
     }
 
     /// After the last attempt: a failed filesystem that left nothing to
-    /// resume must not keep step holds on the sender.
+    /// resume must not keep step holds on the sender. A filesystem whose
+    /// steps succeeded but whose commit failed keeps them: they protect the
+    /// received snapshot on the sender until a later run commits it (zrepl's
+    /// lost `SendCompleted`).
     async fn cleanup(&self) {
         if self.cancel.is_cancelled() {
             return;
@@ -571,9 +581,11 @@ impl Driver {
                 return;
             }
         };
+        let uncommitted = self.uncommitted.lock().unwrap().clone();
         let abort: Vec<DatasetPath> = failed
             .iter()
             .filter_map(|f| DatasetPath::parse(f).ok())
+            .filter(|fs| !uncommitted.contains(fs))
             .filter(|fs| !listing.iter().any(|l| &l.path == fs && l.resume.is_some()))
             .collect();
         if abort.is_empty() {

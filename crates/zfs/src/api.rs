@@ -183,6 +183,16 @@ pub struct Features {
     pub bookmark_copy: bool,
 }
 
+/// The GUID in `props`, the `zfs get` result of `name`, as [`Zfs::guid`] reads it.
+pub(crate) fn guid_in(name: &str, props: &BTreeMap<String, PropertyValue>) -> Result<u64> {
+    let v = props
+        .get("guid")
+        .map(|p| p.value.clone())
+        .unwrap_or_default();
+    v.parse()
+        .map_err(|_| ZfsError::SendValidation(format!("{name:?} has no numeric guid ({v:?})")))
+}
+
 /// Every ZFS operation zrelay performs.
 #[async_trait]
 pub trait Zfs: Send + Sync {
@@ -211,13 +221,7 @@ pub trait Zfs: Send + Sync {
 
     /// The GUID of a dataset, snapshot or bookmark (full name).
     async fn guid(&self, name: &str) -> Result<u64> {
-        let props = self.get(name, &["guid"]).await?;
-        let v = props
-            .get("guid")
-            .map(|p| p.value.clone())
-            .unwrap_or_default();
-        v.parse()
-            .map_err(|_| ZfsError::SendValidation(format!("{name:?} has no numeric guid ({v:?})")))
+        guid_in(name, &self.get(name, &["guid"]).await?)
     }
 
     /// `zfs set`.
@@ -235,6 +239,11 @@ pub trait Zfs: Send + Sync {
     /// Create `bookmark` from `from` (a snapshot, or a bookmark to copy) whose
     /// GUID must be `guid`. Idempotent: an existing bookmark with that GUID is
     /// success; one with another GUID is [`ZfsError::BookmarkExists`].
+    ///
+    /// Checked in this order: a missing `from` is [`ZfsError::DatasetDoesNotExist`]
+    /// naming `from`; then an existing `bookmark` is compared as above; then a `from`
+    /// whose GUID is not `guid` is [`ZfsError::GuidMismatch`] naming `from`, and
+    /// nothing is created.
     async fn bookmark(&self, from: &VersionRef, guid: u64, bookmark: &BookmarkName) -> Result<()>;
 
     /// Hold `snap` with `tag`; idempotent.
@@ -289,10 +298,14 @@ pub trait Zfs: Send + Sync {
     // ---- Batched operations. The defaults loop over the single-item calls;
     // `RealZfs` overrides them with one command for the whole batch, falling
     // back to the loop when that command fails, so the results are the same.
+    // Exception: `destroy_bookmarks` stays a loop on the real system, since
+    // `zfs destroy` takes one bookmark per call (OpenZFS 2.3) and channel
+    // programs cannot destroy bookmarks.
 
     /// `zfs get` of `props` on several datasets, snapshots or bookmarks (full
     /// names) at once. Each name maps to its own result, so one missing name
-    /// does not hide the others.
+    /// does not hide the others. `RealZfs` refuses a name that fails validation
+    /// with [`ZfsError::Name`] without running anything for it.
     async fn get_many(
         &self,
         names: &[String],
@@ -338,7 +351,9 @@ pub trait Zfs: Send + Sync {
     }
 
     /// Create several bookmarks, each from `(from, guid)` like [`Zfs::bookmark`].
-    /// One result per request, in order.
+    /// One result per request, in order. `RealZfs` runs one `zfs program` per
+    /// pool (plus one `zfs get` when some sources are bookmarks and one when some
+    /// bookmarks already exist).
     async fn bookmark_many(
         &self,
         reqs: &[(VersionRef, u64, BookmarkName)],

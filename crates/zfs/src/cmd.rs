@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::error::{Result, ZfsError};
@@ -289,21 +289,44 @@ impl Runner {
         &self,
         cmd: &CmdLine,
     ) -> Result<(std::process::ExitStatus, String, String)> {
+        self.output_with_stdin(cmd, None).await
+    }
+
+    /// [`Runner::output_unchecked`] that feeds `input` to the command's stdin
+    /// (then closes it); with `None`, stdin is `/dev/null`.
+    pub async fn output_with_stdin(
+        &self,
+        cmd: &CmdLine,
+        input: Option<&[u8]>,
+    ) -> Result<(std::process::ExitStatus, String, String)> {
         let mut guard = self.log.begin(cmd);
         let spawn_err = |source| ZfsError::Spawn {
             cmd: cmd.to_string(),
             source,
         };
-        let mut child = cmd
-            .command()
+        let mut command = cmd.command();
+        if input.is_some() {
+            command.stdin(Stdio::piped());
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(spawn_err)?;
+        let stdin = child.stdin.take();
+        let feed = async move {
+            if let (Some(mut w), Some(data)) = (stdin, input) {
+                // a child that exits without reading everything is not our error:
+                // its exit status and stderr tell what happened
+                let _ = w.write_all(data).await;
+                let _ = w.shutdown().await;
+            }
+        };
         let mut stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let mut out = Vec::new();
-        let (read, stderr) = tokio::join!(stdout.read_to_end(&mut out), drain_bounded(stderr));
+        let (read, stderr, ()) =
+            tokio::join!(stdout.read_to_end(&mut out), drain_bounded(stderr), feed);
         let status = child.wait().await.map_err(spawn_err)?;
         read.map_err(spawn_err)?;
         if status.success() {
@@ -394,6 +417,17 @@ mod tests {
         assert_eq!(r.log().per_verb().get("-c"), Some(&2));
         assert!(r.log().active().is_empty());
         assert_eq!(r.log().recent().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn stdin_is_fed_and_closed() {
+        let r = Runner::new("sh", "sh");
+        let cat = CmdLine::new("sh").args(["-c", "cat; echo done"]);
+        let (status, out, _) = r.output_with_stdin(&cat, Some(b"in\n")).await.unwrap();
+        assert!(status.success());
+        assert_eq!(out, "in\ndone\n");
+        let (_, out, _) = r.output_with_stdin(&cat, None).await.unwrap();
+        assert_eq!(out, "done\n");
     }
 
     #[tokio::test]

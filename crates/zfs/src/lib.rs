@@ -20,6 +20,8 @@ pub mod name;
 pub mod parse;
 pub mod process;
 pub mod real;
+mod real_batch;
+mod real_bookmarks;
 pub mod send_args;
 
 pub use api::{

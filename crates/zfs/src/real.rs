@@ -116,7 +116,7 @@ impl RealZfs {
 }
 
 /// Rewrite a "does not exist" command failure as [`ZfsError::DatasetDoesNotExist`].
-fn not_found_as(e: ZfsError, name: &str) -> ZfsError {
+pub(crate) fn not_found_as(e: ZfsError, name: &str) -> ZfsError {
     match e {
         ZfsError::Command {
             kind: StderrKind::DatasetDoesNotExist,
@@ -153,8 +153,11 @@ impl Zfs for RealZfs {
         let out = self.run_on(cmd, name).await?;
         let mut map = BTreeMap::new();
         for line in out.lines() {
-            let mut f = line.splitn(3, '\t');
-            if let (Some(p), Some(v), Some(s)) = (f.next(), f.next(), f.next()) {
+            // the source column never holds a tab; a user property's value may
+            let Some((p, rest)) = line.split_once('\t') else {
+                continue;
+            };
+            if let Some((v, s)) = rest.rsplit_once('\t') {
                 map.insert(
                     p.to_string(),
                     PropertyValue {
@@ -204,31 +207,7 @@ impl Zfs for RealZfs {
     }
 
     async fn bookmark(&self, from: &VersionRef, guid: u64, bookmark: &BookmarkName) -> Result<()> {
-        let cmd = self
-            .runner
-            .zfs()
-            .args(["bookmark", &from.to_string(), &bookmark.to_string()]);
-        match self.run(cmd).await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    stderr_kind(&e),
-                    Some(StderrKind::BookmarkExists | StderrKind::AlreadyExists)
-                ) =>
-            {
-                let existing = self.guid(&bookmark.to_string()).await?;
-                if existing == guid {
-                    Ok(())
-                } else {
-                    Err(ZfsError::BookmarkExists {
-                        bookmark: bookmark.to_string(),
-                        existing,
-                        expected: guid,
-                    })
-                }
-            }
-            Err(e) => Err(not_found_as(e, &from.to_string())),
-        }
+        self.bookmark_checked(from, guid, bookmark).await
     }
 
     async fn hold(&self, snap: &SnapshotName, tag: &str) -> Result<()> {
@@ -405,6 +384,38 @@ impl Zfs for RealZfs {
         let out = self.run(cmd.clone()).await?;
         ZfsVersion::parse(&out)
             .ok_or_else(|| ZfsError::Unsupported(format!("cannot read the version from {out:?}")))
+    }
+
+    // Batched operations: one command per batch (see real_batch.rs and
+    // real_bookmarks.rs). `destroy_bookmarks` keeps the default loop: `zfs destroy`
+    // takes one bookmark per call ("too many arguments" otherwise, OpenZFS 2.3) and
+    // channel programs cannot destroy bookmarks (`zfs.sync.destroy` returns ENOENT).
+
+    async fn get_many(
+        &self,
+        names: &[String],
+        props: &[&str],
+    ) -> Result<Vec<(String, Result<BTreeMap<String, PropertyValue>>)>> {
+        self.get_many_batched(names, props).await
+    }
+
+    async fn hold_many(&self, snaps: &[SnapshotName], tag: &str) -> Result<Vec<Result<()>>> {
+        self.hold_many_batched(snaps, tag).await
+    }
+
+    async fn release_many(&self, snaps: &[SnapshotName], tag: &str) -> Result<Vec<Result<()>>> {
+        self.release_many_batched(snaps, tag).await
+    }
+
+    async fn holds_many(&self, snaps: &[SnapshotName]) -> Result<Vec<(SnapshotName, Vec<String>)>> {
+        self.holds_many_batched(snaps).await
+    }
+
+    async fn bookmark_many(
+        &self,
+        reqs: &[(VersionRef, u64, BookmarkName)],
+    ) -> Result<Vec<Result<()>>> {
+        self.bookmark_many_batched(reqs).await
     }
 }
 

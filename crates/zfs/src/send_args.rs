@@ -11,11 +11,12 @@
 //!   the same `toguid` and `fromguid`, and agrees with the encryption policy.
 //!   A forged or mismatched token is refused here, before anything is sent.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{VersionRef, Zfs};
+use crate::api::{PropertyValue, VersionRef, Zfs};
 use crate::error::{Result, ZfsError};
 use crate::name::{DatasetPath, SnapshotName};
 use crate::parse::ResumeTokenInfo;
@@ -77,8 +78,54 @@ impl SendArgs {
     /// [`ZfsError::SendValidation`] naming what does not match;
     /// [`ZfsError::DatasetDoesNotExist`] for a missing filesystem or version.
     pub async fn validate<Z: Zfs + ?Sized>(self, zfs: &Z) -> Result<ValidatedSendArgs> {
+        let names = self.precheck()?;
+        // one `zfs get` for the filesystem and both versions
+        let got = zfs.get_many(&names, &["encryption", "guid"]).await?;
+        self.finish(zfs, &names, got).await
+    }
+
+    /// [`SendArgs::validate`] for many sends, with ONE `zfs get` for all of
+    /// them (plus one `zfs send -nvt` per resume token). One result per input,
+    /// in order; the checks are exactly those of `validate`.
+    pub async fn validate_many<Z: Zfs + ?Sized>(
+        zfs: &Z,
+        all: Vec<SendArgs>,
+    ) -> Result<Vec<Result<ValidatedSendArgs>>> {
+        let mut pre = Vec::with_capacity(all.len());
+        let mut names = Vec::new();
+        for a in all {
+            match a.precheck() {
+                Ok(n) => {
+                    names.extend(n.iter().cloned());
+                    pre.push((a, Ok(n)));
+                }
+                Err(e) => pre.push((a, Err(e))),
+            }
+        }
+        let got = if names.is_empty() {
+            Vec::new()
+        } else {
+            zfs.get_many(&names, &["encryption", "guid"]).await?
+        };
+        let mut got = got.into_iter();
+        let mut out = Vec::with_capacity(pre.len());
+        for (a, n) in pre {
+            match n {
+                Err(e) => out.push(Err(e)),
+                Ok(n) => {
+                    let mine: Vec<_> = got.by_ref().take(n.len()).collect();
+                    out.push(a.finish(zfs, &n, mine).await);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The checks that need no system, and the names to look up:
+    /// `[fs, to, from?]`.
+    fn precheck(&self) -> Result<Vec<String>> {
         let fs = &self.fs;
-        let (to, to_guid) = &self.to;
+        let (to, _) = &self.to;
         if to.fs() != fs {
             return Err(refuse(format!("`to` {to} is not a snapshot of {fs}")));
         }
@@ -90,7 +137,30 @@ impl SendArgs {
                 return Err(refuse(format!("-I needs a snapshot as `from`, not {from}")));
             }
         }
-        let props = zfs.get(fs.as_str(), &["encryption"]).await?;
+        let mut names = vec![fs.to_string(), to.to_string()];
+        if let Some((from, _)) = &self.from {
+            names.push(from.to_string());
+        }
+        Ok(names)
+    }
+
+    /// The checks against the looked-up properties of `names`, then the token.
+    async fn finish<Z: Zfs + ?Sized>(
+        self,
+        zfs: &Z,
+        names: &[String],
+        got: Vec<(String, Result<BTreeMap<String, PropertyValue>>)>,
+    ) -> Result<ValidatedSendArgs> {
+        let fs = &self.fs;
+        let (_, to_guid) = &self.to;
+        let mut got = got.into_iter();
+        let mut next = |name: &str| match got.next() {
+            Some((_, r)) => r,
+            None => Err(ZfsError::Unsupported(format!(
+                "zfs get returned no result for {name:?}"
+            ))),
+        };
+        let props = next(fs.as_str())?;
         let fs_encrypted = props
             .get("encryption")
             .is_some_and(|p| p.value != "off" && p.value != "-");
@@ -99,9 +169,11 @@ impl SendArgs {
                 "encrypted send mandated by policy, but filesystem {fs} is not encrypted"
             )));
         }
-        check_guid(zfs, &to.to_string(), *to_guid).await?;
-        if let Some((from, guid)) = &self.from {
-            check_guid(zfs, &from.to_string(), *guid).await?;
+        let to_props = next(&names[1]);
+        check_guid_in(&names[1], to_props, *to_guid)?;
+        if let Some((_, guid)) = &self.from {
+            let from_props = next(&names[2]);
+            check_guid_in(&names[2], from_props, *guid)?;
         }
         let token = match &self.resume_token {
             None => None,
@@ -159,6 +231,15 @@ impl SendArgs {
         }
         Ok(info)
     }
+}
+
+/// Check that the GUID in `props` (the `zfs get` result of `name`) is `expected`.
+fn check_guid_in(
+    name: &str,
+    props: Result<std::collections::BTreeMap<String, crate::api::PropertyValue>>,
+    expected: u64,
+) -> Result<()> {
+    ZfsError::check_guid(name, crate::api::guid_in(name, &props?)?, expected)
 }
 
 /// Fetch the GUID of `name` and check it is `expected`.

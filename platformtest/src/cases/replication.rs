@@ -3,12 +3,19 @@
 //! commands of an incremental cycle over many filesystems.
 
 use std::sync::Arc;
+use std::time::Instant;
 
+use anyhow::{bail, ensure, Result};
 use async_trait::async_trait;
-use zrelay_replication::suite::Fixture;
-use zrelay_zfs::{DatasetPath, Zfs};
+use tokio_util::sync::CancellationToken;
+use zrelay_endpoint::{
+    FsFilter, LocalReceiver, LocalSender, Receiver, RecvOptions, SendOptions, Sender,
+};
+use zrelay_replication::suite::{self, Fixture};
+use zrelay_replication::{Driver, DriverConfig, FsState, Report};
+use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 
-use crate::harness::{Case, Ctx};
+use crate::harness::{Body, Case, Ctx};
 
 #[async_trait]
 impl Fixture for Ctx {
@@ -38,5 +45,120 @@ impl Fixture for Ctx {
 
 /// Replication cases that only make sense on real ZFS.
 pub fn real_only() -> Vec<Case> {
-    Vec::new()
+    vec![Case {
+        name: "ReplicationIncrementalCycleCommandCount100Filesystems",
+        run: Body::Platform(|ctx| Box::pin(incremental_cycle_command_count(ctx))),
+    }]
+}
+
+const FILESYSTEMS: usize = 100;
+const MAX_COMMANDS_PER_FS: f64 = 5.0;
+
+fn endpoints(
+    ctx: &Ctx,
+    src: &DatasetPath,
+    dst: &DatasetPath,
+) -> (Arc<dyn Sender>, Arc<dyn Receiver>) {
+    let zfs: Arc<dyn Zfs> = Arc::new(ctx.zfs.clone());
+    let job = suite::job();
+    let sender = LocalSender::new(
+        zfs.clone(),
+        job.clone(),
+        FsFilter::subtree(src),
+        SendOptions::default(),
+    );
+    let receiver = LocalReceiver::new(zfs, job, dst.clone(), RecvOptions::default());
+    (Arc::new(sender), Arc::new(receiver))
+}
+
+async fn run_once(ctx: &Ctx, src: &DatasetPath, dst: &DatasetPath, steps: usize) -> Result<Report> {
+    let (s, r) = endpoints(ctx, src, dst);
+    let cfg = DriverConfig {
+        steps,
+        max_attempts: 1,
+        ..DriverConfig::default()
+    };
+    let report = Driver::new(cfg, s, r, CancellationToken::new()).run().await;
+    if !report.succeeded() {
+        bail!(
+            "replication failed: {:?}",
+            report.failed().collect::<Vec<_>>()
+        );
+    }
+    Ok(report)
+}
+
+/// One incremental cycle over 100 filesystems runs at most 5 zfs commands
+/// per filesystem, listing included (counted by the ZFS layer's invocation log).
+async fn incremental_cycle_command_count(ctx: &Ctx) -> Result<()> {
+    let src = ctx.ds("src");
+    let dst = ctx.ds("dst");
+    let mut script = format!("set -e; zfs create '{src}'; zfs create '{dst}'");
+    for i in 0..FILESYSTEMS {
+        script.push_str(&format!("; zfs create '{src}/fs{i:03}'"));
+    }
+    ctx.sh(&script).await?;
+    let snaps = |n: &str| -> Result<Vec<SnapshotName>> {
+        (0..FILESYSTEMS)
+            .map(|i| Ok(SnapshotName::parse(&format!("{src}/fs{i:03}@{n}"))?))
+            .collect()
+    };
+    ctx.zfs.snapshot(&snaps("1")?).await?;
+    let t = Instant::now();
+    run_once(ctx, &src, &dst, 2).await?;
+    eprintln!(
+        "    initial replication of {FILESYSTEMS} filesystems: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    for i in (0..FILESYSTEMS).step_by(10) {
+        ctx.write(&src.child(&format!("fs{i:03}"))?, "more", 64 * 1024)
+            .await?;
+    }
+    ctx.zfs.snapshot(&snaps("2")?).await?;
+
+    let log = ctx.zfs.log().clone();
+    let before = log.total();
+    let verbs_before = log.per_verb();
+    let t = Instant::now();
+    let report = run_once(ctx, &src, &dst, 1).await?;
+    let wall = t.elapsed();
+    let commands = log.total() - before;
+    let mut verbs: Vec<(String, u64)> = log
+        .per_verb()
+        .into_iter()
+        .map(|(v, n)| {
+            let prev = verbs_before.get(&v).copied().unwrap_or(0);
+            (v, n - prev)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    verbs.sort();
+    let per_fs = commands as f64 / FILESYSTEMS as f64;
+    eprintln!(
+        "    incremental cycle over {FILESYSTEMS} filesystems: {commands} zfs commands ({per_fs:.2} per filesystem), {:.1}s wall; by verb: {verbs:?}",
+        wall.as_secs_f64()
+    );
+    let stepped = report
+        .filesystems
+        .iter()
+        .filter(|f| f.steps_done == 1 && f.state == FsState::Done)
+        .count();
+    ensure!(
+        stepped == FILESYSTEMS,
+        "only {stepped} filesystems made their step"
+    );
+    ensure!(
+        per_fs <= MAX_COMMANDS_PER_FS,
+        "{per_fs:.2} zfs commands per filesystem, more than {MAX_COMMANDS_PER_FS}"
+    );
+    for i in 0..FILESYSTEMS {
+        let fs = src.child(&format!("fs{i:03}"))?;
+        let rfs = dst.join(fs.components())?;
+        let (a, b) = (
+            ctx.zfs.guid(&format!("{fs}@2")).await?,
+            ctx.zfs.guid(&format!("{rfs}@2")).await?,
+        );
+        ensure!(a == b, "{fs}@2 guid differs on the receiver");
+    }
+    Ok(())
 }

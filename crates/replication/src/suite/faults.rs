@@ -22,7 +22,8 @@ use zrelay_zfs::DatasetPath;
 pub struct SenderFaults {
     /// The next stream fails with an I/O error after this many bytes (once).
     pub cut_after: Option<u64>,
-    /// Cancel this token once the next stream passed this many bytes (once).
+    /// Cancel this token once the next stream passed this many bytes (once);
+    /// the stream then yields nothing more, like a daemon that was killed.
     pub cancel_after: Option<(u64, CancellationToken)>,
     /// The next stream never yields a byte (once).
     pub stall: bool,
@@ -61,6 +62,8 @@ struct FaultyStream {
     cut_after: Option<u64>,
     cancel_after: Option<(u64, CancellationToken)>,
     stall: bool,
+    /// `cancel_after` fired: no byte moves any more.
+    killed: bool,
 }
 
 impl AsyncRead for FaultyStream {
@@ -69,7 +72,9 @@ impl AsyncRead for FaultyStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        if self.stall {
+        if self.stall || self.killed {
+            // Never woken by the stream itself: the run's cancellation (or
+            // the watchdog) ends the step.
             return Poll::Pending;
         }
         if let Some(n) = self.cut_after {
@@ -89,6 +94,7 @@ impl AsyncRead for FaultyStream {
             if let Some((limit, token)) = &self.cancel_after {
                 if self.read >= *limit {
                     token.cancel();
+                    self.killed = true;
                 }
             }
         }
@@ -160,6 +166,7 @@ impl Sender for FaultySender {
             cut_after,
             cancel_after,
             stall,
+            killed: false,
         }))
     }
 

@@ -139,6 +139,11 @@ impl Setup {
     }
 }
 
+/// Wraps a sender (fault injection).
+pub type WrapSender = Arc<dyn Fn(Arc<dyn Sender>) -> Arc<dyn Sender> + Send + Sync>;
+/// Wraps a receiver (fault injection).
+pub type WrapReceiver = Arc<dyn Fn(Arc<dyn Receiver>) -> Arc<dyn Receiver> + Send + Sync>;
+
 /// How a case replicates.
 #[derive(Clone)]
 pub struct Run {
@@ -153,9 +158,9 @@ pub struct Run {
     /// Receive under this root (default: the setup's `dst`).
     pub to: Option<DatasetPath>,
     /// Wrap the sender (fault injection).
-    pub wrap_sender: Option<Arc<dyn Fn(Arc<dyn Sender>) -> Arc<dyn Sender> + Send + Sync>>,
+    pub wrap_sender: Option<WrapSender>,
     /// Wrap the receiver (fault injection).
-    pub wrap_receiver: Option<Arc<dyn Fn(Arc<dyn Receiver>) -> Arc<dyn Receiver> + Send + Sync>>,
+    pub wrap_receiver: Option<WrapReceiver>,
     /// The run's cancellation token.
     pub cancel: CancellationToken,
 }
@@ -183,25 +188,71 @@ impl Default for Run {
     }
 }
 
+/// A local sender of the subtree `from`, for `job`.
+pub fn local_sender(
+    fx: &dyn Fixture,
+    job: JobId,
+    from: &DatasetPath,
+    send: &SendOptions,
+) -> Arc<LocalSender> {
+    Arc::new(LocalSender::new(
+        fx.zfs(),
+        job,
+        FsFilter::subtree(from),
+        send.clone(),
+    ))
+}
+
+/// A local receiver into `to`, for `job`.
+pub fn local_receiver(
+    fx: &dyn Fixture,
+    job: JobId,
+    to: &DatasetPath,
+    recv: &RecvOptions,
+) -> Arc<LocalReceiver> {
+    Arc::new(LocalReceiver::new(fx.zfs(), job, to.clone(), recv.clone()))
+}
+
+impl Run {
+    /// The unwrapped endpoints of this run ([`JOB`], `from`/`to` or the setup's roots).
+    pub fn endpoints(
+        &self,
+        fx: &dyn Fixture,
+        setup: &Setup,
+    ) -> (Arc<LocalSender>, Arc<LocalReceiver>) {
+        let from = self.from.clone().unwrap_or_else(|| setup.src.clone());
+        let to = self.to.clone().unwrap_or_else(|| setup.dst.clone());
+        (
+            local_sender(fx, job(), &from, &self.send),
+            local_receiver(fx, job(), &to, &self.recv),
+        )
+    }
+}
+
 /// Replicate with fresh endpoints and return the final report.
 pub async fn replicate(fx: &dyn Fixture, setup: &Setup, run: &Run) -> Report {
-    let from = run.from.clone().unwrap_or_else(|| setup.src.clone());
-    let to = run.to.clone().unwrap_or_else(|| setup.dst.clone());
-    let mut sender: Arc<dyn Sender> = Arc::new(LocalSender::new(
-        fx.zfs(),
-        job(),
-        FsFilter::subtree(&from),
-        run.send.clone(),
-    ));
-    let mut receiver: Arc<dyn Receiver> =
-        Arc::new(LocalReceiver::new(fx.zfs(), job(), to, run.recv.clone()));
+    let (s, r) = run.endpoints(fx, setup);
+    let mut sender: Arc<dyn Sender> = s;
+    let mut receiver: Arc<dyn Receiver> = r;
     if let Some(w) = &run.wrap_sender {
         sender = w(sender);
     }
     if let Some(w) = &run.wrap_receiver {
         receiver = w(receiver);
     }
-    let driver = Driver::new(run.cfg.clone(), sender, receiver, run.cancel.clone());
+    replicate_with(fx, &run.cfg, sender, receiver, &run.cancel).await
+}
+
+/// Replicate between the given endpoints (e.g. reused from an earlier run,
+/// with their caches) and return the final report.
+pub async fn replicate_with(
+    _fx: &dyn Fixture,
+    cfg: &DriverConfig,
+    sender: Arc<dyn Sender>,
+    receiver: Arc<dyn Receiver>,
+    cancel: &CancellationToken,
+) -> Report {
+    let driver = Driver::new(cfg.clone(), sender, receiver, cancel.clone());
     tokio::time::timeout(Duration::from_secs(600), driver.run())
         .await
         .unwrap_or_else(|_| panic!("replication did not finish within 10 minutes"))
@@ -320,4 +371,70 @@ pub async fn expect_no_step_holds(fx: &dyn Fixture, root: &DatasetPath) -> Outco
     let leaked = holds_with_prefix(fx, root, "zrepl_STEP").await?;
     check!(leaked.is_empty(), "leaked step holds: {leaked:?}");
     Ok(())
+}
+
+/// Every `(snapshot, tag)` hold under `root` whose tag is exactly `tag`.
+pub async fn holds_tagged(
+    fx: &dyn Fixture,
+    root: &DatasetPath,
+    tag: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let mut all = holds_with_prefix(fx, root, tag).await?;
+    all.retain(|(_, t)| t == tag);
+    Ok(all)
+}
+
+/// The `receive_resume_token` of `fs`, `None` when it has none (or does not exist).
+pub async fn resume_token(fx: &dyn Fixture, fs: &DatasetPath) -> Result<Option<String>, String> {
+    match fx.zfs().get(fs.as_str(), &["receive_resume_token"]).await {
+        Ok(p) => Ok(p
+            .get("receive_resume_token")
+            .map(|v| v.value.clone())
+            .filter(|v| v != "-" && !v.is_empty())),
+        Err(e) if e.is_does_not_exist() => Ok(None),
+        Err(e) => Err(format!("get receive_resume_token of {fs}: {e}")),
+    }
+}
+
+/// Wait (up to 30 s) for a `receive_resume_token` on `fs`: a killed `zfs
+/// recv` is reaped in the background, so its partial state may appear late.
+pub async fn wait_resume_token(fx: &dyn Fixture, fs: &DatasetPath) -> Result<String, String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(t) = resume_token(fx, fs).await? {
+            return Ok(t);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("no receive_resume_token on {fs} after 30 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether `fs` is a placeholder: `zrepl:placeholder` set locally to `on`.
+pub async fn is_placeholder(fx: &dyn Fixture, fs: &DatasetPath) -> Result<bool, String> {
+    let p = fx
+        .zfs()
+        .get(
+            fs.as_str(),
+            &[zrelay_endpoint::abstractions::PLACEHOLDER_PROPERTY],
+        )
+        .await
+        .ctx(&format!("get placeholder property of {fs}"))?;
+    Ok(p.get(zrelay_endpoint::abstractions::PLACEHOLDER_PROPERTY)
+        .is_some_and(|v| v.value == "on" && v.source == "local"))
+}
+
+/// Whether the dataset (or snapshot, bookmark) `name` exists.
+pub async fn exists(fx: &dyn Fixture, name: &str) -> Result<bool, String> {
+    match fx.zfs().guid(name).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_does_not_exist() => Ok(false),
+        Err(e) => Err(format!("guid of {name}: {e}")),
+    }
+}
+
+/// The `last_error` of `fs` in `r`, or an empty string.
+pub fn fs_error(r: &Report, fs: &DatasetPath) -> Result<String, String> {
+    Ok(fs_report(r, fs)?.last_error.clone().unwrap_or_default())
 }

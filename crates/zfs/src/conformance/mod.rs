@@ -7,6 +7,7 @@
 //! that needs the real system (encryption keys, shell pipelines) lives in the
 //! platform suite instead.
 
+mod batch;
 mod cases;
 mod ops;
 mod streams;
@@ -112,5 +113,10 @@ pub fn all() -> Vec<Case> {
         case!("SnapshotIsAtomicAcrossFilesystems", ops::snapshot_is_atomic_across_filesystems),
         case!("GetSetInheritAndRollback", ops::get_set_inherit_and_rollback),
         case!("IncrementalFromBookmarkAndIntermediates", ops::incremental_from_bookmark_and_intermediates),
+        case!("BatchHoldReleaseHolds", batch::batch_hold_release_holds),
+        case!("BatchGetMany", batch::batch_get_many),
+        case!("BatchBookmarkMany", batch::batch_bookmark_many),
+        case!("BatchDestroyBookmarks", batch::batch_destroy_bookmarks),
+        case!("SendArgsValidationMissingPartsOneGet", batch::send_args_validation_missing_parts),
     ]
 }

@@ -98,6 +98,7 @@ impl State {
                 expected: guid,
             });
         }
+        ZfsError::check_guid(&from.to_string(), src.guid, guid)?;
         ds.marks.insert(bm.name().to_string(), src);
         Ok(())
     }

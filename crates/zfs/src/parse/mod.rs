@@ -9,6 +9,7 @@
 //! - Malformed output is an error quoting the offending line or text, never silently skipped;
 //!   the exceptions are documented (e.g. unrecognised stderr classifies as `Other`).
 
+pub mod batch;
 pub mod destroy;
 pub mod holds;
 pub mod list;
@@ -16,11 +17,12 @@ pub mod resume_token;
 pub mod send_dry;
 pub mod stderr;
 
+pub use batch::{named_errors, parse_get_rows, parse_program_table, GetRow, NamedErrors};
 pub use destroy::{parse_destroy_stderr, DestroyFailure, DestroyReason};
 pub use holds::parse_holds;
 pub use list::{
-    is_placeholder_value, legacy_placeholder_value, parse_list, parse_placeholder_get, DatasetKind, ListedDataset,
-    Version, LIST_PROPS,
+    is_placeholder_value, legacy_placeholder_value, parse_list, parse_placeholder_get, DatasetKind,
+    ListedDataset, Version, LIST_PROPS,
 };
 pub use resume_token::{parse_resume_token_output, ResumeTokenError, ResumeTokenInfo};
 pub use send_dry::{parse_send_dry, SendEstimate};

@@ -1,0 +1,324 @@
+//! Driver behaviour with the fake ZFS and fault-injecting endpoints:
+//! ordering, retries, starvation, watchdog, cancellation, live report.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+use zrelay_endpoint::{
+    BatchResult, CommitReq, EndpointError, FsFilter, FsListing, JobId, LocalReceiver, LocalSender,
+    PrepareReq, Receiver, RecvOptions, SendOptions, Sender, StepReq,
+};
+use zrelay_planner::InitialPolicy;
+use zrelay_replication::suite::faults::{FaultySender, SenderFaults};
+use zrelay_replication::{AttemptState, Driver, DriverConfig, FsState, Report};
+use zrelay_zfs::fake::FakeZfs;
+use zrelay_zfs::process::SendStream;
+use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
+
+/// Records the order of `send` calls.
+struct Recording {
+    inner: Arc<dyn Sender>,
+    order: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Sender for Recording {
+    async fn list_filesystems(&self) -> zrelay_endpoint::Result<Vec<FsListing>> {
+        self.inner.list_filesystems().await
+    }
+    async fn estimate(
+        &self,
+        steps: &[StepReq],
+        c: usize,
+    ) -> zrelay_endpoint::Result<Vec<zrelay_endpoint::Result<u64>>> {
+        self.inner.estimate(steps, c).await
+    }
+    async fn prepare(
+        &self,
+        r: &[PrepareReq],
+    ) -> zrelay_endpoint::Result<BatchResult<EndpointError>> {
+        self.inner.prepare(r).await
+    }
+    async fn send(&self, step: &StepReq) -> zrelay_endpoint::Result<Box<dyn SendStream>> {
+        let fs = step.fs.last_component().to_string();
+        self.order
+            .lock()
+            .unwrap()
+            .push(format!("{fs}@{}", step.to.name));
+        self.inner.send(step).await
+    }
+    async fn commit(&self, r: &[CommitReq]) -> zrelay_endpoint::Result<BatchResult<EndpointError>> {
+        self.inner.commit(r).await
+    }
+    async fn abort(
+        &self,
+        f: &[DatasetPath],
+    ) -> zrelay_endpoint::Result<BatchResult<EndpointError>> {
+        self.inner.abort(f).await
+    }
+    fn describe(&self) -> String {
+        "recording".into()
+    }
+}
+
+struct World {
+    zfs: Arc<FakeZfs>,
+    src: DatasetPath,
+    dst: DatasetPath,
+}
+
+impl World {
+    async fn new(fss: &[&str]) -> World {
+        let zfs = Arc::new(FakeZfs::new());
+        let pool = zfs.add_pool("pool").unwrap();
+        let src = pool.child("src").unwrap();
+        let dst = pool.child("dst").unwrap();
+        zfs.create(&src, &[]).await.unwrap();
+        zfs.create(&dst, &[]).await.unwrap();
+        for f in fss {
+            zfs.create(&src.child(f).unwrap(), &[]).await.unwrap();
+        }
+        World { zfs, src, dst }
+    }
+
+    async fn snap(&self, fs: &str, name: &str) {
+        let fs = self.src.child(fs).unwrap();
+        self.zfs.write(&fs, 100_000).unwrap();
+        self.zfs
+            .snapshot(&[SnapshotName::new(&fs, name).unwrap()])
+            .await
+            .unwrap();
+    }
+
+    fn sender(&self) -> Arc<dyn Sender> {
+        Arc::new(LocalSender::new(
+            self.zfs.clone(),
+            JobId::new("t").unwrap(),
+            FsFilter::subtree(&self.src),
+            SendOptions::default(),
+        ))
+    }
+
+    fn receiver(&self) -> Arc<dyn Receiver> {
+        Arc::new(LocalReceiver::new(
+            self.zfs.clone(),
+            JobId::new("t").unwrap(),
+            self.dst.clone(),
+            RecvOptions::default(),
+        ))
+    }
+}
+
+fn cfg() -> DriverConfig {
+    DriverConfig {
+        initial: InitialPolicy::All,
+        max_attempts: 1,
+        max_step_tries: 3,
+        retry_initial: Duration::from_millis(20),
+        retry_max: Duration::from_millis(100),
+        ..DriverConfig::default()
+    }
+}
+
+fn state_of<'a>(r: &'a Report, fs: &str) -> &'a zrelay_replication::FsReport {
+    r.filesystems
+        .iter()
+        .find(|f| f.fs.ends_with(&format!("/{fs}")))
+        .unwrap_or_else(|| panic!("{fs} not in report {r:#?}"))
+}
+
+#[tokio::test]
+async fn oldest_next_snapshot_goes_first_so_all_filesystems_reach_t1_before_t2() {
+    let w = World::new(&["a", "b"]).await;
+    w.snap("a", "1").await;
+    w.snap("b", "1").await;
+    w.snap("a", "2").await;
+    w.snap("b", "2").await;
+    let rec = Arc::new(Recording {
+        inner: w.sender(),
+        order: Mutex::new(Vec::new()),
+    });
+    let d = Driver::new(cfg(), rec.clone(), w.receiver(), CancellationToken::new());
+    let r = d.run().await;
+    assert!(r.succeeded(), "{r:#?}");
+    assert_eq!(*rec.order.lock().unwrap(), ["a@1", "b@1", "a@2", "b@2"]);
+}
+
+#[tokio::test]
+async fn temporary_errors_are_retried_and_ready_filesystems_go_first() {
+    let w = World::new(&["a", "b"]).await;
+    w.snap("a", "1").await;
+    w.snap("b", "1").await;
+    let a = w.src.child("a").unwrap();
+    let faulty = Arc::new(FaultySender::new(
+        w.sender(),
+        SenderFaults {
+            fail_send: Some((a, 2, true)),
+            ..SenderFaults::default()
+        },
+    ));
+    let rec = Arc::new(Recording {
+        inner: faulty,
+        order: Mutex::new(Vec::new()),
+    });
+    let d = Driver::new(cfg(), rec.clone(), w.receiver(), CancellationToken::new());
+    let r = d.run().await;
+    assert!(r.succeeded(), "{r:#?}");
+    let order = rec.order.lock().unwrap().clone();
+    assert_eq!(order[0], "a@1", "a is oldest: {order:?}");
+    assert_eq!(
+        order[1], "b@1",
+        "the ready b goes before a's retry: {order:?}"
+    );
+    assert_eq!(order.len(), 4, "two failures then success for a: {order:?}");
+    assert_eq!(state_of(&r, "a").error_count, 2);
+    assert_eq!(state_of(&r, "b").error_count, 0);
+}
+
+#[tokio::test]
+async fn one_failing_filesystem_never_starves_the_others() {
+    let w = World::new(&["a", "b", "c"]).await;
+    for f in ["a", "b", "c"] {
+        w.snap(f, "1").await;
+        w.snap(f, "2").await;
+    }
+    let a = w.src.child("a").unwrap();
+    let faulty = Arc::new(FaultySender::new(
+        w.sender(),
+        SenderFaults {
+            fail_send: Some((a, 1000, true)),
+            ..SenderFaults::default()
+        },
+    ));
+    let d = Driver::new(cfg(), faulty, w.receiver(), CancellationToken::new());
+    let r = d.run().await;
+    assert!(!r.succeeded());
+    let fa = state_of(&r, "a");
+    assert_eq!(fa.state, FsState::Failed);
+    assert!(
+        fa.last_error
+            .as_deref()
+            .unwrap()
+            .contains("gave up after 3 tries"),
+        "{fa:?}"
+    );
+    for f in ["b", "c"] {
+        let s = state_of(&r, f);
+        assert_eq!((s.state, s.steps_done), (FsState::Done, 2), "{s:?}");
+    }
+}
+
+#[tokio::test]
+async fn permanent_errors_are_not_retried() {
+    let w = World::new(&["a"]).await;
+    w.snap("a", "1").await;
+    let a = w.src.child("a").unwrap();
+    let faulty = Arc::new(FaultySender::new(
+        w.sender(),
+        SenderFaults {
+            fail_send: Some((a, 1000, false)),
+            ..SenderFaults::default()
+        },
+    ));
+    let d = Driver::new(
+        cfg(),
+        faulty.clone(),
+        w.receiver(),
+        CancellationToken::new(),
+    );
+    let r = d.run().await;
+    assert_eq!(state_of(&r, "a").state, FsState::Failed);
+    assert_eq!(faulty.sends.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn watchdog_aborts_a_stalled_step_and_the_report_shows_it_live() {
+    let w = World::new(&["a"]).await;
+    w.snap("a", "1").await;
+    let faulty = Arc::new(FaultySender::new(
+        w.sender(),
+        SenderFaults {
+            stall: true,
+            ..SenderFaults::default()
+        },
+    ));
+    let c = DriverConfig {
+        watchdog: Duration::from_millis(400),
+        ..cfg()
+    };
+    let d = Arc::new(Driver::new(
+        c,
+        faulty,
+        w.receiver(),
+        CancellationToken::new(),
+    ));
+    let report = d.report();
+    let run = tokio::spawn({
+        let d = d.clone();
+        async move { d.run().await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let live = report.snapshot();
+    assert_eq!(live.state, AttemptState::Working, "{live:#?}");
+    assert_eq!(state_of(&live, "a").state, FsState::Stepping);
+    assert!(live.state_seconds.contains_key(&AttemptState::Planning));
+    let started = Instant::now();
+    let r = run.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let fa = state_of(&r, "a");
+    assert_eq!(fa.state, FsState::Failed);
+    assert!(
+        fa.last_error.as_deref().unwrap().contains("no progress"),
+        "{fa:?}"
+    );
+}
+
+#[tokio::test]
+async fn cancellation_stops_the_run_cleanly() {
+    let w = World::new(&["a"]).await;
+    w.snap("a", "1").await;
+    let cancel = CancellationToken::new();
+    let faulty = Arc::new(FaultySender::new(
+        w.sender(),
+        SenderFaults {
+            stall: true,
+            ..SenderFaults::default()
+        },
+    ));
+    let d = Arc::new(Driver::new(cfg(), faulty, w.receiver(), cancel.clone()));
+    let run = tokio::spawn({
+        let d = d.clone();
+        async move { d.run().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cancel.cancel();
+    let r = tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .expect("cancel must end the run promptly")
+        .unwrap();
+    assert_eq!(r.state, AttemptState::Cancelled);
+    assert!(r.finished_at.is_some());
+}
+
+#[tokio::test]
+async fn planning_errors_are_retried_after_the_interval() {
+    let w = World::new(&["a"]).await;
+    w.snap("a", "1").await;
+    w.zfs
+        .fail_next(zrelay_zfs::fake::FakeOp::List, "transient listing failure");
+    let c = DriverConfig {
+        max_attempts: 2,
+        planning_retry: Duration::from_millis(50),
+        ..cfg()
+    };
+    let d = Driver::new(c, w.sender(), w.receiver(), CancellationToken::new());
+    let r = d.run().await;
+    assert!(r.succeeded(), "{r:#?}");
+    assert_eq!(r.attempt, 2);
+    assert!(
+        r.state_seconds.contains_key(&AttemptState::PlanningError),
+        "{r:#?}"
+    );
+}
