@@ -121,8 +121,10 @@ async fn placeholder_encryption_inherit(fx: &dyn Fixture) -> Outcome {
         encryption(fx, &a).await?.0 == "off",
         "the sender must be unencrypted"
     );
-    let mut run = Run::default();
-    run.to = Some(enc.clone());
+    let mut run = Run {
+        to: Some(enc.clone()),
+        ..Run::default()
+    };
     run.recv.placeholder_encryption = PlaceholderEncryption::Inherit;
     expect_success(&replicate(fx, &setup, &run).await)?;
     let ra = enc.join(a.components()).ctx("name")?;
@@ -206,8 +208,10 @@ async fn placeholder_encryption_unspecified_fails(fx: &dyn Fixture) -> Outcome {
     let a = setup.s("a");
     create(fx, &a).await?;
     snap(fx, &a, "1", 16 * 1024).await?;
-    let mut run = Run::default();
-    run.to = Some(enc.clone());
+    let run = Run {
+        to: Some(enc.clone()),
+        ..Run::default()
+    };
     let r = replicate(fx, &setup, &run).await;
     check!(!r.succeeded(), "the run must fail: {r:?}");
     let first = enc.join(a.components().take(1)).ctx("name")?;

@@ -369,9 +369,13 @@ pub(super) async fn send_args_validation_missing_parts(fx: &dyn Fixture) -> Outc
         }) if name == s2.to_string() && actual == g2 && expected == g1 => {}
         other => return Err(format!("wrong `to` guid: {other:?}")),
     }
-    match args(Some((VersionRef::Bookmark(mark.clone()), g2)), s2, g2)
-        .validate(z)
-        .await
+    match args(
+        Some((VersionRef::Bookmark(mark.clone()), g2)),
+        s2.clone(),
+        g2,
+    )
+    .validate(z)
+    .await
     {
         Err(ZfsError::GuidMismatch {
             name,
@@ -379,6 +383,45 @@ pub(super) async fn send_args_validation_missing_parts(fx: &dyn Fixture) -> Outc
             expected,
         }) if name == mark.to_string() && actual == g1 && expected == g2 => {}
         other => return Err(format!("wrong `from` guid: {other:?}")),
+    }
+    // validate_many gives, item by item, exactly what validate gives.
+    let mut enc = args(None, s2.clone(), g2);
+    enc.encrypted = true;
+    let mixed = vec![
+        args(
+            Some((VersionRef::Bookmark(mark.clone()), g1)),
+            s2.clone(),
+            g2,
+        ),
+        args(None, snap(&gone_fs, "1"), g1),
+        args(
+            Some((VersionRef::Bookmark(mark.clone()), g1)),
+            s2.clone(),
+            g1,
+        ),
+        enc,
+        args(None, s1.clone(), g1),
+    ];
+    let many = SendArgs::validate_many(z, mixed.clone())
+        .await
+        .ctx("validate_many")?;
+    ensure_case!(
+        many.len() == mixed.len(),
+        "{} results for {} inputs",
+        many.len(),
+        mixed.len()
+    );
+    for (a, got) in mixed.into_iter().zip(many) {
+        let one = a.clone().validate(z).await;
+        let same = match (&one, &got) {
+            (Ok(x), Ok(y)) => x == y,
+            (Err(x), Err(y)) => x.to_string() == y.to_string(),
+            _ => false,
+        };
+        ensure_case!(
+            same,
+            "validate_many disagrees for {a:?}: {got:?} vs {one:?}"
+        );
     }
     Ok(())
 }
