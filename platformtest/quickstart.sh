@@ -40,7 +40,7 @@ echo "== zrelay replicate ${job[*]}   (incremental)"
 echo "== receiver:"
 zfs list -t all -o name,guid,used,zrepl:placeholder -r "$dst"
 echo "== holds and cursor:"
-zfs holds -r "$dst" | grep -v '^NAME' || true
+zfs list -H -t snapshot -o name -r "$dst" | xargs -d '\n' zfs holds -H
 zfs list -H -t bookmark -o name -r "$src"
 for s in zrelay_1 zrelay_2; do
   [ "$(zfs get -H -o value guid "$src/app data@$s")" = "$(zfs get -H -o value guid "$dst/$src/app data@$s")" ] || { echo "guid mismatch at @$s"; exit 1; }

@@ -409,10 +409,14 @@ impl Receiver for LocalReceiver {
         }
         match self.copy(step, &target, force, stream).await {
             Ok(()) => {
-                if force {
-                    // The placeholder is now a real filesystem.
+                if step.from.is_none() {
+                    // A real filesystem now: say so locally, so that neither an
+                    // inherited `on` nor a replaced placeholder's value marks it.
                     self.zfs
-                        .inherit(&target, PLACEHOLDER_PROPERTY)
+                        .set(
+                            &target,
+                            &[(PLACEHOLDER_PROPERTY.to_string(), "off".to_string())],
+                        )
                         .await
                         .map_err(|e| {
                             EndpointError::zfs(format!("clear placeholder of {target}"), e)

@@ -47,6 +47,35 @@ pub enum FsState {
     Skipped,
 }
 
+impl FsState {
+    /// The state's name as the report's JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsState::Ready => "ready",
+            FsState::WaitingForParent => "waiting-for-parent",
+            FsState::Stepping => "stepping",
+            FsState::RetryWait => "retry-wait",
+            FsState::Done => "done",
+            FsState::Failed => "failed",
+            FsState::Skipped => "skipped",
+        }
+    }
+}
+
+impl AttemptState {
+    /// The state's name as the report's JSON spells it (zrepl's names).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptState::Planning => "planning",
+            AttemptState::PlanningError => "planning-error",
+            AttemptState::Working => "working",
+            AttemptState::WorkingWait => "working-wait",
+            AttemptState::Completed => "completed",
+            AttemptState::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// One step as reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepReport {

@@ -37,7 +37,7 @@ fn line(f: &FsReport) -> String {
     };
     let mut s = format!(
         "{:<12} {} [{}/{} steps] {}{} {}",
-        format!("{:?}", f.state).to_lowercase(),
+        f.state.as_str(),
         f.fs,
         f.steps_done,
         f.steps_total,
@@ -57,9 +57,9 @@ pub async fn follow(report: ReportHandle, _tty: bool) {
     let mut last_state = String::new();
     loop {
         let r = report.snapshot();
-        let st = format!("{:?}", r.state);
+        let st = r.state.as_str().to_string();
         if st != last_state {
-            eprintln!("attempt {}: {}", r.attempt, st.to_lowercase());
+            eprintln!("attempt {}: {}", r.attempt, st);
             last_state = st;
         }
         for f in &r.filesystems {
@@ -77,7 +77,7 @@ pub async fn follow(report: ReportHandle, _tty: bool) {
 pub fn summary(r: &Report) {
     eprintln!(
         "replication {} after {} attempt(s):",
-        format!("{:?}", r.state).to_lowercase(),
+        r.state.as_str(),
         r.attempt
     );
     for f in &r.filesystems {
