@@ -16,7 +16,7 @@ pub enum EndpointError {
     },
 
     /// A request names a filesystem this endpoint does not serve.
-    #[error("filesystem {fs:?} is not allowed here: {reason}")]
+    #[error("filesystem '{fs}' is not allowed here: {reason}")]
     NotAllowed {
         /// The requested filesystem.
         fs: String,
@@ -29,18 +29,18 @@ pub enum EndpointError {
     InvalidRequest(String),
 
     /// The receiver's root filesystem is missing.
-    #[error("receiver root filesystem {0:?} does not exist; create it first")]
+    #[error("receiver root filesystem '{0}' does not exist; create it first")]
     RootMissing(DatasetPath),
 
     /// A full receive would overwrite a filesystem that is not a placeholder.
-    #[error("refusing to overwrite {fs:?} with a full receive: it exists and is not a placeholder (zrelay never uses `zfs recv -F` on it unless you opt in)")]
+    #[error("refusing to overwrite '{fs}' with a full receive: it exists and is not a placeholder (zrelay never uses `zfs recv -F` on it unless you opt in)")]
     WouldOverwrite {
         /// The receiving filesystem.
         fs: DatasetPath,
     },
 
     /// A placeholder could not be created as configured.
-    #[error("cannot create placeholder {fs:?}: {reason}")]
+    #[error("cannot create placeholder '{fs}': {reason}")]
     Placeholder {
         /// The placeholder to be.
         fs: DatasetPath,
@@ -49,7 +49,7 @@ pub enum EndpointError {
     },
 
     /// The byte stream of a step failed.
-    #[error("stream of {fs:?} failed: {reason}")]
+    #[error("stream of '{fs}' failed: {reason}")]
     Stream {
         /// The filesystem being replicated.
         fs: DatasetPath,
@@ -60,7 +60,7 @@ pub enum EndpointError {
     },
 
     /// A receive failed. `resume_token` is the partial state it kept, if any.
-    #[error("receive into {fs:?} failed{}: {source}", if resume_token.is_some() { " (resumable)" } else { "" })]
+    #[error("receive into '{fs}' failed{}: {source}", if resume_token.is_some() { " (resumable)" } else { "" })]
     Receive {
         /// The receiving filesystem.
         fs: DatasetPath,

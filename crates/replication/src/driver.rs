@@ -460,7 +460,11 @@ impl Driver {
                         r.last_error = Some(msg);
                         r.next_retry_at = None;
                     });
-                    if u.last_to.is_some() {
+                    // Commit the steps done so far, unless the failed step may
+                    // have left a partial receive: its `to` must stay held for
+                    // the resume, and a commit would release it.
+                    let maybe_partial = e.resumable() || replan;
+                    if u.last_to.is_some() && !maybe_partial {
                         Self::queue_commit(g, i, &self.cfg);
                     }
                 }

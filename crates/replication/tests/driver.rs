@@ -322,3 +322,60 @@ async fn planning_errors_are_retried_after_the_interval() {
         "{r:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_resumable_failure_after_earlier_steps_keeps_the_holds_the_resume_needs() {
+    let w = World::new(&["a"]).await;
+    w.snap("a", "1").await;
+    let d = Driver::new(cfg(), w.sender(), w.receiver(), CancellationToken::new());
+    assert!(d.run().await.succeeded());
+    w.snap("a", "2").await;
+    w.snap("a", "3").await;
+    let once = DriverConfig {
+        max_step_tries: 1,
+        ..cfg()
+    };
+    let faulty = Arc::new(FaultySender::new(
+        w.sender(),
+        SenderFaults {
+            cut_after: Some(20_000),
+            cut_skip: 1,
+            ..SenderFaults::default()
+        },
+    ));
+    let r = Driver::new(once.clone(), faulty, w.receiver(), CancellationToken::new())
+        .run()
+        .await;
+    let fa = state_of(&r, "a");
+    assert_eq!((fa.state, fa.steps_done), (FsState::Failed, 1), "{fa:?}");
+    assert!(
+        fa.last_error.as_deref().unwrap().contains("resumable"),
+        "{fa:?}"
+    );
+    let a = w.src.child("a").unwrap();
+    for s in ["2", "3"] {
+        let held = w
+            .zfs
+            .holds(&SnapshotName::new(&a, s).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            held,
+            ["zrepl_STEP_J_t"],
+            "@{s} must stay held for the resume"
+        );
+    }
+    let r = Driver::new(once, w.sender(), w.receiver(), CancellationToken::new())
+        .run()
+        .await;
+    assert!(r.succeeded(), "{r:#?}");
+    assert!(state_of(&r, "a").current_step.as_ref().unwrap().resumed);
+    for s in ["1", "2", "3"] {
+        let held = w
+            .zfs
+            .holds(&SnapshotName::new(&a, s).unwrap())
+            .await
+            .unwrap();
+        assert!(held.is_empty(), "@{s} still held: {held:?}");
+    }
+}

@@ -22,6 +22,8 @@ use zrelay_zfs::DatasetPath;
 pub struct SenderFaults {
     /// The next stream fails with an I/O error after this many bytes (once).
     pub cut_after: Option<u64>,
+    /// Streams to leave alone before `cut_after` applies.
+    pub cut_skip: u32,
     /// Cancel this token once the next stream passed this many bytes (once);
     /// the stream then yields nothing more, like a daemon that was killed.
     pub cancel_after: Option<(u64, CancellationToken)>,
@@ -142,7 +144,12 @@ impl Sender for FaultySender {
                 _ => None,
             };
             (
-                f.cut_after.take(),
+                if f.cut_skip > 0 {
+                    f.cut_skip -= 1;
+                    None
+                } else {
+                    f.cut_after.take()
+                },
                 f.cancel_after.take(),
                 std::mem::take(&mut f.stall),
                 fail,
