@@ -1,0 +1,340 @@
+//! The local sender: serves the filesystems of a filter from the ZFS layer,
+//! and owns this job's step holds and cursor bookmarks on them.
+//!
+//! It remembers, per filesystem, the versions of its last listing and which
+//! snapshots carry its step hold, so that protecting and committing a batch of
+//! filesystems costs a fixed number of `zfs` commands (one per operation kind),
+//! not a number per filesystem.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures_util::stream::{self, StreamExt};
+use tracing::{debug, warn};
+use zrelay_zfs::name::VersionKind;
+use zrelay_zfs::parse::{DatasetKind, Version};
+use zrelay_zfs::process::SendStream;
+use zrelay_zfs::{
+    BookmarkName, DatasetPath, SendArgs, SendFlags, SnapshotName, ValidatedSendArgs, VersionRef,
+    Zfs, ZfsError,
+};
+
+mod protect;
+
+use crate::abstractions::{parse_bookmark, parse_hold_tag, AbstractionKind, JobId};
+use crate::error::{EndpointError, Result};
+use crate::filter::FsFilter;
+use crate::traits::Sender;
+use crate::types::{BatchResult, CommitReq, FsListing, FsVersion, PrepareReq, StepReq};
+
+/// zrepl's `send` options of a job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// `send.encrypted`: send only encrypted filesystems, always raw.
+    pub encrypted: bool,
+    /// The other flags (`raw`, `send_properties`, …).
+    pub flags: SendFlags,
+}
+
+/// What the sender knows about one filesystem.
+#[derive(Debug, Default, Clone)]
+struct FsState {
+    versions: Vec<Version>,
+    /// Snapshots (short names) known to carry this job's step hold.
+    step_held: BTreeSet<String>,
+    /// Whether `step_held` was checked against `zfs holds` since the listing.
+    holds_known: bool,
+}
+
+impl FsState {
+    fn job_bookmarks<'a>(
+        &'a self,
+        job: &'a JobId,
+    ) -> impl Iterator<Item = (AbstractionKind, &'a Version)> + 'a {
+        self.versions.iter().filter_map(move |v| {
+            if v.kind != VersionKind::Bookmark {
+                return None;
+            }
+            let p = parse_bookmark(&v.name)?;
+            (p.job.as_deref() == Some(job.as_str())).then_some((p.kind, v))
+        })
+    }
+}
+
+/// A sender over the local ZFS.
+pub struct LocalSender {
+    zfs: Arc<dyn Zfs>,
+    job: JobId,
+    filter: FsFilter,
+    send: SendOptions,
+    state: Mutex<HashMap<DatasetPath, FsState>>,
+    /// Send arguments validated for the size estimates, reused by `send` for
+    /// the identical step within [`VALIDATION_TTL`].
+    validated: Mutex<HashMap<String, (Instant, ValidatedSendArgs)>>,
+}
+
+/// How long a validation done for a size estimate is reused for the send.
+pub const VALIDATION_TTL: Duration = Duration::from_secs(600);
+
+fn step_key(step: &StepReq) -> String {
+    format!(
+        "{}|{:?}|{}|{}|{:?}",
+        step.fs,
+        step.from.as_ref().map(|f| (f.rel_name(), f.guid)),
+        step.to.name,
+        step.to.guid,
+        step.resume_token
+    )
+}
+
+impl LocalSender {
+    /// A sender of the filesystems `filter` admits, for job `job`.
+    pub fn new(zfs: Arc<dyn Zfs>, job: JobId, filter: FsFilter, send: SendOptions) -> Self {
+        LocalSender {
+            zfs,
+            job,
+            filter,
+            send,
+            state: Mutex::new(HashMap::new()),
+            validated: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn check_allowed(&self, fs: &DatasetPath) -> Result<()> {
+        if self.filter.matches(fs) {
+            Ok(())
+        } else {
+            Err(EndpointError::NotAllowed {
+                fs: fs.to_string(),
+                reason: "not matched by this job's filesystems filter".into(),
+            })
+        }
+    }
+
+    fn send_args(&self, step: &StepReq) -> Result<SendArgs> {
+        self.check_allowed(&step.fs)?;
+        let fs = &step.fs;
+        let bad = |e: zrelay_zfs::name::NameError| EndpointError::InvalidRequest(e.to_string());
+        if !step.to.is_snapshot() {
+            return Err(EndpointError::InvalidRequest(format!(
+                "step `to` must be a snapshot, got {}",
+                step.to.full_name(fs)
+            )));
+        }
+        let to = SnapshotName::new(fs, &step.to.name).map_err(bad)?;
+        let from = match &step.from {
+            None => None,
+            Some(f) => {
+                let r = match f.kind {
+                    VersionKind::Snapshot => {
+                        VersionRef::Snapshot(SnapshotName::new(fs, &f.name).map_err(bad)?)
+                    }
+                    VersionKind::Bookmark => {
+                        VersionRef::Bookmark(BookmarkName::new(fs, &f.name).map_err(bad)?)
+                    }
+                };
+                Some((r, f.guid))
+            }
+        };
+        Ok(SendArgs {
+            fs: fs.clone(),
+            from,
+            to: (to, step.to.guid),
+            encrypted: self.send.encrypted,
+            flags: self.send.flags.clone(),
+            resume_token: step.resume_token.clone(),
+            intermediates: false,
+        })
+    }
+
+    /// The cached state of `fs`, listing it when unknown.
+    async fn state_of(&self, fs: &DatasetPath) -> Result<FsState> {
+        if let Some(s) = self.state.lock().unwrap().get(fs) {
+            return Ok(s.clone());
+        }
+        let versions = self
+            .zfs
+            .list_versions(fs)
+            .await
+            .map_err(|e| EndpointError::zfs(format!("list versions of {fs}"), e))?;
+        let st = FsState {
+            versions,
+            ..FsState::default()
+        };
+        self.state.lock().unwrap().insert(fs.clone(), st.clone());
+        Ok(st)
+    }
+
+    fn zfs_err(what: &str, e: ZfsError) -> EndpointError {
+        EndpointError::zfs(what.to_string(), e)
+    }
+}
+
+#[async_trait]
+impl Sender for LocalSender {
+    async fn list_filesystems(&self) -> Result<Vec<FsListing>> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        let mut fresh = HashMap::new();
+        for root in self.filter.list_roots() {
+            let listed = match self.zfs.list(&root).await {
+                Ok(l) => l,
+                Err(e) if e.is_does_not_exist() => {
+                    warn!(%root, "filesystems filter names a dataset that does not exist");
+                    continue;
+                }
+                Err(e) => return Err(EndpointError::zfs(format!("list {root}"), e)),
+            };
+            for d in listed {
+                if !self.filter.matches(&d.path) || !seen.insert(d.path.clone()) {
+                    continue;
+                }
+                let snapshots = d
+                    .versions
+                    .iter()
+                    .filter(|v| v.kind == VersionKind::Snapshot);
+                if d.placeholder && snapshots.count() == 0 {
+                    debug!(fs = %d.path, "skipping placeholder without snapshots");
+                    continue;
+                }
+                let st = FsState {
+                    versions: d.versions.clone(),
+                    ..FsState::default()
+                };
+                let cursor_guid = st
+                    .job_bookmarks(&self.job)
+                    .filter(|(k, _)| *k == AbstractionKind::CursorV2)
+                    .max_by_key(|(_, v)| v.createtxg)
+                    .map(|(_, v)| v.guid);
+                out.push(FsListing {
+                    path: d.path.clone(),
+                    placeholder: false,
+                    encrypted: d.encryption.is_some(),
+                    resume: None,
+                    cursor_guid,
+                    versions: d.versions.iter().map(FsVersion::from).collect(),
+                });
+                let _ = d.kind == DatasetKind::Volume;
+                fresh.insert(d.path, st);
+            }
+        }
+        *self.state.lock().unwrap() = fresh;
+        Ok(out)
+    }
+
+    async fn estimate(&self, steps: &[StepReq], concurrency: usize) -> Result<Vec<Result<u64>>> {
+        let valid = self.validate_steps(steps).await?;
+        type Fut<'a> =
+            std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send + 'a>>;
+        let futs: Vec<Fut<'_>> = steps
+            .iter()
+            .zip(valid)
+            .map(|(step, v)| Box::pin(self.estimate_one(step, v)) as Fut<'_>)
+            .collect();
+        Ok(stream::iter(futs)
+            .buffered(concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await)
+    }
+
+    async fn prepare(&self, reqs: &[PrepareReq]) -> Result<BatchResult<EndpointError>> {
+        self.prepare_impl(reqs).await
+    }
+
+    async fn send(&self, step: &StepReq) -> Result<Box<dyn SendStream>> {
+        let what = format!("send {step}");
+        let cached = {
+            let mut cache = self.validated.lock().unwrap();
+            cache.retain(|_, (t, _)| t.elapsed() < VALIDATION_TTL);
+            cache.remove(&step_key(step)).map(|(_, v)| v)
+        };
+        let valid = match cached {
+            Some(v) => v,
+            None => self
+                .send_args(step)?
+                .validate(self.zfs.as_ref())
+                .await
+                .map_err(|e| EndpointError::zfs(what.clone(), e))?,
+        };
+        self.zfs
+            .send(&valid)
+            .await
+            .map_err(|e| EndpointError::zfs(what, e))
+    }
+
+    async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>> {
+        self.commit_impl(reqs).await
+    }
+
+    async fn abort(&self, fss: &[DatasetPath]) -> Result<BatchResult<EndpointError>> {
+        self.abort_impl(fss).await
+    }
+
+    fn describe(&self) -> String {
+        format!("local sender (job {})", self.job)
+    }
+}
+
+impl LocalSender {
+    /// Validate the send arguments of many steps with one batched lookup,
+    /// and remember them for the sends that follow.
+    async fn validate_steps(&self, steps: &[StepReq]) -> Result<Vec<Result<ValidatedSendArgs>>> {
+        let mut args = Vec::with_capacity(steps.len());
+        let mut out: Vec<Option<Result<ValidatedSendArgs>>> = Vec::with_capacity(steps.len());
+        for step in steps {
+            match self.send_args(step) {
+                Ok(a) => {
+                    args.push(a);
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        let mut checked = SendArgs::validate_many(self.zfs.as_ref(), args)
+            .await
+            .map_err(|e| EndpointError::zfs("validate send arguments", e))?
+            .into_iter();
+        let now = Instant::now();
+        let mut cache = self.validated.lock().unwrap();
+        Ok(steps
+            .iter()
+            .zip(out)
+            .map(|(step, o)| match o {
+                Some(err) => err,
+                None => match checked.next() {
+                    Some(Ok(v)) => {
+                        cache.insert(step_key(step), (now, v.clone()));
+                        Ok(v)
+                    }
+                    Some(Err(e)) => Err(EndpointError::zfs(format!("validate {step}"), e)),
+                    None => Err(EndpointError::InvalidRequest(
+                        "validation lost a step".into(),
+                    )),
+                },
+            })
+            .collect())
+    }
+
+    async fn estimate_one(&self, step: &StepReq, valid: Result<ValidatedSendArgs>) -> Result<u64> {
+        let est = self
+            .zfs
+            .send_dry(&valid?)
+            .await
+            .map_err(|e| EndpointError::zfs(format!("size estimate of {step}"), e))?;
+        Ok(est.size)
+    }
+}
+
+/// The hold tags of this job found on a snapshot (for listing abstractions).
+pub fn job_hold_kinds<'a>(
+    tags: &'a [String],
+    job: &'a JobId,
+) -> impl Iterator<Item = AbstractionKind> + 'a {
+    tags.iter().filter_map(move |t| {
+        parse_hold_tag(t)
+            .filter(|(_, j)| j == job.as_str())
+            .map(|(k, _)| k)
+    })
+}
