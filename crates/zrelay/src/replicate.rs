@@ -225,7 +225,8 @@ pub async fn run(args: ReplicateArgs) -> Result<()> {
             interrupt.cancel();
         }
     });
-    let final_report = driver.run().await;
+    let span = tracing::info_span!("job", name = %args.job);
+    let final_report = tracing::Instrument::instrument(driver.run(), span).await;
     if let Some(t) = ticker {
         t.abort();
     }
