@@ -4,9 +4,9 @@
 //! (serde), so the same messages later travel over the network unchanged.
 
 use serde::{Deserialize, Serialize};
-use zrelay_zfs::name::VersionKind;
+use zrelay_zfs::name::{NameError, VersionKind};
 use zrelay_zfs::parse::Version;
-use zrelay_zfs::DatasetPath;
+use zrelay_zfs::{BookmarkName, DatasetPath, SnapshotName, VersionRef};
 
 /// A snapshot or bookmark of a filesystem, as the planner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,6 +37,14 @@ impl FsVersion {
     /// `fs@name` or `fs#name`.
     pub fn full_name(&self, fs: &DatasetPath) -> String {
         format!("{fs}{}", self.rel_name())
+    }
+
+    /// This version of `fs` as a validated snapshot or bookmark name.
+    pub fn version_ref(&self, fs: &DatasetPath) -> Result<VersionRef, NameError> {
+        Ok(match self.kind {
+            VersionKind::Snapshot => VersionRef::Snapshot(SnapshotName::new(fs, &self.name)?),
+            VersionKind::Bookmark => VersionRef::Bookmark(BookmarkName::new(fs, &self.name)?),
+        })
     }
 }
 

@@ -17,8 +17,7 @@ use zrelay_zfs::name::VersionKind;
 use zrelay_zfs::parse::{DatasetKind, Version};
 use zrelay_zfs::process::SendStream;
 use zrelay_zfs::{
-    BookmarkName, DatasetPath, SendArgs, SendFlags, SnapshotName, ValidatedSendArgs, VersionRef,
-    Zfs, ZfsError,
+    DatasetPath, SendArgs, SendFlags, SnapshotName, ValidatedSendArgs, Zfs, ZfsError,
 };
 
 mod protect;
@@ -126,17 +125,7 @@ impl LocalSender {
         let to = SnapshotName::new(fs, &step.to.name).map_err(bad)?;
         let from = match &step.from {
             None => None,
-            Some(f) => {
-                let r = match f.kind {
-                    VersionKind::Snapshot => {
-                        VersionRef::Snapshot(SnapshotName::new(fs, &f.name).map_err(bad)?)
-                    }
-                    VersionKind::Bookmark => {
-                        VersionRef::Bookmark(BookmarkName::new(fs, &f.name).map_err(bad)?)
-                    }
-                };
-                Some((r, f.guid))
-            }
+            Some(f) => Some((f.version_ref(fs).map_err(bad)?, f.guid)),
         };
         Ok(SendArgs {
             fs: fs.clone(),

@@ -42,18 +42,29 @@ fn bm(fs: &DatasetPath, name: &str) -> Option<BookmarkName> {
 }
 
 impl LocalSender {
+    /// The requested filesystems this sender serves; each other one gets a
+    /// `NotAllowed` error in `errors`.
+    fn allowed<'a>(
+        &self,
+        fss: impl Iterator<Item = &'a DatasetPath>,
+        errors: &mut Errors,
+    ) -> Vec<DatasetPath> {
+        let mut ok = Vec::new();
+        for fs in fss {
+            match self.check_allowed(fs) {
+                Ok(()) => ok.push(fs.clone()),
+                Err(e) => errors.add(fs, e),
+            }
+        }
+        ok
+    }
+
     pub(super) async fn prepare_impl(
         &self,
         reqs: &[PrepareReq],
     ) -> Result<BatchResult<EndpointError>> {
         let mut errors = Errors::default();
-        let mut fss = Vec::new();
-        for r in reqs {
-            match self.check_allowed(&r.fs) {
-                Ok(()) => fss.push(r.fs.clone()),
-                Err(e) => errors.add(&r.fs, e),
-            }
-        }
+        let fss = self.allowed(reqs.iter().map(|r| &r.fs), &mut errors);
         self.discover_step_holds(&fss).await?;
         let tag = self.job.step_hold_tag();
         let mut to_hold: Vec<SnapshotName> = Vec::new();
@@ -90,13 +101,7 @@ impl LocalSender {
                                 continue;
                             }
                             let name = self.job.tentative_cursor_bookmark(f.guid);
-                            let source = match f.kind {
-                                VersionKind::Snapshot => {
-                                    snap(fs, &f.name).map(VersionRef::Snapshot)
-                                }
-                                VersionKind::Bookmark => bm(fs, &f.name).map(VersionRef::Bookmark),
-                            };
-                            match (source, bm(fs, &name)) {
+                            match (f.version_ref(fs).ok(), bm(fs, &name)) {
                                 (Some(src), Some(b)) => {
                                     live_tentatives.insert(name);
                                     tentatives.push((src, f.guid, b));
@@ -180,13 +185,7 @@ impl LocalSender {
         reqs: &[CommitReq],
     ) -> Result<BatchResult<EndpointError>> {
         let mut errors = Errors::default();
-        let mut fss = Vec::new();
-        for r in reqs {
-            match self.check_allowed(&r.fs) {
-                Ok(()) => fss.push(r.fs.clone()),
-                Err(e) => errors.add(&r.fs, e),
-            }
-        }
+        let fss = self.allowed(reqs.iter().map(|r| &r.fs), &mut errors);
         self.discover_step_holds(&fss).await?;
         let mut cursors = Vec::new();
         for r in reqs.iter().filter(|r| fss.contains(&r.fs)) {
@@ -195,11 +194,7 @@ impl LocalSender {
             }
             let name = self.job.cursor_bookmark(r.to.guid);
             // The cursor is made from the snapshot, or copied from a bookmark of it.
-            let source = match r.to.kind {
-                VersionKind::Snapshot => snap(&r.fs, &r.to.name).map(VersionRef::Snapshot),
-                VersionKind::Bookmark => bm(&r.fs, &r.to.name).map(VersionRef::Bookmark),
-            };
-            match (source, bm(&r.fs, &name)) {
+            match (r.to.version_ref(&r.fs).ok(), bm(&r.fs, &name)) {
                 (Some(s), Some(b)) => cursors.push((s, r.to.guid, b)),
                 _ => errors.add(
                     &r.fs,
@@ -270,17 +265,7 @@ impl LocalSender {
         fss: &[DatasetPath],
     ) -> Result<BatchResult<EndpointError>> {
         let mut errors = Errors::default();
-        let allowed: Vec<DatasetPath> = fss
-            .iter()
-            .filter(|fs| match self.check_allowed(fs) {
-                Ok(()) => true,
-                Err(e) => {
-                    errors.add(fs, e);
-                    false
-                }
-            })
-            .cloned()
-            .collect();
+        let allowed = self.allowed(fss.iter(), &mut errors);
         self.discover_step_holds(&allowed).await?;
         let to_release: Vec<SnapshotName> = {
             let state = self.state.lock().unwrap();
