@@ -306,12 +306,10 @@ impl Driver {
                         r.last_error = Some(e.to_string());
                     });
                 }
-                for u in g.units.iter().filter(|u| u.state == UnitState::Pending) {
-                    let waiting = crate::schedule::waits_for_parent(
-                        &g.units,
-                        g.units.iter().position(|x| x.fs == u.fs).unwrap_or(0),
-                    );
-                    if waiting {
+                for (i, u) in g.units.iter().enumerate() {
+                    if u.state == UnitState::Pending
+                        && crate::schedule::waits_for_parent(&g.units, i)
+                    {
                         self.report
                             .fs(u.fs.as_str(), |r| r.state = FsState::WaitingForParent);
                     }
