@@ -27,6 +27,7 @@ use zrelay_zfs::name::VersionKind;
 use zrelay_zfs::parse::Version;
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 
+use crate::check;
 use crate::{Driver, DriverConfig, Report};
 
 /// What a case runs against.
@@ -56,28 +57,9 @@ pub struct Case {
     pub run: CaseFn,
 }
 
-/// Fail the case unless `cond` holds.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! check {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!("{}:{}: {}", file!(), line!(), format!($($fmt)+)));
-        }
-    };
-}
-
-/// Turn any error into the case's error, with context.
-pub trait Ctx<T> {
-    /// Prefix the error with `what`.
-    fn ctx(self, what: &str) -> Result<T, String>;
-}
-
-impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
-    fn ctx(self, what: &str) -> Result<T, String> {
-        self.map_err(|e| format!("{what}: {e}"))
-    }
-}
+/// Turn any error into the case's error, with context (the ZFS-layer
+/// suite's helper, under this suite's name).
+pub use zrelay_zfs::conformance::CaseResult as Ctx;
 
 macro_rules! case {
     ($name:literal, $f:path) => {

@@ -58,7 +58,8 @@ macro_rules! ensure_case {
 }
 
 /// Turn any error into the case's error, with context.
-pub(crate) trait CaseResult<T> {
+pub trait CaseResult<T> {
+    /// Prefix the error with `what`.
     fn ctx(self, what: &str) -> Result<T, String>;
 }
 
