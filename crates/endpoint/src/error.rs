@@ -78,6 +78,18 @@ pub enum EndpointError {
     /// The operation was cancelled.
     #[error("cancelled")]
     Cancelled,
+
+    /// The peer's endpoint failed; the message is the peer's error, as it
+    /// logged it, with its retry class.
+    #[error("{peer}: {message}")]
+    Remote {
+        /// Who answered (for messages).
+        peer: String,
+        /// The peer's error message.
+        message: String,
+        /// Whether the peer classified it as temporary.
+        temporary: bool,
+    },
 }
 
 impl EndpointError {
@@ -102,6 +114,13 @@ impl EndpointError {
             }
             EndpointError::Receive { source, .. } => source.class(),
             EndpointError::Transport(_) | EndpointError::Cancelled => ErrorClass::Temporary,
+            EndpointError::Remote { temporary, .. } => {
+                if *temporary {
+                    ErrorClass::Temporary
+                } else {
+                    ErrorClass::Permanent
+                }
+            }
             EndpointError::NotAllowed { .. }
             | EndpointError::InvalidRequest(_)
             | EndpointError::RootMissing(_)

@@ -16,12 +16,15 @@ pub mod types;
 
 pub use types::*;
 pub mod abstractions;
+pub mod confine;
 pub mod error;
 pub mod filter;
 pub mod sender;
 pub mod traits;
+mod versions;
 
 pub use abstractions::JobId;
+pub use confine::{confine, ClientIdentity, ConfineError};
 pub use error::{EndpointError, Result};
 pub use filter::FsFilter;
 pub use sender::{LocalSender, SendOptions};

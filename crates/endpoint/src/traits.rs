@@ -11,7 +11,9 @@ use zrelay_zfs::process::SendStream;
 use zrelay_zfs::DatasetPath;
 
 use crate::error::{EndpointError, Result};
-use crate::types::{BatchResult, CommitReq, FsListing, PrepareReq, StepReq};
+use crate::types::{
+    BatchResult, CommitReq, DestroyOutcome, FsListing, FsVersion, PrepareReq, StepReq,
+};
 
 /// The sending side of a replication.
 #[async_trait]
@@ -39,6 +41,19 @@ pub trait Sender: Send + Sync {
     /// these filesystems (the replication cursor stays).
     async fn abort(&self, fss: &[DatasetPath]) -> Result<BatchResult<EndpointError>>;
 
+    /// The snapshots and bookmarks of one served filesystem, oldest first.
+    async fn list_versions(&self, fs: &DatasetPath) -> Result<Vec<FsVersion>>;
+
+    /// The version this job's replication cursor points at, if any.
+    async fn replication_cursor(&self, fs: &DatasetPath) -> Result<Option<FsVersion>>;
+
+    /// Destroy snapshots (short names) of one served filesystem, in one batch.
+    async fn destroy_snapshots(
+        &self,
+        fs: &DatasetPath,
+        snapshots: &[String],
+    ) -> Result<DestroyOutcome>;
+
     /// A short description for logs and reports.
     fn describe(&self) -> String;
 }
@@ -56,6 +71,17 @@ pub trait Receiver: Send + Sync {
 
     /// Verify the received snapshots' GUIDs and move this job's last-received hold to them.
     async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>>;
+
+    /// The snapshots and bookmarks of one received filesystem (sender's
+    /// namespace), oldest first.
+    async fn list_versions(&self, fs: &DatasetPath) -> Result<Vec<FsVersion>>;
+
+    /// Destroy snapshots (short names) of one received filesystem, in one batch.
+    async fn destroy_snapshots(
+        &self,
+        fs: &DatasetPath,
+        snapshots: &[String],
+    ) -> Result<DestroyOutcome>;
 
     /// A short description for logs and reports.
     fn describe(&self) -> String;

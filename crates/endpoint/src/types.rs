@@ -219,3 +219,13 @@ pub struct CommitReq {
 
 /// Per-request outcomes of a batched call, in request order.
 pub type BatchResult<E> = Vec<Result<(), E>>;
+
+/// Outcome of destroying snapshots of one filesystem (pruning): what went,
+/// and what stayed and why (held snapshots are reported, never forced).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestroyOutcome {
+    /// Short names destroyed.
+    pub destroyed: Vec<String>,
+    /// Short names kept, with the reason.
+    pub kept: Vec<(String, String)>,
+}

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use zrelay_endpoint::{
-    BatchResult, CommitReq, EndpointError, FsFilter, FsListing, JobId, LocalReceiver, LocalSender,
-    PrepareReq, Receiver, RecvOptions, SendOptions, Sender, StepReq,
+    BatchResult, CommitReq, DestroyOutcome, EndpointError, FsFilter, FsListing, FsVersion, JobId,
+    LocalReceiver, LocalSender, PrepareReq, Receiver, RecvOptions, SendOptions, Sender, StepReq,
 };
 use zrelay_planner::InitialPolicy;
 use zrelay_replication::suite::faults::{FaultySender, SenderFaults};
@@ -57,6 +57,22 @@ impl Sender for Recording {
         f: &[DatasetPath],
     ) -> zrelay_endpoint::Result<BatchResult<EndpointError>> {
         self.inner.abort(f).await
+    }
+    async fn list_versions(&self, fs: &DatasetPath) -> zrelay_endpoint::Result<Vec<FsVersion>> {
+        self.inner.list_versions(fs).await
+    }
+    async fn replication_cursor(
+        &self,
+        fs: &DatasetPath,
+    ) -> zrelay_endpoint::Result<Option<FsVersion>> {
+        self.inner.replication_cursor(fs).await
+    }
+    async fn destroy_snapshots(
+        &self,
+        fs: &DatasetPath,
+        snaps: &[String],
+    ) -> zrelay_endpoint::Result<DestroyOutcome> {
+        self.inner.destroy_snapshots(fs, snaps).await
     }
     fn describe(&self) -> String {
         "recording".into()

@@ -19,9 +19,12 @@ use zrelay_zfs::{DatasetPath, PropertyValue, RecvArgs, Zfs};
 mod commit;
 
 use crate::abstractions::{JobId, PLACEHOLDER_PROPERTY};
+use crate::confine::{client_root, confine, ClientIdentity};
 use crate::error::{EndpointError, Result};
 use crate::traits::Receiver;
-use crate::types::{BatchResult, CommitReq, FsListing, FsVersion, ResumeState, StepReq};
+use crate::types::{
+    BatchResult, CommitReq, DestroyOutcome, FsListing, FsVersion, ResumeState, StepReq,
+};
 
 /// `recv.placeholder.encryption`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +61,8 @@ pub struct LocalReceiver {
     root: DatasetPath,
     /// For a sink's client receiver: the sink's `root_fs` (`root` is `root_fs/<identity>`).
     identity_root: Option<DatasetPath>,
+    /// For a sink's client receiver: the client.
+    identity: Option<ClientIdentity>,
     opts: RecvOptions,
     /// Versions of the last listing, by receiving filesystem.
     versions: Mutex<HashMap<DatasetPath, Vec<Version>>>,
@@ -75,6 +80,7 @@ impl LocalReceiver {
             job,
             root,
             identity_root: None,
+            identity: None,
             opts,
             versions: Mutex::new(HashMap::new()),
         }
@@ -90,14 +96,11 @@ impl LocalReceiver {
         identity: &str,
         opts: RecvOptions,
     ) -> Result<Self> {
-        let client_root = root
-            .child(identity)
-            .map_err(|e| EndpointError::NotAllowed {
-                fs: identity.to_string(),
-                reason: format!("invalid client identity: {e}"),
-            })?;
+        let identity = ClientIdentity::parse(identity)?;
+        let client_root = client_root(&root, Some(&identity))?;
         let mut r = LocalReceiver::new(zfs, job, client_root, opts);
         r.identity_root = Some(root);
+        r.identity = Some(identity);
         Ok(r)
     }
 
@@ -139,13 +142,10 @@ impl LocalReceiver {
     }
 
     /// The receiving filesystem of a sender filesystem: `root/<sender path>`.
+    /// Every dataset a request names goes through [`confine`].
     pub fn target(&self, fs: &DatasetPath) -> Result<DatasetPath> {
-        self.root
-            .join(fs.components())
-            .map_err(|e| EndpointError::NotAllowed {
-                fs: fs.to_string(),
-                reason: format!("cannot map under {}: {e}", self.root),
-            })
+        let base = self.identity_root.as_ref().unwrap_or(&self.root);
+        Ok(confine(base, self.identity.as_ref(), fs.as_str())?)
     }
 
     /// The sender path of a receiving filesystem, `None` for the root and outside it.
@@ -448,6 +448,22 @@ impl Receiver for LocalReceiver {
 
     async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>> {
         self.commit_impl(reqs).await
+    }
+
+    async fn list_versions(&self, fs: &DatasetPath) -> Result<Vec<FsVersion>> {
+        let target = self.target(fs)?;
+        crate::versions::list(self.zfs.as_ref(), &target).await
+    }
+
+    async fn destroy_snapshots(
+        &self,
+        fs: &DatasetPath,
+        snapshots: &[String],
+    ) -> Result<DestroyOutcome> {
+        let target = self.target(fs)?;
+        let out = crate::versions::destroy(self.zfs.as_ref(), &target, snapshots).await;
+        self.versions.lock().unwrap().remove(&target);
+        out
     }
 
     fn describe(&self) -> String {

@@ -26,7 +26,9 @@ use crate::abstractions::{parse_bookmark, parse_hold_tag, AbstractionKind, JobId
 use crate::error::{EndpointError, Result};
 use crate::filter::FsFilter;
 use crate::traits::Sender;
-use crate::types::{BatchResult, CommitReq, FsListing, FsVersion, PrepareReq, StepReq};
+use crate::types::{
+    BatchResult, CommitReq, DestroyOutcome, FsListing, FsVersion, PrepareReq, StepReq,
+};
 
 /// zrepl's `send` options of a job.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -259,6 +261,40 @@ impl Sender for LocalSender {
 
     async fn abort(&self, fss: &[DatasetPath]) -> Result<BatchResult<EndpointError>> {
         self.abort_impl(fss).await
+    }
+
+    async fn list_versions(&self, fs: &DatasetPath) -> Result<Vec<FsVersion>> {
+        self.check_allowed(fs)?;
+        crate::versions::list(self.zfs.as_ref(), fs).await
+    }
+
+    async fn replication_cursor(&self, fs: &DatasetPath) -> Result<Option<FsVersion>> {
+        self.check_allowed(fs)?;
+        let versions = self
+            .zfs
+            .list_versions(fs)
+            .await
+            .map_err(|e| EndpointError::zfs(format!("list versions of {fs}"), e))?;
+        let st = FsState {
+            versions,
+            ..FsState::default()
+        };
+        Ok(st
+            .job_bookmarks(&self.job)
+            .filter(|(k, _)| *k == AbstractionKind::CursorV2)
+            .max_by_key(|(_, v)| v.createtxg)
+            .map(|(_, v)| FsVersion::from(v)))
+    }
+
+    async fn destroy_snapshots(
+        &self,
+        fs: &DatasetPath,
+        snapshots: &[String],
+    ) -> Result<DestroyOutcome> {
+        self.check_allowed(fs)?;
+        let out = crate::versions::destroy(self.zfs.as_ref(), fs, snapshots).await;
+        self.state.lock().unwrap().remove(fs);
+        out
     }
 
     fn describe(&self) -> String {

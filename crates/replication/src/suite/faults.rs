@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio_util::sync::CancellationToken;
 use zrelay_endpoint::{
-    BatchResult, CommitReq, EndpointError, FsListing, PrepareReq, Receiver, Sender, StepReq,
+    BatchResult, CommitReq, DestroyOutcome, EndpointError, FsListing, FsVersion, PrepareReq,
+    Receiver, Sender, StepReq,
 };
 use zrelay_zfs::process::SendStream;
 use zrelay_zfs::DatasetPath;
@@ -196,6 +197,25 @@ impl Sender for FaultySender {
         self.inner.abort(fss).await
     }
 
+    async fn list_versions(&self, fs: &DatasetPath) -> zrelay_endpoint::Result<Vec<FsVersion>> {
+        self.inner.list_versions(fs).await
+    }
+
+    async fn replication_cursor(
+        &self,
+        fs: &DatasetPath,
+    ) -> zrelay_endpoint::Result<Option<FsVersion>> {
+        self.inner.replication_cursor(fs).await
+    }
+
+    async fn destroy_snapshots(
+        &self,
+        fs: &DatasetPath,
+        snapshots: &[String],
+    ) -> zrelay_endpoint::Result<DestroyOutcome> {
+        self.inner.destroy_snapshots(fs, snapshots).await
+    }
+
     fn describe(&self) -> String {
         format!("faulty {}", self.inner.describe())
     }
@@ -250,6 +270,18 @@ impl Receiver for FailingReceiver {
         reqs: &[CommitReq],
     ) -> zrelay_endpoint::Result<BatchResult<EndpointError>> {
         self.inner.commit(reqs).await
+    }
+
+    async fn list_versions(&self, fs: &DatasetPath) -> zrelay_endpoint::Result<Vec<FsVersion>> {
+        self.inner.list_versions(fs).await
+    }
+
+    async fn destroy_snapshots(
+        &self,
+        fs: &DatasetPath,
+        snapshots: &[String],
+    ) -> zrelay_endpoint::Result<DestroyOutcome> {
+        self.inner.destroy_snapshots(fs, snapshots).await
     }
 
     fn describe(&self) -> String {
