@@ -9,7 +9,9 @@
 //!   the exit code is 0 only when nothing failed.
 
 mod cases;
+mod daemons;
 mod harness;
+mod tls;
 
 use std::path::PathBuf;
 

@@ -3,6 +3,7 @@
 //! Invariants: `anyhow` lives here and nowhere below; every subcommand is real
 //! (no placeholders), and a failure exits non-zero with a message on stderr.
 
+mod daemon;
 mod progress;
 mod replicate;
 mod version;
@@ -24,17 +25,50 @@ enum Command {
     Version(version::VersionArgs),
     /// Replicate filesystems to another dataset tree on this host, once.
     Replicate(replicate::ReplicateArgs),
+    /// Run the configured jobs (push, sink, pull, source) until SIGINT/SIGTERM.
+    Daemon(daemon::DaemonArgs),
+    /// Signal a job of the running daemon: wakeup (replicate now) or reset (abort).
+    Signal(daemon::SignalArgs),
+    /// Show the running daemon's jobs and their replication progress.
+    Status(daemon::StatusArgs),
+    /// The ssh forced command of `serve: {type: stdinserver}` (authorized_keys).
+    Stdinserver(daemon::StdinserverArgs),
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("zrelay: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("zrelay: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    // The daemon logs at info unless ZRELAY_LOG says otherwise; other
+    // commands print their own output and log warnings only.
+    let default = match cli.command {
+        Command::Daemon(_) => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ZRELAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("ZRELAY_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Version(a) => version::run(a).await,
         Command::Replicate(a) => replicate::run(a).await,
+        Command::Daemon(a) => daemon::daemon(a).await,
+        Command::Signal(a) => daemon::signal_cmd(a).await,
+        Command::Status(a) => daemon::status(a).await,
+        Command::Stdinserver(a) => daemon::stdinserver(a).await,
     }
 }

@@ -25,9 +25,16 @@ fn line(f: &FsReport) -> String {
     let step = f
         .current_step
         .as_ref()
-        .map(|s| match &s.from {
-            Some(from) => format!("{from} => {}", s.to),
-            None => format!("full {}", s.to),
+        .map(|s| {
+            let step = match &s.from {
+                Some(from) => format!("{from} => {}", s.to),
+                None => format!("full {}", s.to),
+            };
+            if s.resumed {
+                format!("{step} (resumed)")
+            } else {
+                step
+            }
         })
         .unwrap_or_default();
     let expected = if f.bytes_expected > 0 {
@@ -89,4 +96,46 @@ pub fn summary(r: &Report) {
     if let Some(e) = &r.planning_error {
         eprintln!("  planning error: {e}");
     }
+}
+
+/// A job's status, several lines, for `zrelay status --mode dump`.
+pub fn job_status(j: &zrelay_daemon::jobs::JobStatus) -> String {
+    use std::fmt::Write;
+    let state = serde_json::to_value(j.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut s = format!("job {} ({}, {}): {state}", j.name, j.kind, j.endpoint);
+    if j.kind == "sink" || j.kind == "source" {
+        let _ = write!(s, ", {} connection(s) served", j.connections);
+    } else {
+        let _ = write!(s, ", {} invocation(s)", j.invocations);
+    }
+    let (label, report) = match (&j.current, &j.last) {
+        (Some(r), _) => ("running", Some(r)),
+        (None, Some(r)) => ("last", Some(r)),
+        _ => ("", None),
+    };
+    if let Some(r) = report {
+        let _ = write!(
+            s,
+            "\n  {label} invocation: {} (attempt {})",
+            r.state.as_str(),
+            r.attempt
+        );
+        for f in &r.filesystems {
+            let _ = write!(s, "\n    {}", line(f));
+        }
+        if let Some(e) = &r.planning_error {
+            let _ = write!(s, "\n    planning error: {e}");
+        }
+    }
+    if let Some(e) = &j.last_error {
+        let _ = write!(s, "\n  last error: {e}");
+    }
+    if let Some(at) = j.next_run_at {
+        let now = zrelay_replication::report::unix(std::time::SystemTime::now());
+        let _ = write!(s, "\n  next run in {}s", at.saturating_sub(now));
+    }
+    s
 }

@@ -3,6 +3,8 @@
 use crate::harness::{Body, Case};
 
 pub mod batch;
+pub mod daemons;
+pub mod daemons_more;
 pub mod replication;
 pub mod rig;
 pub mod zfs_layer;
@@ -76,5 +78,6 @@ pub fn all() -> Vec<Case> {
         .chain(real_only)
         .chain(replication)
         .chain(replication::real_only())
+        .chain(daemons::cases())
         .collect()
 }

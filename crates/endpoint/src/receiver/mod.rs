@@ -57,10 +57,30 @@ pub struct RecvOptions {
 /// The buffer of [`pump`]: large, so that a stream moves in few syscalls.
 pub const PUMP_BUFFER: usize = 1 << 20;
 
+/// Which side of a [`pump`] failed.
+#[derive(Debug)]
+pub enum PumpError {
+    /// Reading the stream failed (the sender or the connection).
+    Read(std::io::Error),
+    /// Writing failed (the consumer, e.g. `zfs recv`, stopped reading).
+    Write(std::io::Error),
+}
+
+impl std::fmt::Display for PumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PumpError::Read(e) => write!(f, "reading the stream: {e}"),
+            PumpError::Write(e) => write!(f, "writing into the receive: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PumpError {}
+
 /// Copy `from` into `to` until EOF with one [`PUMP_BUFFER`]-sized buffer
 /// (`tokio::io::copy`'s 8 KiB buffer costs throughput); flushes `to`.
-/// Returns the bytes copied.
-pub async fn pump<R, W>(from: &mut R, to: &mut W) -> std::io::Result<u64>
+/// Returns the bytes copied, or which side failed.
+pub async fn pump<R, W>(from: &mut R, to: &mut W) -> std::result::Result<u64, PumpError>
 where
     R: tokio::io::AsyncRead + Unpin + ?Sized,
     W: tokio::io::AsyncWrite + Unpin + ?Sized,
@@ -69,12 +89,12 @@ where
     let mut buf = vec![0u8; PUMP_BUFFER];
     let mut total = 0u64;
     loop {
-        let n = from.read(&mut buf).await?;
+        let n = from.read(&mut buf).await.map_err(PumpError::Read)?;
         if n == 0 {
-            to.flush().await?;
+            to.flush().await.map_err(PumpError::Write)?;
             return Ok(total);
         }
-        to.write_all(&buf[..n]).await?;
+        to.write_all(&buf[..n]).await.map_err(PumpError::Write)?;
         total += n as u64;
     }
 }
@@ -336,7 +356,20 @@ impl LocalReceiver {
                     Err(EndpointError::zfs(format!("receive of {step}"), e))
                 }
             },
-            Err(io) => {
+            Err(PumpError::Write(io)) => {
+                // `zfs recv` stopped reading: its exit status and stderr say why.
+                let recv_err = sink.finish().await.err();
+                let _ = stream.close().await;
+                Err(match recv_err {
+                    Some(e) => EndpointError::zfs(format!("receive of {step}"), e),
+                    None => EndpointError::Stream {
+                        fs: step.fs.clone(),
+                        reason: format!("zfs recv stopped reading its input: {io}"),
+                        temporary: true,
+                    },
+                })
+            }
+            Err(PumpError::Read(io)) => {
                 // Stop the receive first so a partial state is saved, then
                 // collect the sender's own error if it has one.
                 sink.abort().await;

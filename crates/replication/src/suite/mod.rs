@@ -41,6 +41,15 @@ pub trait Fixture: Send + Sync {
     async fn write(&self, fs: &DatasetPath, bytes: usize) -> Result<(), String>;
     /// Create `fs` as an encryption root with a key the fixture keeps loaded.
     async fn create_encrypted(&self, fs: &DatasetPath) -> Result<(), String>;
+    /// Put a run's endpoints behind a transport (e.g. RPC) before the
+    /// driver (and any fault wrapper) gets them; identity by default.
+    fn wrap_endpoints(
+        &self,
+        sender: Arc<dyn Sender>,
+        receiver: Arc<dyn Receiver>,
+    ) -> (Arc<dyn Sender>, Arc<dyn Receiver>) {
+        (sender, receiver)
+    }
 }
 
 /// A case's outcome: `Err` says what was wrong.
@@ -214,21 +223,31 @@ impl Run {
 /// Replicate with fresh endpoints and return the final report.
 pub async fn replicate(fx: &dyn Fixture, setup: &Setup, run: &Run) -> Report {
     let (s, r) = run.endpoints(fx, setup);
-    let mut sender: Arc<dyn Sender> = s;
-    let mut receiver: Arc<dyn Receiver> = r;
+    let (mut sender, mut receiver) = fx.wrap_endpoints(s, r);
     if let Some(w) = &run.wrap_sender {
         sender = w(sender);
     }
     if let Some(w) = &run.wrap_receiver {
         receiver = w(receiver);
     }
-    replicate_with(fx, &run.cfg, sender, receiver, &run.cancel).await
+    drive(&run.cfg, sender, receiver, &run.cancel).await
 }
 
 /// Replicate between the given endpoints (e.g. reused from an earlier run,
 /// with their caches) and return the final report.
 pub async fn replicate_with(
-    _fx: &dyn Fixture,
+    fx: &dyn Fixture,
+    cfg: &DriverConfig,
+    sender: Arc<dyn Sender>,
+    receiver: Arc<dyn Receiver>,
+    cancel: &CancellationToken,
+) -> Report {
+    let (sender, receiver) = fx.wrap_endpoints(sender, receiver);
+    drive(cfg, sender, receiver, cancel).await
+}
+
+/// Run the driver over the given (already wrapped) endpoints.
+async fn drive(
     cfg: &DriverConfig,
     sender: Arc<dyn Sender>,
     receiver: Arc<dyn Receiver>,

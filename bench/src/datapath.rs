@@ -1,0 +1,346 @@
+//! `datapath`: zrelay's data path against its ceilings, in one run.
+//!
+//! A producing process writes N GiB to its stdout; a consuming process reads
+//! them from its stdin and checks the count. Measured, in one process tree on
+//! loopback:
+//! - (B) the producer piped straight into the consumer: the pipe ceiling;
+//! - (A) iperf3 over loopback for the same number of bytes: the TCP ceiling;
+//! - the producer's stream through zrelay's real path — a `Sender`'s stream,
+//!   the protocol's data frames (`RemoteReceiver` → `serve_conn`), the tcp or
+//!   tls transport, and the receiving side's pump into the consumer.
+//!
+//! It prints `stream tcp: X MiB/s, baseline Y MiB/s, ratio R` with the
+//! baseline min(A, B), and the same for tls. Build with `--release`.
+
+mod ends;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use zrelay_endpoint::{FsVersion, Protection, Receiver, Sender, StepReq};
+use zrelay_rpc::{Endpoints, RemoteReceiver, RpcConfig};
+use zrelay_transport::options::ClientMapping;
+use zrelay_transport::{ConnectOptions, ServeOptions};
+use zrelay_zfs::cmd::Runner;
+use zrelay_zfs::name::VersionKind;
+use zrelay_zfs::DatasetPath;
+
+use ends::{consumer, producer, ConsumingReceiver, ProducingSender};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// zrelay's data-path benchmark.
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    role: Option<Role>,
+    /// GiB streamed per measurement.
+    #[arg(long, default_value_t = 2.0)]
+    gib: f64,
+    /// Measurements of each kind; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Write BYTES of incompressible data to stdout.
+    Produce {
+        /// How many bytes.
+        bytes: u64,
+    },
+    /// Read stdin to EOF; fail unless exactly BYTES arrived.
+    Consume {
+        /// How many bytes are expected.
+        bytes: u64,
+    },
+}
+
+fn produce(bytes: u64) -> Result<()> {
+    use std::io::Write;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for c in buf.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
+    }
+    let mut out = std::io::stdout().lock();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn consume(bytes: u64) -> Result<()> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut input = std::io::stdin().lock();
+    let mut got = 0u64;
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    ensure!(got == bytes, "consumer: got {got} bytes, expected {bytes}");
+    Ok(())
+}
+
+/// (B): producer | consumer.
+fn pipe_baseline(exe: &PathBuf, bytes: u64) -> Result<f64> {
+    let started = Instant::now();
+    let mut p = std::process::Command::new(exe)
+        .args(["produce", &bytes.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let out = p.stdout.take().expect("piped");
+    let c = std::process::Command::new(exe)
+        .args(["consume", &bytes.to_string()])
+        .stdin(out)
+        .status()?;
+    let ps = p.wait()?;
+    ensure!(c.success() && ps.success(), "pipe baseline failed");
+    Ok(bytes as f64 / MIB / started.elapsed().as_secs_f64())
+}
+
+/// (A): iperf3 over loopback, `bytes` from client to server.
+fn iperf3_baseline(bytes: u64) -> Result<f64> {
+    let port = free_port()?;
+    let mut server = std::process::Command::new("iperf3")
+        .args(["-s", "-1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("iperf3 is missing: apt-get install iperf3")?;
+    std::thread::sleep(Duration::from_millis(500));
+    let out = std::process::Command::new("iperf3")
+        .args([
+            "-c",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-n",
+            &bytes.to_string(),
+            "-J",
+        ])
+        .output()?;
+    let _ = server.wait();
+    ensure!(
+        out.status.success(),
+        "iperf3 client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let bps = v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .context("iperf3 JSON without end.sum_received.bits_per_second")?;
+    Ok(bps / 8.0 / MIB)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn step() -> StepReq {
+    StepReq {
+        fs: DatasetPath::parse("bench/data").expect("valid"),
+        from: None,
+        to: FsVersion {
+            kind: VersionKind::Snapshot,
+            name: "s1".into(),
+            guid: 1,
+            createtxg: 1,
+            creation: 0,
+        },
+        resume_token: None,
+        protection: Protection::default(),
+    }
+}
+
+/// Generate a CA, a server certificate (CN/SAN `bench-server`) and a client
+/// certificate (CN `bench-client`) into `dir`.
+fn write_pki(dir: &std::path::Path) -> Result<()> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "bench CA");
+    std::fs::write(dir.join("ca.pem"), ca.self_signed(&ca_key)?.pem())?;
+    let issuer = Issuer::new(ca, ca_key);
+    for name in ["bench-server", "bench-client"] {
+        let key = KeyPair::generate()?;
+        let mut p = CertificateParams::new(vec![name.to_string()])?;
+        p.distinguished_name.push(DnType::CommonName, name);
+        std::fs::write(
+            dir.join(format!("{name}.pem")),
+            p.signed_by(&key, &issuer)?.pem(),
+        )?;
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem())?;
+    }
+    Ok(())
+}
+
+/// zrelay's path over `serve`/`connect`: MiB/s.
+async fn zrelay_path(
+    exe: &PathBuf,
+    bytes: u64,
+    serve: ServeOptions,
+    connect: ConnectOptions,
+) -> Result<f64> {
+    let runner = Runner::default();
+    let receiver: Arc<dyn Receiver> = Arc::new(ConsumingReceiver {
+        cmd: consumer(exe, bytes),
+        runner: runner.clone(),
+    });
+    let endpoints = Arc::new(Endpoints {
+        sender: None,
+        receiver: Some(receiver),
+    });
+    let mut listener = zrelay_transport::listen(&serve).await?;
+    let cancel = CancellationToken::new();
+    let server_cancel = cancel.clone();
+    let server = tokio::spawn(async move {
+        while let Ok(a) = listener.accept().await {
+            let ep = endpoints.clone();
+            let c = server_cancel.child_token();
+            tokio::spawn(zrelay_rpc::serve_conn(
+                a.conn,
+                a.peer,
+                ep,
+                RpcConfig::default(),
+                c,
+            ));
+        }
+    });
+    let sender = ProducingSender {
+        cmd: producer(exe, bytes),
+        runner,
+    };
+    let remote = RemoteReceiver::new(zrelay_transport::connector(&connect)?, RpcConfig::default());
+    let step = step();
+    let started = Instant::now();
+    let stream = sender.send(&step).await?;
+    remote.receive(&step, stream).await?;
+    let rate = bytes as f64 / MIB / started.elapsed().as_secs_f64();
+    cancel.cancel();
+    server.abort();
+    Ok(rate)
+}
+
+fn tcp_opts(port: u16) -> (ServeOptions, ConnectOptions) {
+    (
+        ServeOptions::Tcp {
+            listen: format!("127.0.0.1:{port}"),
+            listen_freebind: false,
+            clients: vec![ClientMapping {
+                pattern: "127.0.0.1".into(),
+                identity: "bench".into(),
+            }],
+        },
+        ConnectOptions::Tcp {
+            address: format!("127.0.0.1:{port}"),
+            dial_timeout: Duration::from_secs(10),
+        },
+    )
+}
+
+fn tls_opts(dir: &std::path::Path, port: u16) -> (ServeOptions, ConnectOptions) {
+    (
+        ServeOptions::Tls {
+            listen: format!("127.0.0.1:{port}"),
+            listen_freebind: false,
+            ca: dir.join("ca.pem"),
+            cert: dir.join("bench-server.pem"),
+            key: dir.join("bench-server.key"),
+            client_cns: vec!["bench-client".into()],
+            handshake_timeout: Duration::from_secs(10),
+        },
+        ConnectOptions::Tls {
+            address: format!("127.0.0.1:{port}"),
+            ca: dir.join("ca.pem"),
+            cert: dir.join("bench-client.pem"),
+            key: dir.join("bench-client.key"),
+            server_cn: "bench-server".into(),
+            dial_timeout: Duration::from_secs(10),
+        },
+    )
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn line(name: &str, x: f64, baseline: f64) -> String {
+    format!(
+        "stream {name}: {x:.0} MiB/s, baseline {baseline:.0} MiB/s, ratio {:.2}",
+        x / baseline
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    match args.role {
+        Some(Role::Produce { bytes }) => return produce(bytes),
+        Some(Role::Consume { bytes }) => return consume(bytes),
+        None => {}
+    }
+    if args.gib <= 0.0 {
+        bail!("--gib must be positive");
+    }
+    let exe = std::env::current_exe()?;
+    let bytes = (args.gib * 1024.0 * MIB) as u64;
+    println!(
+        "datapath: {:.2} GiB per measurement, {} CPUs",
+        args.gib,
+        std::thread::available_parallelism()?.get()
+    );
+    let dir = std::env::temp_dir().join(format!("zrelay-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    write_pki(&dir)?;
+    let (mut a, mut b, mut tcp, mut tls) = (vec![], vec![], vec![], vec![]);
+    for round in 1..=args.repeat.max(1) {
+        b.push(pipe_baseline(&exe, bytes)?);
+        a.push(iperf3_baseline(bytes)?);
+        let (serve, connect) = tcp_opts(free_port()?);
+        tcp.push(
+            zrelay_path(&exe, bytes, serve, connect)
+                .await
+                .context("tcp path")?,
+        );
+        let (serve, connect) = tls_opts(&dir, free_port()?);
+        tls.push(
+            zrelay_path(&exe, bytes, serve, connect)
+                .await
+                .context("tls path")?,
+        );
+        println!(
+            "round {round}: pipe {:.0}, iperf3 {:.0}, tcp {:.0}, tls {:.0} MiB/s",
+            b[round - 1],
+            a[round - 1],
+            tcp[round - 1],
+            tls[round - 1]
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let (a, b, tcp, tls) = (median(a), median(b), median(tcp), median(tls));
+    println!("(A) iperf3 over loopback: {a:.0} MiB/s");
+    println!("(B) pipe, producer | consumer: {b:.0} MiB/s");
+    let baseline = a.min(b);
+    println!("{}", line("tcp", tcp, baseline));
+    println!("{}", line("tls", tls, baseline));
+    Ok(())
+}

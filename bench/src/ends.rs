@@ -1,0 +1,129 @@
+//! The benchmark's endpoints: a sender whose stream is a producing process's
+//! stdout and a receiver that feeds a consuming process's stdin, through the
+//! same process-stream types and pump that `zfs send`/`zfs recv` use in
+//! zrelay. Only `send` and `receive` are meaningful; the other calls are
+//! refused.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use zrelay_endpoint::{
+    pump, BatchResult, CommitReq, DestroyOutcome, EndpointError, FsListing, FsVersion, PrepareReq,
+    Receiver, Result, Sender, StepReq,
+};
+use zrelay_zfs::cmd::{CmdLine, Runner};
+use zrelay_zfs::process::{ProcRecvSink, ProcSendStream, RecvSink, SendStream};
+use zrelay_zfs::DatasetPath;
+
+fn unsupported<T>(what: &str) -> Result<T> {
+    Err(EndpointError::InvalidRequest(format!(
+        "the benchmark endpoint does not serve {what}"
+    )))
+}
+
+/// `bench_exe produce BYTES`.
+pub fn producer(exe: &PathBuf, bytes: u64) -> CmdLine {
+    CmdLine::new(exe.display().to_string()).args(["produce".to_string(), bytes.to_string()])
+}
+
+/// `bench_exe consume BYTES`.
+pub fn consumer(exe: &PathBuf, bytes: u64) -> CmdLine {
+    CmdLine::new(exe.display().to_string()).args(["consume".to_string(), bytes.to_string()])
+}
+
+/// Streams the producer's stdout.
+pub struct ProducingSender {
+    /// The producer command.
+    pub cmd: CmdLine,
+    /// Runs it.
+    pub runner: Runner,
+}
+
+#[async_trait]
+impl Sender for ProducingSender {
+    async fn list_filesystems(&self) -> Result<Vec<FsListing>> {
+        unsupported("listings")
+    }
+    async fn estimate(&self, _: &[StepReq], _: usize) -> Result<Vec<Result<u64>>> {
+        unsupported("estimates")
+    }
+    async fn prepare(&self, _: &[PrepareReq]) -> Result<BatchResult<EndpointError>> {
+        unsupported("prepare")
+    }
+    async fn send(&self, _step: &StepReq) -> Result<Box<dyn SendStream>> {
+        let s = ProcSendStream::spawn(&self.runner, self.cmd.clone())
+            .map_err(|e| EndpointError::zfs("start the producer", e))?;
+        Ok(Box::new(s))
+    }
+    async fn commit(&self, _: &[CommitReq]) -> Result<BatchResult<EndpointError>> {
+        unsupported("commit")
+    }
+    async fn abort(&self, _: &[DatasetPath]) -> Result<BatchResult<EndpointError>> {
+        unsupported("abort")
+    }
+    async fn list_versions(&self, _: &DatasetPath) -> Result<Vec<FsVersion>> {
+        unsupported("versions")
+    }
+    async fn replication_cursor(&self, _: &DatasetPath) -> Result<Option<FsVersion>> {
+        unsupported("cursors")
+    }
+    async fn destroy_snapshots(&self, _: &DatasetPath, _: &[String]) -> Result<DestroyOutcome> {
+        unsupported("destroy")
+    }
+    fn describe(&self) -> String {
+        "producing sender".into()
+    }
+}
+
+/// Feeds each received stream into a consumer process.
+pub struct ConsumingReceiver {
+    /// The consumer command.
+    pub cmd: CmdLine,
+    /// Runs it.
+    pub runner: Runner,
+}
+
+#[async_trait]
+impl Receiver for ConsumingReceiver {
+    async fn list_filesystems(&self) -> Result<Vec<FsListing>> {
+        unsupported("listings")
+    }
+    async fn receive(&self, step: &StepReq, mut stream: Box<dyn SendStream>) -> Result<()> {
+        let mut sink = ProcRecvSink::spawn(&self.runner, self.cmd.clone(), "bench".into())
+            .map_err(|e| EndpointError::zfs("start the consumer", e))?;
+        let copied = pump(&mut stream, &mut sink).await;
+        let stream_err = |reason: String| EndpointError::Stream {
+            fs: step.fs.clone(),
+            reason,
+            temporary: false,
+        };
+        match copied {
+            Ok(_) => {
+                sink.finish()
+                    .await
+                    .map_err(|e| EndpointError::zfs("the consumer", e))?;
+                stream
+                    .close()
+                    .await
+                    .map_err(|e| EndpointError::zfs("the producer", e))
+            }
+            Err(e) => {
+                sink.abort().await;
+                let _ = stream.close().await;
+                Err(stream_err(e.to_string()))
+            }
+        }
+    }
+    async fn commit(&self, _: &[CommitReq]) -> Result<BatchResult<EndpointError>> {
+        unsupported("commit")
+    }
+    async fn list_versions(&self, _: &DatasetPath) -> Result<Vec<FsVersion>> {
+        unsupported("versions")
+    }
+    async fn destroy_snapshots(&self, _: &DatasetPath, _: &[String]) -> Result<DestroyOutcome> {
+        unsupported("destroy")
+    }
+    fn describe(&self) -> String {
+        "consuming receiver".into()
+    }
+}

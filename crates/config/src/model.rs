@@ -1,0 +1,455 @@
+//! The validated configuration: what the daemon acts on. Every value here has
+//! passed validation; defaults are filled in exactly as zrepl fills them.
+//! Keys marked *zrelay extension* are not zrepl's; a plain zrepl config never
+//! needs them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use zrelay_endpoint::{FsFilter, JobId, Protection, RecvOptions, SendOptions};
+use zrelay_planner::InitialPolicy;
+use zrelay_transport::{ConnectOptions, ServeOptions};
+use zrelay_zfs::DatasetPath;
+
+/// A whole configuration (the main file plus its includes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where it was read from (the main file).
+    pub origin: PathBuf,
+    /// `global`.
+    pub global: Global,
+    /// `jobs`, in file order (includes after the main file's jobs).
+    pub jobs: Vec<Job>,
+}
+
+impl Config {
+    /// The job named `name`.
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.name.as_str() == name)
+    }
+}
+
+/// `global`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Global {
+    /// `logging`: outlets (default: one stdout outlet, level warn, human).
+    pub logging: Vec<LogOutlet>,
+    /// `monitoring`: at most one prometheus listener.
+    pub monitoring: Vec<Monitoring>,
+    /// `control.sockpath` (default `/var/run/zrelay/control`).
+    pub control_sockpath: PathBuf,
+    /// `serve.stdinserver.sockdir` (default `/var/run/zrelay/stdinserver`).
+    pub stdinserver_sockdir: PathBuf,
+}
+
+/// Log levels of an outlet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// `error`.
+    Error,
+    /// `warn`.
+    Warn,
+    /// `info`.
+    Info,
+    /// `debug`.
+    Debug,
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `human`.
+    Human,
+    /// `logfmt`.
+    Logfmt,
+    /// `json`.
+    Json,
+}
+
+/// One `logging` outlet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogOutlet {
+    /// `level`.
+    pub level: LogLevel,
+    /// `format`.
+    pub format: LogFormat,
+    /// The outlet kind and its keys.
+    pub kind: OutletKind,
+}
+
+/// TLS files of a tcp log outlet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `ca`.
+    pub ca: PathBuf,
+    /// `cert`.
+    pub cert: PathBuf,
+    /// `key`.
+    pub key: PathBuf,
+}
+
+/// The kinds of log outlets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutletKind {
+    /// `type: stdout`.
+    Stdout {
+        /// `time` (default true).
+        time: bool,
+        /// `color` (default true).
+        color: bool,
+    },
+    /// `type: syslog`.
+    Syslog {
+        /// `facility` (default local0).
+        facility: String,
+        /// `retry_interval` (default 10s).
+        retry_interval: Duration,
+    },
+    /// `type: tcp`.
+    Tcp {
+        /// `address`.
+        address: String,
+        /// `net` (default tcp).
+        net: String,
+        /// `retry_interval` (default 10s).
+        retry_interval: Duration,
+        /// `tls`.
+        tls: Option<TlsFiles>,
+    },
+}
+
+/// A `monitoring` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Monitoring {
+    /// `type: prometheus`.
+    Prometheus {
+        /// `listen`.
+        listen: String,
+        /// `listen_freebind`.
+        listen_freebind: bool,
+    },
+}
+
+/// One job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// `name` (unique, not starting with `_`).
+    pub name: JobId,
+    /// The job type and its keys.
+    pub kind: JobKind,
+}
+
+/// The five job types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobKind {
+    /// `type: push`.
+    Push(PushJob),
+    /// `type: sink`.
+    Sink(SinkJob),
+    /// `type: pull`.
+    Pull(PullJob),
+    /// `type: source`.
+    Source(SourceJob),
+    /// `type: snap`.
+    Snap(SnapJob),
+}
+
+impl JobKind {
+    /// zrepl's spelling of the type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            JobKind::Push(_) => "push",
+            JobKind::Sink(_) => "sink",
+            JobKind::Pull(_) => "pull",
+            JobKind::Source(_) => "source",
+            JobKind::Snap(_) => "snap",
+        }
+    }
+}
+
+/// `send` of push and source jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SendConfig {
+    /// `encrypted` and the flags.
+    pub options: SendOptions,
+    /// `bandwidth_limit`.
+    pub bandwidth_limit: Option<BandwidthLimit>,
+}
+
+/// `recv` of sink and pull jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecvConfig {
+    /// `properties`, `placeholder` (and the zrelay extension `force_overwrite`).
+    pub options: RecvOptions,
+    /// `bandwidth_limit`.
+    pub bandwidth_limit: Option<BandwidthLimit>,
+}
+
+/// `bandwidth_limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BandwidthLimit {
+    /// `max`, in bytes per second.
+    pub max_bytes_per_sec: u64,
+    /// `bucket_capacity`, in bytes (default 128 KiB).
+    pub bucket_capacity: u64,
+}
+
+/// `replication` and `conflict_resolution` of push and pull jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// `replication.protection`.
+    pub protection: Protection,
+    /// `conflict_resolution.initial_replication`.
+    pub initial: InitialPolicy,
+    /// `replication.concurrency.steps` (default 1).
+    pub steps: usize,
+    /// `replication.concurrency.size_estimates` (default 4).
+    pub size_estimates: usize,
+    /// *zrelay extension* `replication.snapshot_filter`: replicate only the
+    /// snapshots whose name matches (zrepl #403).
+    pub snapshot_filter: Option<SnapshotFilter>,
+    /// *zrelay extension* `replication.schedule` (push only): replicate on
+    /// this schedule, independent of snapshotting (zrepl #397).
+    pub schedule: Option<Schedule>,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            protection: Protection::default(),
+            initial: InitialPolicy::default(),
+            steps: 1,
+            size_estimates: 4,
+            snapshot_filter: None,
+            schedule: None,
+        }
+    }
+}
+
+/// *zrelay extension*: which snapshots replication considers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotFilter {
+    /// Names starting with this prefix.
+    Prefix(String),
+    /// Names matching this regex (validated).
+    Regex(String),
+}
+
+/// When something runs on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// Every interval.
+    Interval(Duration),
+    /// A cron expression (validated; optional seconds field).
+    Cron(String),
+}
+
+/// A pull job's `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullInterval {
+    /// Every duration.
+    Every(Duration),
+    /// `manual`: only on `zrelay signal wakeup`.
+    Manual,
+}
+
+/// `pruning` of push and pull jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PruningConfig {
+    /// `keep_sender`.
+    pub keep_sender: Vec<KeepRule>,
+    /// `keep_receiver`.
+    pub keep_receiver: Vec<KeepRule>,
+}
+
+/// `type: push`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushJob {
+    /// `connect`.
+    pub connect: ConnectOptions,
+    /// `filesystems`.
+    pub filesystems: FsFilter,
+    /// `send`.
+    pub send: SendConfig,
+    /// `snapshotting`.
+    pub snapshotting: Snapshotting,
+    /// `pruning`.
+    pub pruning: PruningConfig,
+    /// `replication` and `conflict_resolution`.
+    pub replication: ReplicationConfig,
+}
+
+/// `type: sink`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkJob {
+    /// `serve`.
+    pub serve: ServeOptions,
+    /// `root_fs`: clients are received under `root_fs/<identity>`.
+    pub root_fs: DatasetPath,
+    /// `recv`.
+    pub recv: RecvConfig,
+}
+
+/// `type: pull`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullJob {
+    /// `connect`.
+    pub connect: ConnectOptions,
+    /// `root_fs`: received under `root_fs/<sender path>`.
+    pub root_fs: DatasetPath,
+    /// `interval`.
+    pub interval: PullInterval,
+    /// `recv`.
+    pub recv: RecvConfig,
+    /// `pruning`.
+    pub pruning: PruningConfig,
+    /// `replication` and `conflict_resolution`.
+    pub replication: ReplicationConfig,
+}
+
+/// `type: source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceJob {
+    /// `serve`.
+    pub serve: ServeOptions,
+    /// `filesystems`.
+    pub filesystems: FsFilter,
+    /// `send`.
+    pub send: SendConfig,
+    /// `snapshotting`.
+    pub snapshotting: Snapshotting,
+}
+
+/// `type: snap`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapJob {
+    /// `filesystems`.
+    pub filesystems: FsFilter,
+    /// `snapshotting`.
+    pub snapshotting: Snapshotting,
+    /// `pruning.keep`.
+    pub keep: Vec<KeepRule>,
+}
+
+/// `snapshotting`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Snapshotting {
+    /// `type: periodic`.
+    Periodic {
+        /// `prefix`.
+        prefix: String,
+        /// `interval`.
+        interval: Duration,
+        /// `hooks`.
+        hooks: Vec<Hook>,
+        /// `timestamp_format`.
+        timestamp_format: TimestampFormat,
+        /// `timestamp_location` (`UTC`, `Local` or an IANA zone name).
+        timestamp_location: String,
+    },
+    /// `type: cron`.
+    Cron {
+        /// `prefix`.
+        prefix: String,
+        /// `cron` (validated; optional seconds field).
+        cron: String,
+        /// `hooks`.
+        hooks: Vec<Hook>,
+        /// `timestamp_format`.
+        timestamp_format: TimestampFormat,
+        /// `timestamp_location`.
+        timestamp_location: String,
+    },
+    /// `type: manual`.
+    Manual,
+}
+
+/// `timestamp_format`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimestampFormat {
+    /// `dense`: `20060102_150405_000`.
+    Dense,
+    /// `human`: `2006-01-02_15:04:05`.
+    Human,
+    /// `iso-8601`: `2006-01-02T15:04:05.000Z0700`.
+    Iso8601,
+    /// `unix-seconds`.
+    UnixSeconds,
+    /// Any other value: a Go time layout, as written.
+    Custom(String),
+}
+
+/// One snapshotting hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// The hook type and its keys.
+    pub kind: HookKind,
+    /// `timeout` (default 30s).
+    pub timeout: Duration,
+    /// `filesystems` (default: all of the job's).
+    pub filesystems: FsFilter,
+    /// `err_is_fatal` (default false).
+    pub err_is_fatal: bool,
+}
+
+/// Hook types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookKind {
+    /// `type: command`.
+    Command {
+        /// `path`: absolute, no arguments.
+        path: PathBuf,
+    },
+    /// `type: postgres-checkpoint`.
+    PostgresCheckpoint {
+        /// `dsn`.
+        dsn: String,
+    },
+    /// `type: mysql-lock-tables`.
+    MysqlLockTables {
+        /// `dsn`.
+        dsn: String,
+    },
+}
+
+/// One keep rule of `pruning`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeepRule {
+    /// `type: not_replicated`.
+    NotReplicated {
+        /// `keep_snapshot_at_cursor` (default true).
+        keep_snapshot_at_cursor: bool,
+    },
+    /// `type: last_n`.
+    LastN {
+        /// `count`.
+        count: usize,
+        /// `regex` (validated).
+        regex: Option<String>,
+    },
+    /// `type: grid`.
+    Grid {
+        /// `grid`, parsed.
+        intervals: Vec<GridInterval>,
+        /// `regex` (required, validated).
+        regex: String,
+    },
+    /// `type: regex`.
+    Regex {
+        /// `regex` (validated).
+        regex: String,
+        /// `negate` (default false).
+        negate: bool,
+    },
+}
+
+/// One `N x DURATION(keep=K|all)` segment of a grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GridInterval {
+    /// How many buckets of this length.
+    pub count: u32,
+    /// The bucket length.
+    pub length: Duration,
+    /// Snapshots kept per bucket; `None` is `keep=all`.
+    pub keep: Option<u32>,
+}

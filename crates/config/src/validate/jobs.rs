@@ -1,0 +1,321 @@
+//! Jobs and their transports (`connect`, `serve`).
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use zrelay_endpoint::{ClientIdentity, JobId};
+use zrelay_transport::options::ClientMapping;
+use zrelay_transport::{ConnectOptions, ServeOptions};
+use zrelay_zfs::DatasetPath;
+
+use super::parts;
+use super::{Cx, Site, R};
+use crate::error::KeyPath;
+use crate::model::{
+    Global, Job, JobKind, PullInterval, PullJob, PushJob, SinkJob, SnapJob, SourceJob,
+};
+use crate::raw::{Ordered, RawConnect, RawJob, RawServe};
+
+/// Default dial timeout of tcp, tls and ssh connects.
+const DIAL: Duration = Duration::from_secs(10);
+/// Default dial timeout of local connects.
+const LOCAL_DIAL: Duration = Duration::from_secs(2);
+/// Default tls handshake timeout.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+pub(super) fn job(cx: Cx<'_>, path: &KeyPath, raw: &RawJob, global: &Global) -> R<Job> {
+    let name = JobId::new(raw.name()).map_err(|e| cx.err(&path.k("name"), e))?;
+    let kind = match raw {
+        RawJob::Push(j) => {
+            let filesystems = cx.filter(&path.k("filesystems"), &j.filesystems)?;
+            JobKind::Push(PushJob {
+                connect: connect(cx, &path.k("connect"), &j.connect)?,
+                send: parts::send(cx, &path.k("send"), j.send.as_ref())?,
+                snapshotting: parts::snapshotting(
+                    cx,
+                    &path.k("snapshotting"),
+                    &j.snapshotting,
+                    &filesystems,
+                )?,
+                filesystems,
+                pruning: parts::pruning(cx, &path.k("pruning"), &j.pruning)?,
+                replication: parts::replication(
+                    cx,
+                    path,
+                    j.replication.as_ref(),
+                    j.conflict_resolution.as_ref(),
+                    true,
+                )?,
+            })
+        }
+        RawJob::Sink(j) => JobKind::Sink(SinkJob {
+            serve: serve(cx, &path.k("serve"), &j.serve, global)?,
+            root_fs: root_fs(cx, &path.k("root_fs"), &j.root_fs)?,
+            recv: parts::recv(cx, &path.k("recv"), j.recv.as_ref())?,
+        }),
+        RawJob::Pull(j) => JobKind::Pull(PullJob {
+            connect: connect(cx, &path.k("connect"), &j.connect)?,
+            root_fs: root_fs(cx, &path.k("root_fs"), &j.root_fs)?,
+            interval: pull_interval(cx, &path.k("interval"), &j.interval)?,
+            recv: parts::recv(cx, &path.k("recv"), j.recv.as_ref())?,
+            pruning: parts::pruning(cx, &path.k("pruning"), &j.pruning)?,
+            replication: parts::replication(
+                cx,
+                path,
+                j.replication.as_ref(),
+                j.conflict_resolution.as_ref(),
+                false,
+            )?,
+        }),
+        RawJob::Source(j) => {
+            let filesystems = cx.filter(&path.k("filesystems"), &j.filesystems)?;
+            JobKind::Source(SourceJob {
+                serve: serve(cx, &path.k("serve"), &j.serve, global)?,
+                send: parts::send(cx, &path.k("send"), j.send.as_ref())?,
+                snapshotting: parts::snapshotting(
+                    cx,
+                    &path.k("snapshotting"),
+                    &j.snapshotting,
+                    &filesystems,
+                )?,
+                filesystems,
+            })
+        }
+        RawJob::Snap(j) => {
+            let filesystems = cx.filter(&path.k("filesystems"), &j.filesystems)?;
+            JobKind::Snap(SnapJob {
+                snapshotting: parts::snapshotting(
+                    cx,
+                    &path.k("snapshotting"),
+                    &j.snapshotting,
+                    &filesystems,
+                )?,
+                filesystems,
+                keep: parts::keep_rules(cx, &path.k("pruning").k("keep"), &j.pruning.keep, false)?,
+            })
+        }
+    };
+    Ok(Job { name, kind })
+}
+
+fn root_fs(cx: Cx<'_>, path: &KeyPath, s: &str) -> R<DatasetPath> {
+    DatasetPath::parse(s).map_err(|e| cx.err(path, e))
+}
+
+/// `interval` of a pull job: a positive duration or `manual`.
+fn pull_interval(cx: Cx<'_>, path: &KeyPath, s: &str) -> R<PullInterval> {
+    match s {
+        "manual" => Ok(PullInterval::Manual),
+        "" => Err(cx.err(
+            path,
+            "value must not be empty (a duration like 10m, or manual)",
+        )),
+        _ => Ok(PullInterval::Every(cx.interval(path, s)?)),
+    }
+}
+
+/// A client identity (a single dataset name component).
+fn identity(cx: Cx<'_>, path: &KeyPath, s: &str) -> R<String> {
+    ClientIdentity::parse(s).map_err(|e| cx.err(path, e))?;
+    Ok(s.to_string())
+}
+
+fn connect(cx: Cx<'_>, path: &KeyPath, raw: &RawConnect) -> R<ConnectOptions> {
+    let dial = |v: &Option<String>, d| cx.go_duration(&path.k("dial_timeout"), v, d, false);
+    Ok(match raw {
+        RawConnect::Tcp(c) => ConnectOptions::Tcp {
+            address: cx.host_port(&path.k("address"), &c.address)?,
+            dial_timeout: dial(&c.dial_timeout, DIAL)?,
+        },
+        RawConnect::Tls(c) => ConnectOptions::Tls {
+            address: cx.host_port(&path.k("address"), &c.address)?,
+            ca: cx.file_path(&path.k("ca"), &c.ca)?,
+            cert: cx.file_path(&path.k("cert"), &c.cert)?,
+            key: cx.file_path(&path.k("key"), &c.key)?,
+            server_cn: cx
+                .non_empty(&path.k("server_cn"), &c.server_cn)?
+                .to_string(),
+            dial_timeout: dial(&c.dial_timeout, DIAL)?,
+        },
+        RawConnect::Ssh(c) => {
+            if c.port == 0 {
+                return Err(cx.err(&path.k("port"), "port must be between 1 and 65535"));
+            }
+            for (i, o) in c.options.iter().enumerate() {
+                cx.non_empty(&path.k("options").i(i), o)?;
+            }
+            ConnectOptions::Ssh {
+                host: cx.non_empty(&path.k("host"), &c.host)?.to_string(),
+                user: cx.non_empty(&path.k("user"), &c.user)?.to_string(),
+                port: c.port,
+                identity_file: cx.file_path(&path.k("identity_file"), &c.identity_file)?,
+                options: c.options.clone(),
+                dial_timeout: dial(&c.dial_timeout, DIAL)?,
+            }
+        }
+        RawConnect::Local(c) => ConnectOptions::Local {
+            listener_name: cx
+                .non_empty(&path.k("listener_name"), &c.listener_name)?
+                .to_string(),
+            client_identity: identity(cx, &path.k("client_identity"), &c.client_identity)?,
+            dial_timeout: dial(&c.dial_timeout, LOCAL_DIAL)?,
+        },
+    })
+}
+
+fn serve(cx: Cx<'_>, path: &KeyPath, raw: &RawServe, global: &Global) -> R<ServeOptions> {
+    Ok(match raw {
+        RawServe::Tcp(s) => ServeOptions::Tcp {
+            listen: cx.host_port(&path.k("listen"), &s.listen)?,
+            listen_freebind: s.listen_freebind.unwrap_or(false),
+            clients: clients(cx, &path.k("clients"), &s.clients)?,
+        },
+        RawServe::Tls(s) => {
+            if s.client_cns.is_empty() {
+                return Err(cx.err(
+                    &path.k("client_cns"),
+                    "must list at least one client certificate CN",
+                ));
+            }
+            ServeOptions::Tls {
+                listen: cx.host_port(&path.k("listen"), &s.listen)?,
+                listen_freebind: s.listen_freebind.unwrap_or(false),
+                ca: cx.file_path(&path.k("ca"), &s.ca)?,
+                cert: cx.file_path(&path.k("cert"), &s.cert)?,
+                key: cx.file_path(&path.k("key"), &s.key)?,
+                client_cns: identities(cx, &path.k("client_cns"), &s.client_cns)?,
+                handshake_timeout: cx.go_duration(
+                    &path.k("handshake_timeout"),
+                    &s.handshake_timeout,
+                    HANDSHAKE,
+                    false,
+                )?,
+            }
+        }
+        RawServe::Stdinserver(s) => ServeOptions::Stdinserver {
+            client_identities: identities(cx, &path.k("client_identities"), &s.client_identities)?,
+            sockdir: global.stdinserver_sockdir.clone(),
+        },
+        RawServe::Local(s) => ServeOptions::Local {
+            listener_name: cx
+                .non_empty(&path.k("listener_name"), &s.listener_name)?
+                .to_string(),
+        },
+    })
+}
+
+/// A list of distinct valid identities.
+fn identities(cx: Cx<'_>, path: &KeyPath, list: &[String]) -> R<Vec<String>> {
+    let mut seen = HashSet::new();
+    for (i, id) in list.iter().enumerate() {
+        identity(cx, &path.i(i), id)?;
+        if !seen.insert(id.as_str()) {
+            return Err(cx.err(&path.i(i), format!("identity {id:?} is listed twice")));
+        }
+    }
+    Ok(list.to_vec())
+}
+
+/// tcp `clients`: an IP or CIDR → identity; a CIDR's identity must contain
+/// exactly one `*`, which is replaced by the client's IP; an IP's must not.
+fn clients(cx: Cx<'_>, path: &KeyPath, raw: &Ordered<String>) -> R<Vec<ClientMapping>> {
+    let mut out = Vec::new();
+    for (pattern, ident) in &raw.0 {
+        let p = path.k(pattern);
+        let (addr, cidr) = match pattern.split_once('/') {
+            None => (pattern.as_str(), false),
+            Some((a, _)) => (a, true),
+        };
+        let ip: IpAddr = addr.parse().map_err(|_| {
+            cx.err(
+                &p,
+                format!(
+                    "{pattern:?} is not an IP address or CIDR (like 192.168.1.2 or 10.0.0.0/24)"
+                ),
+            )
+        })?;
+        if let Some((_, bits)) = pattern.split_once('/') {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            match bits.parse::<u8>() {
+                Ok(b) if b <= max => {}
+                _ => {
+                    return Err(cx.err(
+                        &p,
+                        format!("{pattern:?}: invalid CIDR prefix length (0 to {max})"),
+                    ))
+                }
+            }
+        }
+        let stars = ident.matches('*').count();
+        if cidr && stars != 1 {
+            return Err(cx.err(
+                &p,
+                format!(
+                    "the identity {ident:?} of CIDR {pattern:?} must contain exactly one `*` \
+                     (replaced by the client's IP address)"
+                ),
+            ));
+        }
+        if !cidr && stars != 0 {
+            return Err(cx.err(
+                &p,
+                format!("the identity {ident:?} of a single IP must not contain `*`"),
+            ));
+        }
+        let longest = if ip.is_ipv4() {
+            "255.255.255.255"
+        } else {
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+        };
+        ClientIdentity::parse(&ident.replace('*', longest)).map_err(|e| cx.err(&p, e))?;
+        out.push(ClientMapping {
+            pattern: pattern.clone(),
+            identity: ident.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Every `connect: {type: local}` must name a `serve: {type: local}`
+/// listener of this configuration (they live in the same daemon).
+pub(super) fn check_local_connects(jobs: &[Job], sites: &[Site<'_>]) -> R<()> {
+    let listeners: Vec<&str> = jobs
+        .iter()
+        .filter_map(|j| match &j.kind {
+            JobKind::Sink(SinkJob {
+                serve: ServeOptions::Local { listener_name },
+                ..
+            })
+            | JobKind::Source(SourceJob {
+                serve: ServeOptions::Local { listener_name },
+                ..
+            }) => Some(listener_name.as_str()),
+            _ => None,
+        })
+        .collect();
+    for (j, site) in jobs.iter().zip(sites) {
+        let connect = match &j.kind {
+            JobKind::Push(p) => &p.connect,
+            JobKind::Pull(p) => &p.connect,
+            _ => continue,
+        };
+        if let ConnectOptions::Local { listener_name, .. } = connect {
+            if !listeners.contains(&listener_name.as_str()) {
+                let known = if listeners.is_empty() {
+                    "there is none".to_string()
+                } else {
+                    format!("known: {}", listeners.join(", "))
+                };
+                return Err(site.cx.err(
+                    &site.path.k("connect").k("listener_name"),
+                    format!(
+                        "no job serves the local listener {listener_name:?} ({known}); \
+                         a local connect needs a sink or source with serve type local in this configuration"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

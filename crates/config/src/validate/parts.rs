@@ -1,0 +1,386 @@
+//! The parts jobs share: snapshotting and hooks, pruning, send, recv,
+//! replication and conflict resolution (and the zrelay extensions).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use zrelay_endpoint::{
+    FsFilter, Guarantee, PlaceholderEncryption, Protection, RecvOptions, SendOptions,
+};
+use zrelay_planner::InitialPolicy;
+use zrelay_zfs::SendFlags;
+
+use super::{Cx, R};
+use crate::error::KeyPath;
+use crate::model::{
+    BandwidthLimit, Hook, HookKind, KeepRule, PruningConfig, RecvConfig, ReplicationConfig,
+    Schedule, SendConfig, SnapshotFilter, Snapshotting, TimestampFormat,
+};
+use crate::raw::{
+    RawBandwidthLimit, RawConflictResolution, RawGuarantee, RawHook, RawInitial, RawKeep,
+    RawPlaceholderEncryption, RawPruningSenderReceiver, RawRecv, RawReplication, RawSend,
+    RawSnapshotting,
+};
+use crate::{cron, timestamp, units};
+
+/// Default hook timeout.
+const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `bandwidth_limit.bucket_capacity`.
+const BUCKET: &str = "128 KiB";
+
+pub(super) fn snapshotting(
+    cx: Cx<'_>,
+    path: &KeyPath,
+    raw: &RawSnapshotting,
+    job_fs: &FsFilter,
+) -> R<Snapshotting> {
+    let naming = |prefix: &str,
+                  fmt: &Option<String>,
+                  loc: &Option<String>|
+     -> R<(TimestampFormat, String)> {
+        let f = match fmt {
+            None => TimestampFormat::Dense,
+            Some(s) => {
+                TimestampFormat::parse(s).map_err(|e| cx.err(&path.k("timestamp_format"), e))?
+            }
+        };
+        let loc = loc.clone().unwrap_or_else(|| "UTC".into());
+        let loc_path = path.k("timestamp_location");
+        timestamp::check_location(&loc).map_err(|e| cx.err(&loc_path, e))?;
+        if f.requires_utc() && !timestamp::is_utc(&loc) {
+            return Err(cx.err(
+                &loc_path,
+                format!(
+                    "invalid format string {:?} or location {loc:?}: format string requires UTC location",
+                    f.as_config_str()
+                ),
+            ));
+        }
+        timestamp::check_snapshot_names(prefix, &f, &loc).map_err(|e| {
+            let key = if fmt.is_some() {
+                "timestamp_format"
+            } else {
+                "prefix"
+            };
+            cx.err(&path.k(key), e)
+        })?;
+        Ok((f, loc))
+    };
+    Ok(match raw {
+        RawSnapshotting::Manual => Snapshotting::Manual,
+        RawSnapshotting::Periodic(p) => {
+            let (timestamp_format, timestamp_location) =
+                naming(&p.prefix, &p.timestamp_format, &p.timestamp_location)?;
+            Snapshotting::Periodic {
+                prefix: p.prefix.clone(),
+                interval: cx.interval(&path.k("interval"), &p.interval)?,
+                hooks: hooks(cx, &path.k("hooks"), &p.hooks, job_fs)?,
+                timestamp_format,
+                timestamp_location,
+            }
+        }
+        RawSnapshotting::Cron(c) => {
+            let (timestamp_format, timestamp_location) =
+                naming(&c.prefix, &c.timestamp_format, &c.timestamp_location)?;
+            cron::parse_cron(&c.cron)
+                .map_err(|e| cx.err(&path.k("cron"), format!("cron syntax invalid: {e}")))?;
+            Snapshotting::Cron {
+                prefix: c.prefix.clone(),
+                cron: c.cron.clone(),
+                hooks: hooks(cx, &path.k("hooks"), &c.hooks, job_fs)?,
+                timestamp_format,
+                timestamp_location,
+            }
+        }
+    })
+}
+
+fn hooks(cx: Cx<'_>, path: &KeyPath, raw: &[RawHook], job_fs: &FsFilter) -> R<Vec<Hook>> {
+    let mut out = Vec::new();
+    for (i, h) in raw.iter().enumerate() {
+        let p = path.i(i);
+        let timeout = |t: &Option<String>| cx.go_duration(&p.k("timeout"), t, HOOK_TIMEOUT, true);
+        let hook = match h {
+            RawHook::Command(c) => {
+                if !Path::new(&c.path).is_absolute() {
+                    return Err(cx.err(
+                        &p.k("path"),
+                        format!("hook command path {:?} must be absolute", c.path),
+                    ));
+                }
+                Hook {
+                    kind: HookKind::Command {
+                        path: c.path.clone().into(),
+                    },
+                    timeout: timeout(&c.timeout)?,
+                    // zrepl's default `{'<': true}`: every filesystem of the job.
+                    filesystems: match &c.filesystems {
+                        None => job_fs.clone(),
+                        Some(f) => cx.filter(&p.k("filesystems"), f)?,
+                    },
+                    err_is_fatal: c.err_is_fatal.unwrap_or(false),
+                }
+            }
+            RawHook::Postgres(d) | RawHook::Mysql(d) => {
+                let dsn = cx.non_empty(&p.k("dsn"), &d.dsn)?.to_string();
+                Hook {
+                    kind: if matches!(h, RawHook::Postgres(_)) {
+                        HookKind::PostgresCheckpoint { dsn }
+                    } else {
+                        HookKind::MysqlLockTables { dsn }
+                    },
+                    timeout: timeout(&d.timeout)?,
+                    filesystems: cx.filter(&p.k("filesystems"), &d.filesystems)?,
+                    err_is_fatal: d.err_is_fatal.unwrap_or(false),
+                }
+            }
+        };
+        out.push(hook);
+    }
+    Ok(out)
+}
+
+pub(super) fn pruning(
+    cx: Cx<'_>,
+    path: &KeyPath,
+    raw: &RawPruningSenderReceiver,
+) -> R<PruningConfig> {
+    Ok(PruningConfig {
+        keep_sender: keep_rules(cx, &path.k("keep_sender"), &raw.keep_sender, true)?,
+        keep_receiver: keep_rules(cx, &path.k("keep_receiver"), &raw.keep_receiver, false)?,
+    })
+}
+
+/// Keep rules; `not_replicated` only where a replication cursor exists.
+pub(super) fn keep_rules(
+    cx: Cx<'_>,
+    path: &KeyPath,
+    raw: &[RawKeep],
+    sender: bool,
+) -> R<Vec<KeepRule>> {
+    let mut out = Vec::new();
+    for (i, k) in raw.iter().enumerate() {
+        let p = path.i(i);
+        out.push(match k {
+            RawKeep::NotReplicated(n) => {
+                if !sender {
+                    return Err(cx.err(
+                        &p.k("type"),
+                        "`not_replicated` is only allowed in keep_sender (it needs the replication cursor)",
+                    ));
+                }
+                KeepRule::NotReplicated {
+                    keep_snapshot_at_cursor: n.keep_snapshot_at_cursor.unwrap_or(true),
+                }
+            }
+            RawKeep::LastN(l) => {
+                if l.count <= 0 || l.count > u32::MAX as i64 {
+                    return Err(cx.err(
+                        &p.k("count"),
+                        format!("must be a positive number, got {}", l.count),
+                    ));
+                }
+                KeepRule::LastN {
+                    count: l.count as usize,
+                    regex: match &l.regex {
+                        None => None,
+                        Some(r) => Some(cx.regex(&p.k("regex"), r)?),
+                    },
+                }
+            }
+            RawKeep::Grid(g) => KeepRule::Grid {
+                intervals: units::parse_grid(&g.grid).map_err(|e| cx.err(&p.k("grid"), e))?,
+                regex: cx.regex(&p.k("regex"), &g.regex)?,
+            },
+            RawKeep::Regex(r) => KeepRule::Regex {
+                regex: cx.regex(&p.k("regex"), &r.regex)?,
+                negate: r.negate.unwrap_or(false),
+            },
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn send(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawSend>) -> R<SendConfig> {
+    let Some(s) = raw else {
+        return Ok(SendConfig::default());
+    };
+    let f = |b: Option<bool>| b.unwrap_or(false);
+    Ok(SendConfig {
+        options: SendOptions {
+            encrypted: f(s.encrypted),
+            flags: SendFlags {
+                raw: f(s.raw),
+                send_properties: f(s.send_properties),
+                backup_properties: f(s.backup_properties),
+                large_blocks: f(s.large_blocks),
+                compressed: f(s.compressed),
+                embedded_data: f(s.embedded_data),
+                saved: f(s.saved),
+            },
+        },
+        bandwidth_limit: bandwidth(cx, &path.k("bandwidth_limit"), s.bandwidth_limit.as_ref())?,
+    })
+}
+
+/// A property name as `zfs recv -o/-x` takes it.
+fn property(cx: Cx<'_>, path: &KeyPath, name: &str) -> R<String> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.' | '-'));
+    if !ok {
+        return Err(cx.err(path, format!("{name:?} is not a ZFS property name")));
+    }
+    Ok(name.to_string())
+}
+
+pub(super) fn recv(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawRecv>) -> R<RecvConfig> {
+    let Some(r) = raw else {
+        return Ok(RecvConfig::default());
+    };
+    let mut options = RecvOptions::default();
+    if let Some(props) = &r.properties {
+        let pp = path.k("properties");
+        let mut seen = HashSet::new();
+        for (i, name) in props.inherit.iter().enumerate() {
+            let p = pp.k("inherit").i(i);
+            let name = property(cx, &p, name)?;
+            if !seen.insert(name.clone()) {
+                return Err(cx.err(&p, format!("property {name:?} is listed twice")));
+            }
+            options.inherit_props.push(name);
+        }
+        for (name, value) in &props.override_.0 {
+            let p = pp.k("override").k(name);
+            let name = property(cx, &p, name)?;
+            if seen.contains(&name) {
+                return Err(cx.err(
+                    &p,
+                    format!("property {name:?} cannot be both inherited and overridden"),
+                ));
+            }
+            options.override_props.push((name, value.clone()));
+        }
+    }
+    options.placeholder_encryption = match r.placeholder.as_ref().and_then(|p| p.encryption) {
+        None | Some(RawPlaceholderEncryption::Unspecified) => PlaceholderEncryption::Unspecified,
+        Some(RawPlaceholderEncryption::Off) => PlaceholderEncryption::Off,
+        Some(RawPlaceholderEncryption::Inherit) => PlaceholderEncryption::Inherit,
+    };
+    options.force_overwrite = r.force_overwrite.unwrap_or(false);
+    Ok(RecvConfig {
+        options,
+        bandwidth_limit: bandwidth(cx, &path.k("bandwidth_limit"), r.bandwidth_limit.as_ref())?,
+    })
+}
+
+/// `bandwidth_limit`: `None` when `max` is negative (the default `-1 B`).
+fn bandwidth(
+    cx: Cx<'_>,
+    path: &KeyPath,
+    raw: Option<&RawBandwidthLimit>,
+) -> R<Option<BandwidthLimit>> {
+    let Some(b) = raw else { return Ok(None) };
+    let cap_s = b.bucket_capacity.as_deref().unwrap_or(BUCKET);
+    let cap = units::parse_bytes(cap_s).map_err(|e| cx.err(&path.k("bucket_capacity"), e))?;
+    if cap <= 0 {
+        return Err(cx.err(
+            &path.k("bucket_capacity"),
+            format!("{cap_s:?}: bucket_capacity must be greater than 0"),
+        ));
+    }
+    let Some(max_s) = b.max.as_deref() else {
+        return Ok(None);
+    };
+    let max = units::parse_bytes(max_s).map_err(|e| cx.err(&path.k("max"), e))?;
+    if max == 0 {
+        return Err(cx.err(
+            &path.k("max"),
+            format!("{max_s:?}: max must be positive, or negative (-1 B) for no limit"),
+        ));
+    }
+    Ok((max > 0).then_some(BandwidthLimit {
+        max_bytes_per_sec: max as u64,
+        bucket_capacity: cap as u64,
+    }))
+}
+
+fn guarantee(g: Option<RawGuarantee>) -> Guarantee {
+    match g {
+        None | Some(RawGuarantee::Resumability) => Guarantee::GuaranteeResumability,
+        Some(RawGuarantee::Incremental) => Guarantee::GuaranteeIncremental,
+        Some(RawGuarantee::Nothing) => Guarantee::GuaranteeNothing,
+    }
+}
+
+/// `replication` and `conflict_resolution` of a push (`push: true`) or pull job.
+pub(super) fn replication(
+    cx: Cx<'_>,
+    job: &KeyPath,
+    raw: Option<&RawReplication>,
+    conflict: Option<&RawConflictResolution>,
+    push: bool,
+) -> R<ReplicationConfig> {
+    let mut out = ReplicationConfig {
+        initial: match conflict.and_then(|c| c.initial_replication) {
+            None | Some(RawInitial::MostRecent) => InitialPolicy::MostRecent,
+            Some(RawInitial::All) => InitialPolicy::All,
+            Some(RawInitial::Fail) => InitialPolicy::Fail,
+        },
+        ..ReplicationConfig::default()
+    };
+    let Some(r) = raw else { return Ok(out) };
+    let path = job.k("replication");
+    if let Some(p) = &r.protection {
+        out.protection = Protection {
+            initial: guarantee(p.initial),
+            incremental: guarantee(p.incremental),
+        };
+    }
+    if let Some(c) = &r.concurrency {
+        let at_least_1 = |key: &str, v: Option<i64>, default: usize| -> R<usize> {
+            match v {
+                None => Ok(default),
+                Some(n) if n >= 1 => Ok(n as usize),
+                Some(n) => Err(cx.err(
+                    &path.k("concurrency").k(key),
+                    format!("must be at least 1, got {n}"),
+                )),
+            }
+        };
+        out.steps = at_least_1("steps", c.steps, out.steps)?;
+        out.size_estimates = at_least_1("size_estimates", c.size_estimates, out.size_estimates)?;
+    }
+    if let Some(f) = &r.snapshot_filter {
+        let p = path.k("snapshot_filter");
+        out.snapshot_filter = Some(match (&f.prefix, &f.regex) {
+            (Some(prefix), None) => {
+                SnapshotFilter::Prefix(cx.non_empty(&p.k("prefix"), prefix)?.to_string())
+            }
+            (None, Some(re)) => SnapshotFilter::Regex(cx.regex(&p.k("regex"), re)?),
+            _ => return Err(cx.err(&p, "needs exactly one of `prefix` and `regex`")),
+        });
+    }
+    if let Some(s) = &r.schedule {
+        let p = path.k("schedule");
+        if !push {
+            return Err(cx.err(
+                &p,
+                "replication.schedule is a zrelay extension for push jobs only; \
+                 a pull job replicates on its `interval`",
+            ));
+        }
+        out.schedule = Some(match (&s.interval, &s.cron) {
+            (Some(i), None) => Schedule::Interval(cx.interval(&p.k("interval"), i)?),
+            (None, Some(c)) => {
+                cron::parse_cron(c)
+                    .map_err(|e| cx.err(&p.k("cron"), format!("cron syntax invalid: {e}")))?;
+                Schedule::Cron(c.clone())
+            }
+            _ => return Err(cx.err(&p, "needs exactly one of `interval` and `cron`")),
+        });
+    }
+    Ok(out)
+}

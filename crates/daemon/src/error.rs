@@ -1,0 +1,62 @@
+//! The daemon's errors. Configuration and protocol errors are permanent;
+//! I/O errors name what was being done.
+
+/// A daemon failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration cannot be acted on (names the job or key).
+    #[error("{0}")]
+    Config(String),
+    /// An I/O operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, naming the path or address.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A job's transport could not be set up.
+    #[error("job {job}: {source}")]
+    Transport {
+        /// The job.
+        job: String,
+        /// The cause.
+        #[source]
+        source: zrelay_transport::TransportError,
+    },
+    /// The control protocol was violated.
+    #[error("control protocol: {0}")]
+    Protocol(String),
+    /// A signal names no job of this daemon.
+    #[error("no job named \"{job}\" (jobs: {known})")]
+    NoSuchJob {
+        /// The requested name.
+        job: String,
+        /// The jobs that exist.
+        known: String,
+    },
+    /// The job cannot take this signal.
+    #[error("job {job} ({kind}) cannot be signalled with {signal}: {why}")]
+    BadSignal {
+        /// The job.
+        job: String,
+        /// Its type.
+        kind: String,
+        /// The signal.
+        signal: String,
+        /// Why.
+        why: String,
+    },
+}
+
+impl DaemonError {
+    /// Whether retrying can help.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            DaemonError::Io { .. } => true,
+            DaemonError::Transport { source, .. } => source.is_temporary(),
+            _ => false,
+        }
+    }
+}

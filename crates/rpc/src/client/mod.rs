@@ -1,0 +1,187 @@
+//! The calling side: handshaken connections, a small pool of idle ones, and
+//! the request/reply exchange.
+
+mod receiver;
+mod sender;
+
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Waker};
+
+use serde::de::DeserializeOwned;
+use zrelay_transport::Connector;
+
+use crate::error::RpcError;
+use crate::frame::{decode, Frame, FrameReader, FrameWriter};
+use crate::handshake::{self, Hello};
+use crate::wire::{PingReply, Request};
+use crate::{PeerInfo, RpcConfig};
+
+pub use receiver::RemoteReceiver;
+pub use sender::RemoteSender;
+
+/// One handshaken connection.
+pub(crate) struct Connection {
+    pub(crate) rd: FrameReader,
+    pub(crate) wr: FrameWriter,
+    pub(crate) hello: Hello,
+    /// A frame arrived since the last request was written.
+    pub(crate) got_frame: bool,
+}
+
+/// Wait for the reply to `call`, skipping heartbeats; fail when nothing
+/// arrives for `cfg.idle_timeout`.
+pub(crate) async fn read_reply<T: DeserializeOwned>(
+    rd: &mut FrameReader,
+    got_frame: &mut bool,
+    cfg: &RpcConfig,
+    call: &str,
+) -> Result<T, RpcError> {
+    loop {
+        let frame = tokio::time::timeout(cfg.idle_timeout, rd.frame())
+            .await
+            .map_err(|_| RpcError::Timeout {
+                what: format!("waiting for the reply to {call}"),
+                after: cfg.idle_timeout,
+            })??;
+        let Some(frame) = frame else {
+            return Err(RpcError::Closed(format!("before replying to {call}")));
+        };
+        *got_frame = true;
+        match frame {
+            Frame::Heartbeat => continue,
+            Frame::Control(p) => return decode(&p, &format!("reply to {call}")),
+            Frame::Error(w) => return Err(RpcError::Remote(w)),
+            f => {
+                return Err(RpcError::Protocol(format!(
+                    "unexpected {f:?} while waiting for the reply to {call}"
+                )))
+            }
+        }
+    }
+}
+
+impl Connection {
+    async fn open(connector: &dyn Connector, cfg: &RpcConfig) -> Result<Self, RpcError> {
+        let mut conn = connector.connect().await?;
+        let hello = handshake::client(&mut conn, cfg).await?;
+        let (rd, wr) = tokio::io::split(conn);
+        Ok(Connection {
+            rd: FrameReader::new(rd, cfg),
+            wr: FrameWriter::new(wr),
+            hello,
+            got_frame: false,
+        })
+    }
+
+    /// Send `req` and read its reply.
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &mut self,
+        req: &Request,
+        cfg: &RpcConfig,
+    ) -> Result<T, RpcError> {
+        self.got_frame = false;
+        self.wr.control(req).await?;
+        read_reply(&mut self.rd, &mut self.got_frame, cfg, req.name()).await
+    }
+
+    /// An idle connection must be silent: anything readable (data, EOF, an
+    /// error) means the server closed it or broke the protocol.
+    fn is_idle_and_open(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.rd.poll_frame(&mut cx).is_pending()
+    }
+}
+
+/// Calls to one peer over pooled connections.
+pub(crate) struct Client {
+    connector: Arc<dyn Connector>,
+    pub(crate) cfg: RpcConfig,
+    pub(crate) peer: String,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Client {
+    pub(crate) fn new(connector: Arc<dyn Connector>, cfg: RpcConfig) -> Self {
+        Client {
+            peer: connector.describe(),
+            connector,
+            cfg,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An idle connection that is still open, or a new one; and whether it
+    /// came from the pool.
+    async fn get(&self) -> Result<(Connection, bool), RpcError> {
+        loop {
+            let Some(mut c) = self.idle.lock().expect("pool lock").pop() else {
+                break;
+            };
+            if c.is_idle_and_open() {
+                return Ok((c, true));
+            }
+            tracing::debug!(peer = %self.peer, "dropping a pooled connection the peer closed");
+        }
+        tracing::debug!(peer = %self.peer, "connecting");
+        Ok((
+            Connection::open(self.connector.as_ref(), &self.cfg).await?,
+            false,
+        ))
+    }
+
+    /// Keep a connection that ended its last call cleanly, for the next call.
+    pub(crate) fn put(&self, c: Connection) {
+        let mut idle = self.idle.lock().expect("pool lock");
+        if idle.len() < self.cfg.max_idle_connections {
+            idle.push(c);
+        }
+    }
+
+    /// Send `req` and read its reply; return the reply with the connection
+    /// (at a frame boundary unless the error says otherwise). A pooled
+    /// connection that turns out dead before any reply is replaced by a new
+    /// one, once.
+    pub(crate) async fn start<T: DeserializeOwned>(
+        &self,
+        req: &Request,
+    ) -> Result<(T, Connection), RpcError> {
+        let mut retried = false;
+        loop {
+            let (mut c, pooled) = self.get().await?;
+            match c.call::<T>(req, &self.cfg).await {
+                Ok(v) => return Ok((v, c)),
+                Err(e @ RpcError::Remote(_)) => {
+                    self.put(c);
+                    return Err(e);
+                }
+                Err(RpcError::Io { .. } | RpcError::Closed(_))
+                    if pooled && !c.got_frame && !retried =>
+                {
+                    tracing::debug!(peer = %self.peer, call = req.name(), "pooled connection was dead; retrying on a new one");
+                    retried = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A plain call: the connection goes back to the pool.
+    pub(crate) async fn call<T: DeserializeOwned>(&self, req: &Request) -> Result<T, RpcError> {
+        let (v, c) = self.start(req).await?;
+        self.put(c);
+        Ok(v)
+    }
+}
+
+/// Connect to the peer, handshake and ask what it serves.
+pub async fn ping(connector: &dyn Connector, cfg: &RpcConfig) -> Result<PeerInfo, RpcError> {
+    let mut c = Connection::open(connector, cfg).await?;
+    let reply: PingReply = c.call(&Request::Ping, cfg).await?;
+    Ok(PeerInfo {
+        peer: connector.describe(),
+        protocol_version: c.hello.protocol_version,
+        software_version: c.hello.software_version.clone(),
+        sender: reply.sender,
+        receiver: reply.receiver,
+    })
+}

@@ -1,0 +1,182 @@
+//! [`RemoteSender`]: a [`Sender`] served by a remote zrelay.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, ReadBuf};
+use zrelay_endpoint::{
+    BatchResult, CommitReq, DestroyOutcome, EndpointError, FsListing, FsVersion, PrepareReq,
+    Result, Sender, StepReq,
+};
+use zrelay_transport::Connector;
+use zrelay_zfs::process::SendStream;
+use zrelay_zfs::DatasetPath;
+
+use super::{Client, Connection};
+use crate::error::WireError;
+use crate::stream::{DataIn, InState};
+use crate::wire::Request;
+use crate::RpcConfig;
+
+/// The sending side of a replication, served by a remote zrelay over
+/// connections from a [`Connector`] (reused for sequential calls).
+pub struct RemoteSender {
+    client: Arc<Client>,
+}
+
+impl RemoteSender {
+    /// Calls go to `connector`'s peer.
+    pub fn new(connector: Arc<dyn Connector>, cfg: RpcConfig) -> Self {
+        RemoteSender {
+            client: Arc::new(Client::new(connector, cfg)),
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(&self, req: Request) -> Result<T> {
+        self.client
+            .call(&req)
+            .await
+            .map_err(|e| e.into_endpoint(&self.client.peer))
+    }
+
+    async fn batch(&self, req: Request) -> Result<BatchResult<EndpointError>> {
+        let v: Vec<std::result::Result<(), WireError>> = self.call(req).await?;
+        Ok(v.into_iter()
+            .map(|r| r.map_err(|w| w.into_endpoint(&self.client.peer)))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Sender for RemoteSender {
+    async fn list_filesystems(&self) -> Result<Vec<FsListing>> {
+        self.call(Request::SenderListFilesystems).await
+    }
+
+    async fn estimate(&self, steps: &[StepReq], concurrency: usize) -> Result<Vec<Result<u64>>> {
+        let v: Vec<std::result::Result<u64, WireError>> = self
+            .call(Request::SenderEstimate {
+                steps: steps.to_vec(),
+                concurrency,
+            })
+            .await?;
+        Ok(v.into_iter()
+            .map(|r| r.map_err(|w| w.into_endpoint(&self.client.peer)))
+            .collect())
+    }
+
+    async fn prepare(&self, reqs: &[PrepareReq]) -> Result<BatchResult<EndpointError>> {
+        self.batch(Request::SenderPrepare {
+            reqs: reqs.to_vec(),
+        })
+        .await
+    }
+
+    async fn send(&self, step: &StepReq) -> Result<Box<dyn SendStream>> {
+        let req = Request::SenderSend { step: step.clone() };
+        let ((), conn) = self
+            .client
+            .start(&req)
+            .await
+            .map_err(|e| e.into_endpoint(&self.client.peer))?;
+        Ok(Box::new(RemoteSendStream {
+            conn: Some(conn),
+            data: DataIn::new(self.client.peer.clone(), self.client.cfg.idle_timeout),
+            client: self.client.clone(),
+            closed: false,
+        }))
+    }
+
+    async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>> {
+        self.batch(Request::SenderCommit {
+            reqs: reqs.to_vec(),
+        })
+        .await
+    }
+
+    async fn abort(&self, fss: &[DatasetPath]) -> Result<BatchResult<EndpointError>> {
+        self.batch(Request::SenderAbort { fss: fss.to_vec() }).await
+    }
+
+    async fn list_versions(&self, fs: &DatasetPath) -> Result<Vec<FsVersion>> {
+        self.call(Request::SenderListVersions { fs: fs.clone() })
+            .await
+    }
+
+    async fn replication_cursor(&self, fs: &DatasetPath) -> Result<Option<FsVersion>> {
+        self.call(Request::SenderReplicationCursor { fs: fs.clone() })
+            .await
+    }
+
+    async fn destroy_snapshots(
+        &self,
+        fs: &DatasetPath,
+        snapshots: &[String],
+    ) -> Result<DestroyOutcome> {
+        self.call(Request::SenderDestroySnapshots {
+            fs: fs.clone(),
+            snapshots: snapshots.to_vec(),
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        format!("remote sender at {}", self.client.peer)
+    }
+}
+
+/// The stream of a remote send: reads the connection's data frames straight
+/// into the caller's buffer. At `data end` the connection goes back to the
+/// pool; closing it before that drops the connection, which stops the
+/// server's `zfs send`.
+struct RemoteSendStream {
+    /// `None` once the stream ended (connection pooled) or was closed.
+    conn: Option<Connection>,
+    data: DataIn,
+    client: Arc<Client>,
+    closed: bool,
+}
+
+impl AsyncRead for RemoteSendStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.closed {
+            return Poll::Ready(Err(std::io::Error::other(format!(
+                "the stream from {} is closed",
+                this.client.peer
+            ))));
+        }
+        let Some(conn) = this.conn.as_mut() else {
+            // Ended (EOF again) or broken (the same error again).
+            return this.data.poll_read_done();
+        };
+        let r = this.data.poll_read(&mut conn.rd, cx, buf);
+        match this.data.state {
+            InState::Open => {}
+            InState::Ended => {
+                if let Some(c) = this.conn.take() {
+                    this.client.put(c);
+                }
+            }
+            InState::Aborted(_) | InState::Failed(_) => this.conn = None,
+        }
+        r
+    }
+}
+
+#[async_trait]
+impl SendStream for RemoteSendStream {
+    async fn close(&mut self) -> zrelay_zfs::Result<()> {
+        self.closed = true;
+        // Before the end, the connection is mid-stream: drop it.
+        self.conn = None;
+        Ok(())
+    }
+}

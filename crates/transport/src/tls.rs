@@ -1,0 +1,367 @@
+//! The `tls` transport: TCP with mutual TLS (rustls, ring provider).
+//!
+//! The server requires a client certificate signed by `ca`; the client's
+//! identity is the certificate's subject CN, which must be in `client_cns`.
+//! The client verifies the server against `ca` with `server_cn` as the
+//! expected name (checked against the SANs, as Go and so zrepl do).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::tcp::{accept_error_is_transient, bind, check_host_port, dial};
+use crate::{Accepted, ClientIdentity, Conn, Connector, Listener, TransportError};
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read_file(key: &str, path: &Path) -> Result<Vec<u8>, TransportError> {
+    std::fs::read(path)
+        .map_err(|e| TransportError::config(format!("{key}: cannot read {}: {e}", path.display())))
+}
+
+/// All certificates of the PEM file `path` (config key `key`), at least one.
+pub fn load_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+    let pem = read_file(key, path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            TransportError::config(format!("{key}: {}: invalid PEM: {e}", path.display()))
+        })?;
+    if certs.is_empty() {
+        return Err(TransportError::config(format!(
+            "{key}: {}: no CERTIFICATE block found",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// The private key of the PEM file `path` (PKCS#8, PKCS#1 or SEC1).
+pub fn load_key(key: &str, path: &Path) -> Result<PrivateKeyDer<'static>, TransportError> {
+    let pem = read_file(key, path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        let why = match e {
+            rustls_pki_types::pem::Error::NoItemsFound => {
+                "no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block found".to_string()
+            }
+            e => format!("invalid PEM: {e}"),
+        };
+        TransportError::config(format!("{key}: {}: {why}", path.display()))
+    })
+}
+
+fn load_roots(key: &str, path: &Path) -> Result<Arc<RootCertStore>, TransportError> {
+    let mut roots = RootCertStore::empty();
+    for (i, cert) in load_certs(key, path)?.into_iter().enumerate() {
+        roots.add(cert).map_err(|e| {
+            TransportError::config(format!(
+                "{key}: {}: certificate #{} is not usable as a CA: {e}",
+                path.display(),
+                i + 1
+            ))
+        })?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// The subject CN of a DER certificate.
+pub fn subject_cn(cert: &[u8]) -> Result<String, String> {
+    let (_, x509) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| format!("cannot parse the certificate: {e}"))?;
+    let cn = x509
+        .subject()
+        .iter_common_name()
+        .next()
+        .ok_or_else(|| "the certificate's subject has no CN".to_string())?;
+    cn.as_str()
+        .map(str::to_string)
+        .map_err(|e| format!("the certificate's subject CN is not a string: {e}"))
+}
+
+/// Why a TLS handshake failed, in words for the log or error.
+fn describe_tls_error(e: &std::io::Error, side: &str) -> String {
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::NoCertificatesPresented) => format!("no {side} certificate presented"),
+        Some(rustls::Error::InvalidCertificate(c)) => format!("untrusted {side} certificate: {c}"),
+        Some(rustls::Error::AlertReceived(a)) => format!("the peer sent the TLS alert {a:?}"),
+        Some(other) => format!("TLS handshake failed: {other}"),
+        None => format!("TLS handshake failed: {e}"),
+    }
+}
+
+/// `connect: {type: tls}`.
+pub struct TlsConnector {
+    address: String,
+    server_cn: String,
+    server_name: ServerName<'static>,
+    inner: tokio_rustls::TlsConnector,
+    dial_timeout: Duration,
+}
+
+impl TlsConnector {
+    /// Read and check `ca`, `cert` and `key`, and `server_cn`.
+    pub fn new(
+        address: &str,
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        server_cn: &str,
+        dial_timeout: Duration,
+    ) -> Result<Self, TransportError> {
+        check_host_port("connect.address", address)?;
+        let server_name = ServerName::try_from(server_cn.to_string()).map_err(|e| {
+            TransportError::config(format!(
+                "connect.server_cn: \"{}\": not a valid DNS name or IP address: {e}",
+                server_cn.escape_debug()
+            ))
+        })?;
+        let roots = load_roots("connect.ca", ca)?;
+        let certs = load_certs("connect.cert", cert)?;
+        let pkey = load_key("connect.key", key)?;
+        let config = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TransportError::config(format!("TLS setup: {e}")))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, pkey)
+            .map_err(|e| {
+                TransportError::config(format!(
+                    "connect.cert {} / connect.key {}: {e}",
+                    cert.display(),
+                    key.display()
+                ))
+            })?;
+        Ok(TlsConnector {
+            address: address.to_string(),
+            server_cn: server_cn.to_string(),
+            server_name,
+            inner: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            dial_timeout,
+        })
+    }
+}
+
+#[async_trait]
+impl Connector for TlsConnector {
+    async fn connect(&self) -> Result<Conn, TransportError> {
+        let what = format!(
+            "tls connect to {} (server_cn {})",
+            self.address, self.server_cn
+        );
+        let work = async {
+            let tcp = dial(&self.address, self.dial_timeout).await?;
+            match self.inner.connect(self.server_name.clone(), tcp).await {
+                Ok(s) => Ok(s),
+                Err(e) if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => Err(
+                    TransportError::auth(&what, describe_tls_error(&e, "server")),
+                ),
+                Err(e) => Err(TransportError::io(format!("{what}: TLS handshake"), e)),
+            }
+        };
+        let s = tokio::time::timeout(self.dial_timeout, work)
+            .await
+            .map_err(|_| TransportError::timeout(&what, self.dial_timeout))??;
+        Ok(Box::new(s))
+    }
+
+    fn describe(&self) -> String {
+        format!("tls {} (server_cn {})", self.address, self.server_cn)
+    }
+}
+
+/// `serve: {type: tls}`. Handshakes run concurrently in a background task,
+/// so a slow peer cannot hold up the others.
+pub struct TlsListener {
+    rx: mpsc::Receiver<Result<Accepted, TransportError>>,
+    task: JoinHandle<()>,
+    local: SocketAddr,
+}
+
+/// What a handshake needs, shared by all connections.
+struct Acceptor {
+    inner: tokio_rustls::TlsAcceptor,
+    client_cns: HashSet<String>,
+    handshake_timeout: Duration,
+}
+
+impl TlsListener {
+    /// Read and check `ca`, `cert`, `key` and `client_cns`, then bind `listen`.
+    pub async fn bind(
+        listen: &str,
+        freebind: bool,
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        client_cns: &[String],
+        handshake_timeout: Duration,
+    ) -> Result<Self, TransportError> {
+        let acceptor = Arc::new(Self::acceptor(
+            ca,
+            cert,
+            key,
+            client_cns,
+            handshake_timeout,
+        )?);
+        let tcp = bind(listen, freebind).await?;
+        let local = tcp
+            .local_addr()
+            .map_err(|e| TransportError::io(format!("serve.listen {listen}"), e))?;
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(accept_loop(tcp, local, acceptor, tx));
+        Ok(TlsListener { rx, task, local })
+    }
+
+    fn acceptor(
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        client_cns: &[String],
+        handshake_timeout: Duration,
+    ) -> Result<Acceptor, TransportError> {
+        let mut cns = HashSet::new();
+        for cn in client_cns {
+            ClientIdentity::parse(cn)
+                .map_err(|e| TransportError::config(format!("serve.client_cns: {e}")))?;
+            cns.insert(cn.clone());
+        }
+        if cns.is_empty() {
+            tracing::warn!("tls serve.client_cns is empty: every connection will be refused");
+        }
+        let roots = load_roots("serve.ca", ca)?;
+        let certs = load_certs("serve.cert", cert)?;
+        let pkey = load_key("serve.key", key)?;
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
+            .build()
+            .map_err(|e| TransportError::config(format!("serve.ca {}: {e}", ca.display())))?;
+        let config = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TransportError::config(format!("TLS setup: {e}")))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, pkey)
+            .map_err(|e| {
+                TransportError::config(format!(
+                    "serve.cert {} / serve.key {}: {e}",
+                    cert.display(),
+                    key.display()
+                ))
+            })?;
+        Ok(Acceptor {
+            inner: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            client_cns: cns,
+            handshake_timeout,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        // Dropping the task's JoinSet aborts the handshakes in flight.
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(
+    tcp: tokio::net::TcpListener,
+    local: SocketAddr,
+    acceptor: Arc<Acceptor>,
+    tx: mpsc::Sender<Result<Accepted, TransportError>>,
+) {
+    let mut handshakes = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            r = tcp.accept() => r,
+            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => continue,
+            () = tx.closed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) if accept_error_is_transient(&e) => {
+                tracing::warn!(listen = %local, error = %e, "tls accept failed, retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => {
+                let _ = tx
+                    .send(Err(TransportError::io(format!("accept on tls {local}"), e)))
+                    .await;
+                return;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let tx = tx.clone();
+        handshakes.spawn(async move {
+            match handshake(&acceptor, stream, peer).await {
+                Ok(a) => {
+                    let _ = tx.send(Ok(a)).await;
+                }
+                Err(reason) => {
+                    tracing::warn!(%peer, %reason, "tls: refused connection from {peer}: {reason}");
+                }
+            }
+        });
+    }
+}
+
+async fn handshake(a: &Acceptor, tcp: TcpStream, peer: SocketAddr) -> Result<Accepted, String> {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+    }
+    let tls = tokio::time::timeout(a.handshake_timeout, a.inner.accept(tcp))
+        .await
+        .map_err(|_| format!("TLS handshake timed out after {:?}", a.handshake_timeout))?
+        .map_err(|e| describe_tls_error(&e, "client"))?;
+    let cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or_else(|| "no client certificate presented".to_string())?;
+    let cn = subject_cn(cert.as_ref())?;
+    if !a.client_cns.contains(&cn) {
+        return Err(format!(
+            "client certificate CN '{}' is not in client_cns",
+            cn.escape_debug()
+        ));
+    }
+    let identity = ClientIdentity::parse(&cn).map_err(|e| e.to_string())?;
+    Ok(Accepted {
+        conn: Box::new(tls),
+        identity,
+        peer: peer.to_string(),
+    })
+}
+
+#[async_trait]
+impl Listener for TlsListener {
+    async fn accept(&mut self) -> Result<Accepted, TransportError> {
+        match self.rx.recv().await {
+            Some(r) => r,
+            None => Err(TransportError::io(
+                format!("accept on tls {}", self.local),
+                std::io::Error::other("the accept task ended"),
+            )),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("tls {}", self.local)
+    }
+}

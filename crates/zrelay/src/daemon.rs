@@ -1,0 +1,213 @@
+//! `zrelay daemon`, `zrelay signal`, `zrelay status` and `zrelay stdinserver`:
+//! the daemon and the commands that talk to it.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use zrelay_config::Config;
+use zrelay_daemon::control::{self, Request, Response, Signal};
+use zrelay_daemon::Daemon;
+use zrelay_zfs::RealZfs;
+
+use crate::progress;
+
+/// Where the configuration comes from.
+#[derive(Args, Clone)]
+pub struct ConfigArg {
+    /// The configuration file (default: /etc/zrelay/zrelay.yml, then /etc/zrepl/zrepl.yml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn load(&self) -> Result<Config> {
+        let path = zrelay_config::find_config(self.config.as_deref())?;
+        Ok(zrelay_config::load(&path)?)
+    }
+}
+
+/// `zrelay daemon`.
+#[derive(Args)]
+pub struct DaemonArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+/// Run every job of the configuration until SIGINT or SIGTERM.
+pub async fn daemon(a: DaemonArgs) -> Result<()> {
+    let config = a.config.load()?;
+    info!(config = %config.origin.display(), jobs = config.jobs.len(), "starting");
+    let cancel = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: shutting down gracefully"),
+            _ = int.recv() => info!("SIGINT: shutting down gracefully"),
+        }
+        stop.cancel();
+    });
+    Daemon::new(config, Arc::new(RealZfs::new()))
+        .run(cancel)
+        .await?;
+    Ok(())
+}
+
+/// What to signal.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SignalName {
+    /// Replicate (and prune) now.
+    Wakeup,
+    /// Abort the current invocation.
+    Reset,
+}
+
+/// `zrelay signal`.
+#[derive(Args)]
+pub struct SignalArgs {
+    /// The signal.
+    signal: SignalName,
+    /// The job.
+    job: String,
+    /// Wait until the invocation the signal triggered has finished, print
+    /// its per-filesystem result, and exit non-zero if any filesystem failed.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+/// Send a signal to a job of the running daemon.
+pub async fn signal_cmd(a: SignalArgs) -> Result<()> {
+    let config = a.config.load()?;
+    let sig = match a.signal {
+        SignalName::Wakeup => Signal::Wakeup,
+        SignalName::Reset => Signal::Reset,
+    };
+    if a.wait && matches!(sig, Signal::Reset) {
+        bail!("--wait applies to wakeup only");
+    }
+    let req = Request::Signal {
+        job: a.job.clone(),
+        signal: sig,
+        wait: a.wait,
+    };
+    match control::request(&config.global.control_sockpath, &req).await? {
+        Response::Signalled { message, report } => {
+            eprintln!("{message}");
+            if let Some(r) = report {
+                progress::summary(&r);
+                if !r.succeeded() {
+                    bail!("job {}: replication did not succeed", a.job);
+                }
+            }
+            Ok(())
+        }
+        Response::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+/// Output modes of `zrelay status`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum StatusMode {
+    /// Plain text.
+    Dump,
+    /// JSON.
+    Raw,
+}
+
+/// `zrelay status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Output mode.
+    #[arg(long, value_enum, default_value = "dump")]
+    mode: StatusMode,
+    /// Only this job.
+    #[arg(long)]
+    job: Option<String>,
+    /// Repeat every interval (e.g. 1s) until interrupted; dump mode only.
+    #[arg(long, value_parser = parse_secs)]
+    watch: Option<Duration>,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let n = s.strip_suffix('s').unwrap_or(s);
+    n.parse::<f64>()
+        .ok()
+        .filter(|v| *v > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("invalid interval '{s}', expected seconds like 1s or 0.5"))
+}
+
+/// Print the running daemon's job status.
+pub async fn status(a: StatusArgs) -> Result<()> {
+    let config = a.config.load()?;
+    loop {
+        let jobs = match control::request(&config.global.control_sockpath, &Request::Status).await? {
+            Response::Status { jobs } => jobs,
+            Response::Error { message } => bail!("{message}"),
+            other => bail!("unexpected answer from the daemon: {other:?}"),
+        };
+        let jobs: Vec<_> = jobs
+            .into_iter()
+            .filter(|j| a.job.as_ref().is_none_or(|n| &j.name == n))
+            .collect();
+        if let Some(n) = &a.job {
+            if jobs.is_empty() {
+                bail!("no job named \"{n}\"");
+            }
+        }
+        match a.mode {
+            StatusMode::Raw => {
+                println!("{}", serde_json::to_string_pretty(&jobs)?);
+                return Ok(());
+            }
+            StatusMode::Dump => {
+                if a.watch.is_some() && std::io::stdout().is_terminal() {
+                    print!("\x1b[2J\x1b[H");
+                }
+                for j in &jobs {
+                    println!("{}", progress::job_status(j));
+                }
+            }
+        }
+        match a.watch {
+            Some(d) => tokio::time::sleep(d).await,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// `zrelay stdinserver`.
+#[derive(Args)]
+pub struct StdinserverArgs {
+    /// The client identity (one of a stdinserver serve's `client_identities`).
+    identity: String,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+/// The ssh forced command: connect stdin/stdout to the daemon's socket for
+/// this identity.
+pub async fn stdinserver(a: StdinserverArgs) -> Result<()> {
+    let config = a.config.load()?;
+    zrelay_transport::stdinserver_proxy(
+        &config.global.stdinserver_sockdir,
+        &a.identity,
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! End-to-end cases beyond the happy path: refused clients (each refusal is
+//! logged clearly by the serving daemon), and a graceful shutdown in the
+//! middle of a step that leaves the step resumable.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _, Result};
+use rustls_pki_types::pem::PemObject;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::daemons::Tree;
+use crate::daemons::{free_port, tail, Daemon, Scratch, SecondPool};
+use crate::harness::Ctx;
+use crate::tls::TestPki;
+
+fn cfg(dir: &str, name: &str, jobs: &str) -> String {
+    format!("global:\n  control:\n    sockpath: \"{dir}/{name}.sock\"\njobs:\n{jobs}")
+}
+
+fn push(connect: &str, tree: &Tree) -> String {
+    format!(
+        "  - name: push\n    type: push\n    connect: {connect}\n    filesystems:\n      \"{}<\": true\n    snapshotting:\n      type: manual\n    pruning:\n      keep_sender:\n        - type: not_replicated\n      keep_receiver:\n        - type: last_n\n          count: 100\n",
+        tree.src
+    )
+}
+
+fn sink(serve: &str, root_fs: &str) -> String {
+    format!("  - name: sink\n    type: sink\n    root_fs: \"{root_fs}\"\n    serve: {serve}\n")
+}
+
+/// Wait until `log()` contains all of `needles` (≤ 20 s).
+async fn wait_log(d: &Daemon, needles: &[&str]) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let log = d.log_text();
+        if needles.iter().all(|n| log.contains(n)) {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            bail!("{} log lacks {needles:?}:\n{}", d.name, tail(&log));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A TLS client whose certificate CN is not in `client_cns` is refused, and
+/// so is a client without a certificate; the sink logs both.
+pub async fn tls_refusals(ctx: &Ctx) -> Result<()> {
+    let scratch = Scratch::new(ctx)?;
+    let dir = scratch.dir.display().to_string();
+    let b = SecondPool::create(ctx).await?;
+    let root_fs = format!("{}/sink", b.name);
+    ctx.sh(&format!("zfs create '{root_fs}'")).await?;
+    let tree = Tree::create(ctx, 100_000).await?;
+    let pki = TestPki::new()?;
+    pki.write(&scratch, &["sink.test"], &["alice", "mallory"])?;
+    let port = free_port()?;
+    let serve = format!("{{type: tls, listen: \"127.0.0.1:{port}\", ca: \"{dir}/ca.pem\", cert: \"{dir}/sink.test.pem\", key: \"{dir}/sink.test.key\", client_cns: [\"alice\"]}}");
+    let connect = format!("{{type: tls, address: \"127.0.0.1:{port}\", ca: \"{dir}/ca.pem\", cert: \"{dir}/mallory.pem\", key: \"{dir}/mallory.key\", server_cn: \"sink.test\"}}");
+    let sink_cfg = scratch.write("sink.yml", &cfg(&dir, "sink", &sink(&serve, &root_fs)))?;
+    let push_cfg = scratch.write("push.yml", &cfg(&dir, "push", &push(&connect, &tree)))?;
+    let sink_d = Daemon::start("sink", &sink_cfg, &scratch.path("sink.sock"), &scratch.path("sink.log")).await?;
+    let push_d = Daemon::start("push", &push_cfg, &scratch.path("push.sock"), &scratch.path("push.log")).await?;
+
+    let (ok, _, err) = push_d.cli(&["signal", "wakeup", "push", "--wait"]).await?;
+    ensure!(!ok, "mallory's push must fail:\n{err}");
+    wait_log(&sink_d, &["mallory", "client_cns"]).await?;
+    let received = ctx.sh(&format!("zfs list -H -r -o name '{root_fs}'")).await?;
+    ensure!(received.trim() == root_fs, "nothing may arrive from mallory: {received}");
+
+    // No client certificate at all.
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(scratch.path("ca.pem"))?;
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(c?)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let local = tcp.local_addr()?.to_string();
+    let name = rustls_pki_types::ServerName::try_from("sink.test")?;
+    let outcome = async {
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+            .connect(name, tcp)
+            .await?;
+        tls.write_all(b"hello").await?;
+        let mut buf = [0u8; 64];
+        let n = tls.read(&mut buf).await?;
+        Ok::<usize, std::io::Error>(n)
+    };
+    match tokio::time::timeout(Duration::from_secs(20), outcome).await {
+        Ok(Ok(n)) if n > 0 => bail!("a client without a certificate got {n} bytes back"),
+        Ok(_) => {}
+        Err(_) => bail!("a client without a certificate was neither refused nor closed"),
+    }
+    wait_log(&sink_d, &[&local]).await?;
+    push_d.stop().await?;
+    sink_d.stop().await?;
+    Ok(())
+}
+
+/// A tcp client from an IP that `clients` does not map is refused and logged.
+pub async fn tcp_refuses_unmapped_ip(ctx: &Ctx) -> Result<()> {
+    let scratch = Scratch::new(ctx)?;
+    let dir = scratch.dir.display().to_string();
+    let b = SecondPool::create(ctx).await?;
+    let root_fs = format!("{}/sink", b.name);
+    ctx.sh(&format!("zfs create '{root_fs}'")).await?;
+    let tree = Tree::create(ctx, 100_000).await?;
+    let port = free_port()?;
+    let serve = format!("{{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"127.0.0.2\": \"alice\"}}}}");
+    let connect = format!("{{type: tcp, address: \"127.0.0.1:{port}\"}}");
+    let sink_cfg = scratch.write("sink.yml", &cfg(&dir, "sink", &sink(&serve, &root_fs)))?;
+    let push_cfg = scratch.write("push.yml", &cfg(&dir, "push", &push(&connect, &tree)))?;
+    let sink_d = Daemon::start("sink", &sink_cfg, &scratch.path("sink.sock"), &scratch.path("sink.log")).await?;
+    let push_d = Daemon::start("push", &push_cfg, &scratch.path("push.sock"), &scratch.path("push.log")).await?;
+    let (ok, _, err) = push_d.cli(&["signal", "wakeup", "push", "--wait"]).await?;
+    ensure!(!ok, "a push from an unmapped IP must fail:\n{err}");
+    wait_log(&sink_d, &["127.0.0.1"]).await?;
+    let received = ctx.sh(&format!("zfs list -H -r -o name '{root_fs}'")).await?;
+    ensure!(received.trim() == root_fs, "nothing may arrive: {received}");
+    push_d.stop().await?;
+    sink_d.stop().await?;
+    Ok(())
+}
+
+/// SIGTERM to the push daemon during a step: it exits cleanly, the sink keeps
+/// a resumable partial receive, and after a restart the step resumes.
+pub async fn sigterm_keeps_step_resumable(ctx: &Ctx) -> Result<()> {
+    let scratch = Scratch::new(ctx)?;
+    let dir = scratch.dir.display().to_string();
+    let b = SecondPool::create(ctx).await?;
+    let root_fs = format!("{}/sink", b.name);
+    ctx.sh(&format!("zfs create '{root_fs}'")).await?;
+    let tree = Tree::create(ctx, 64_000_000).await?;
+    let port = free_port()?;
+    let serve = format!("{{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"127.0.0.1\": \"alice\"}}}}");
+    let connect = format!("{{type: tcp, address: \"127.0.0.1:{port}\"}}");
+    let sink_cfg = scratch.write("sink.yml", &cfg(&dir, "sink", &sink(&serve, &root_fs)))?;
+    let push_cfg = scratch.write("push.yml", &cfg(&dir, "push", &push(&connect, &tree)))?;
+    let sink_d = Daemon::start("sink", &sink_cfg, &scratch.path("sink.sock"), &scratch.path("sink.log")).await?;
+    let push_d = Daemon::start("push", &push_cfg, &scratch.path("push.sock"), &scratch.path("push.log")).await?;
+    let app_dst = format!("{root_fs}/alice/{}", tree.app);
+
+    let (ok, _, err) = push_d.cli(&["signal", "wakeup", "push"]).await?;
+    ensure!(ok, "wakeup: {err}");
+    // Wait until the big filesystem's step has moved some bytes.
+    let started = Instant::now();
+    loop {
+        let (_, out, _) = push_d.cli(&["status", "--mode", "raw"]).await?;
+        let v: serde_json::Value = serde_json::from_str(&out).context("status --mode raw")?;
+        let moving = v[0]["current"]["filesystems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["fs"] == tree.app.as_str() && f["bytes_replicated"].as_u64().unwrap_or(0) > 0);
+        if moving {
+            break;
+        }
+        ensure!(started.elapsed() < Duration::from_secs(60), "no progress within 60s:\n{out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    push_d.stop().await.context("push daemon on SIGTERM")?;
+    let token = ctx
+        .sh(&format!("zfs get -H -o value receive_resume_token '{app_dst}'"))
+        .await?;
+    ensure!(token.trim().len() > 10, "no resumable state on the sink after SIGTERM: {token:?}");
+
+    let push_d = Daemon::start("push", &push_cfg, &scratch.path("push.sock"), &scratch.path("push2.log")).await?;
+    let summary = push_d.wakeup_ok("push").await?;
+    ensure!(summary.contains("resum"), "the step must resume:\n{summary}");
+    tree.verify(ctx, &format!("{root_fs}/alice"), &["zrelay_1"], "first.bin").await?;
+    push_d.stop().await?;
+    sink_d.stop().await?;
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! Running real `zrelay daemon` processes for end-to-end cases: a second
+//! pool for the receiving side, config files, daemons with their own control
+//! sockets and logs, and the CLI that talks to them.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _, Result};
+use tokio::process::{Child, Command};
+
+use crate::harness::Ctx;
+
+/// The `zrelay` binary next to this test binary.
+pub fn zrelay_bin() -> Result<PathBuf> {
+    let bin = std::env::current_exe()?.with_file_name("zrelay");
+    ensure!(
+        bin.exists(),
+        "{} is missing: build the workspace first",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A second pool for a case (the receiving side), destroyed on drop.
+pub struct SecondPool {
+    /// Its name.
+    pub name: String,
+    vdev: PathBuf,
+}
+
+impl SecondPool {
+    /// Create `<case pool>_b` on a 256 MiB file vdev.
+    pub async fn create(ctx: &Ctx) -> Result<SecondPool> {
+        let name = format!("{}_b", ctx.pool);
+        let vdev = PathBuf::from(format!("/var/tmp/zrelay-platformtest/{name}.img"));
+        ctx.sh(&format!(
+            "mkdir -p /var/tmp/zrelay-platformtest && truncate -s 256M '{v}' && \
+             zpool create -f -o cachefile=none -m '/{name}' '{name}' '{v}'",
+            v = vdev.display()
+        ))
+        .await?;
+        Ok(SecondPool { name, vdev })
+    }
+}
+
+impl Drop for SecondPool {
+    fn drop(&mut self) {
+        for _ in 0..10 {
+            let ok = std::process::Command::new("zpool")
+                .args(["destroy", "-f", &self.name])
+                .output()
+                .map(|o| o.status.success() || String::from_utf8_lossy(&o.stderr).contains("no such pool"))
+                .unwrap_or(false);
+            if ok {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let _ = std::fs::remove_file(&self.vdev);
+    }
+}
+
+/// A case's scratch directory (configs, sockets, logs, keys), removed on drop.
+pub struct Scratch {
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    /// A fresh, private directory named after the case's pool.
+    pub fn new(ctx: &Ctx) -> Result<Scratch> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = PathBuf::from(format!("/tmp/zrelay-e2e-{}", ctx.pool));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        Ok(Scratch { dir })
+    }
+
+    /// `dir/name`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Write `dir/name` and return its path.
+    pub fn write(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let p = self.path(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        Ok(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running `zrelay daemon`.
+pub struct Daemon {
+    /// A name for messages.
+    pub name: String,
+    /// Its configuration file.
+    pub config: PathBuf,
+    /// Its stderr, as a file.
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Start `zrelay daemon --config <config>` and wait (≤ 30 s) until its
+    /// control socket `sock` answers.
+    pub async fn start(name: &str, config: &Path, sock: &Path, log: &Path) -> Result<Daemon> {
+        let logf = std::fs::File::create(log)?;
+        let child = Command::new(zrelay_bin()?)
+            .arg("daemon")
+            .arg("--config")
+            .arg(config)
+            .env("ZRELAY_LOG", "info,zrelay_rpc=debug")
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone()?)
+            .stderr(logf)
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning zrelay daemon")?;
+        let mut d = Daemon {
+            name: name.to_string(),
+            config: config.to_path_buf(),
+            log: log.to_path_buf(),
+            child: Some(child),
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(st) = d.child.as_mut().unwrap().try_wait()? {
+                bail!("daemon {name} exited at start ({st}):\n{}", d.log_text());
+            }
+            if tokio::net::UnixStream::connect(sock).await.is_ok() {
+                return Ok(d);
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("daemon {name}: no control socket after 30s:\n{}", d.log_text());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Run `zrelay <args> --config <this daemon's config>`; returns
+    /// (success, stdout, stderr).
+    pub async fn cli(&self, args: &[&str]) -> Result<(bool, String, String)> {
+        let out = Command::new(zrelay_bin()?)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .await?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// `zrelay signal wakeup JOB --wait`, which must succeed.
+    pub async fn wakeup_ok(&self, job: &str) -> Result<String> {
+        let (ok, _, err) = self.cli(&["signal", "wakeup", job, "--wait"]).await?;
+        ensure!(
+            ok,
+            "signal wakeup {job} --wait failed:\n{err}\n--- {} log:\n{}",
+            self.name,
+            tail(&self.log_text())
+        );
+        Ok(err)
+    }
+
+    /// Stop with SIGTERM and expect a clean exit within 60 s.
+    pub async fn stop(mut self) -> Result<String> {
+        let mut child = self.child.take().expect("running");
+        if let Some(pid) = child.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        let st = tokio::time::timeout(Duration::from_secs(60), child.wait())
+            .await
+            .context("daemon did not stop within 60s of SIGTERM")??;
+        let log = self.log_text();
+        ensure!(
+            st.success(),
+            "daemon {} exited with {st} on SIGTERM:\n{}",
+            self.name,
+            tail(&log)
+        );
+        Ok(log)
+    }
+}
+
+/// The last 60 lines of a log.
+pub fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// The sha256 of `file` in the mounted filesystem `fs` (mounting it if needed).
+pub async fn checksum(ctx: &Ctx, fs: &str, file: &str) -> Result<String> {
+    let out = ctx
+        .sh(&format!(
+            "fs='{fs}'; [ \"$(zfs get -H -o value mounted \"$fs\")\" = yes ] || zfs mount -o ro,noatime \"$fs\"; \
+             sha256sum \"$(zfs get -H -o value mountpoint \"$fs\")/{file}\" | cut -d' ' -f1"
+        ))
+        .await?;
+    Ok(out.trim().to_string())
+}
+
+/// The guid of `name` (snapshot or dataset) with the plain zfs CLI.
+pub async fn guid(ctx: &Ctx, name: &str) -> Result<String> {
+    Ok(ctx
+        .sh(&format!("zfs get -H -o value guid '{name}'"))
+        .await?
+        .trim()
+        .to_string())
+}
