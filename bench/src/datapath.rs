@@ -14,7 +14,6 @@
 
 mod ends;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,7 +97,7 @@ fn consume(bytes: u64) -> Result<()> {
 }
 
 /// (B): producer | consumer.
-fn pipe_baseline(exe: &PathBuf, bytes: u64) -> Result<f64> {
+fn pipe_baseline(exe: &std::path::Path, bytes: u64) -> Result<f64> {
     let started = Instant::now();
     let mut p = std::process::Command::new(exe)
         .args(["produce", &bytes.to_string()])
@@ -194,7 +193,7 @@ fn write_pki(dir: &std::path::Path) -> Result<()> {
 
 /// zrelay's path over `serve`/`connect`: MiB/s.
 async fn zrelay_path(
-    exe: &PathBuf,
+    exe: &std::path::Path,
     bytes: u64,
     serve: ServeOptions,
     connect: ConnectOptions,

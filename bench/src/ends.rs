@@ -4,7 +4,7 @@
 //! zrelay. Only `send` and `receive` are meaningful; the other calls are
 //! refused.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use async_trait::async_trait;
 use zrelay_endpoint::{
@@ -22,12 +22,12 @@ fn unsupported<T>(what: &str) -> Result<T> {
 }
 
 /// `bench_exe produce BYTES`.
-pub fn producer(exe: &PathBuf, bytes: u64) -> CmdLine {
+pub fn producer(exe: &Path, bytes: u64) -> CmdLine {
     CmdLine::new(exe.display().to_string()).args(["produce".to_string(), bytes.to_string()])
 }
 
 /// `bench_exe consume BYTES`.
-pub fn consumer(exe: &PathBuf, bytes: u64) -> CmdLine {
+pub fn consumer(exe: &Path, bytes: u64) -> CmdLine {
     CmdLine::new(exe.display().to_string()).args(["consume".to_string(), bytes.to_string()])
 }
 

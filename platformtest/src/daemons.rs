@@ -57,7 +57,10 @@ impl Drop for SecondPool {
             let ok = std::process::Command::new("zpool")
                 .args(["destroy", "-f", &self.name])
                 .output()
-                .map(|o| o.status.success() || String::from_utf8_lossy(&o.stderr).contains("no such pool"))
+                .map(|o| {
+                    o.status.success()
+                        || String::from_utf8_lossy(&o.stderr).contains("no such pool")
+                })
                 .unwrap_or(false);
             if ok {
                 break;
@@ -146,7 +149,10 @@ impl Daemon {
                 return Ok(d);
             }
             if started.elapsed() > Duration::from_secs(30) {
-                bail!("daemon {name}: no control socket after 30s:\n{}", d.log_text());
+                bail!(
+                    "daemon {name}: no control socket after 30s:\n{}",
+                    d.log_text()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -166,10 +172,18 @@ impl Daemon {
             .arg(&self.config)
             .output()
             .await?;
+        let mut err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            err.push_str(&format!(
+                "\n(zrelay {} exited: {})",
+                args.join(" "),
+                out.status
+            ));
+        }
         Ok((
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+            err,
         ))
     }
 

@@ -136,7 +136,10 @@ pub async fn serve(
         match stream.peer_cred() {
             Ok(cred) if cred.uid() == owner || cred.uid() == 0 => {}
             Ok(cred) => {
-                warn!(uid = cred.uid(), "control socket: refusing a client that is neither root nor the daemon's user");
+                warn!(
+                    uid = cred.uid(),
+                    "control socket: refusing a client that is neither root nor the daemon's user"
+                );
                 continue;
             }
             Err(e) => {

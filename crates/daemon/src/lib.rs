@@ -147,8 +147,7 @@ impl Daemon {
                     };
                     let connector = zrelay_transport::connector(connect).map_err(terr)?;
                     let endpoint = connector.describe();
-                    let (sender, receiver): (Arc<dyn Sender>, Arc<dyn Receiver>) = match &job.kind
-                    {
+                    let (sender, receiver): (Arc<dyn Sender>, Arc<dyn Receiver>) = match &job.kind {
                         JobKind::Push(p) => {
                             if !matches!(p.snapshotting, Snapshotting::Manual) {
                                 warn!(job = %name, "snapshotting is not implemented yet; replication runs on `zrelay signal wakeup`");

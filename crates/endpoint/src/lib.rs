@@ -30,4 +30,4 @@ pub use filter::FsFilter;
 pub use sender::{LocalSender, SendOptions};
 pub use traits::{Receiver, Sender};
 pub mod receiver;
-pub use receiver::{pump, LocalReceiver, PumpError, PlaceholderEncryption, RecvOptions};
+pub use receiver::{pump, LocalReceiver, PlaceholderEncryption, PumpError, RecvOptions};

@@ -154,7 +154,8 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 pub async fn status(a: StatusArgs) -> Result<()> {
     let config = a.config.load()?;
     loop {
-        let jobs = match control::request(&config.global.control_sockpath, &Request::Status).await? {
+        let jobs = match control::request(&config.global.control_sockpath, &Request::Status).await?
+        {
             Response::Status { jobs } => jobs,
             Response::Error { message } => bail!("{message}"),
             other => bail!("unexpected answer from the daemon: {other:?}"),
@@ -209,5 +210,36 @@ pub async fn stdinserver(a: StdinserverArgs) -> Result<()> {
         tokio::io::stdout(),
     )
     .await?;
+    Ok(())
+}
+
+/// `zrelay configcheck`.
+#[derive(Args)]
+pub struct ConfigcheckArgs {
+    /// Print the validated configuration as: pretty, yaml (zrepl syntax,
+    /// defaults written out) or json.
+    #[arg(long, default_value = "pretty")]
+    format: zrelay_config::RenderFormat,
+    /// Which part to print: all, config, jobs or logging.
+    #[arg(long, default_value = "all")]
+    what: zrelay_config::RenderWhat,
+    /// Only check; print nothing on success.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+/// Parse and validate the configuration; exit 0 only if it is valid.
+pub async fn configcheck(a: ConfigcheckArgs) -> Result<()> {
+    let config = a.config.load()?;
+    if !a.quiet {
+        print!("{}", config.render(a.format, a.what));
+    }
+    eprintln!(
+        "{}: valid, {} job(s)",
+        config.origin.display(),
+        config.jobs.len()
+    );
     Ok(())
 }

@@ -31,6 +31,8 @@ enum Command {
     Signal(daemon::SignalArgs),
     /// Show the running daemon's jobs and their replication progress.
     Status(daemon::StatusArgs),
+    /// Check the configuration (zrepl's format) and print it validated.
+    Configcheck(daemon::ConfigcheckArgs),
     /// The ssh forced command of `serve: {type: stdinserver}` (authorized_keys).
     Stdinserver(daemon::StdinserverArgs),
 }
@@ -70,5 +72,6 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Signal(a) => daemon::signal_cmd(a).await,
         Command::Status(a) => daemon::status(a).await,
         Command::Stdinserver(a) => daemon::stdinserver(a).await,
+        Command::Configcheck(a) => daemon::configcheck(a).await,
     }
 }

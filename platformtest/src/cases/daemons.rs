@@ -26,9 +26,18 @@ pub fn cases() -> Vec<Case> {
         e2e!("DaemonPushSinkSsh", push_sink_ssh),
         e2e!("DaemonPushSinkLocal", push_sink_local),
         e2e!("DaemonPullSourceTcp", pull_source_tcp),
-        e2e!("DaemonTlsRefusesUnknownAndMissingClientCerts", super::daemons_more::tls_refusals),
-        e2e!("DaemonTcpRefusesUnmappedClient", super::daemons_more::tcp_refuses_unmapped_ip),
-        e2e!("DaemonSigtermKeepsStepResumable", super::daemons_more::sigterm_keeps_step_resumable),
+        e2e!(
+            "DaemonTlsRefusesUnknownAndMissingClientCerts",
+            super::daemons_more::tls_refusals
+        ),
+        e2e!(
+            "DaemonTcpRefusesUnmappedClient",
+            super::daemons_more::tcp_refuses_unmapped_ip
+        ),
+        e2e!(
+            "DaemonSigtermKeepsStepResumable",
+            super::daemons_more::sigterm_keeps_step_resumable
+        ),
     ]
 }
 
@@ -85,17 +94,32 @@ impl Tree {
 
     /// Both filesystems arrived under `dst_root` (`dst_root/<sender path>`):
     /// the snapshots' GUIDs match and `file` of `app` has the same checksum.
-    pub async fn verify(&self, ctx: &Ctx, dst_root: &str, snaps: &[&str], file: &str) -> Result<()> {
+    pub async fn verify(
+        &self,
+        ctx: &Ctx,
+        dst_root: &str,
+        snaps: &[&str],
+        file: &str,
+    ) -> Result<()> {
         for fs in [&self.app, &self.logs] {
             let dst = format!("{dst_root}/{fs}");
             for s in snaps {
-                let (a, b) = (guid(ctx, &format!("{fs}@{s}")).await?, guid(ctx, &format!("{dst}@{s}")).await?);
+                let (a, b) = (
+                    guid(ctx, &format!("{fs}@{s}")).await?,
+                    guid(ctx, &format!("{dst}@{s}")).await?,
+                );
                 ensure!(a == b, "{dst}@{s}: guid {b}, sender has {a}");
             }
         }
         let dst = format!("{dst_root}/{}", self.app);
-        let (a, b) = (checksum(ctx, self.app.as_str(), file).await?, checksum(ctx, &dst, file).await?);
-        ensure!(a == b && a.len() == 64, "{file}: sha256 {b} on the receiver, {a} on the sender");
+        let (a, b) = (
+            checksum(ctx, self.app.as_str(), file).await?,
+            checksum(ctx, &dst, file).await?,
+        );
+        ensure!(
+            a == b && a.len() == 64,
+            "{file}: sha256 {b} on the receiver, {a} on the sender"
+        );
         Ok(())
     }
 }
@@ -204,38 +228,90 @@ pub async fn push_sink(ctx: &Ctx, t: Transport) -> Result<()> {
             push_job(&connect, &tree.src)
         );
         let cfg = scratch.write("both.yml", &cfg)?;
-        let d = Daemon::start("both", &cfg, &scratch.path("both.sock"), &scratch.path("both.log")).await?;
+        let d = Daemon::start(
+            "both",
+            &cfg,
+            &scratch.path("both.sock"),
+            &scratch.path("both.log"),
+        )
+        .await?;
         (None, d)
     } else {
-        let sink_cfg = scratch.write("sink.yml", &format!("{}jobs:\n{}", global(&dir, "sink"), sink_job(&serve, &root_fs)))?;
+        let sink_cfg = scratch.write(
+            "sink.yml",
+            &format!(
+                "{}jobs:\n{}",
+                global(&dir, "sink"),
+                sink_job(&serve, &root_fs)
+            ),
+        )?;
         if t == Transport::Ssh {
             start_sshd(ctx, &dir, port, &sink_cfg.display().to_string()).await?;
         }
-        let push_cfg = scratch.write("push.yml", &format!("{}jobs:\n{}", global(&dir, "push"), push_job(&connect, &tree.src)))?;
-        let sink = Daemon::start("sink", &sink_cfg, &scratch.path("sink.sock"), &scratch.path("sink.log")).await?;
-        let push = Daemon::start("push", &push_cfg, &scratch.path("push.sock"), &scratch.path("push.log")).await?;
+        let push_cfg = scratch.write(
+            "push.yml",
+            &format!(
+                "{}jobs:\n{}",
+                global(&dir, "push"),
+                push_job(&connect, &tree.src)
+            ),
+        )?;
+        let sink = Daemon::start(
+            "sink",
+            &sink_cfg,
+            &scratch.path("sink.sock"),
+            &scratch.path("sink.log"),
+        )
+        .await?;
+        let push = Daemon::start(
+            "push",
+            &push_cfg,
+            &scratch.path("push.sock"),
+            &scratch.path("push.log"),
+        )
+        .await?;
         (Some(sink), push)
     };
     let result = async {
         let dst_root = format!("{root_fs}/alice");
         push.wakeup_ok("push").await?;
-        tree.verify(ctx, &dst_root, &["zrelay_1"], "first.bin").await?;
+        tree.verify(ctx, &dst_root, &["zrelay_1"], "first.bin")
+            .await?;
         ctx.write(&tree.app, "second.bin", 1_000_000).await?;
         tree.snapshot(ctx, "zrelay_2").await?;
         let summary = push.wakeup_ok("push").await?;
-        ensure!(summary.contains("@zrelay_1 => @zrelay_2"), "second run must be incremental:\n{summary}");
-        tree.verify(ctx, &dst_root, &["zrelay_1", "zrelay_2"], "second.bin").await?;
-        let placeholder = ctx.sh(&format!("zfs get -H -o value,source zrepl:placeholder '{dst_root}'")).await?;
-        ensure!(placeholder.starts_with("on\tlocal"), "{dst_root} must be a placeholder: {placeholder}");
+        ensure!(
+            summary.contains("@zrelay_1 => @zrelay_2"),
+            "second run must be incremental:\n{summary}"
+        );
+        tree.verify(ctx, &dst_root, &["zrelay_1", "zrelay_2"], "second.bin")
+            .await?;
+        let placeholder = ctx
+            .sh(&format!(
+                "zfs get -H -o value,source zrepl:placeholder '{dst_root}'"
+            ))
+            .await?;
+        ensure!(
+            placeholder.starts_with("on\tlocal"),
+            "{dst_root} must be a placeholder: {placeholder}"
+        );
         Ok(())
     }
     .await;
     if t == Transport::Ssh {
-        let _ = ctx.sh(&format!("kill $(cat '{dir}/sshd.pid') 2>/dev/null || true")).await;
+        let _ = ctx
+            .sh(&format!("kill $(cat '{dir}/sshd.pid') 2>/dev/null || true"))
+            .await;
     }
     let push_log = push.log_text();
     let sink_log = sink.as_ref().map(|s| s.log_text()).unwrap_or_default();
-    result.with_context(|| format!("--- push log:\n{}\n--- sink log:\n{}", tail(&push_log), tail(&sink_log)))?;
+    result.with_context(|| {
+        format!(
+            "--- push log:\n{}\n--- sink log:\n{}",
+            tail(&push_log),
+            tail(&sink_log)
+        )
+    })?;
     push.stop().await?;
     if let Some(s) = sink {
         s.stop().await?;
@@ -263,23 +339,51 @@ pub async fn pull_source_tcp(ctx: &Ctx) -> Result<()> {
     );
     let source_cfg = scratch.write("source.yml", &source)?;
     let pull_cfg = scratch.write("pull.yml", &pull)?;
-    let source = Daemon::start("source", &source_cfg, &scratch.path("source.sock"), &scratch.path("source.log")).await?;
-    let pull = Daemon::start("pull", &pull_cfg, &scratch.path("pull.sock"), &scratch.path("pull.log")).await?;
+    let source = Daemon::start(
+        "source",
+        &source_cfg,
+        &scratch.path("source.sock"),
+        &scratch.path("source.log"),
+    )
+    .await?;
+    let pull = Daemon::start(
+        "pull",
+        &pull_cfg,
+        &scratch.path("pull.sock"),
+        &scratch.path("pull.log"),
+    )
+    .await?;
     let result = async {
         pull.wakeup_ok("pull").await?;
-        tree.verify(ctx, &root_fs, &["zrelay_1"], "first.bin").await?;
+        tree.verify(ctx, &root_fs, &["zrelay_1"], "first.bin")
+            .await?;
         ctx.write(&tree.app, "second.bin", 1_000_000).await?;
         tree.snapshot(ctx, "zrelay_2").await?;
         let summary = pull.wakeup_ok("pull").await?;
-        ensure!(summary.contains("@zrelay_1 => @zrelay_2"), "second run must be incremental:\n{summary}");
-        tree.verify(ctx, &root_fs, &["zrelay_1", "zrelay_2"], "second.bin").await?;
+        ensure!(
+            summary.contains("@zrelay_1 => @zrelay_2"),
+            "second run must be incremental:\n{summary}"
+        );
+        tree.verify(ctx, &root_fs, &["zrelay_1", "zrelay_2"], "second.bin")
+            .await?;
         // The source's cursor bookmark (job `pull`? no: the source job's name) moved.
-        let cursors = ctx.sh(&format!("zfs list -H -t bookmark -o name '{}'", tree.app)).await?;
-        ensure!(cursors.contains("#zrepl_CURSOR_G_") && cursors.contains("_J_source"), "cursor bookmarks: {cursors}");
+        let cursors = ctx
+            .sh(&format!("zfs list -H -t bookmark -o name '{}'", tree.app))
+            .await?;
+        ensure!(
+            cursors.contains("#zrepl_CURSOR_G_") && cursors.contains("_J_source"),
+            "cursor bookmarks: {cursors}"
+        );
         Ok(())
     }
     .await;
-    result.with_context(|| format!("--- pull log:\n{}\n--- source log:\n{}", tail(&pull.log_text()), tail(&source.log_text())))?;
+    result.with_context(|| {
+        format!(
+            "--- pull log:\n{}\n--- source log:\n{}",
+            tail(&pull.log_text()),
+            tail(&source.log_text())
+        )
+    })?;
     pull.stop().await?;
     source.stop().await?;
     Ok(())

@@ -35,6 +35,9 @@ async fn wait_log(d: &Daemon, needles: &[&str]) -> Result<()> {
     loop {
         let log = d.log_text();
         if needles.iter().all(|n| log.contains(n)) {
+            if let Some(l) = log.lines().find(|l| l.contains(needles[0])) {
+                println!("       {} logged: {}", d.name, strip_ansi(l));
+            }
             return Ok(());
         }
         if started.elapsed() > Duration::from_secs(20) {
@@ -42,6 +45,20 @@ async fn wait_log(d: &Daemon, needles: &[&str]) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut esc = false;
+    for c in s.chars() {
+        match (esc, c) {
+            (false, '\x1b') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
 }
 
 /// A TLS client whose certificate CN is not in `client_cns` is refused, and
@@ -60,14 +77,31 @@ pub async fn tls_refusals(ctx: &Ctx) -> Result<()> {
     let connect = format!("{{type: tls, address: \"127.0.0.1:{port}\", ca: \"{dir}/ca.pem\", cert: \"{dir}/mallory.pem\", key: \"{dir}/mallory.key\", server_cn: \"sink.test\"}}");
     let sink_cfg = scratch.write("sink.yml", &cfg(&dir, "sink", &sink(&serve, &root_fs)))?;
     let push_cfg = scratch.write("push.yml", &cfg(&dir, "push", &push(&connect, &tree)))?;
-    let sink_d = Daemon::start("sink", &sink_cfg, &scratch.path("sink.sock"), &scratch.path("sink.log")).await?;
-    let push_d = Daemon::start("push", &push_cfg, &scratch.path("push.sock"), &scratch.path("push.log")).await?;
+    let sink_d = Daemon::start(
+        "sink",
+        &sink_cfg,
+        &scratch.path("sink.sock"),
+        &scratch.path("sink.log"),
+    )
+    .await?;
+    let push_d = Daemon::start(
+        "push",
+        &push_cfg,
+        &scratch.path("push.sock"),
+        &scratch.path("push.log"),
+    )
+    .await?;
 
     let (ok, _, err) = push_d.cli(&["signal", "wakeup", "push", "--wait"]).await?;
     ensure!(!ok, "mallory's push must fail:\n{err}");
     wait_log(&sink_d, &["mallory", "client_cns"]).await?;
-    let received = ctx.sh(&format!("zfs list -H -r -o name '{root_fs}'")).await?;
-    ensure!(received.trim() == root_fs, "nothing may arrive from mallory: {received}");
+    let received = ctx
+        .sh(&format!("zfs list -H -r -o name '{root_fs}'"))
+        .await?;
+    ensure!(
+        received.trim() == root_fs,
+        "nothing may arrive from mallory: {received}"
+    );
 
     // No client certificate at all.
     let mut roots = rustls::RootCertStore::empty();
@@ -112,16 +146,32 @@ pub async fn tcp_refuses_unmapped_ip(ctx: &Ctx) -> Result<()> {
     ctx.sh(&format!("zfs create '{root_fs}'")).await?;
     let tree = Tree::create(ctx, 100_000).await?;
     let port = free_port()?;
-    let serve = format!("{{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"127.0.0.2\": \"alice\"}}}}");
+    let serve = format!(
+        "{{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"127.0.0.2\": \"alice\"}}}}"
+    );
     let connect = format!("{{type: tcp, address: \"127.0.0.1:{port}\"}}");
     let sink_cfg = scratch.write("sink.yml", &cfg(&dir, "sink", &sink(&serve, &root_fs)))?;
     let push_cfg = scratch.write("push.yml", &cfg(&dir, "push", &push(&connect, &tree)))?;
-    let sink_d = Daemon::start("sink", &sink_cfg, &scratch.path("sink.sock"), &scratch.path("sink.log")).await?;
-    let push_d = Daemon::start("push", &push_cfg, &scratch.path("push.sock"), &scratch.path("push.log")).await?;
+    let sink_d = Daemon::start(
+        "sink",
+        &sink_cfg,
+        &scratch.path("sink.sock"),
+        &scratch.path("sink.log"),
+    )
+    .await?;
+    let push_d = Daemon::start(
+        "push",
+        &push_cfg,
+        &scratch.path("push.sock"),
+        &scratch.path("push.log"),
+    )
+    .await?;
     let (ok, _, err) = push_d.cli(&["signal", "wakeup", "push", "--wait"]).await?;
     ensure!(!ok, "a push from an unmapped IP must fail:\n{err}");
     wait_log(&sink_d, &["127.0.0.1"]).await?;
-    let received = ctx.sh(&format!("zfs list -H -r -o name '{root_fs}'")).await?;
+    let received = ctx
+        .sh(&format!("zfs list -H -r -o name '{root_fs}'"))
+        .await?;
     ensure!(received.trim() == root_fs, "nothing may arrive: {received}");
     push_d.stop().await?;
     sink_d.stop().await?;
@@ -138,12 +188,26 @@ pub async fn sigterm_keeps_step_resumable(ctx: &Ctx) -> Result<()> {
     ctx.sh(&format!("zfs create '{root_fs}'")).await?;
     let tree = Tree::create(ctx, 64_000_000).await?;
     let port = free_port()?;
-    let serve = format!("{{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"127.0.0.1\": \"alice\"}}}}");
+    let serve = format!(
+        "{{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"127.0.0.1\": \"alice\"}}}}"
+    );
     let connect = format!("{{type: tcp, address: \"127.0.0.1:{port}\"}}");
     let sink_cfg = scratch.write("sink.yml", &cfg(&dir, "sink", &sink(&serve, &root_fs)))?;
     let push_cfg = scratch.write("push.yml", &cfg(&dir, "push", &push(&connect, &tree)))?;
-    let sink_d = Daemon::start("sink", &sink_cfg, &scratch.path("sink.sock"), &scratch.path("sink.log")).await?;
-    let push_d = Daemon::start("push", &push_cfg, &scratch.path("push.sock"), &scratch.path("push.log")).await?;
+    let sink_d = Daemon::start(
+        "sink",
+        &sink_cfg,
+        &scratch.path("sink.sock"),
+        &scratch.path("sink.log"),
+    )
+    .await?;
+    let push_d = Daemon::start(
+        "push",
+        &push_cfg,
+        &scratch.path("push.sock"),
+        &scratch.path("push.log"),
+    )
+    .await?;
     let app_dst = format!("{root_fs}/alice/{}", tree.app);
 
     let (ok, _, err) = push_d.cli(&["signal", "wakeup", "push"]).await?;
@@ -157,23 +221,43 @@ pub async fn sigterm_keeps_step_resumable(ctx: &Ctx) -> Result<()> {
             .as_array()
             .into_iter()
             .flatten()
-            .any(|f| f["fs"] == tree.app.as_str() && f["bytes_replicated"].as_u64().unwrap_or(0) > 0);
+            .any(|f| {
+                f["fs"] == tree.app.as_str() && f["bytes_replicated"].as_u64().unwrap_or(0) > 0
+            });
         if moving {
             break;
         }
-        ensure!(started.elapsed() < Duration::from_secs(60), "no progress within 60s:\n{out}");
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "no progress within 60s:\n{out}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     push_d.stop().await.context("push daemon on SIGTERM")?;
     let token = ctx
-        .sh(&format!("zfs get -H -o value receive_resume_token '{app_dst}'"))
+        .sh(&format!(
+            "zfs get -H -o value receive_resume_token '{app_dst}'"
+        ))
         .await?;
-    ensure!(token.trim().len() > 10, "no resumable state on the sink after SIGTERM: {token:?}");
+    ensure!(
+        token.trim().len() > 10,
+        "no resumable state on the sink after SIGTERM: {token:?}"
+    );
 
-    let push_d = Daemon::start("push", &push_cfg, &scratch.path("push.sock"), &scratch.path("push2.log")).await?;
+    let push_d = Daemon::start(
+        "push",
+        &push_cfg,
+        &scratch.path("push.sock"),
+        &scratch.path("push2.log"),
+    )
+    .await?;
     let summary = push_d.wakeup_ok("push").await?;
-    ensure!(summary.contains("resum"), "the step must resume:\n{summary}");
-    tree.verify(ctx, &format!("{root_fs}/alice"), &["zrelay_1"], "first.bin").await?;
+    ensure!(
+        summary.contains("resum"),
+        "the step must resume:\n{summary}"
+    );
+    tree.verify(ctx, &format!("{root_fs}/alice"), &["zrelay_1"], "first.bin")
+        .await?;
     push_d.stop().await?;
     sink_d.stop().await?;
     Ok(())

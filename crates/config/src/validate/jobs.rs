@@ -1,7 +1,6 @@
 //! Jobs and their transports (`connect`, `serve`).
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use zrelay_endpoint::{ClientIdentity, JobId};
@@ -220,60 +219,20 @@ fn identities(cx: Cx<'_>, path: &KeyPath, list: &[String]) -> R<Vec<String>> {
 /// tcp `clients`: an IP or CIDR → identity; a CIDR's identity must contain
 /// exactly one `*`, which is replaced by the client's IP; an IP's must not.
 fn clients(cx: Cx<'_>, path: &KeyPath, raw: &Ordered<String>) -> R<Vec<ClientMapping>> {
+    // The transport owns the rules (IP or CIDR, `*` only for a CIDR,
+    // identities valid after expansion); check each entry at its own key,
+    // then the whole map (duplicates).
     let mut out = Vec::new();
     for (pattern, ident) in &raw.0 {
-        let p = path.k(pattern);
-        let (addr, cidr) = match pattern.split_once('/') {
-            None => (pattern.as_str(), false),
-            Some((a, _)) => (a, true),
-        };
-        let ip: IpAddr = addr.parse().map_err(|_| {
-            cx.err(
-                &p,
-                format!(
-                    "{pattern:?} is not an IP address or CIDR (like 192.168.1.2 or 10.0.0.0/24)"
-                ),
-            )
-        })?;
-        if let Some((_, bits)) = pattern.split_once('/') {
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            match bits.parse::<u8>() {
-                Ok(b) if b <= max => {}
-                _ => {
-                    return Err(cx.err(
-                        &p,
-                        format!("{pattern:?}: invalid CIDR prefix length (0 to {max})"),
-                    ))
-                }
-            }
-        }
-        let stars = ident.matches('*').count();
-        if cidr && stars != 1 {
-            return Err(cx.err(
-                &p,
-                format!(
-                    "the identity {ident:?} of CIDR {pattern:?} must contain exactly one `*` \
-                     (replaced by the client's IP address)"
-                ),
-            ));
-        }
-        if !cidr && stars != 0 {
-            return Err(cx.err(
-                &p,
-                format!("the identity {ident:?} of a single IP must not contain `*`"),
-            ));
-        }
-        let longest = if ip.is_ipv4() {
-            "255.255.255.255"
-        } else {
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
-        };
-        ClientIdentity::parse(&ident.replace('*', longest)).map_err(|e| cx.err(&p, e))?;
-        out.push(ClientMapping {
+        let m = ClientMapping {
             pattern: pattern.clone(),
             identity: ident.clone(),
-        });
+        };
+        zrelay_transport::validate_clients(std::slice::from_ref(&m))
+            .map_err(|e| cx.err(&path.k(pattern), e))?;
+        out.push(m);
     }
+    zrelay_transport::validate_clients(&out).map_err(|e| cx.err(path, e))?;
     Ok(out)
 }
 

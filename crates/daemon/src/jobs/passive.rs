@@ -134,8 +134,14 @@ impl PassiveJob {
             debug!(job = %self.name, peer = %a.peer, client = %a.identity, "client connected");
             let span = info_span!("conn", job = %self.name, client = %a.identity, peer = %a.peer);
             conns.spawn(
-                zrelay_rpc::serve_conn(a.conn, a.peer, endpoints, self.rpc.clone(), cancel.child_token())
-                    .instrument(span),
+                zrelay_rpc::serve_conn(
+                    a.conn,
+                    a.peer,
+                    endpoints,
+                    self.rpc.clone(),
+                    cancel.child_token(),
+                )
+                .instrument(span),
             );
         }
         drop(self.listener);
