@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use zrelay_config::{Config, JobKind, PullInterval, ReplicationConfig, Snapshotting};
 use zrelay_endpoint::{LocalReceiver, LocalSender, Receiver, Sender};
-use zrelay_replication::DriverConfig;
+use zrelay_replication::{DriverConfig, SnapshotFilter};
 use zrelay_rpc::{RemoteReceiver, RemoteSender, RpcConfig};
 use zrelay_transport::ServeOptions;
 use zrelay_zfs::Zfs;
@@ -43,6 +43,10 @@ pub fn driver_config(r: &ReplicationConfig) -> DriverConfig {
         initial: r.initial,
         steps: r.steps,
         size_estimates: r.size_estimates,
+        snapshot_filter: r.snapshot_filter.as_ref().map(|f| match f {
+            zrelay_config::SnapshotFilter::Prefix(p) => SnapshotFilter::Prefix(p.clone()),
+            zrelay_config::SnapshotFilter::Regex(r) => SnapshotFilter::Regex(r.clone()),
+        }),
         ..DriverConfig::default()
     }
 }

@@ -34,6 +34,37 @@ pub struct DriverConfig {
     /// Finished filesystems are committed together at most this long after
     /// the first of them finished.
     pub commit_window: Duration,
+    /// zrelay extension (`replication.snapshot_filter`, zrepl #403): only
+    /// sender snapshots whose name matches are replicated.
+    pub snapshot_filter: Option<SnapshotFilter>,
+}
+
+/// Which sender snapshots replication considers (zrelay extension).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotFilter {
+    /// Names starting with this prefix.
+    Prefix(String),
+    /// Names matching this regular expression.
+    Regex(String),
+}
+
+impl SnapshotFilter {
+    /// A matcher for short snapshot names; an invalid regex is an error
+    /// naming it.
+    pub fn matcher(&self) -> Result<Box<dyn Fn(&str) -> bool + Send + Sync>, String> {
+        match self {
+            SnapshotFilter::Prefix(p) => {
+                let p = p.clone();
+                Ok(Box::new(move |n: &str| n.starts_with(&p)))
+            }
+            SnapshotFilter::Regex(r) => {
+                let re = regex::Regex::new(r)
+                    .map_err(|e| format!("invalid replication.snapshot_filter regex {r:?}: {e}"))?;
+                Ok(Box::new(move |n: &str| re.is_match(n)))
+            }
+        }
+    }
 }
 
 impl Default for DriverConfig {
@@ -50,6 +81,7 @@ impl Default for DriverConfig {
             planning_retry: Duration::from_secs(10),
             watchdog: Duration::from_secs(600),
             commit_window: Duration::from_secs(30),
+            snapshot_filter: None,
         }
     }
 }

@@ -36,6 +36,10 @@ pub enum ReplicationError {
     /// The replication was cancelled.
     #[error("cancelled")]
     Cancelled,
+
+    /// The driver's configuration is invalid.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl ReplicationError {
@@ -46,7 +50,8 @@ impl ReplicationError {
             ReplicationError::Stalled(_) | ReplicationError::Cancelled => ErrorClass::Temporary,
             ReplicationError::Conflict(_)
             | ReplicationError::ParentFailed(_)
-            | ReplicationError::RetriesExhausted { .. } => ErrorClass::Permanent,
+            | ReplicationError::RetriesExhausted { .. }
+            | ReplicationError::Config(_) => ErrorClass::Permanent,
         }
     }
 

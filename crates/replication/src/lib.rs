@@ -21,7 +21,7 @@ pub mod report;
 pub mod schedule;
 pub mod step;
 
-pub use config::DriverConfig;
+pub use config::{DriverConfig, SnapshotFilter};
 pub use driver::Driver;
 pub use error::ReplicationError;
 pub use report::{AttemptState, FsReport, FsState, Report, ReportHandle, StepReport};

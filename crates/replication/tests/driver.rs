@@ -395,3 +395,52 @@ async fn a_resumable_failure_after_earlier_steps_keeps_the_holds_the_resume_need
         assert!(held.is_empty(), "@{s} still held: {held:?}");
     }
 }
+
+#[tokio::test]
+async fn snapshot_filter_replicates_only_matching_snapshots_and_keeps_the_path() {
+    let w = World::new(&["a"]).await;
+    w.snap("a", "zrepl_1").await;
+    w.snap("a", "manual_1").await;
+    w.snap("a", "zrepl_2").await;
+    let mut c = cfg();
+    c.snapshot_filter = Some(zrelay_replication::SnapshotFilter::Prefix("zrepl_".into()));
+    let rec = Arc::new(Recording {
+        inner: w.sender(),
+        order: Mutex::new(Vec::new()),
+    });
+    let r = Driver::new(c.clone(), rec.clone(), w.receiver(), CancellationToken::new())
+        .run()
+        .await;
+    assert!(r.succeeded(), "{r:#?}");
+    assert_eq!(*rec.order.lock().unwrap(), ["a@zrepl_1", "a@zrepl_2"]);
+    // A later matching snapshot goes incrementally from zrepl_2, the
+    // non-matching ones in between stay on the sender only.
+    w.snap("a", "manual_2").await;
+    w.snap("a", "zrepl_3").await;
+    let r = Driver::new(c.clone(), rec.clone(), w.receiver(), CancellationToken::new())
+        .run()
+        .await;
+    assert!(r.succeeded(), "{r:#?}");
+    assert_eq!(
+        *rec.order.lock().unwrap(),
+        ["a@zrepl_1", "a@zrepl_2", "a@zrepl_3"]
+    );
+    let dst = w.dst.join(w.src.child("a").unwrap().components()).unwrap();
+    let names: Vec<String> = w
+        .zfs
+        .list_versions(&dst)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|v| v.kind == zrelay_zfs::name::VersionKind::Snapshot)
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(names, ["zrepl_1", "zrepl_2", "zrepl_3"]);
+    // An invalid regex is a permanent, named error.
+    c.snapshot_filter = Some(zrelay_replication::SnapshotFilter::Regex("(".into()));
+    let r = Driver::new(c, w.sender(), w.receiver(), CancellationToken::new())
+        .run()
+        .await;
+    let e = r.planning_error.expect("planning must fail");
+    assert!(e.contains("snapshot_filter regex \"(\""), "{e}");
+}

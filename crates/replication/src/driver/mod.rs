@@ -129,7 +129,12 @@ impl Driver {
             r = async { tokio::join!(self.sender.list_filesystems(), self.receiver.list_filesystems()) } => r,
             _ = self.cancel.cancelled() => return Err(ReplicationError::Cancelled),
         };
-        let plans = plan(&s?, &r?, self.cfg.initial);
+        let (mut s, r) = (s?, r?);
+        if let Some(f) = &self.cfg.snapshot_filter {
+            let matches = f.matcher().map_err(ReplicationError::Config)?;
+            filter_snapshots(&mut s, &r, &*matches);
+        }
+        let plans = plan(&s, &r, self.cfg.initial);
         self.report.update(|r| {
             r.planning_error = None;
             r.filesystems.clear();
@@ -477,5 +482,27 @@ fn e_token(e: &ReplicationError) -> Option<String> {
     match e {
         ReplicationError::Endpoint(ep) => ep.resume_token().map(str::to_string),
         _ => None,
+    }
+}
+
+/// Hide the sender snapshots `matches` rejects, except those the receiver
+/// already has (they anchor the incremental path): they are never sent, and
+/// the planner never mistakes the receiver's history for a divergence.
+/// Bookmarks stay visible.
+pub(crate) fn filter_snapshots(
+    sender: &mut [zrelay_endpoint::FsListing],
+    receiver: &[zrelay_endpoint::FsListing],
+    matches: &dyn Fn(&str) -> bool,
+) {
+    use std::collections::{HashMap, HashSet};
+    let on_receiver: HashMap<_, HashSet<u64>> = receiver
+        .iter()
+        .map(|l| (&l.path, l.versions.iter().map(|v| v.guid).collect()))
+        .collect();
+    for l in sender.iter_mut() {
+        let have = on_receiver.get(&l.path);
+        l.versions.retain(|v| {
+            !v.is_snapshot() || matches(&v.name) || have.is_some_and(|h| h.contains(&v.guid))
+        });
     }
 }
