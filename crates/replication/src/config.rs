@@ -39,6 +39,9 @@ pub struct DriverConfig {
     pub snapshot_filter: Option<SnapshotFilter>,
 }
 
+/// A predicate over short snapshot names.
+pub type NameMatcher = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// Which sender snapshots replication considers (zrelay extension).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,7 +55,7 @@ pub enum SnapshotFilter {
 impl SnapshotFilter {
     /// A matcher for short snapshot names; an invalid regex is an error
     /// naming it.
-    pub fn matcher(&self) -> Result<Box<dyn Fn(&str) -> bool + Send + Sync>, String> {
+    pub fn matcher(&self) -> Result<NameMatcher, String> {
         match self {
             SnapshotFilter::Prefix(p) => {
                 let p = p.clone();
