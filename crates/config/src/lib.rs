@@ -26,6 +26,12 @@
 //!   stdinserver listeners are not shared; every local connect names a
 //!   local listener of this configuration.
 //! - All configuration errors are permanent ([`ConfigError::is_permanent`]).
+//! - The `snapshotting` types ([`Snapshotting`], [`TimestampFormat`],
+//!   [`Hook`], [`HookKind`]), the naming rules ([`timestamp`]) and the cron
+//!   grammar ([`cron`]) are the snapshotter's (`zrelay-snapshot`), re-exported
+//!   here, so what validation accepts is exactly what the snapshotter runs.
+//!   Time zones (`timestamp_location`, `TZ=` in cron) must exist in the
+//!   system's time zone database.
 //!
 //! YAML crate: `libyaml-safer`, a maintained (0.3.0, December 2025),
 //! dependency-free, safe Rust port of libyaml. zrepl's parser (go-yaml v2

@@ -19,7 +19,6 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use zrelay_replication::Report;
 
 use crate::error::DaemonError;
 use crate::jobs::{JobStatus, Jobs};
@@ -44,6 +43,14 @@ pub enum Request {
         /// Answer only when the invocation this signal triggers has finished.
         wait: bool,
     },
+    /// Prune a job now, or only say what would be destroyed and why each
+    /// survivor survives.
+    Prune {
+        /// The job's name.
+        job: String,
+        /// Destroy nothing.
+        dry_run: bool,
+    },
 }
 
 /// Signals a job understands.
@@ -54,6 +61,8 @@ pub enum Signal {
     Wakeup,
     /// Abort the current invocation.
     Reset,
+    /// Take a snapshot now (zrelay extension, zrepl #888).
+    Snapshot,
 }
 
 /// The daemon's answer.
@@ -71,11 +80,11 @@ pub enum Response {
         jobs: Vec<JobStatus>,
     },
     /// The signal was delivered.
-    Signalled {
-        /// What happened, for the user.
-        message: String,
-        /// With `wait`: the report of the invocation the signal triggered.
-        report: Option<Report>,
+    Signalled(Box<crate::jobs::Signalled>),
+    /// Pruning reports, one per side.
+    Pruned {
+        /// The reports.
+        reports: Vec<zrelay_pruning::PruneReport>,
     },
     /// The request failed.
     Error {
@@ -195,8 +204,14 @@ async fn answer(req: Request, jobs: &Jobs) -> Response {
         Request::Status => Response::Status {
             jobs: jobs.statuses(),
         },
+        Request::Prune { job, dry_run } => match jobs.prune(&job, dry_run).await {
+            Ok(reports) => Response::Pruned { reports },
+            Err(e) => Response::Error {
+                message: e.to_string(),
+            },
+        },
         Request::Signal { job, signal, wait } => match jobs.signal(&job, signal, wait).await {
-            Ok((message, report)) => Response::Signalled { message, report },
+            Ok(s) => Response::Signalled(Box::new(s)),
             Err(e) => Response::Error {
                 message: e.to_string(),
             },

@@ -17,39 +17,19 @@ pub mod control;
 pub mod error;
 pub mod jobs;
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use zrelay_config::{Config, JobKind, PullInterval, ReplicationConfig, Snapshotting};
-use zrelay_endpoint::{LocalReceiver, LocalSender, Receiver, Sender};
-use zrelay_replication::{DriverConfig, SnapshotFilter};
-use zrelay_rpc::{RemoteReceiver, RemoteSender, RpcConfig};
-use zrelay_transport::ServeOptions;
+use zrelay_config::{Config, JobKind};
+use zrelay_rpc::RpcConfig;
 use zrelay_zfs::Zfs;
 
 pub use error::DaemonError;
-use jobs::active::{ActiveJob, Every};
-use jobs::passive::{PassiveJob, Serves};
-use jobs::{status_cell, ActiveControl, Entry, Jobs};
-
-/// The driver settings of a push or pull job.
-pub fn driver_config(r: &ReplicationConfig) -> DriverConfig {
-    DriverConfig {
-        protection: r.protection,
-        initial: r.initial,
-        steps: r.steps,
-        size_estimates: r.size_estimates,
-        snapshot_filter: r.snapshot_filter.as_ref().map(|f| match f {
-            zrelay_config::SnapshotFilter::Prefix(p) => SnapshotFilter::Prefix(p.clone()),
-            zrelay_config::SnapshotFilter::Regex(r) => SnapshotFilter::Regex(r.clone()),
-        }),
-        ..DriverConfig::default()
-    }
-}
+pub use jobs::build::driver_config;
+use jobs::build::{Ctx, STOP_TIMEOUT};
+use jobs::Jobs;
 
 /// A daemon for one configuration.
 pub struct Daemon {
@@ -69,146 +49,28 @@ impl Daemon {
     }
 
     /// Run until `cancel` fires, then stop every job and wait for them
-    /// (at most 60 s).
+    /// (at most [`STOP_TIMEOUT`]).
     pub async fn run(self, cancel: CancellationToken) -> Result<(), DaemonError> {
         let mut tasks = JoinSet::new();
         let mut jobs = Jobs::default();
         let jobs_cancel = cancel.child_token();
-        // Passive jobs first: their listeners must exist before active jobs dial.
-        let mut order: Vec<_> = self.config.jobs.iter().collect();
-        order.sort_by_key(|j| !matches!(j.kind, JobKind::Sink(_) | JobKind::Source(_)));
-        for job in order {
-            let name = job.name.clone();
-            let kind = job.kind.type_name();
-            let terr = |source| DaemonError::Transport {
-                job: name.to_string(),
-                source,
+        {
+            let mut cx = Ctx {
+                zfs: self.zfs.clone(),
+                rpc: self.rpc.clone(),
+                sockdir: &self.config.global.stdinserver_sockdir,
+                tasks: &mut tasks,
+                jobs: &mut jobs,
+                cancel: &jobs_cancel,
             };
-            match &job.kind {
-                JobKind::Sink(_) | JobKind::Source(_) => {
-                    let (serve, serves) = match &job.kind {
-                        JobKind::Sink(s) => (
-                            &s.serve,
-                            Serves::Sink {
-                                zfs: self.zfs.clone(),
-                                root_fs: s.root_fs.clone(),
-                                recv: s.recv.options.clone(),
-                                receivers: Mutex::new(Default::default()),
-                            },
-                        ),
-                        JobKind::Source(s) => {
-                            let sender: Arc<dyn Sender> = Arc::new(LocalSender::new(
-                                self.zfs.clone(),
-                                name.clone(),
-                                s.filesystems.clone(),
-                                s.send.options.clone(),
-                            ));
-                            if !matches!(s.snapshotting, Snapshotting::Manual) {
-                                warn!(job = %name, "snapshotting of source jobs is not implemented yet; take snapshots yourself");
-                            }
-                            (&s.serve, Serves::Source(sender))
-                        }
-                        _ => unreachable!(),
-                    };
-                    let serve = match serve {
-                        ServeOptions::Stdinserver {
-                            client_identities, ..
-                        } => ServeOptions::Stdinserver {
-                            client_identities: client_identities.clone(),
-                            sockdir: self.config.global.stdinserver_sockdir.clone(),
-                        },
-                        other => other.clone(),
-                    };
-                    let listener = zrelay_transport::listen(&serve).await.map_err(terr)?;
-                    let status = status_cell(name.as_str(), kind, listener.describe());
-                    jobs.entries.push(Entry {
-                        name: name.to_string(),
-                        kind: kind.to_string(),
-                        status: status.clone(),
-                        control: None,
-                    });
-                    let job = PassiveJob {
-                        name,
-                        listener,
-                        serves: Arc::new(serves),
-                        rpc: self.rpc.clone(),
-                        status,
-                    };
-                    tasks.spawn(job.run(jobs_cancel.child_token()));
-                }
-                JobKind::Push(_) | JobKind::Pull(_) => {
-                    let (connect, repl, every) = match &job.kind {
-                        JobKind::Push(p) => (&p.connect, &p.replication, Every::Manual),
-                        JobKind::Pull(p) => (
-                            &p.connect,
-                            &p.replication,
-                            match p.interval {
-                                PullInterval::Manual => Every::Manual,
-                                PullInterval::Every(d) => Every::Interval(d),
-                            },
-                        ),
-                        _ => unreachable!(),
-                    };
-                    let connector = zrelay_transport::connector(connect).map_err(terr)?;
-                    let endpoint = connector.describe();
-                    let (sender, receiver): (Arc<dyn Sender>, Arc<dyn Receiver>) = match &job.kind {
-                        JobKind::Push(p) => {
-                            if !matches!(p.snapshotting, Snapshotting::Manual) {
-                                warn!(job = %name, "snapshotting is not implemented yet; replication runs on `zrelay signal wakeup`");
-                            }
-                            (
-                                Arc::new(LocalSender::new(
-                                    self.zfs.clone(),
-                                    name.clone(),
-                                    p.filesystems.clone(),
-                                    p.send.options.clone(),
-                                )),
-                                Arc::new(RemoteReceiver::new(connector, self.rpc.clone())),
-                            )
-                        }
-                        JobKind::Pull(p) => (
-                            Arc::new(RemoteSender::new(connector, self.rpc.clone())),
-                            Arc::new(LocalReceiver::new(
-                                self.zfs.clone(),
-                                name.clone(),
-                                p.root_fs.clone(),
-                                p.recv.options.clone(),
-                            )),
-                        ),
-                        _ => unreachable!(),
-                    };
-                    let status = status_cell(name.as_str(), kind, endpoint);
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    let running = Arc::new(Mutex::new(None));
-                    jobs.entries.push(Entry {
-                        name: name.to_string(),
-                        kind: kind.to_string(),
-                        status: status.clone(),
-                        control: Some(ActiveControl {
-                            triggers: tx,
-                            running: running.clone(),
-                        }),
-                    });
-                    let job = ActiveJob {
-                        name,
-                        sender,
-                        receiver,
-                        driver: driver_config(repl),
-                        every,
-                        status,
-                        triggers: rx,
-                        running,
-                    };
-                    tasks.spawn(job.run(jobs_cancel.child_token()));
-                }
-                JobKind::Snap(_) => {
-                    warn!(job = %name, "snap jobs are not implemented yet; this job does nothing");
-                    jobs.entries.push(Entry {
-                        name: name.to_string(),
-                        kind: kind.to_string(),
-                        status: status_cell(name.as_str(), kind, "local".into()),
-                        control: None,
-                    });
+            // Passive jobs first: their listeners must exist before active jobs dial.
+            let mut order: Vec<_> = self.config.jobs.iter().collect();
+            order.sort_by_key(|j| !matches!(j.kind, JobKind::Sink(_) | JobKind::Source(_)));
+            for job in order {
+                match &job.kind {
+                    JobKind::Sink(_) | JobKind::Source(_) => cx.passive(job).await?,
+                    JobKind::Push(_) | JobKind::Pull(_) => cx.active(job)?,
+                    JobKind::Snap(_) => cx.snap(job)?,
                 }
             }
         }
@@ -226,12 +88,12 @@ impl Daemon {
         cancel.cancelled().await;
         info!("shutting down: stopping jobs");
         jobs_cancel.cancel();
-        let stopped = tokio::time::timeout(Duration::from_secs(60), async {
+        let stopped = tokio::time::timeout(STOP_TIMEOUT, async {
             while tasks.join_next().await.is_some() {}
         })
         .await;
         if stopped.is_err() {
-            warn!("jobs did not stop within 60s; exiting anyway");
+            warn!("jobs did not stop within {STOP_TIMEOUT:?}; exiting anyway");
         }
         control_cancel.cancel();
         let _ = control_task.await;

@@ -408,18 +408,28 @@ async fn snapshot_filter_replicates_only_matching_snapshots_and_keeps_the_path()
         inner: w.sender(),
         order: Mutex::new(Vec::new()),
     });
-    let r = Driver::new(c.clone(), rec.clone(), w.receiver(), CancellationToken::new())
-        .run()
-        .await;
+    let r = Driver::new(
+        c.clone(),
+        rec.clone(),
+        w.receiver(),
+        CancellationToken::new(),
+    )
+    .run()
+    .await;
     assert!(r.succeeded(), "{r:#?}");
     assert_eq!(*rec.order.lock().unwrap(), ["a@zrepl_1", "a@zrepl_2"]);
     // A later matching snapshot goes incrementally from zrepl_2, the
     // non-matching ones in between stay on the sender only.
     w.snap("a", "manual_2").await;
     w.snap("a", "zrepl_3").await;
-    let r = Driver::new(c.clone(), rec.clone(), w.receiver(), CancellationToken::new())
-        .run()
-        .await;
+    let r = Driver::new(
+        c.clone(),
+        rec.clone(),
+        w.receiver(),
+        CancellationToken::new(),
+    )
+    .run()
+    .await;
     assert!(r.succeeded(), "{r:#?}");
     assert_eq!(
         *rec.order.lock().unwrap(),

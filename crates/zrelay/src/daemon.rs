@@ -68,6 +68,8 @@ pub enum SignalName {
     Wakeup,
     /// Abort the current invocation.
     Reset,
+    /// Take a snapshot now (push, source and snap jobs; zrelay extension).
+    Snapshot,
 }
 
 /// `zrelay signal`.
@@ -77,8 +79,9 @@ pub struct SignalArgs {
     signal: SignalName,
     /// The job.
     job: String,
-    /// Wait until the invocation the signal triggered has finished, print
-    /// its per-filesystem result, and exit non-zero if any filesystem failed.
+    /// Wait until what the signal triggered (replication invocation or
+    /// snapshot round) has finished, print its per-filesystem result, and
+    /// exit non-zero if any filesystem failed.
     #[arg(long)]
     wait: bool,
     #[command(flatten)]
@@ -91,9 +94,10 @@ pub async fn signal_cmd(a: SignalArgs) -> Result<()> {
     let sig = match a.signal {
         SignalName::Wakeup => Signal::Wakeup,
         SignalName::Reset => Signal::Reset,
+        SignalName::Snapshot => Signal::Snapshot,
     };
     if a.wait && matches!(sig, Signal::Reset) {
-        bail!("--wait applies to wakeup only");
+        bail!("--wait applies to wakeup and snapshot only");
     }
     let req = Request::Signal {
         job: a.job.clone(),
@@ -101,13 +105,23 @@ pub async fn signal_cmd(a: SignalArgs) -> Result<()> {
         wait: a.wait,
     };
     match control::request(&config.global.control_sockpath, &req).await? {
-        Response::Signalled { message, report } => {
-            eprintln!("{message}");
-            if let Some(r) = report {
-                progress::summary(&r);
-                if !r.succeeded() {
-                    bail!("job {}: replication did not succeed", a.job);
-                }
+        Response::Signalled(s) => {
+            eprintln!("{}", s.message);
+            let mut ok = true;
+            if let Some(r) = &s.report {
+                progress::summary(r);
+                ok &= r.succeeded();
+            }
+            if let Some(r) = &s.snapshot {
+                eprint!("{}", progress::snapshot_summary(r));
+                ok &= r.ok();
+            }
+            for p in &s.pruning {
+                eprint!("{}", p.render());
+                ok &= p.succeeded();
+            }
+            if !ok {
+                bail!("job {}: not every filesystem succeeded", a.job);
             }
             Ok(())
         }
@@ -241,5 +255,46 @@ pub async fn configcheck(a: ConfigcheckArgs) -> Result<()> {
         config.origin.display(),
         config.jobs.len()
     );
+    Ok(())
+}
+
+/// `zrelay prune`.
+#[derive(Args)]
+pub struct PruneArgs {
+    /// The job (push, pull or snap).
+    job: String,
+    /// Destroy nothing: list what would be destroyed on each side, and why
+    /// each survivor survives.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the reports as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+/// Prune a job of the running daemon now (or only show what would go).
+pub async fn prune(a: PruneArgs) -> Result<()> {
+    let config = a.config.load()?;
+    let req = Request::Prune {
+        job: a.job.clone(),
+        dry_run: a.dry_run,
+    };
+    let reports = match control::request(&config.global.control_sockpath, &req).await? {
+        Response::Pruned { reports } => reports,
+        Response::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        for r in &reports {
+            print!("{}", r.render());
+        }
+    }
+    if reports.iter().any(|r| !r.succeeded()) {
+        bail!("job {}: pruning had errors", a.job);
+    }
     Ok(())
 }

@@ -31,6 +31,8 @@ enum Command {
     Signal(daemon::SignalArgs),
     /// Show the running daemon's jobs and their replication progress.
     Status(daemon::StatusArgs),
+    /// Prune a job's snapshots now; --dry-run lists what would go and why the rest stays.
+    Prune(daemon::PruneArgs),
     /// Check the configuration (zrepl's format) and print it validated.
     Configcheck(daemon::ConfigcheckArgs),
     /// The ssh forced command of `serve: {type: stdinserver}` (authorized_keys).
@@ -73,5 +75,6 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status(a) => daemon::status(a).await,
         Command::Stdinserver(a) => daemon::stdinserver(a).await,
         Command::Configcheck(a) => daemon::configcheck(a).await,
+        Command::Prune(a) => daemon::prune(a).await,
     }
 }

@@ -133,9 +133,57 @@ pub fn job_status(j: &zrelay_daemon::jobs::JobStatus) -> String {
     if let Some(e) = &j.last_error {
         let _ = write!(s, "\n  last error: {e}");
     }
+    if let Some(sn) = &j.snapshotter {
+        let state = serde_json::to_value(sn.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let _ = write!(s, "\n  snapshotter ({}): {state}", sn.kind);
+        if let Some(t) = sn.next_run {
+            let now = std::time::SystemTime::now();
+            let secs = t.duration_since(now).map(|d| d.as_secs()).unwrap_or(0);
+            let _ = write!(s, ", next snapshot in {secs}s");
+        }
+        if let Some(r) = &sn.last_report {
+            let done = r.snapshotted().count();
+            let _ = write!(s, ", last @{} on {done} filesystem(s)", r.name);
+        }
+        if let Some(e) = &sn.last_error {
+            let _ = write!(s, "\n  snapshotter error: {e}");
+        }
+    }
+    for p in &j.last_pruning {
+        let destroyed: usize = p.filesystems.iter().map(|f| f.destroyed.len()).sum();
+        let _ = write!(s, "\n  last pruning ({:?}): {destroyed} destroyed", p.side);
+        if let Some(e) = &p.error {
+            let _ = write!(s, ", error: {e}");
+        }
+    }
     if let Some(at) = j.next_run_at {
         let now = zrelay_replication::report::unix(std::time::SystemTime::now());
         let _ = write!(s, "\n  next run in {}s", at.saturating_sub(now));
+    }
+    s
+}
+
+/// A snapshot round, one line per filesystem.
+pub fn snapshot_summary(r: &zrelay_snapshot::SnapshotReport) -> String {
+    use std::fmt::Write;
+    let mut s = format!("snapshot @{}:\n", r.name);
+    if let Some(e) = &r.error {
+        let _ = writeln!(s, "  round failed: {e}");
+    }
+    for f in &r.filesystems {
+        let state = match (f.ok, f.snapshotted) {
+            (true, _) => "done",
+            (false, true) => "done, hook errors",
+            (false, false) => "failed",
+        };
+        let _ = write!(s, "  {state:<18} {}", f.fs);
+        if let Some(e) = &f.error {
+            let _ = write!(s, ": {e}");
+        }
+        s.push('\n');
     }
     s
 }

@@ -168,7 +168,14 @@ pub async fn tcp_refuses_unmapped_ip(ctx: &Ctx) -> Result<()> {
     .await?;
     let (ok, _, err) = push_d.cli(&["signal", "wakeup", "push", "--wait"]).await?;
     ensure!(!ok, "a push from an unmapped IP must fail:\n{err}");
-    wait_log(&sink_d, &["tcp: refused connection from 127.0.0.1", "not in serve.clients"]).await?;
+    wait_log(
+        &sink_d,
+        &[
+            "tcp: refused connection from 127.0.0.1",
+            "not in serve.clients",
+        ],
+    )
+    .await?;
     let received = ctx
         .sh(&format!("zfs list -H -r -o name '{root_fs}'"))
         .await?;

@@ -198,6 +198,9 @@ pub(super) fn keep_rules(
                 negate: r.negate.unwrap_or(false),
             },
         });
+        // The pruner's own checks (zrepl's: shrinking grid intervals, …).
+        zrelay_pruning::check_rules(std::slice::from_ref(out.last().expect("pushed")))
+            .map_err(|e| cx.err(&p, e))?;
     }
     Ok(out)
 }

@@ -16,12 +16,41 @@ use zrelay_replication::{Driver, DriverConfig, Report};
 use super::{JobState, StatusCell, Trigger};
 
 /// When an active job runs on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Every {
     /// Only on wakeup signals.
     Manual,
     /// At start, then every interval (measured from each start).
     Interval(Duration),
+    /// At each fire time of a cron schedule (zrelay extension
+    /// `replication.schedule` for push jobs).
+    Cron(Box<zrelay_snapshot::CronSchedule>),
+}
+
+impl Every {
+    /// The first scheduled start.
+    fn first(&self) -> Option<Instant> {
+        match self {
+            Every::Manual => None,
+            Every::Interval(_) => Some(Instant::now()),
+            Every::Cron(c) => cron_next(c),
+        }
+    }
+
+    /// The start after an invocation that started at `started`.
+    fn after(&self, started: Instant) -> Option<Instant> {
+        match self {
+            Every::Manual => None,
+            Every::Interval(d) => Some((started + *d).max(Instant::now())),
+            Every::Cron(c) => cron_next(c),
+        }
+    }
+}
+
+fn cron_next(c: &zrelay_snapshot::CronSchedule) -> Option<Instant> {
+    let now = SystemTime::now();
+    let at = c.next_after(now)?;
+    Some(Instant::now() + at.duration_since(now).unwrap_or_default())
 }
 
 /// One push or pull job, ready to run.
@@ -34,6 +63,7 @@ pub struct ActiveJob {
     pub(crate) status: StatusCell,
     pub(crate) triggers: mpsc::UnboundedReceiver<Trigger>,
     pub(crate) running: Arc<Mutex<Option<CancellationToken>>>,
+    pub(crate) pruner: Arc<super::prune::Pruner>,
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -43,10 +73,7 @@ fn unix(t: SystemTime) -> u64 {
 impl ActiveJob {
     /// Run invocations until `cancel` fires.
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut next = match self.every {
-            Every::Manual => None,
-            Every::Interval(_) => Some(Instant::now()),
-        };
+        let mut next = self.every.first();
         loop {
             self.set_next(next);
             let mut waiters = Vec::new();
@@ -66,8 +93,8 @@ impl ActiveJob {
             for w in waiters {
                 let _ = w.send(report.clone());
             }
-            if let Every::Interval(d) = self.every {
-                next = Some((started + d).max(Instant::now()));
+            if !matches!(self.every, Every::Manual) {
+                next = self.every.after(started);
             }
         }
         self.status.lock().unwrap().status.state = JobState::Stopped;
@@ -82,7 +109,7 @@ impl ActiveJob {
         self.status.lock().unwrap().status.next_run_at = at;
     }
 
-    /// One invocation: replicate (then prune, once the pruner exists).
+    /// One invocation: replicate, then prune both sides (unless cancelled).
     async fn invocation(&mut self, cancel: &CancellationToken) -> Report {
         let token = cancel.child_token();
         *self.running.lock().unwrap() = Some(token.clone());
@@ -122,6 +149,10 @@ impl ActiveJob {
                     filesystems = report.filesystems.len(),
                     "replication finished"
                 );
+            }
+            if !token.is_cancelled() {
+                let pruned = self.pruner.run(false).await;
+                self.status.lock().unwrap().status.last_pruning = pruned;
             }
             report
         }

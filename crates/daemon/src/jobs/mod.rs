@@ -8,7 +8,10 @@
 //! - Snap jobs take and prune snapshots (the snapshotter's slot).
 
 pub mod active;
+pub mod build;
 pub mod passive;
+pub mod prune;
+pub(crate) mod snap;
 
 use std::sync::{Arc, Mutex};
 
@@ -59,6 +62,10 @@ pub struct JobStatus {
     pub next_run_at: Option<u64>,
     /// Connections accepted (passive jobs).
     pub connections: u64,
+    /// The last pruning, one report per side.
+    pub last_pruning: Vec<zrelay_pruning::PruneReport>,
+    /// The snapshotter (push, source and snap jobs).
+    pub snapshotter: Option<zrelay_snapshot::SnapshotterStatus>,
 }
 
 /// The mutable part of a job's status.
@@ -83,9 +90,24 @@ pub(crate) fn status_cell(name: &str, kind: &str, endpoint: String) -> StatusCel
             last_error: None,
             next_run_at: None,
             connections: 0,
+            last_pruning: Vec::new(),
+            snapshotter: None,
         },
         live: None,
     }))
+}
+
+/// What a signal did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Signalled {
+    /// For the user.
+    pub message: String,
+    /// A waited-for wakeup: the invocation's replication report.
+    pub report: Option<Report>,
+    /// A waited-for snapshot: the round's report.
+    pub snapshot: Option<zrelay_snapshot::SnapshotReport>,
+    /// Pruning that ran as part of the signal.
+    pub pruning: Vec<zrelay_pruning::PruneReport>,
 }
 
 /// A wakeup; `reply` receives the report of the invocation it triggered.
@@ -106,6 +128,8 @@ pub(crate) struct Entry {
     pub kind: String,
     pub status: StatusCell,
     pub control: Option<ActiveControl>,
+    pub pruner: Option<Arc<prune::Pruner>>,
+    pub snap: Option<snap::SnapControl>,
 }
 
 /// All jobs of the daemon, for the control socket.
@@ -115,6 +139,22 @@ pub struct Jobs {
 }
 
 impl Jobs {
+    /// `zrelay prune [--dry-run] JOB`: prune now (or say what would go).
+    pub async fn prune(
+        &self,
+        job: &str,
+        dry_run: bool,
+    ) -> Result<Vec<zrelay_pruning::PruneReport>, DaemonError> {
+        let e = self.entry(job)?;
+        let p = e.pruner.as_ref().ok_or_else(|| DaemonError::BadSignal {
+            job: e.name.clone(),
+            kind: e.kind.clone(),
+            signal: "prune".into(),
+            why: "only push, pull and snap jobs prune".into(),
+        })?;
+        Ok(p.run(dry_run).await)
+    }
+
     /// Every job's status, with live reports of running invocations.
     pub fn statuses(&self) -> Vec<JobStatus> {
         self.entries
@@ -123,6 +163,7 @@ impl Jobs {
                 let g = e.status.lock().unwrap();
                 let mut s = g.status.clone();
                 s.current = g.live.as_ref().map(|h| h.snapshot());
+                s.snapshotter = e.snap.as_ref().map(|c| c.status.borrow().clone());
                 s
             })
             .collect()
@@ -143,14 +184,14 @@ impl Jobs {
             })
     }
 
-    /// Deliver `signal` to `job`; with `wait`, return the report of the
-    /// invocation a wakeup triggered once it finished.
+    /// Deliver `signal` to `job`. With `wait`, a wakeup answers with the
+    /// report of the invocation it triggered, a snapshot with the round's.
     pub async fn signal(
         &self,
         job: &str,
         signal: Signal,
         wait: bool,
-    ) -> Result<(String, Option<Report>), DaemonError> {
+    ) -> Result<Signalled, DaemonError> {
         let e = self.entry(job)?;
         let bad = |why: &str| DaemonError::BadSignal {
             job: e.name.clone(),
@@ -158,33 +199,81 @@ impl Jobs {
             signal: format!("{signal:?}").to_lowercase(),
             why: why.to_string(),
         };
-        let ctl = e
-            .control
-            .as_ref()
-            .ok_or_else(|| bad("only push and pull jobs take signals"))?;
+        let done = |message: String| Signalled {
+            message,
+            report: None,
+            snapshot: None,
+            pruning: Vec::new(),
+        };
         match signal {
-            Signal::Wakeup => {
+            Signal::Snapshot => {
+                let ctl = e
+                    .snap
+                    .as_ref()
+                    .ok_or_else(|| bad("only push, source and snap jobs take snapshots"))?;
                 let (tx, rx) = oneshot::channel();
-                let reply = wait.then_some(tx);
                 ctl.triggers
-                    .send(Trigger { reply })
+                    .send(zrelay_snapshot::Trigger {
+                        reply: wait.then_some(tx),
+                    })
+                    .await
+                    .map_err(|_| bad("the snapshotter has stopped"))?;
+                if !wait {
+                    return Ok(done(format!("job {job}: snapshot requested")));
+                }
+                let report = rx
+                    .await
+                    .map_err(|_| bad("the snapshotter stopped before the round finished"))?;
+                Ok(Signalled {
+                    snapshot: Some(report),
+                    ..done(format!("job {job}: snapshot round finished"))
+                })
+            }
+            Signal::Wakeup if e.control.is_none() && e.pruner.is_some() => {
+                // A snap job: wakeup prunes now.
+                let pruning = e.pruner.as_ref().expect("checked").run(false).await;
+                e.status.lock().unwrap().status.last_pruning = pruning.clone();
+                Ok(Signalled {
+                    pruning,
+                    ..done(format!("job {job}: pruned"))
+                })
+            }
+            Signal::Wakeup => {
+                let ctl = e
+                    .control
+                    .as_ref()
+                    .ok_or_else(|| bad("only push, pull and snap jobs take wakeups"))?;
+                let (tx, rx) = oneshot::channel();
+                ctl.triggers
+                    .send(Trigger {
+                        reply: wait.then_some(tx),
+                    })
                     .map_err(|_| bad("the job has stopped"))?;
                 if !wait {
-                    return Ok((format!("woke up job {job}"), None));
+                    return Ok(done(format!("woke up job {job}")));
                 }
                 let report = rx
                     .await
                     .map_err(|_| bad("the job stopped before the invocation finished"))?;
-                Ok((format!("job {job}: invocation finished"), Some(report)))
+                let pruning = e.status.lock().unwrap().status.last_pruning.clone();
+                Ok(Signalled {
+                    report: Some(report),
+                    pruning,
+                    ..done(format!("job {job}: invocation finished"))
+                })
             }
             Signal::Reset => {
+                let ctl = e
+                    .control
+                    .as_ref()
+                    .ok_or_else(|| bad("only push and pull jobs run invocations"))?;
                 let running = ctl.running.lock().unwrap().clone();
                 match running {
                     Some(token) => {
                         token.cancel();
-                        Ok((format!("job {job}: aborting the current invocation"), None))
+                        Ok(done(format!("job {job}: aborting the current invocation")))
                     }
-                    None => Ok((format!("job {job}: no invocation is running"), None)),
+                    None => Ok(done(format!("job {job}: no invocation is running"))),
                 }
             }
         }

@@ -1,0 +1,260 @@
+//! Cron expressions as zrepl accepts them (`config/config.go` parses
+//! `snapshotting.cron` with robfig/cron v3 and the options
+//! `Minute | Hour | Dom | Month | Dow | SecondOptional`, no descriptors),
+//! and the next fire time after an instant ([`CronSchedule::next_after`],
+//! robfig's `SpecSchedule.Next`, which `daemon/snapper/cron.go` calls).
+//!
+//! A small implementation rather than a cron crate: the maintained crates
+//! (`croner`, `cron`) accept syntax robfig rejects (`L`, `W`, `#`, `7` for
+//! Sunday, `@daily`) or require the seconds field, so they would accept
+//! configurations zrepl refuses, and they differ from robfig in the
+//! day-of-month/day-of-week rule and around DST changes.
+//!
+//! Grammar: an optional `TZ=zone ` or `CRON_TZ=zone ` prefix, then 5 fields
+//! (minute hour day-of-month month day-of-week) or 6 (seconds first). A
+//! field is a comma-separated list of `*`, `?`, `N`, `N-M`, each optionally
+//! `/STEP`; `N/STEP` means `N-max/STEP`. Months accept `jan`..`dec`, days
+//! of week `sun`..`sat` (case-insensitive). Bounds: seconds and minutes
+//! 0-59, hours 0-23, day of month 1-31, month 1-12, day of week 0-6.
+//!
+//! Day matching is robfig's: if the day-of-month or the day-of-week field
+//! is a star (`*` or `?`, without a step above 1), a day must match both;
+//! otherwise it must match either (`0 0 1,15 * mon`: the 1st, the 15th and
+//! every Monday). Without a zone prefix the schedule runs in the system's
+//! local zone, as robfig's default `time.Local`.
+
+mod next;
+#[cfg(test)]
+mod tests;
+
+use jiff::tz::TimeZone;
+
+/// The parsed fields, as bit sets (bit `n` set: value `n` matches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CronFields {
+    /// Seconds (0 when the field was omitted).
+    pub seconds: u64,
+    /// Minutes.
+    pub minutes: u64,
+    /// Hours.
+    pub hours: u64,
+    /// Days of month.
+    pub days_of_month: u64,
+    /// Months.
+    pub months: u64,
+    /// Days of week (0 = Sunday).
+    pub days_of_week: u64,
+    /// The day-of-month field is a star (robfig's `starBit`).
+    pub dom_star: bool,
+    /// The day-of-week field is a star (robfig's `starBit`).
+    pub dow_star: bool,
+}
+
+/// A parsed cron expression with its time zone.
+#[derive(Debug, Clone)]
+pub struct CronSchedule {
+    fields: CronFields,
+    tz: TimeZone,
+}
+
+impl CronSchedule {
+    /// Parse `spec`; the zone is the `TZ=`/`CRON_TZ=` prefix's, else the
+    /// system's local zone.
+    pub fn parse(spec: &str) -> Result<CronSchedule, String> {
+        let (zone, fields) = parse_spec(spec)?;
+        let tz = match zone {
+            Some(z) => crate::timestamp::load_location(z)?,
+            None => TimeZone::system(),
+        };
+        Ok(CronSchedule { fields, tz })
+    }
+
+    /// The same fields, evaluated in `tz` instead.
+    pub fn with_time_zone(mut self, tz: TimeZone) -> CronSchedule {
+        self.tz = tz;
+        self
+    }
+
+    /// The fields.
+    pub fn fields(&self) -> &CronFields {
+        &self.fields
+    }
+
+    /// The time zone the fields are evaluated in.
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.tz
+    }
+}
+
+struct Bounds {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    names: &'static [&'static str],
+}
+
+const fn bounds(name: &'static str, min: u32, max: u32) -> Bounds {
+    Bounds {
+        name,
+        min,
+        max,
+        names: &[],
+    }
+}
+
+const SECONDS: Bounds = bounds("seconds", 0, 59);
+const MINUTES: Bounds = bounds("minutes", 0, 59);
+const HOURS: Bounds = bounds("hours", 0, 23);
+const DOM: Bounds = bounds("day of month", 1, 31);
+const MONTHS: Bounds = Bounds {
+    names: &[
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ],
+    ..bounds("month", 1, 12)
+};
+const DOW: Bounds = Bounds {
+    names: &["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
+    ..bounds("day of week", 0, 6)
+};
+
+/// Parse and validate a cron expression (see the module docs). A zone
+/// prefix must name a zone the system knows.
+pub fn parse_cron(spec: &str) -> Result<CronFields, String> {
+    let (zone, fields) = parse_spec(spec)?;
+    if let Some(z) = zone {
+        crate::timestamp::check_location(z).map_err(|e| format!("{spec:?}: {e}"))?;
+    }
+    Ok(fields)
+}
+
+/// The zone prefix (unchecked) and the fields.
+fn parse_spec(spec: &str) -> Result<(Option<&str>, CronFields), String> {
+    if spec.is_empty() {
+        return Err("empty cron expression".into());
+    }
+    let mut rest = spec;
+    let mut zone = None;
+    if rest.starts_with("TZ=") || rest.starts_with("CRON_TZ=") {
+        let (prefix, tail) = rest
+            .split_once(' ')
+            .ok_or_else(|| format!("{spec:?}: a time zone prefix must be followed by fields"))?;
+        zone = Some(&prefix[prefix.find('=').map_or(0, |i| i + 1)..]);
+        rest = tail.trim();
+    }
+    if rest.starts_with('@') {
+        return Err(format!(
+            "{spec:?}: descriptors such as @daily are not accepted, write the fields"
+        ));
+    }
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let fields: Vec<&str> = match fields.len() {
+        5 => std::iter::once("0").chain(fields).collect(),
+        6 => fields,
+        n => {
+            return Err(format!(
+                "{spec:?}: expected 5 to 6 fields, found {n} (seconds are optional: [sec] min hour dom month dow)"
+            ))
+        }
+    };
+    let f = |i: usize, b: &Bounds| parse_field(fields[i], b).map_err(|e| format!("{spec:?}: {e}"));
+    let (days_of_month, dom_star) = f(3, &DOM)?;
+    let (days_of_week, dow_star) = f(5, &DOW)?;
+    let fields = CronFields {
+        seconds: f(0, &SECONDS)?.0,
+        minutes: f(1, &MINUTES)?.0,
+        hours: f(2, &HOURS)?.0,
+        days_of_month,
+        months: f(4, &MONTHS)?.0,
+        days_of_week,
+        dom_star,
+        dow_star,
+    };
+    Ok((zone, fields))
+}
+
+/// The bits of a field and whether it is a star.
+fn parse_field(field: &str, b: &Bounds) -> Result<(u64, bool), String> {
+    let mut bits = 0u64;
+    let mut star = false;
+    for expr in field.split(',').filter(|e| !e.is_empty()) {
+        let (v, s) = parse_range(expr, b).map_err(|e| format!("{} field {expr:?}: {e}", b.name))?;
+        bits |= v;
+        star |= s;
+    }
+    if bits == 0 {
+        return Err(format!("{} field is empty", b.name));
+    }
+    Ok((bits, star))
+}
+
+/// robfig's `getRange`: the bits, and whether the range is a star.
+fn parse_range(expr: &str, b: &Bounds) -> Result<(u64, bool), String> {
+    let parts: Vec<&str> = expr.split('/').collect();
+    let low_high: Vec<&str> = parts[0].split('-').collect();
+    let single = low_high.len() == 1;
+    let mut star = false;
+    let (start, mut end) = if low_high[0] == "*" || low_high[0] == "?" {
+        star = true;
+        (b.min, b.max)
+    } else {
+        let start = int_or_name(low_high[0], b)?;
+        let end = match low_high.len() {
+            1 => start,
+            2 => int_or_name(low_high[1], b)?,
+            _ => return Err("too many hyphens".into()),
+        };
+        (start, end)
+    };
+    let step = match parts.len() {
+        1 => 1,
+        2 => {
+            if single {
+                end = b.max;
+            }
+            let step = number(parts[1])?;
+            if step > 1 {
+                star = false;
+            }
+            step
+        }
+        _ => return Err("too many slashes".into()),
+    };
+    if start < b.min {
+        return Err(format!(
+            "beginning of range ({start}) below minimum ({})",
+            b.min
+        ));
+    }
+    if end > b.max {
+        return Err(format!("end of range ({end}) above maximum ({})", b.max));
+    }
+    if start > end {
+        return Err(format!(
+            "beginning of range ({start}) beyond end of range ({end})"
+        ));
+    }
+    if step == 0 {
+        return Err("step of range should be a positive number".into());
+    }
+    let bits = (start..=end)
+        .step_by(step as usize)
+        .fold(0u64, |acc, v| acc | (1u64 << v));
+    Ok((bits, star))
+}
+
+fn int_or_name(s: &str, b: &Bounds) -> Result<u32, String> {
+    let lower = s.to_ascii_lowercase();
+    if let Some(i) = b.names.iter().position(|n| *n == lower) {
+        return Ok(i as u32 + if b.min == 1 { 1 } else { 0 });
+    }
+    number(s)
+}
+
+fn number(s: &str) -> Result<u32, String> {
+    let t = s.strip_prefix('+').unwrap_or(s);
+    if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(format!("failed to parse int from {s:?}"));
+    }
+    t.parse::<u32>()
+        .map_err(|_| format!("number {s:?} out of range"))
+}

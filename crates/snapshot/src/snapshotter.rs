@@ -1,0 +1,260 @@
+//! [`Snapshotter`]: one job's snapshotter, its listing and its rounds.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+use zrelay_endpoint::FsFilter;
+use zrelay_zfs::parse::ListedDataset;
+use zrelay_zfs::Zfs;
+
+use crate::clock::{Clock, SystemClock};
+use crate::cron::CronSchedule;
+use crate::error::{Result, SnapshotError};
+use crate::hooks::check_hook;
+use crate::model::{Snapshotting, TimestampFormat};
+use crate::report::{RoundCause, SnapshotReport, SnapshotterStatus};
+use crate::round::{execute, RoundArgs};
+use crate::schedule::Schedule;
+use crate::timestamp::SnapshotNamer;
+
+/// The prefix of on-demand snapshots of a `manual` job, which configures
+/// none (a zrelay extension; named like zrepl's usual prefix, in the
+/// `dense` format, UTC).
+pub const MANUAL_PREFIX: &str = "zrepl_";
+
+/// A request to snapshot now (`zrelay signal snapshot JOB`).
+#[derive(Debug, Default)]
+pub struct Trigger {
+    /// Receives the round's report.
+    pub reply: Option<oneshot::Sender<SnapshotReport>>,
+}
+
+impl Trigger {
+    /// A trigger whose report is sent to the returned receiver.
+    pub fn with_reply() -> (Trigger, oneshot::Receiver<SnapshotReport>) {
+        let (tx, rx) = oneshot::channel();
+        (Trigger { reply: Some(tx) }, rx)
+    }
+}
+
+pub(crate) struct Inner {
+    pub job: String,
+    pub filesystems: FsFilter,
+    pub snapshotting: Snapshotting,
+    pub schedule: Schedule,
+    pub namer: SnapshotNamer,
+    pub zfs: Arc<dyn Zfs>,
+    pub clock: Arc<dyn Clock>,
+    pub status: watch::Sender<SnapshotterStatus>,
+    /// Serializes rounds ([`Snapshotter::snapshot_now`] vs the schedule).
+    pub round_lock: tokio::sync::Mutex<()>,
+}
+
+/// A job's snapshotter. Clones share the same state, so the daemon can keep
+/// one for [`Snapshotter::snapshot_now`] and [`Snapshotter::status`] while
+/// another is consumed by [`Snapshotter::run`].
+#[derive(Clone)]
+pub struct Snapshotter {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Snapshotter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshotter")
+            .field("job", &self.inner.job)
+            .field("snapshotting", &self.inner.snapshotting)
+            .finish()
+    }
+}
+
+impl Snapshotter {
+    /// The snapshotter of job `job` over `filesystems`. Checks what the
+    /// configuration could not: the time zones exist, the cron expression
+    /// parses, hook DSNs parse. Uses the [`SystemClock`].
+    pub fn new(
+        job: impl Into<String>,
+        filesystems: FsFilter,
+        snapshotting: Snapshotting,
+        zfs: Arc<dyn Zfs>,
+    ) -> Result<Snapshotter> {
+        let config = SnapshotError::Config;
+        let (prefix, format, location) = match &snapshotting {
+            Snapshotting::Manual => (MANUAL_PREFIX, &TimestampFormat::Dense, "UTC"),
+            Snapshotting::Periodic {
+                prefix,
+                timestamp_format,
+                timestamp_location,
+                ..
+            }
+            | Snapshotting::Cron {
+                prefix,
+                timestamp_format,
+                timestamp_location,
+                ..
+            } => (
+                prefix.as_str(),
+                timestamp_format,
+                timestamp_location.as_str(),
+            ),
+        };
+        let namer = SnapshotNamer::new(prefix, format, location).map_err(config)?;
+        let schedule = match &snapshotting {
+            Snapshotting::Periodic { interval, .. } if interval.is_zero() => {
+                return Err(config("interval must be positive".into()))
+            }
+            Snapshotting::Periodic { interval, .. } => Schedule::Periodic {
+                interval: *interval,
+            },
+            Snapshotting::Cron { cron, .. } => Schedule::Cron(
+                CronSchedule::parse(cron)
+                    .map_err(|e| config(format!("cron syntax invalid: {e}")))?,
+            ),
+            Snapshotting::Manual => Schedule::Manual,
+        };
+        for (i, h) in snapshotting.hooks().iter().enumerate() {
+            check_hook(h).map_err(|e| config(format!("hooks[{i}]: {e}")))?;
+        }
+        let kind = match schedule {
+            Schedule::Periodic { .. } => "periodic",
+            Schedule::Cron(_) => "cron",
+            Schedule::Manual => "manual",
+        };
+        let (status, _) = watch::channel(SnapshotterStatus::new(kind));
+        Ok(Snapshotter {
+            inner: Arc::new(Inner {
+                job: job.into(),
+                filesystems,
+                snapshotting,
+                schedule,
+                namer,
+                zfs,
+                clock: Arc::new(SystemClock),
+                status,
+                round_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The same snapshotter on another clock (tests: [`crate::TokioClock`]).
+    /// Call before cloning or running.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Snapshotter {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.clock = clock;
+                Snapshotter {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => {
+                warn!(job = %inner.job, "with_clock on a shared snapshotter is ignored");
+                Snapshotter { inner }
+            }
+        }
+    }
+
+    /// The job's name.
+    pub fn job(&self) -> &str {
+        &self.inner.job
+    }
+
+    /// The schedule.
+    pub fn schedule(&self) -> &Schedule {
+        &self.inner.schedule
+    }
+
+    /// A handle on the status, readable at any time (`borrow()`) and
+    /// awaitable for changes (`changed()`).
+    pub fn status(&self) -> watch::Receiver<SnapshotterStatus> {
+        self.inner.status.subscribe()
+    }
+
+    /// The matched filesystems and volumes with their snapshots: one
+    /// [`Zfs::list`] per root of the filter, then the filter itself. As
+    /// zrepl's `zfs.ZFSListMapping`, placeholders are not special: a matched
+    /// placeholder is snapshotted too. A missing root matches nothing.
+    pub async fn list_filesystems(&self) -> Result<Vec<ListedDataset>> {
+        let f = &self.inner.filesystems;
+        let mut out = Vec::new();
+        for root in f.list_roots() {
+            match self.inner.zfs.list(&root).await {
+                Ok(ds) => out.extend(ds.into_iter().filter(|d| f.matches(&d.path))),
+                Err(e) if e.is_does_not_exist() => {
+                    warn!(job = %self.inner.job, root = %root, "filesystems filter root does not exist")
+                }
+                Err(source) => {
+                    return Err(SnapshotError::List {
+                        root: root.to_string(),
+                        source: Box::new(source),
+                    })
+                }
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out.dedup_by(|a, b| a.path == b.path);
+        Ok(out)
+    }
+
+    /// The name a round starting at `t` gives its snapshots.
+    pub fn snapshot_name_at(&self, t: SystemTime) -> String {
+        self.inner.namer.name_at(t)
+    }
+
+    /// Take one round of snapshots now (also for `manual` jobs) and return
+    /// its report; the status's `last_report` is updated.
+    pub async fn snapshot_now(&self) -> SnapshotReport {
+        self.round(RoundCause::OnDemand, &CancellationToken::new())
+            .await
+    }
+
+    /// One round: list, hooks, snapshots. Waits for a running round first.
+    pub(crate) async fn round(
+        &self,
+        cause: RoundCause,
+        cancel: &CancellationToken,
+    ) -> SnapshotReport {
+        let inner = &self.inner;
+        let _guard = inner.round_lock.lock().await;
+        let started = inner.clock.now();
+        let name = inner.namer.name_at(started);
+        let report = match self.list_filesystems().await {
+            Err(e) => SnapshotReport {
+                started,
+                finished: inner.clock.now(),
+                name,
+                cause,
+                error: Some(e.to_string()),
+                filesystems: Vec::new(),
+            },
+            Ok(fss) => {
+                let args = RoundArgs {
+                    job: &inner.job,
+                    zfs: inner.zfs.as_ref(),
+                    hooks: inner.snapshotting.hooks(),
+                    name,
+                    dry_run: false,
+                    cancel,
+                };
+                execute(&args, &fss, started, cause, || inner.clock.now()).await
+            }
+        };
+        inner.status.send_modify(|s| {
+            s.last_error = report_error(&report);
+            s.last_report = Some(report.clone());
+        });
+        report
+    }
+}
+
+/// The status error for a report (zrepl's wording for failed rounds).
+pub(crate) fn report_error(r: &SnapshotReport) -> Option<String> {
+    match &r.error {
+        Some(e) => Some(e.clone()),
+        None if !r.ok() => {
+            Some("one or more snapshots could not be created, check logs for details".into())
+        }
+        None => None,
+    }
+}
