@@ -122,11 +122,23 @@ impl Daemon {
     /// Start `zrelay daemon --config <config>` and wait (≤ 30 s) until its
     /// control socket `sock` answers.
     pub async fn start(name: &str, config: &Path, sock: &Path, log: &Path) -> Result<Daemon> {
+        Self::start_env(name, config, sock, log, &[]).await
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub async fn start_env(
+        name: &str,
+        config: &Path,
+        sock: &Path,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon> {
         let logf = std::fs::File::create(log)?;
         let child = Command::new(zrelay_bin()?)
             .arg("daemon")
             .arg("--config")
             .arg(config)
+            .envs(env.iter().copied())
             .env("ZRELAY_LOG", "info,zrelay_rpc=debug")
             .stdin(Stdio::null())
             .stdout(logf.try_clone()?)

@@ -38,6 +38,10 @@ pub fn cases() -> Vec<Case> {
             "DaemonSigtermKeepsStepResumable",
             super::daemons_more::sigterm_keeps_step_resumable
         ),
+        e2e!(
+            "DaemonSnapAndPushConvergeOverSimulatedHours",
+            super::daemons_periods::snap_and_push_converge
+        ),
     ]
 }
 

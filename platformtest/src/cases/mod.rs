@@ -5,6 +5,7 @@ use crate::harness::{Body, Case};
 pub mod batch;
 pub mod daemons;
 pub mod daemons_more;
+pub mod daemons_periods;
 pub mod replication;
 pub mod rig;
 pub mod zfs_layer;
