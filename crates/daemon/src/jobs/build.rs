@@ -186,11 +186,16 @@ impl Ctx<'_> {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let snap = match &job.kind {
+            // With `replication.schedule` (zrelay extension), replication
+            // follows its own schedule, not the snapshotter.
             JobKind::Push(p) => Some(self.snapshotter(
                 job,
                 &p.filesystems,
                 &p.snapshotting,
-                After::Replicate(tx.clone()),
+                match repl.schedule {
+                    None => After::Replicate(tx.clone()),
+                    Some(_) => After::Nothing,
+                },
             )?),
             _ => None,
         };
