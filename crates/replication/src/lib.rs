@@ -22,8 +22,10 @@ pub mod schedule;
 pub mod step;
 
 pub use config::{DriverConfig, SnapshotFilter};
+pub mod observer;
 pub use driver::Driver;
 pub use error::ReplicationError;
+pub use observer::{NoObserver, Observer, StepEnd};
 pub use report::{AttemptState, FsReport, FsState, Report, ReportHandle, StepReport};
 pub mod suite;
 

@@ -454,3 +454,59 @@ async fn snapshot_filter_replicates_only_matching_snapshots_and_keeps_the_path()
     let e = r.planning_error.expect("planning must fail");
     assert!(e.contains("snapshot_filter regex \"(\""), "{e}");
 }
+
+/// Records observer events as strings.
+#[derive(Default)]
+struct Events(Mutex<Vec<String>>);
+
+impl zrelay_replication::Observer for Events {
+    fn attempt_started(&self, n: u32) {
+        self.0.lock().unwrap().push(format!("attempt {n}"));
+    }
+    fn attempt_finished(&self, n: u32, state: AttemptState, error: Option<&str>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("attempt {n} {} {error:?}", state.as_str()));
+    }
+    fn step_started(&self, fs: &str, step: &zrelay_replication::StepReport) -> u64 {
+        let mut g = self.0.lock().unwrap();
+        g.push(format!(
+            "start {} {}",
+            fs.rsplit('/').next().unwrap(),
+            step.to
+        ));
+        g.len() as u64
+    }
+    fn step_finished(&self, id: u64, _fs: &str, bytes: u64, end: zrelay_replication::StepEnd) {
+        let ok = matches!(end, zrelay_replication::StepEnd::Completed);
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("end {id} ok={ok} moved={}", bytes > 0));
+    }
+}
+
+#[tokio::test]
+async fn the_observer_sees_attempts_and_steps_in_order() {
+    let w = World::new(&["a"]).await;
+    w.snap("a", "1").await;
+    w.snap("a", "2").await;
+    let events = Arc::new(Events::default());
+    let r = Driver::new(cfg(), w.sender(), w.receiver(), CancellationToken::new())
+        .with_observer(events.clone())
+        .run()
+        .await;
+    assert!(r.succeeded(), "{r:#?}");
+    assert_eq!(
+        *events.0.lock().unwrap(),
+        [
+            "attempt 1",
+            "start a @1",
+            "end 2 ok=true moved=true",
+            "start a @2",
+            "end 4 ok=true moved=true",
+            "attempt 1 completed None",
+        ]
+    );
+}

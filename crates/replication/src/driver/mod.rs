@@ -30,6 +30,7 @@ pub struct Driver {
     /// Filesystems of this attempt whose steps were received but whose commit
     /// failed: their step holds still protect the received snapshot.
     uncommitted: Mutex<BTreeSet<DatasetPath>>,
+    observer: Arc<dyn crate::Observer>,
 }
 
 struct Shared {
@@ -63,7 +64,14 @@ impl Driver {
             report: ReportHandle::new(),
             cancel,
             uncommitted: Mutex::new(BTreeSet::new()),
+            observer: Arc::new(crate::NoObserver),
         }
+    }
+
+    /// Report attempts and steps to `observer` as they start and end.
+    pub fn with_observer(mut self, observer: Arc<dyn crate::Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// The live report (readable while `run` runs).
@@ -82,7 +90,18 @@ impl Driver {
                 r.next_attempt_at = None;
             });
             let span = info_span!("attempt", n = attempt);
+            self.observer.attempt_started(attempt);
             let outcome = self.attempt().instrument(span).await;
+            let planning_error = outcome.as_ref().err().map(|e| e.to_string());
+            let end_state = if self.cancel.is_cancelled() {
+                AttemptState::Cancelled
+            } else if planning_error.is_some() {
+                AttemptState::PlanningError
+            } else {
+                AttemptState::Completed
+            };
+            self.observer
+                .attempt_finished(attempt, end_state, planning_error.as_deref());
             if self.cancel.is_cancelled() {
                 self.report.set_state(AttemptState::Cancelled);
                 return self.report.snapshot();
@@ -373,6 +392,7 @@ impl Driver {
             r.current_step = Some(step_report(step, est));
         });
         let counter = self.report.start_counter(name);
+        let obs_id = self.observer.step_started(name, &step_report(step, est));
         let span = info_span!("step", %step);
         let started = Instant::now();
         let res = run_step(
@@ -390,6 +410,12 @@ impl Driver {
             Ok(()) => info!(%step, bytes, secs = started.elapsed().as_secs_f64(), "step done"),
             Err(e) => warn!(%step, bytes, error = %e, "step failed"),
         }
+        let end = match &res {
+            Ok(()) => crate::StepEnd::Completed,
+            Err(e) if e.class() == ErrorClass::Temporary => crate::StepEnd::Failed(e.to_string()),
+            Err(e) => crate::StepEnd::Dead(e.to_string()),
+        };
+        self.observer.step_finished(obs_id, name, bytes, end);
         res
     }
 
