@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::error::DaemonError;
-use crate::jobs::{JobStatus, Jobs};
+use crate::jobs::{DaemonStatus, Jobs};
 
 /// The longest request line accepted.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -74,11 +74,8 @@ pub enum Response {
         /// zrelay's version.
         version: String,
     },
-    /// Every job's status.
-    Status {
-        /// By job, in config order.
-        jobs: Vec<JobStatus>,
-    },
+    /// The daemon's status.
+    Status(Box<DaemonStatus>),
     /// The signal was delivered.
     Signalled(Box<crate::jobs::Signalled>),
     /// Pruning reports, one per side.
@@ -201,9 +198,7 @@ async fn answer(req: Request, jobs: &Jobs) -> Response {
         Request::Version => Response::Version {
             version: env!("CARGO_PKG_VERSION").to_string(),
         },
-        Request::Status => Response::Status {
-            jobs: jobs.statuses(),
-        },
+        Request::Status => Response::Status(Box::new(jobs.daemon_status())),
         Request::Prune { job, dry_run } => match jobs.prune(&job, dry_run).await {
             Ok(reports) => Response::Pruned { reports },
             Err(e) => Response::Error {

@@ -36,6 +36,7 @@ pub struct Daemon {
     config: Config,
     zfs: Arc<dyn Zfs>,
     rpc: RpcConfig,
+    zfs_log: Option<zrelay_zfs::cmd::InvocationLog>,
 }
 
 impl Daemon {
@@ -45,14 +46,25 @@ impl Daemon {
             config,
             zfs,
             rpc: RpcConfig::default(),
+            zfs_log: None,
         }
+    }
+
+    /// Show the commands of this record as running in `zrelay status`.
+    pub fn with_invocation_log(mut self, log: zrelay_zfs::cmd::InvocationLog) -> Self {
+        self.zfs_log = Some(log);
+        self
     }
 
     /// Run until `cancel` fires, then stop every job and wait for them
     /// (at most [`STOP_TIMEOUT`]).
     pub async fn run(self, cancel: CancellationToken) -> Result<(), DaemonError> {
         let mut tasks = JoinSet::new();
-        let mut jobs = Jobs::default();
+        let mut jobs = Jobs {
+            zfs_log: self.zfs_log.clone(),
+            started_at: zrelay_replication::report::unix(std::time::SystemTime::now()),
+            ..Jobs::default()
+        };
         let jobs_cancel = cancel.child_token();
         {
             let mut cx = Ctx {

@@ -55,7 +55,10 @@ pub async fn daemon(a: DaemonArgs) -> Result<()> {
         }
         stop.cancel();
     });
-    Daemon::new(config, Arc::new(RealZfs::new()))
+    let zfs = RealZfs::new();
+    let log = zfs.log().clone();
+    Daemon::new(config, Arc::new(zfs))
+        .with_invocation_log(log)
         .run(cancel)
         .await?;
     Ok(())
@@ -131,25 +134,28 @@ pub async fn signal_cmd(a: SignalArgs) -> Result<()> {
 }
 
 /// Output modes of `zrelay status`.
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum StatusMode {
-    /// Plain text.
+    /// A live terminal UI (the default on a terminal).
+    Interactive,
+    /// Plain text (the default when stdout is not a terminal).
     Dump,
-    /// JSON.
+    /// JSON, with the schema of docs/status-schema.md.
     Raw,
 }
 
 /// `zrelay status`.
 #[derive(Args)]
 pub struct StatusArgs {
-    /// Output mode.
-    #[arg(long, value_enum, default_value = "dump")]
-    mode: StatusMode,
+    /// Output mode (default: interactive on a terminal, else dump).
+    #[arg(long, value_enum)]
+    mode: Option<StatusMode>,
     /// Only this job.
     #[arg(long)]
     job: Option<String>,
-    /// Repeat every interval (e.g. 1s) until interrupted; dump mode only.
-    #[arg(long, value_parser = parse_secs)]
+    /// Dump mode: repeat every interval (e.g. 1s) until interrupted.
+    /// Interactive mode: the refresh interval (default 1s).
+    #[arg(long, short = 'd', value_parser = parse_secs)]
     watch: Option<Duration>,
     #[command(flatten)]
     config: ConfigArg,
@@ -164,37 +170,58 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("invalid interval '{s}', expected seconds like 1s or 0.5"))
 }
 
-/// Print the running daemon's job status.
+/// Ask the daemon for its status, keeping only `job` if given.
+pub(crate) async fn fetch_status(
+    sock: &std::path::Path,
+    job: Option<&str>,
+) -> Result<zrelay_daemon::jobs::DaemonStatus> {
+    let mut st = match control::request(sock, &Request::Status).await? {
+        Response::Status(s) => *s,
+        Response::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    };
+    if let Some(n) = job {
+        st.jobs.retain(|j| j.name == n);
+        if st.jobs.is_empty() {
+            bail!("no job named \"{n}\"");
+        }
+    }
+    Ok(st)
+}
+
+/// Show the running daemon's status.
 pub async fn status(a: StatusArgs) -> Result<()> {
     let config = a.config.load()?;
-    loop {
-        let jobs = match control::request(&config.global.control_sockpath, &Request::Status).await?
-        {
-            Response::Status { jobs } => jobs,
-            Response::Error { message } => bail!("{message}"),
-            other => bail!("unexpected answer from the daemon: {other:?}"),
-        };
-        let jobs: Vec<_> = jobs
-            .into_iter()
-            .filter(|j| a.job.as_ref().is_none_or(|n| &j.name == n))
-            .collect();
-        if let Some(n) = &a.job {
-            if jobs.is_empty() {
-                bail!("no job named \"{n}\"");
-            }
+    let sock = config.global.control_sockpath.clone();
+    let tty = std::io::stdout().is_terminal();
+    let mode = a.mode.unwrap_or(if tty {
+        StatusMode::Interactive
+    } else {
+        StatusMode::Dump
+    });
+    if mode == StatusMode::Interactive {
+        if !tty {
+            bail!("--mode interactive needs a terminal; use --mode dump or --mode raw");
         }
-        match a.mode {
-            StatusMode::Raw => {
-                println!("{}", serde_json::to_string_pretty(&jobs)?);
-                return Ok(());
-            }
-            StatusMode::Dump => {
-                if a.watch.is_some() && std::io::stdout().is_terminal() {
-                    print!("\x1b[2J\x1b[H");
-                }
-                for j in &jobs {
-                    println!("{}", progress::job_status(j));
-                }
+        let every = a.watch.unwrap_or(Duration::from_secs(1));
+        return crate::status_tui::run(sock, a.job, every).await;
+    }
+    loop {
+        let st = fetch_status(&sock, a.job.as_deref()).await?;
+        if mode == StatusMode::Raw {
+            println!("{}", serde_json::to_string_pretty(&st)?);
+            return Ok(());
+        }
+        if a.watch.is_some() && tty {
+            print!("\x1b[2J\x1b[H");
+        }
+        for j in &st.jobs {
+            println!("{}", progress::job_status(j));
+        }
+        if !st.zfs_running.is_empty() {
+            println!("running zfs commands:");
+            for c in &st.zfs_running {
+                println!("  {}", c.cmdline);
             }
         }
         match a.watch {

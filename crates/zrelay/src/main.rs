@@ -5,6 +5,7 @@
 
 mod daemon;
 mod progress;
+mod status_tui;
 mod replicate;
 mod version;
 

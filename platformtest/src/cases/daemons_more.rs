@@ -224,7 +224,7 @@ pub async fn sigterm_keeps_step_resumable(ctx: &Ctx) -> Result<()> {
     loop {
         let (_, out, _) = push_d.cli(&["status", "--mode", "raw"]).await?;
         let v: serde_json::Value = serde_json::from_str(&out).context("status --mode raw")?;
-        let moving = v[0]["current"]["filesystems"]
+        let moving = v["jobs"][0]["current"]["filesystems"]
             .as_array()
             .into_iter()
             .flatten()

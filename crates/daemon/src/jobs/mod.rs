@@ -68,6 +68,29 @@ pub struct JobStatus {
     pub snapshotter: Option<zrelay_snapshot::SnapshotterStatus>,
 }
 
+/// A zfs or zpool command running now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunningCommand {
+    /// The command line.
+    pub cmdline: String,
+    /// When it started (unix seconds).
+    pub started_at: u64,
+}
+
+/// What `zrelay status` shows: the schema of `--mode raw`
+/// (docs/status-schema.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// zrelay's version.
+    pub version: String,
+    /// When the daemon started (unix seconds).
+    pub started_at: u64,
+    /// Every job, in config order.
+    pub jobs: Vec<JobStatus>,
+    /// The zfs/zpool commands running now, oldest first.
+    pub zfs_running: Vec<RunningCommand>,
+}
+
 /// The mutable part of a job's status.
 pub(crate) struct Shared {
     pub status: JobStatus,
@@ -136,6 +159,9 @@ pub(crate) struct Entry {
 #[derive(Default)]
 pub struct Jobs {
     pub(crate) entries: Vec<Entry>,
+    /// The ZFS layer's record of commands, when the daemon has one.
+    pub(crate) zfs_log: Option<zrelay_zfs::cmd::InvocationLog>,
+    pub(crate) started_at: u64,
 }
 
 impl Jobs {
@@ -153,6 +179,30 @@ impl Jobs {
             why: "only push, pull and snap jobs prune".into(),
         })?;
         Ok(p.run(dry_run).await)
+    }
+
+    /// The whole daemon's status.
+    pub fn daemon_status(&self) -> DaemonStatus {
+        let mut zfs_running: Vec<RunningCommand> = self
+            .zfs_log
+            .as_ref()
+            .map(|l| {
+                l.active()
+                    .into_iter()
+                    .map(|a| RunningCommand {
+                        cmdline: a.cmdline,
+                        started_at: zrelay_replication::report::unix(a.started),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        zfs_running.sort_by_key(|c| c.started_at);
+        DaemonStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: self.started_at,
+            jobs: self.statuses(),
+            zfs_running,
+        }
     }
 
     /// Every job's status, with live reports of running invocations.
