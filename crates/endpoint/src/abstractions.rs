@@ -13,6 +13,13 @@
 use serde::{Deserialize, Serialize};
 use zrelay_zfs::name::validate_component;
 
+pub mod listing;
+
+pub use listing::{
+    check_stale_kinds, collect_abstractions, list_abstractions, partition_stale,
+    release_abstractions, Abstraction, AbstractionFilter, Staleness,
+};
+
 /// The user property that marks a placeholder filesystem.
 pub const PLACEHOLDER_PROPERTY: &str = "zrepl:placeholder";
 
@@ -129,6 +136,28 @@ pub enum AbstractionKind {
 }
 
 impl AbstractionKind {
+    /// Every kind, in zrepl's order.
+    pub const ALL: [AbstractionKind; 5] = [
+        AbstractionKind::StepHold,
+        AbstractionKind::LastReceivedHold,
+        AbstractionKind::TentativeCursor,
+        AbstractionKind::CursorV1,
+        AbstractionKind::CursorV2,
+    ];
+
+    /// The kind named by zrepl's type name (`step-hold`, ...).
+    pub fn from_name(name: &str) -> Option<AbstractionKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether the kind is a snapshot hold (else it is a bookmark).
+    pub fn is_hold(self) -> bool {
+        matches!(
+            self,
+            AbstractionKind::StepHold | AbstractionKind::LastReceivedHold
+        )
+    }
+
     /// zrepl's type name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -250,6 +279,10 @@ mod tests {
             Some((AbstractionKind::LastReceivedHold, "j-1".into()))
         );
         assert_eq!(parse_hold_tag("zrepl_STEP_J_"), None);
+        for k in AbstractionKind::ALL {
+            assert_eq!(AbstractionKind::from_name(k.as_str()), Some(k));
+        }
+        assert_eq!(AbstractionKind::from_name("step-bookmark"), None);
         assert_eq!(parse_hold_tag("user-hold"), None);
     }
 

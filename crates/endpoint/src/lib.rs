@@ -20,14 +20,19 @@ pub mod confine;
 pub mod error;
 pub mod filter;
 pub mod sender;
+pub mod throttle;
 pub mod traits;
 mod versions;
 
 pub use abstractions::JobId;
 pub use confine::{confine, ClientIdentity, ConfineError};
 pub use error::{EndpointError, Result};
-pub use filter::FsFilter;
+pub use filter::{FsFilter, ListRoots, RulePath};
 pub use sender::{LocalSender, SendOptions};
+pub use throttle::{
+    throttle_receiver, throttle_sender, Bucket, RateLimit, ThrottledReceiver, ThrottledSender,
+    ThrottledStream,
+};
 pub use traits::{Receiver, Sender};
 pub mod receiver;
 pub use receiver::{pump, LocalReceiver, PlaceholderEncryption, PumpError, RecvOptions};

@@ -172,13 +172,21 @@ impl Snapshotter {
     }
 
     /// The matched filesystems and volumes with their snapshots: one
-    /// [`Zfs::list`] per root of the filter, then the filter itself. As
-    /// zrepl's `zfs.ZFSListMapping`, placeholders are not special: a matched
-    /// placeholder is snapshotted too. A missing root matches nothing.
+    /// [`Zfs::list`] per root of the filter (each pool for `<`), then the
+    /// filter itself. As zrepl's `zfs.ZFSListMapping`, placeholders are not
+    /// special: a matched placeholder is snapshotted too. A missing root
+    /// matches nothing.
     pub async fn list_filesystems(&self) -> Result<Vec<ListedDataset>> {
         let f = &self.inner.filesystems;
         let mut out = Vec::new();
-        for root in f.list_roots() {
+        let roots = f
+            .roots_on(&*self.inner.zfs)
+            .await
+            .map_err(|source| SnapshotError::List {
+                root: "<".into(),
+                source: Box::new(source),
+            })?;
+        for root in roots {
             match self.inner.zfs.list(&root).await {
                 Ok(ds) => out.extend(ds.into_iter().filter(|d| f.matches(&d.path))),
                 Err(e) if e.is_does_not_exist() => {

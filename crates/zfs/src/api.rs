@@ -203,6 +203,17 @@ pub trait Zfs: Send + Sync {
     /// [`ZfsError::DatasetDoesNotExist`] when `root` is missing.
     async fn list(&self, root: &DatasetPath) -> Result<Vec<ListedDataset>>;
 
+    /// The imported pools (`zpool list -H -o name`), sorted. Used for
+    /// zrepl's `<` filter pattern (every dataset of every pool).
+    ///
+    /// The default says [`ZfsError::Unsupported`], for wrappers that do not
+    /// need it; `RealZfs` and `FakeZfs` implement it.
+    async fn pools(&self) -> Result<Vec<DatasetPath>> {
+        Err(ZfsError::Unsupported(
+            "listing pools is not implemented by this ZFS".into(),
+        ))
+    }
+
     /// Snapshots and bookmarks of `fs` alone, oldest first. None is an empty list.
     async fn list_versions(&self, fs: &DatasetPath) -> Result<Vec<Version>> {
         let all = self.list_depth1(fs).await?;

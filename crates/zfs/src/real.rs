@@ -12,7 +12,7 @@ use crate::error::{Result, ZfsError};
 use crate::name::{BookmarkName, DatasetPath, SnapshotName};
 use crate::parse::{
     parse_destroy_stderr, parse_holds, parse_list, parse_resume_token_output, parse_send_dry,
-    ListedDataset, ResumeTokenInfo, SendEstimate, StderrKind, LIST_PROPS,
+    ListedDataset, ParseError, ResumeTokenInfo, SendEstimate, StderrKind, LIST_PROPS,
 };
 use crate::process::{ProcRecvSink, ProcSendStream, RecvSink, SendStream};
 use crate::send_args::{check_guid, ValidatedSendArgs};
@@ -115,6 +115,34 @@ impl RealZfs {
     }
 }
 
+/// The output of `zpool list -H -o name`: one pool name a line, sorted.
+pub(crate) fn parse_pools(out: &str) -> std::result::Result<Vec<DatasetPath>, ParseError> {
+    let mut pools = Vec::new();
+    let lines = out.lines().enumerate();
+    // some versions print this instead of nothing, even with -H
+    for (i, line) in lines.filter(|(_, l)| !l.is_empty() && *l != "no pools available") {
+        let bad = |source| ParseError::InvalidName {
+            line_no: i + 1,
+            line: line.to_string(),
+            source,
+        };
+        let pool = DatasetPath::parse(line).map_err(bad)?;
+        if !pool.is_pool() {
+            return Err(ParseError::InvalidField {
+                line_no: i + 1,
+                line: line.to_string(),
+                field: "name",
+                value: line.to_string(),
+                reason: "a pool name has no '/'",
+            });
+        }
+        pools.push(pool);
+    }
+    pools.sort();
+    pools.dedup();
+    Ok(pools)
+}
+
 /// Rewrite a "does not exist" command failure as [`ZfsError::DatasetDoesNotExist`].
 pub(crate) fn not_found_as(e: ZfsError, name: &str) -> ZfsError {
     match e {
@@ -136,6 +164,15 @@ impl Zfs for RealZfs {
 
     async fn list_depth1(&self, fs: &DatasetPath) -> Result<Vec<ListedDataset>> {
         self.list_with(fs, true).await
+    }
+
+    async fn pools(&self) -> Result<Vec<DatasetPath>> {
+        let cmd = self.runner.zpool().args(["list", "-H", "-o", "name"]);
+        let out = self.run(cmd.clone()).await?;
+        parse_pools(&out).map_err(|source| ZfsError::Parse {
+            cmd: cmd.to_string(),
+            source,
+        })
     }
 
     async fn get(&self, name: &str, props: &[&str]) -> Result<BTreeMap<String, PropertyValue>> {
@@ -471,5 +508,55 @@ impl RecvSink for GuidCheckedSink {
 
     async fn abort(&mut self) {
         self.inner.abort().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_are_parsed_sorted_and_checked() {
+        let p = |s: &str| DatasetPath::parse(s).unwrap();
+        let got = parse_pools("tank\nbackup pool\n\nrpool\n").unwrap();
+        assert_eq!(got, vec![p("backup pool"), p("rpool"), p("tank")]);
+        assert!(parse_pools("").unwrap().is_empty());
+        assert!(parse_pools("no pools available\n").unwrap().is_empty());
+        let e = parse_pools("tank\ntank/child\n").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        assert!(parse_pools("ta@nk\n").is_err());
+    }
+
+    /// `zpool list` through the runner: the command line, and a failure
+    /// classified from stderr like any other command's.
+    #[tokio::test]
+    async fn pools_runs_zpool_list() {
+        let dir = std::env::temp_dir().join(format!("zrelay-zpool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = |name: &str, body: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let ok = script(
+            "ok",
+            r#"[ "$*" = "list -H -o name" ] || exit 3; printf 'zroot\ntank\n'"#,
+        );
+        let zfs = RealZfs::with_runner(Runner::new("zfs", ok));
+        let pools = zfs.pools().await.unwrap();
+        assert_eq!(pools.len(), 2, "{pools:?}");
+        assert_eq!(pools[0].as_str(), "tank");
+        let busy = script(
+            "busy",
+            "echo 'cannot open pools: pool I/O is currently suspended' >&2; exit 1",
+        );
+        let zfs = RealZfs::with_runner(Runner::new("zfs", busy));
+        match zfs.pools().await {
+            Err(ZfsError::Command { stderr, .. }) => assert!(stderr.contains("suspended")),
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

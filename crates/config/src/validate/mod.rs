@@ -113,15 +113,8 @@ impl<'a> Cx<'a> {
         Ok(s.to_string())
     }
 
-    /// A `filesystems` filter.
+    /// A `filesystems` filter (`"<"` is every dataset of every pool).
     pub(crate) fn filter(&self, path: &KeyPath, m: &Ordered<bool>) -> R<FsFilter> {
-        if let Some((p, _)) = m.0.iter().find(|(p, _)| p == "<") {
-            return Err(self.err(
-                &path.k(p),
-                "the pattern \"<\" (every dataset of every pool) is not supported by zrelay yet; \
-                 name the pools instead, e.g. \"tank<\": true",
-            ));
-        }
         FsFilter::new(&m.0).map_err(|e| match &e {
             FilterError::Pattern { pattern, .. } => self.err(&path.k(pattern), e),
             FilterError::Duplicate(pattern) => self.err(&path.k(pattern), e),

@@ -8,7 +8,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use zrelay_config::{Job, JobKind, PullInterval, ReplicationConfig, Schedule, Snapshotting};
-use zrelay_endpoint::{FsFilter, LocalReceiver, LocalSender, Receiver, SendOptions, Sender};
+use zrelay_endpoint::{
+    throttle_receiver, throttle_sender, Bucket, FsFilter, LocalReceiver, LocalSender, RateLimit,
+    Receiver, SendOptions, Sender,
+};
 use zrelay_replication::{DriverConfig, SnapshotFilter};
 use zrelay_rpc::{RemoteReceiver, RemoteSender, RpcConfig};
 use zrelay_snapshot::CronSchedule;
@@ -35,6 +38,17 @@ pub fn driver_config(r: &ReplicationConfig) -> DriverConfig {
         }),
         ..DriverConfig::default()
     }
+}
+
+/// A job-wide token bucket for `bandwidth_limit` (shared by the job's
+/// concurrent steps, as in zrepl), or `None` without a limit.
+fn bucket(limit: &Option<zrelay_config::BandwidthLimit>) -> Option<Arc<Bucket>> {
+    limit.map(|l| {
+        Arc::new(Bucket::new(RateLimit {
+            bytes_per_sec: l.max_bytes_per_sec,
+            bucket_capacity: l.bucket_capacity,
+        }))
+    })
 }
 
 /// What every builder needs.
@@ -89,12 +103,16 @@ impl Ctx<'_> {
                     root_fs: s.root_fs.clone(),
                     recv: s.recv.options.clone(),
                     receivers: Mutex::new(Default::default()),
+                    bandwidth: bucket(&s.recv.bandwidth_limit),
                 },
                 None,
             ),
             JobKind::Source(s) => (
                 &s.serve,
-                Serves::Source(self.local_sender(job, &s.filesystems, &s.send.options)),
+                Serves::Source(throttle_sender(
+                    self.local_sender(job, &s.filesystems, &s.send.options),
+                    bucket(&s.send.bandwidth_limit),
+                )),
                 Some((&s.filesystems, &s.snapshotting)),
             ),
             _ => unreachable!("passive jobs only"),
@@ -162,17 +180,23 @@ impl Ctx<'_> {
         let endpoint = connector.describe();
         let (sender, receiver): (Arc<dyn Sender>, Arc<dyn Receiver>) = match &job.kind {
             JobKind::Push(p) => (
-                self.local_sender(job, &p.filesystems, &p.send.options),
+                throttle_sender(
+                    self.local_sender(job, &p.filesystems, &p.send.options),
+                    bucket(&p.send.bandwidth_limit),
+                ),
                 Arc::new(RemoteReceiver::new(connector, self.rpc.clone())),
             ),
             JobKind::Pull(p) => (
                 Arc::new(RemoteSender::new(connector, self.rpc.clone())),
-                Arc::new(LocalReceiver::new(
-                    self.zfs.clone(),
-                    job.name.clone(),
-                    p.root_fs.clone(),
-                    p.recv.options.clone(),
-                )),
+                throttle_receiver(
+                    Arc::new(LocalReceiver::new(
+                        self.zfs.clone(),
+                        job.name.clone(),
+                        p.root_fs.clone(),
+                        p.recv.options.clone(),
+                    )),
+                    bucket(&p.recv.bandwidth_limit),
+                ),
             ),
             _ => unreachable!(),
         };

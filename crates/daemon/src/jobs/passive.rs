@@ -30,6 +30,8 @@ pub enum Serves {
         recv: RecvOptions,
         /// One receiver per client.
         receivers: Mutex<HashMap<ClientIdentity, Arc<dyn Receiver>>>,
+        /// `recv.bandwidth_limit`, shared by all clients of the job.
+        bandwidth: Option<Arc<zrelay_endpoint::Bucket>>,
     },
     /// A source: one sender.
     Source(Arc<dyn Sender>),
@@ -56,20 +58,24 @@ impl Serves {
                 root_fs,
                 recv,
                 receivers,
+                bandwidth,
             } => {
                 let mut g = receivers.lock().unwrap();
                 let r = match g.get(identity) {
                     Some(r) => r.clone(),
                     None => {
-                        let r: Arc<dyn Receiver> = Arc::new(
-                            LocalReceiver::for_client(
-                                zfs.clone(),
-                                job.clone(),
-                                root_fs.clone(),
-                                identity.as_str(),
-                                recv.clone(),
-                            )
-                            .map_err(|e| e.to_string())?,
+                        let r: Arc<dyn Receiver> = zrelay_endpoint::throttle_receiver(
+                            Arc::new(
+                                LocalReceiver::for_client(
+                                    zfs.clone(),
+                                    job.clone(),
+                                    root_fs.clone(),
+                                    identity.as_str(),
+                                    recv.clone(),
+                                )
+                                .map_err(|e| e.to_string())?,
+                            ),
+                            bandwidth.clone(),
                         );
                         g.insert(identity.clone(), r.clone());
                         r

@@ -169,7 +169,12 @@ impl Sender for LocalSender {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         let mut fresh = HashMap::new();
-        for root in self.filter.list_roots() {
+        let roots = self
+            .filter
+            .roots_on(&*self.zfs)
+            .await
+            .map_err(|e| EndpointError::zfs("list the pools", e))?;
+        for root in roots {
             let listed = match self.zfs.list(&root).await {
                 Ok(l) => l,
                 Err(e) if e.is_does_not_exist() => {

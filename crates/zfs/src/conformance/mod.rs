@@ -113,6 +113,7 @@ pub fn all() -> Vec<Case> {
         case!("UndestroyableSnapshotParsing", cases::undestroyable_snapshot_parsing),
         case!("SnapshotIsAtomicAcrossFilesystems", ops::snapshot_is_atomic_across_filesystems),
         case!("GetSetInheritAndRollback", ops::get_set_inherit_and_rollback),
+        case!("ListPools", ops::list_pools),
         case!("IncrementalFromBookmarkAndIntermediates", ops::incremental_from_bookmark_and_intermediates),
         case!("BatchHoldReleaseHolds", batch::batch_hold_release_holds),
         case!("BatchGetMany", batch::batch_get_many),

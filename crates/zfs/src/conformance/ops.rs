@@ -148,3 +148,26 @@ pub(super) async fn incremental_from_bookmark_and_intermediates(fx: &dyn Fixture
     ensure_case!(p["zrelay:received"].value == "yes", "-o not applied: {p:?}");
     Ok(())
 }
+
+/// `pools` names every imported pool (the fixture's among them), once each,
+/// sorted, and each is a dataset `get` can read.
+pub(super) async fn list_pools(fx: &dyn Fixture) -> Outcome {
+    let pools = fx.zfs().pools().await.ctx("pools")?;
+    let own = fx.root().pool();
+    ensure_case!(
+        pools.iter().any(|p| p.as_str() == own),
+        "the fixture's pool {own:?} is missing from {pools:?}"
+    );
+    ensure_case!(
+        pools.iter().all(|p| p.is_pool()),
+        "not all pools: {pools:?}"
+    );
+    ensure_case!(
+        pools.windows(2).all(|w| w[0] < w[1]),
+        "not sorted and unique: {pools:?}"
+    );
+    for p in &pools {
+        fx.zfs().guid(p.as_str()).await.ctx("guid of a pool")?;
+    }
+    Ok(())
+}

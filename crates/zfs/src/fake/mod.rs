@@ -93,6 +93,8 @@ pub enum FakeOp {
     RecvAbort,
     /// [`Zfs::version`].
     Version,
+    /// [`Zfs::pools`].
+    Pools,
 }
 
 /// Makes the error of an injected fault.
@@ -318,6 +320,18 @@ impl Zfs for FakeZfs {
     async fn list_depth1(&self, fs: &DatasetPath) -> Result<Vec<ListedDataset>> {
         self.enter(&[FakeOp::ListDepth1])?;
         self.with(|st| st.list(fs, true))
+    }
+
+    async fn pools(&self) -> Result<Vec<DatasetPath>> {
+        self.enter(&[FakeOp::Pools])?;
+        // the dataset map is ordered, so the pools come sorted
+        Ok(self.with(|st| {
+            st.datasets
+                .keys()
+                .filter(|d| d.is_pool())
+                .cloned()
+                .collect()
+        }))
     }
 
     async fn get(&self, name: &str, props: &[&str]) -> Result<BTreeMap<String, PropertyValue>> {
