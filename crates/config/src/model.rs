@@ -40,7 +40,18 @@ pub struct Global {
     pub control_sockpath: PathBuf,
     /// `serve.stdinserver.sockdir` (default `/var/run/zrelay/stdinserver`).
     pub stdinserver_sockdir: PathBuf,
+    /// *zrelay extension* `history.path`: the durable record of replication
+    /// attempts (default `/var/lib/zrelay/history.sqlite`).
+    pub history_path: PathBuf,
+    /// *zrelay extension* `history.max_age`: older records are trimmed
+    /// (default 30d).
+    pub history_max_age: std::time::Duration,
 }
+
+/// Default of `global.history.path` (zrelay extension).
+pub const DEFAULT_HISTORY_PATH: &str = "/var/lib/zrelay/history.sqlite";
+/// Default of `global.history.max_age` (zrelay extension): 30 days.
+pub const DEFAULT_HISTORY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 
 /// Log levels of an outlet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -54,6 +54,16 @@ pub(crate) struct RawGlobal {
     pub(crate) monitoring: Vec<RawMonitoring>,
     pub(crate) control: Option<RawControl>,
     pub(crate) serve: Option<RawGlobalServe>,
+    /// zrelay extension.
+    pub(crate) history: Option<RawHistory>,
+}
+
+/// zrelay extension: `global.history`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHistory {
+    pub(crate) path: Option<String>,
+    pub(crate) max_age: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -301,6 +301,13 @@ fn global(g: &Global) -> Out {
                 Out::map([("sockdir", Out::s(g.stdinserver_sockdir.display()))]),
             )]),
         ),
+        (
+            "history",
+            Out::map([
+                ("path", Out::s(g.history_path.display())),
+                ("max_age", Out::s(format!("{}s", g.history_max_age.as_secs()))),
+            ]),
+        ),
     ])
 }
 

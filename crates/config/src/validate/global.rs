@@ -90,11 +90,23 @@ pub(super) fn global(cx: Cx<'_>, raw: Option<&RawGlobal>) -> R<Global> {
         None => PathBuf::from(DEFAULT_STDINSERVER_SOCKDIR),
         Some(s) => cx.file_path(&path.k("serve").k("stdinserver").k("sockdir"), s)?,
     };
+    let hist = raw.history.as_ref();
+    let history_path = match hist.and_then(|h| h.path.as_deref()) {
+        None => PathBuf::from(crate::model::DEFAULT_HISTORY_PATH),
+        Some(s) => cx.file_path(&path.k("history").k("path"), s)?,
+    };
+    let history_max_age = match hist.and_then(|h| h.max_age.as_deref()) {
+        None => crate::model::DEFAULT_HISTORY_MAX_AGE,
+        Some(s) => crate::units::parse_positive_duration(s)
+            .map_err(|e| cx.err(&path.k("history").k("max_age"), e))?,
+    };
     Ok(Global {
         logging,
         monitoring,
         control_sockpath,
         stdinserver_sockdir,
+        history_path,
+        history_max_age,
     })
 }
 
