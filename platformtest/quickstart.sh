@@ -43,6 +43,8 @@ cat >"$dir/sink.yml" <<EOF
 global:
   control:
     sockpath: $dir/sink.sock
+  history:
+    path: $dir/sink-history.sqlite
 jobs:
   - name: sink
     type: sink
@@ -57,6 +59,11 @@ cat >"$dir/push.yml" <<EOF
 global:
   control:
     sockpath: $dir/push.sock
+  history:
+    path: $dir/push-history.sqlite
+  monitoring:
+    - type: prometheus
+      listen: "127.0.0.1:9811"
 jobs:
   - name: push
     type: push

@@ -211,6 +211,14 @@ impl Daemon {
         Ok(err)
     }
 
+    /// Kill with SIGKILL (a crash: nothing is cleaned up) and reap it.
+    pub async fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
     /// Stop with SIGTERM and expect a clean exit within 60 s.
     pub async fn stop(mut self) -> Result<String> {
         let mut child = self.child.take().expect("running");

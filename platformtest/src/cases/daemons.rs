@@ -42,6 +42,18 @@ pub fn cases() -> Vec<Case> {
             "DaemonSnapAndPushConvergeOverSimulatedHours",
             super::daemons_periods::snap_and_push_converge
         ),
+        e2e!(
+            "OperatorStatusRawAndPromtoolDuringReplication",
+            super::operator::status_and_metrics_during_replication
+        ),
+        e2e!(
+            "OperatorWakeupWaitFailsOnReadonlyReceiver",
+            super::operator::wakeup_wait_fails_on_readonly_receiver
+        ),
+        e2e!(
+            "OperatorHistoryShowsKilledStepStaleThenCompleted",
+            super::operator::history_shows_killed_step_stale_then_completed
+        ),
     ]
 }
 
@@ -130,7 +142,7 @@ impl Tree {
 
 fn global(dir: &str, name: &str) -> String {
     format!(
-        "global:\n  control:\n    sockpath: \"{dir}/{name}.sock\"\n  serve:\n    stdinserver:\n      sockdir: \"{dir}/stdinserver\"\n"
+        "global:\n  control:\n    sockpath: \"{dir}/{name}.sock\"\n  history:\n    path: \"{dir}/{name}.sqlite\"\n  serve:\n    stdinserver:\n      sockdir: \"{dir}/stdinserver\"\n"
     )
 }
 

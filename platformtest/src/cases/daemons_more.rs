@@ -15,7 +15,7 @@ use crate::harness::Ctx;
 use crate::tls::TestPki;
 
 fn cfg(dir: &str, name: &str, jobs: &str) -> String {
-    format!("global:\n  control:\n    sockpath: \"{dir}/{name}.sock\"\njobs:\n{jobs}")
+    format!("global:\n  control:\n    sockpath: \"{dir}/{name}.sock\"\n  history:\n    path: \"{dir}/{name}.sqlite\"\njobs:\n{jobs}")
 }
 
 fn push(connect: &str, tree: &Tree) -> String {

@@ -88,12 +88,14 @@ pub async fn snap_and_push_converge(ctx: &Ctx) -> Result<()> {
     let clock = scratch.write("clock", &T0.to_string())?;
     let port = free_port()?;
     let sink = format!(
-        "global:\n  control:\n    sockpath: \"{dir}/sink.sock\"\njobs:\n  - name: sink\n    type: sink\n    root_fs: \"{root_fs}\"\n    serve: {{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"127.0.0.1\": \"alice\"}}}}\n"
+        "global:\n  control:\n    sockpath: \"{dir}/sink.sock\"\n  history:\n    path: \"{dir}/sink.sqlite\"\njobs:\n  - name: sink\n    type: sink\n    root_fs: \"{root_fs}\"\n    serve: {{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"127.0.0.1\": \"alice\"}}}}\n"
     );
     let active = format!(
         r#"global:
   control:
     sockpath: "{dir}/active.sock"
+  history:
+    path: "{dir}/active.sqlite"
 jobs:
   - name: push
     type: push

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod daemons;
 pub mod daemons_more;
 pub mod daemons_periods;
+pub mod operator;
 pub mod replication;
 pub mod rig;
 pub mod zfs_layer;

@@ -13,6 +13,7 @@ use tracing::{info, info_span, warn, Instrument};
 use zrelay_endpoint::{JobId, Receiver, Sender};
 use zrelay_replication::{Driver, DriverConfig, Report};
 
+use super::record::InvocationRecord;
 use super::{JobState, StatusCell, Trigger};
 
 /// When an active job runs on its own.
@@ -64,6 +65,8 @@ pub struct ActiveJob {
     pub(crate) triggers: mpsc::UnboundedReceiver<Trigger>,
     pub(crate) running: Arc<Mutex<Option<CancellationToken>>>,
     pub(crate) pruner: Arc<super::prune::Pruner>,
+    pub(crate) history: Option<zrelay_history::History>,
+    pub(crate) metrics: Option<Arc<zrelay_metrics::Metrics>>,
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -113,12 +116,19 @@ impl ActiveJob {
     async fn invocation(&mut self, cancel: &CancellationToken) -> Report {
         let token = cancel.child_token();
         *self.running.lock().unwrap() = Some(token.clone());
-        let driver = Driver::new(
+        let mut driver = Driver::new(
             self.driver.clone(),
             self.sender.clone(),
             self.receiver.clone(),
             token.clone(),
         );
+        let record = match &self.history {
+            Some(h) => Some(InvocationRecord::begin(h, self.name.as_str(), driver.report()).await),
+            None => None,
+        };
+        if let Some(r) = &record {
+            driver = driver.with_observer(r.observer.clone());
+        }
         let n = {
             let mut g = self.status.lock().unwrap();
             g.status.invocations += 1;
@@ -134,7 +144,26 @@ impl ActiveJob {
                 receiver = %self.receiver.describe(),
                 "replication starts"
             );
+            let ticker = self.metrics.clone().map(|m| {
+                let (live, job) = (driver.report(), self.name.to_string());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        m.observe_report(&job, &live.snapshot());
+                    }
+                })
+            });
             let report = driver.run().await;
+            if let Some(t) = ticker {
+                t.abort();
+            }
+            drop(driver);
+            if let Some(r) = record {
+                r.finish(&report).await;
+            }
+            if let Some(m) = &self.metrics {
+                m.observe_report(self.name.as_str(), &report);
+            }
             let failed = report.failed().count();
             if let Some(e) = &report.planning_error {
                 warn!(error = %e, "replication failed before any filesystem was replicated");
@@ -151,7 +180,20 @@ impl ActiveJob {
                 );
             }
             if !token.is_cancelled() {
+                self.record_lag().await;
+                let started = std::time::Instant::now();
                 let pruned = self.pruner.run(false).await;
+                if let Some(m) = &self.metrics {
+                    // Both sides are pruned in one pass; the time is shared.
+                    let secs = started.elapsed().as_secs_f64() / pruned.len().max(1) as f64;
+                    for p in &pruned {
+                        let side = match p.side {
+                            zrelay_pruning::SideKind::Receiver => zrelay_metrics::Side::Receiver,
+                            _ => zrelay_metrics::Side::Sender,
+                        };
+                        m.pruning_time(self.name.as_str(), side, secs);
+                    }
+                }
                 self.status.lock().unwrap().status.last_pruning = pruned;
             }
             report
@@ -170,6 +212,42 @@ impl ActiveJob {
         });
         g.status.last = Some(report.clone());
         report
+    }
+}
+
+impl ActiveJob {
+    /// Per-filesystem lag metrics: the creation time of the newest snapshot
+    /// both sides have (zrepl #516, #875).
+    async fn record_lag(&self) {
+        let Some(m) = &self.metrics else { return };
+        let (s, r) = tokio::join!(
+            self.sender.list_filesystems(),
+            self.receiver.list_filesystems()
+        );
+        let (Ok(s), Ok(r)) = (s, r) else { return };
+        let received: std::collections::HashMap<_, _> = r.iter().map(|l| (&l.path, l)).collect();
+        for l in &s {
+            let Some(rl) = received.get(&l.path) else {
+                continue;
+            };
+            let on_receiver: std::collections::HashSet<u64> = rl
+                .versions
+                .iter()
+                .filter(|v| v.is_snapshot())
+                .map(|v| v.guid)
+                .collect();
+            let newest = l
+                .versions
+                .iter()
+                .filter(|v| v.is_snapshot() && on_receiver.contains(&v.guid))
+                .max_by_key(|v| v.createtxg);
+            if let Some(v) = newest {
+                let ts = u64::try_from(v.creation).unwrap_or(0);
+                for side in [zrelay_metrics::Side::Sender, zrelay_metrics::Side::Receiver] {
+                    m.fs_lag(self.name.as_str(), l.path.as_str(), side, ts);
+                }
+            }
+        }
     }
 }
 

@@ -59,6 +59,8 @@ pub(crate) struct Ctx<'a> {
     pub tasks: &'a mut JoinSet<()>,
     pub jobs: &'a mut Jobs,
     pub cancel: &'a CancellationToken,
+    pub history: Option<zrelay_history::History>,
+    pub metrics: Option<Arc<zrelay_metrics::Metrics>>,
 }
 
 impl Ctx<'_> {
@@ -245,6 +247,8 @@ impl Ctx<'_> {
             triggers: rx,
             running,
             pruner,
+            history: self.history.clone(),
+            metrics: self.metrics.clone(),
         };
         self.tasks.spawn(task.run(self.cancel.child_token()));
         Ok(())

@@ -11,6 +11,7 @@ pub mod active;
 pub mod build;
 pub mod passive;
 pub mod prune;
+pub(crate) mod record;
 pub(crate) mod snap;
 
 use std::sync::{Arc, Mutex};
