@@ -51,7 +51,8 @@ pub struct Global {
 /// Default of `global.history.path` (zrelay extension).
 pub const DEFAULT_HISTORY_PATH: &str = "/var/lib/zrelay/history.sqlite";
 /// Default of `global.history.max_age` (zrelay extension): 30 days.
-pub const DEFAULT_HISTORY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+pub const DEFAULT_HISTORY_MAX_AGE: std::time::Duration =
+    std::time::Duration::from_secs(30 * 86_400);
 
 /// Log levels of an outlet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -305,7 +305,10 @@ fn global(g: &Global) -> Out {
             "history",
             Out::map([
                 ("path", Out::s(g.history_path.display())),
-                ("max_age", Out::s(format!("{}s", g.history_max_age.as_secs()))),
+                (
+                    "max_age",
+                    Out::s(format!("{}s", g.history_max_age.as_secs())),
+                ),
             ]),
         ),
     ])

@@ -38,6 +38,7 @@ pub struct Daemon {
     zfs: Arc<dyn Zfs>,
     rpc: RpcConfig,
     zfs_log: Option<zrelay_zfs::cmd::InvocationLog>,
+    metrics: Option<Arc<zrelay_metrics::Metrics>>,
 }
 
 impl Daemon {
@@ -48,7 +49,15 @@ impl Daemon {
             zfs,
             rpc: RpcConfig::default(),
             zfs_log: None,
+            metrics: None,
         }
+    }
+
+    /// Record metrics into `metrics` (the binary shares it with its log
+    /// outlets, which count log entries).
+    pub fn with_metrics(mut self, metrics: Arc<zrelay_metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Show the commands of this record as running in `zrelay status`.
@@ -162,7 +171,7 @@ impl Daemon {
                     m.observe_zfs_log(log);
                 }
                 n += 1;
-                if n % 86_400 == 0 {
+                if n.is_multiple_of(86_400) {
                     if let Err(e) = h.trim(max_age).await {
                         warn!(error = %e, "history: cannot trim");
                     }
@@ -183,10 +192,12 @@ impl Daemon {
         };
         let jobs_cancel = cancel.child_token();
         let history = self.open_history().await?;
-        let metrics = Arc::new(zrelay_metrics::Metrics::new(
-            env!("CARGO_PKG_VERSION"),
-            concat!("zrelay ", env!("CARGO_PKG_VERSION")),
-        ));
+        let metrics = self.metrics.clone().unwrap_or_else(|| {
+            Arc::new(zrelay_metrics::Metrics::new(
+                env!("CARGO_PKG_VERSION"),
+                concat!("zrelay ", env!("CARGO_PKG_VERSION")),
+            ))
+        });
         self.restore_metrics(&history, &metrics).await;
         self.spawn_monitoring(&mut tasks, &metrics, &history, &jobs_cancel)
             .await?;

@@ -20,14 +20,14 @@ use crate::progress;
 
 /// Where the configuration comes from.
 #[derive(Args, Clone)]
-pub struct ConfigArg {
+pub(crate) struct ConfigArg {
     /// The configuration file (default: /etc/zrelay/zrelay.yml, then /etc/zrepl/zrepl.yml).
     #[arg(long)]
     config: Option<PathBuf>,
 }
 
 impl ConfigArg {
-    fn load(&self) -> Result<Config> {
+    pub(crate) fn load(&self) -> Result<Config> {
         let path = zrelay_config::find_config(self.config.as_deref())?;
         Ok(zrelay_config::load(&path)?)
     }
@@ -43,6 +43,21 @@ pub struct DaemonArgs {
 /// Run every job of the configuration until SIGINT or SIGTERM.
 pub async fn daemon(a: DaemonArgs) -> Result<()> {
     let config = a.config.load()?;
+    let metrics = Arc::new(zrelay_metrics::Metrics::new(
+        env!("CARGO_PKG_VERSION"),
+        concat!("zrelay ", env!("CARGO_PKG_VERSION")),
+    ));
+    let counted = metrics.clone();
+    let _log = crate::logging::init(
+        &config.global.logging,
+        crate::logging::LogOptions {
+            env_filter: std::env::var("ZRELAY_LOG").ok(),
+            chrome_trace: std::env::var_os("ZRELAY_CHROME_TRACE").map(std::path::PathBuf::from),
+            on_event: Some(Arc::new(move |level, job| {
+                counted.log_entry(job.unwrap_or(""), crate::logging::level_label(level))
+            })),
+        },
+    )?;
     info!(config = %config.origin.display(), jobs = config.jobs.len(), "starting");
     let cancel = CancellationToken::new();
     let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
@@ -59,6 +74,7 @@ pub async fn daemon(a: DaemonArgs) -> Result<()> {
     let log = zfs.log().clone();
     Daemon::new(config, Arc::new(zfs))
         .with_invocation_log(log)
+        .with_metrics(metrics)
         .run(cancel)
         .await?;
     Ok(())

@@ -3,10 +3,14 @@
 //! Invariants: `anyhow` lives here and nowhere below; every subcommand is real
 //! (no placeholders), and a failure exits non-zero with a message on stderr.
 
+mod abstraction;
 mod daemon;
+mod history;
+mod logging;
 mod progress;
-mod status_tui;
 mod replicate;
+mod status_tui;
+mod testcmd;
 mod version;
 
 use anyhow::Result;
@@ -34,10 +38,16 @@ enum Command {
     Status(daemon::StatusArgs),
     /// Prune a job's snapshots now; --dry-run lists what would go and why the rest stays.
     Prune(daemon::PruneArgs),
+    /// Show the durable record of replication attempts (invocations, attempts, steps).
+    History(history::HistoryArgs),
     /// Check the configuration (zrepl's format) and print it validated.
     Configcheck(daemon::ConfigcheckArgs),
     /// The ssh forced command of `serve: {type: stdinserver}` (authorized_keys).
     Stdinserver(daemon::StdinserverArgs),
+    /// Test a job's filesystems filter, placeholder state, or a resume token.
+    Test(testcmd::TestArgs),
+    /// List or release zrepl's holds and cursor bookmarks on ZFS.
+    ZfsAbstraction(abstraction::ZabsArgs),
 }
 
 fn main() {
@@ -56,18 +66,16 @@ fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    // The daemon logs at info unless ZRELAY_LOG says otherwise; other
-    // commands print their own output and log warnings only.
-    let default = match cli.command {
-        Command::Daemon(_) => "info",
-        _ => "warn",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ZRELAY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // The daemon installs the configured logging outlets (daemon.rs);
+    // other commands log warnings to stderr.
+    if !matches!(cli.command, Command::Daemon(_)) {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("ZRELAY_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match cli.command {
         Command::Version(a) => version::run(a).await,
         Command::Replicate(a) => replicate::run(a).await,
@@ -76,6 +84,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status(a) => daemon::status(a).await,
         Command::Stdinserver(a) => daemon::stdinserver(a).await,
         Command::Configcheck(a) => daemon::configcheck(a).await,
+        Command::History(a) => history::run(a).await,
         Command::Prune(a) => daemon::prune(a).await,
+        Command::Test(a) => testcmd::run(a).await,
+        Command::ZfsAbstraction(a) => abstraction::run(a).await,
     }
 }
