@@ -77,6 +77,8 @@ jobs:
     pruning:
       keep_sender:
         - type: not_replicated
+        - type: last_n
+          count: 10
       keep_receiver:
         - type: last_n
           count: 10
@@ -120,5 +122,8 @@ done
 [ "$(zfs get -H -o value mounted "$recv")" = yes ] || zfs mount -o ro,noatime "$recv"
 cmp "/$src/app data/second.bin" "$(zfs get -H -o value mountpoint "$recv")/second.bin"
 echo "== GUIDs match and the data matches"
+echo "== zrelay history --job push   (the durable record of every step)"
+zrelay history --job push --config "$dir/push.yml"
 echo "== while the daemons run, 'zrelay status --config $dir/push.yml' shows each job;"
-echo "   'zrelay status --mode raw' prints the same as JSON"
+echo "   on a terminal it is a live view; 'zrelay status --mode raw' prints JSON"
+echo "   (docs/status-schema.md); metrics: http://127.0.0.1:9811/metrics"
