@@ -6,7 +6,10 @@ use zrelay_metrics::Metrics;
 
 #[test]
 fn every_metric_the_dashboard_queries_exists() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/grafana/zrelay.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dist/grafana/zrelay.json"
+    );
     let text = std::fs::read_to_string(path).expect("dist/grafana/zrelay.json");
     let dash: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     let exprs: Vec<String> = dash["panels"]

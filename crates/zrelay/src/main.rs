@@ -5,6 +5,7 @@
 
 mod abstraction;
 mod daemon;
+mod gen;
 mod history;
 mod logging;
 mod progress;
@@ -19,7 +20,7 @@ use clap::{Parser, Subcommand};
 /// zrelay: ZFS snapshot replication, compatible with zrepl's configuration.
 #[derive(Parser)]
 #[command(name = "zrelay", version, about, propagate_version = true)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -40,6 +41,10 @@ enum Command {
     Prune(daemon::PruneArgs),
     /// Show the durable record of replication attempts (invocations, attempts, steps).
     History(history::HistoryArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Gencompletion(gen::CompletionArgs),
+    /// Print the man page (roff).
+    Genman,
     /// Check the configuration (zrepl's format) and print it validated.
     Configcheck(daemon::ConfigcheckArgs),
     /// The ssh forced command of `serve: {type: stdinserver}` (authorized_keys).
@@ -85,6 +90,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Stdinserver(a) => daemon::stdinserver(a).await,
         Command::Configcheck(a) => daemon::configcheck(a).await,
         Command::History(a) => history::run(a).await,
+        Command::Gencompletion(a) => gen::gencompletion(a),
+        Command::Genman => gen::genman(),
         Command::Prune(a) => daemon::prune(a).await,
         Command::Test(a) => testcmd::run(a).await,
         Command::ZfsAbstraction(a) => abstraction::run(a).await,

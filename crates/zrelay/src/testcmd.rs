@@ -10,7 +10,7 @@ use zrelay_endpoint::abstractions::PLACEHOLDER_PROPERTY;
 use zrelay_endpoint::filter::FilterRule;
 use zrelay_endpoint::FsFilter;
 use zrelay_zfs::parse::{is_placeholder_value, ResumeTokenInfo};
-use zrelay_zfs::{DatasetPath, RealZfs, Zfs};
+use zrelay_zfs::{DatasetPath, RealZfs, Zfs, ZfsError};
 
 use crate::abstraction::list_all;
 use crate::daemon::ConfigArg;
@@ -224,10 +224,14 @@ async fn decode(a: DecodeArgs) -> Result<()> {
     if a.token.trim().is_empty() {
         bail!("--token is empty: pass the receive_resume_token of a partial receive");
     }
-    let info = RealZfs::new()
-        .resume_token_info(&a.token)
-        .await
-        .with_context(|| format!("cannot decode resume token {:?}", a.token))?;
+    let info = match RealZfs::new().resume_token_info(&a.token).await {
+        Ok(info) => info,
+        // the message quotes the token and says what zfs said of it
+        Err(ZfsError::SendValidation(msg)) => bail!("cannot decode: {msg}"),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot decode resume token {:?}", a.token))
+        }
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&token_json(&info))?);
     } else {

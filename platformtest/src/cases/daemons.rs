@@ -47,8 +47,8 @@ pub fn cases() -> Vec<Case> {
             super::operator::status_and_metrics_during_replication
         ),
         e2e!(
-            "OperatorWakeupWaitFailsOnReadonlyReceiver",
-            super::operator::wakeup_wait_fails_on_readonly_receiver
+            "OperatorWakeupWaitFailsWhenTheReceiverCannotReceive",
+            super::operator::wakeup_wait_fails_when_the_receiver_cannot_receive
         ),
         e2e!(
             "OperatorHistoryShowsKilledStepStaleThenCompleted",
@@ -148,7 +148,7 @@ fn global(dir: &str, name: &str) -> String {
 
 fn push_job(connect: &str, src: &DatasetPath) -> String {
     format!(
-        "  - name: push\n    type: push\n    connect: {connect}\n    filesystems:\n      \"{src}<\": true\n    snapshotting:\n      type: manual\n    pruning:\n      keep_sender:\n        - type: not_replicated\n      keep_receiver:\n        - type: last_n\n          count: 100\n"
+        "  - name: push\n    type: push\n    connect: {connect}\n    filesystems:\n      \"{src}<\": true\n    snapshotting:\n      type: manual\n    pruning:\n      keep_sender:\n        - type: not_replicated\n        - type: last_n\n          count: 100\n      keep_receiver:\n        - type: last_n\n          count: 100\n"
     )
 }
 
@@ -350,7 +350,7 @@ pub async fn pull_source_tcp(ctx: &Ctx) -> Result<()> {
         tree.src
     );
     let pull = format!(
-        "{}jobs:\n  - name: pull\n    type: pull\n    connect: {{type: tcp, address: \"127.0.0.1:{port}\"}}\n    root_fs: \"{root_fs}\"\n    interval: manual\n    pruning:\n      keep_sender:\n        - type: not_replicated\n      keep_receiver:\n        - type: last_n\n          count: 100\n",
+        "{}jobs:\n  - name: pull\n    type: pull\n    connect: {{type: tcp, address: \"127.0.0.1:{port}\"}}\n    root_fs: \"{root_fs}\"\n    interval: manual\n    pruning:\n      keep_sender:\n        - type: not_replicated\n        - type: last_n\n          count: 100\n      keep_receiver:\n        - type: last_n\n          count: 100\n",
         global(&dir, "pull")
     );
     let source_cfg = scratch.write("source.yml", &source)?;

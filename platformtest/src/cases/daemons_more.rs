@@ -20,7 +20,7 @@ fn cfg(dir: &str, name: &str, jobs: &str) -> String {
 
 fn push(connect: &str, tree: &Tree) -> String {
     format!(
-        "  - name: push\n    type: push\n    connect: {connect}\n    filesystems:\n      \"{}<\": true\n    snapshotting:\n      type: manual\n    pruning:\n      keep_sender:\n        - type: not_replicated\n      keep_receiver:\n        - type: last_n\n          count: 100\n",
+        "  - name: push\n    type: push\n    connect: {connect}\n    filesystems:\n      \"{}<\": true\n    snapshotting:\n      type: manual\n    pruning:\n      keep_sender:\n        - type: not_replicated\n        - type: last_n\n          count: 100\n      keep_receiver:\n        - type: last_n\n          count: 100\n",
         tree.src
     )
 }

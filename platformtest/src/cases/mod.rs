@@ -3,6 +3,7 @@
 use crate::harness::{Body, Case};
 
 pub mod batch;
+pub mod cli_tools;
 pub mod daemons;
 pub mod daemons_more;
 pub mod daemons_periods;
@@ -70,6 +71,16 @@ pub fn all() -> Vec<Case> {
             zfs_layer::send_stream_non_eof_read_error_handling
         ),
         case!("BatchOpsOneCommandEach", batch::batch_ops_one_command_each),
+        case!(
+            "CliZfsAbstractionReleaseStale",
+            cli_tools::zfs_abstraction_release_stale
+        ),
+        case!("CliTestPlaceholder", cli_tools::test_placeholder),
+        case!(
+            "CliTestDecodeResumeToken",
+            cli_tools::test_decoderesumetoken
+        ),
+        case!("CliTestFilesystems", cli_tools::test_filesystems),
         case!(
             "BatchFallbacksGiveTheSameResults",
             batch::batch_fallbacks_give_the_same_results

@@ -39,7 +39,7 @@ impl Pair {
             g("sink")
         );
         let push = format!(
-            "{}  monitoring:\n    - type: prometheus\n      listen: \"127.0.0.1:{metrics_port}\"\njobs:\n  - name: push\n    type: push\n    connect: {{type: tcp, address: \"127.0.0.1:{port}\"}}\n    filesystems:\n      \"{}<\": true\n    snapshotting:\n      type: manual\n    pruning:\n      keep_sender:\n        - type: not_replicated\n      keep_receiver:\n        - type: last_n\n          count: 100\n",
+            "{}  monitoring:\n    - type: prometheus\n      listen: \"127.0.0.1:{metrics_port}\"\njobs:\n  - name: push\n    type: push\n    connect: {{type: tcp, address: \"127.0.0.1:{port}\"}}\n    filesystems:\n      \"{}<\": true\n    snapshotting:\n      type: manual\n    pruning:\n      keep_sender:\n        - type: not_replicated\n        - type: last_n\n          count: 100\n      keep_receiver:\n        - type: last_n\n          count: 100\n",
             g("push"),
             tree.src
         );
@@ -154,17 +154,21 @@ pub async fn status_and_metrics_during_replication(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// A read-only receiver root makes `signal wakeup --wait` exit non-zero and
+/// A receiver that cannot receive (its `root_fs` is gone; `readonly=on`
+/// does not stop `zfs recv`) makes `signal wakeup --wait` exit non-zero and
 /// name the failed filesystem.
-pub async fn wakeup_wait_fails_on_readonly_receiver(ctx: &Ctx) -> Result<()> {
+pub async fn wakeup_wait_fails_when_the_receiver_cannot_receive(ctx: &Ctx) -> Result<()> {
     let tree = Tree::create(ctx, 100_000).await?;
     let p = Pair::start(ctx, &tree).await?;
-    ctx.sh(&format!("zfs set readonly=on '{}'", p.root_fs))
-        .await?;
+    ctx.sh(&format!("zfs destroy -r '{}'", p.root_fs)).await?;
     let (ok, _, err) = p.push.cli(&["signal", "wakeup", "push", "--wait"]).await?;
     ensure!(
         !ok,
-        "wakeup --wait must fail with a read-only receiver:\n{err}"
+        "wakeup --wait must fail when the receiver cannot receive:\n{err}"
+    );
+    ensure!(
+        err.contains("does not exist"),
+        "the failure must say why:\n{err}"
     );
     ensure!(
         err.contains("failed") && err.contains(tree.app.as_str()),
