@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context as _, Result};
 use tokio::process::{Child, Command};
 
+use zrelay_zfs::DatasetPath;
+
 use crate::harness::Ctx;
 
 /// The `zrelay` binary next to this test binary.
@@ -266,4 +268,92 @@ pub async fn guid(ctx: &Ctx, name: &str) -> Result<String> {
         .await?
         .trim()
         .to_string())
+}
+
+/// The receiving side of a two-daemon case: a private scratch directory and a
+/// second pool with the sink's `root_fs` (`<pool>_b/sink`).
+pub struct Site {
+    /// Configs, sockets, logs, keys.
+    pub scratch: Scratch,
+    /// `scratch.dir` as a string, for configs.
+    pub dir: String,
+    /// The sink's `root_fs`.
+    pub root_fs: String,
+    /// The second pool (destroyed on drop).
+    pub _pool: SecondPool,
+}
+
+/// A sink daemon and a push daemon of one case.
+pub struct Pair {
+    /// The sink.
+    pub sink: Daemon,
+    /// The push job's daemon.
+    pub push: Daemon,
+}
+
+impl Site {
+    /// Scratch directory, second pool and `root_fs`.
+    pub async fn new(ctx: &Ctx) -> Result<Site> {
+        let scratch = Scratch::new(ctx)?;
+        let dir = scratch.dir.display().to_string();
+        let pool = SecondPool::create(ctx).await?;
+        let root_fs = format!("{}/sink", pool.name);
+        ctx.sh(&format!("zfs create '{root_fs}'")).await?;
+        Ok(Site {
+            scratch,
+            dir,
+            root_fs,
+            _pool: pool,
+        })
+    }
+
+    /// `global:` with this daemon's control socket and history, plus `extra`
+    /// (indented YAML lines under `global:`).
+    pub fn global(&self, name: &str, extra: &str) -> String {
+        let dir = &self.dir;
+        format!("global:\n  control:\n    sockpath: \"{dir}/{name}.sock\"\n  history:\n    path: \"{dir}/{name}.sqlite\"\n{extra}")
+    }
+
+    /// Start a sink (`serve`) and a push job of `src` (`connect`, manual
+    /// snapshotting, sender keeps not-replicated + last 100, receiver last
+    /// 100); `push_extra` goes under the push daemon's `global:`.
+    pub async fn start_pair(
+        &self,
+        serve: &str,
+        connect: &str,
+        src: &DatasetPath,
+        push_extra: &str,
+    ) -> Result<Pair> {
+        let sink = format!(
+            "{}jobs:\n  - name: sink\n    type: sink\n    root_fs: \"{}\"\n    serve: {serve}\n",
+            self.global("sink", ""),
+            self.root_fs
+        );
+        let push = format!(
+            "{}jobs:\n  - name: push\n    type: push\n    connect: {connect}\n    filesystems:\n      \"{src}<\": true\n    snapshotting:\n      type: manual\n    pruning:\n      keep_sender:\n        - type: not_replicated\n        - type: last_n\n          count: 100\n      keep_receiver:\n        - type: last_n\n          count: 100\n",
+            self.global("push", push_extra)
+        );
+        let sink_cfg = self.scratch.write("sink.yml", &sink)?;
+        let push_cfg = self.scratch.write("push.yml", &push)?;
+        let p = |n: &str| self.scratch.path(n);
+        let sink = Daemon::start("sink", &sink_cfg, &p("sink.sock"), &p("sink.log")).await?;
+        let push = Daemon::start("push", &push_cfg, &p("push.sock"), &p("push.log")).await?;
+        Ok(Pair { sink, push })
+    }
+
+    /// Restart the push daemon of this site (after a kill), logging to `log`.
+    pub async fn restart_push(&self, log: &str) -> Result<Daemon> {
+        let p = |n: &str| self.scratch.path(n);
+        Daemon::start("push", &p("push.yml"), &p("push.sock"), &p(log)).await
+    }
+}
+
+/// A tcp `serve:` mapping `client_ip` to `alice`, and the matching `connect:`.
+pub fn tcp_pair(port: u16, client_ip: &str) -> (String, String) {
+    (
+        format!(
+            "{{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"{client_ip}\": \"alice\"}}}}"
+        ),
+        format!("{{type: tcp, address: \"127.0.0.1:{port}\"}}"),
+    )
 }

@@ -11,7 +11,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -70,7 +69,7 @@ pub async fn bind(listen: &str, freebind: bool) -> Result<TcpListener, MetricsEr
     };
     let mut last = None;
     for addr in addrs {
-        match bind_one(addr, freebind) {
+        match zrelay_transport::tcp::bind_socket(addr, freebind) {
             Ok(l) => return Ok(l),
             Err(source) => {
                 last = Some(MetricsError::Bind {
@@ -81,37 +80,6 @@ pub async fn bind(listen: &str, freebind: bool) -> Result<TcpListener, MetricsEr
         }
     }
     Err(last.unwrap_or_else(|| bad("resolves to no address")))
-}
-
-fn bind_one(addr: SocketAddr, freebind: bool) -> std::io::Result<TcpListener> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    sock.set_reuse_address(true)?;
-    if addr.is_ipv6() && addr.ip().is_unspecified() {
-        sock.set_only_v6(false)?;
-    }
-    if freebind {
-        set_freebind(&sock, addr)?;
-    }
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())?;
-    sock.listen(128)?;
-    TcpListener::from_std(sock.into())
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn set_freebind(sock: &Socket, addr: SocketAddr) -> std::io::Result<()> {
-    match addr {
-        SocketAddr::V4(_) => sock.set_freebind_v4(true),
-        SocketAddr::V6(_) => sock.set_freebind_v6(true),
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn set_freebind(_sock: &Socket, _addr: SocketAddr) -> std::io::Result<()> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "freebind (IP_FREEBIND) is only supported on Linux",
-    ))
 }
 
 /// Errors that concern one connection or a passing shortage

@@ -59,7 +59,7 @@ pub(crate) async fn bind(listen: &str, freebind: bool) -> Result<TokioListener, 
     let addrs = resolve_listen(listen).await?;
     let mut last = None;
     for addr in addrs {
-        match bind_one(addr, freebind) {
+        match bind_socket(addr, freebind) {
             Ok(l) => return Ok(l),
             Err(e) => last = Some(TransportError::io(format!("cannot listen on {addr}"), e)),
         }
@@ -67,7 +67,9 @@ pub(crate) async fn bind(listen: &str, freebind: bool) -> Result<TokioListener, 
     Err(last.expect("at least one address"))
 }
 
-fn bind_one(addr: SocketAddr, freebind: bool) -> std::io::Result<TokioListener> {
+/// Bind a listening socket on `addr` (SO_REUSEADDR, dual-stack for `[::]`,
+/// `IP_FREEBIND` when asked). Shared by every TCP listener of zrelay.
+pub fn bind_socket(addr: SocketAddr, freebind: bool) -> std::io::Result<TokioListener> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_reuse_address(true)?;
     if addr.is_ipv6() && addr.ip().is_unspecified() {

@@ -10,24 +10,9 @@ use rustls_pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::daemons::Tree;
-use crate::daemons::{free_port, tail, Daemon, Scratch, SecondPool};
+use crate::daemons::{free_port, tail, tcp_pair, Daemon, Pair, Site};
 use crate::harness::Ctx;
 use crate::tls::TestPki;
-
-fn cfg(dir: &str, name: &str, jobs: &str) -> String {
-    format!("global:\n  control:\n    sockpath: \"{dir}/{name}.sock\"\n  history:\n    path: \"{dir}/{name}.sqlite\"\njobs:\n{jobs}")
-}
-
-fn push(connect: &str, tree: &Tree) -> String {
-    format!(
-        "  - name: push\n    type: push\n    connect: {connect}\n    filesystems:\n      \"{}<\": true\n    snapshotting:\n      type: manual\n    pruning:\n      keep_sender:\n        - type: not_replicated\n        - type: last_n\n          count: 100\n      keep_receiver:\n        - type: last_n\n          count: 100\n",
-        tree.src
-    )
-}
-
-fn sink(serve: &str, root_fs: &str) -> String {
-    format!("  - name: sink\n    type: sink\n    root_fs: \"{root_fs}\"\n    serve: {serve}\n")
-}
 
 /// Wait until `log()` contains all of `needles` (≤ 20 s).
 async fn wait_log(d: &Daemon, needles: &[&str]) -> Result<()> {
@@ -64,33 +49,18 @@ fn strip_ansi(s: &str) -> String {
 /// A TLS client whose certificate CN is not in `client_cns` is refused, and
 /// so is a client without a certificate; the sink logs both.
 pub async fn tls_refusals(ctx: &Ctx) -> Result<()> {
-    let scratch = Scratch::new(ctx)?;
-    let dir = scratch.dir.display().to_string();
-    let b = SecondPool::create(ctx).await?;
-    let root_fs = format!("{}/sink", b.name);
-    ctx.sh(&format!("zfs create '{root_fs}'")).await?;
+    let site = Site::new(ctx).await?;
+    let (dir, root_fs) = (site.dir.clone(), site.root_fs.clone());
     let tree = Tree::create(ctx, 100_000).await?;
     let pki = TestPki::new()?;
-    pki.write(&scratch, &["sink.test"], &["alice", "mallory"])?;
+    pki.write(&site.scratch, &["sink.test"], &["alice", "mallory"])?;
     let port = free_port()?;
     let serve = format!("{{type: tls, listen: \"127.0.0.1:{port}\", ca: \"{dir}/ca.pem\", cert: \"{dir}/sink.test.pem\", key: \"{dir}/sink.test.key\", client_cns: [\"alice\"]}}");
     let connect = format!("{{type: tls, address: \"127.0.0.1:{port}\", ca: \"{dir}/ca.pem\", cert: \"{dir}/mallory.pem\", key: \"{dir}/mallory.key\", server_cn: \"sink.test\"}}");
-    let sink_cfg = scratch.write("sink.yml", &cfg(&dir, "sink", &sink(&serve, &root_fs)))?;
-    let push_cfg = scratch.write("push.yml", &cfg(&dir, "push", &push(&connect, &tree)))?;
-    let sink_d = Daemon::start(
-        "sink",
-        &sink_cfg,
-        &scratch.path("sink.sock"),
-        &scratch.path("sink.log"),
-    )
-    .await?;
-    let push_d = Daemon::start(
-        "push",
-        &push_cfg,
-        &scratch.path("push.sock"),
-        &scratch.path("push.log"),
-    )
-    .await?;
+    let Pair {
+        sink: sink_d,
+        push: push_d,
+    } = site.start_pair(&serve, &connect, &tree.src, "").await?;
 
     let (ok, _, err) = push_d.cli(&["signal", "wakeup", "push", "--wait"]).await?;
     ensure!(!ok, "mallory's push must fail:\n{err}");
@@ -105,7 +75,7 @@ pub async fn tls_refusals(ctx: &Ctx) -> Result<()> {
 
     // No client certificate at all.
     let mut roots = rustls::RootCertStore::empty();
-    let ca = std::fs::read(scratch.path("ca.pem"))?;
+    let ca = std::fs::read(site.scratch.path("ca.pem"))?;
     for c in rustls_pki_types::CertificateDer::pem_slice_iter(&ca) {
         roots.add(c?)?;
     }
@@ -139,33 +109,14 @@ pub async fn tls_refusals(ctx: &Ctx) -> Result<()> {
 
 /// A tcp client from an IP that `clients` does not map is refused and logged.
 pub async fn tcp_refuses_unmapped_ip(ctx: &Ctx) -> Result<()> {
-    let scratch = Scratch::new(ctx)?;
-    let dir = scratch.dir.display().to_string();
-    let b = SecondPool::create(ctx).await?;
-    let root_fs = format!("{}/sink", b.name);
-    ctx.sh(&format!("zfs create '{root_fs}'")).await?;
+    let site = Site::new(ctx).await?;
+    let root_fs = site.root_fs.clone();
     let tree = Tree::create(ctx, 100_000).await?;
-    let port = free_port()?;
-    let serve = format!(
-        "{{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"127.0.0.2\": \"alice\"}}}}"
-    );
-    let connect = format!("{{type: tcp, address: \"127.0.0.1:{port}\"}}");
-    let sink_cfg = scratch.write("sink.yml", &cfg(&dir, "sink", &sink(&serve, &root_fs)))?;
-    let push_cfg = scratch.write("push.yml", &cfg(&dir, "push", &push(&connect, &tree)))?;
-    let sink_d = Daemon::start(
-        "sink",
-        &sink_cfg,
-        &scratch.path("sink.sock"),
-        &scratch.path("sink.log"),
-    )
-    .await?;
-    let push_d = Daemon::start(
-        "push",
-        &push_cfg,
-        &scratch.path("push.sock"),
-        &scratch.path("push.log"),
-    )
-    .await?;
+    let (serve, connect) = tcp_pair(free_port()?, "127.0.0.2");
+    let Pair {
+        sink: sink_d,
+        push: push_d,
+    } = site.start_pair(&serve, &connect, &tree.src, "").await?;
     let (ok, _, err) = push_d.cli(&["signal", "wakeup", "push", "--wait"]).await?;
     ensure!(!ok, "a push from an unmapped IP must fail:\n{err}");
     wait_log(
@@ -188,33 +139,14 @@ pub async fn tcp_refuses_unmapped_ip(ctx: &Ctx) -> Result<()> {
 /// SIGTERM to the push daemon during a step: it exits cleanly, the sink keeps
 /// a resumable partial receive, and after a restart the step resumes.
 pub async fn sigterm_keeps_step_resumable(ctx: &Ctx) -> Result<()> {
-    let scratch = Scratch::new(ctx)?;
-    let dir = scratch.dir.display().to_string();
-    let b = SecondPool::create(ctx).await?;
-    let root_fs = format!("{}/sink", b.name);
-    ctx.sh(&format!("zfs create '{root_fs}'")).await?;
+    let site = Site::new(ctx).await?;
+    let root_fs = site.root_fs.clone();
     let tree = Tree::create(ctx, 64_000_000).await?;
-    let port = free_port()?;
-    let serve = format!(
-        "{{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"127.0.0.1\": \"alice\"}}}}"
-    );
-    let connect = format!("{{type: tcp, address: \"127.0.0.1:{port}\"}}");
-    let sink_cfg = scratch.write("sink.yml", &cfg(&dir, "sink", &sink(&serve, &root_fs)))?;
-    let push_cfg = scratch.write("push.yml", &cfg(&dir, "push", &push(&connect, &tree)))?;
-    let sink_d = Daemon::start(
-        "sink",
-        &sink_cfg,
-        &scratch.path("sink.sock"),
-        &scratch.path("sink.log"),
-    )
-    .await?;
-    let push_d = Daemon::start(
-        "push",
-        &push_cfg,
-        &scratch.path("push.sock"),
-        &scratch.path("push.log"),
-    )
-    .await?;
+    let (serve, connect) = tcp_pair(free_port()?, "127.0.0.1");
+    let Pair {
+        sink: sink_d,
+        push: push_d,
+    } = site.start_pair(&serve, &connect, &tree.src, "").await?;
     let app_dst = format!("{root_fs}/alice/{}", tree.app);
 
     let (ok, _, err) = push_d.cli(&["signal", "wakeup", "push"]).await?;
@@ -251,13 +183,7 @@ pub async fn sigterm_keeps_step_resumable(ctx: &Ctx) -> Result<()> {
         "no resumable state on the sink after SIGTERM: {token:?}"
     );
 
-    let push_d = Daemon::start(
-        "push",
-        &push_cfg,
-        &scratch.path("push.sock"),
-        &scratch.path("push2.log"),
-    )
-    .await?;
+    let push_d = site.restart_push("push2.log").await?;
     let summary = push_d.wakeup_ok("push").await?;
     ensure!(
         summary.contains("resum"),

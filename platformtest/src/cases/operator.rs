@@ -10,62 +10,31 @@ use anyhow::{bail, ensure, Context as _, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::daemons::Tree;
-use crate::daemons::{free_port, Daemon, Scratch, SecondPool};
+use crate::daemons::{free_port, tcp_pair, Daemon, Site};
 use crate::harness::Ctx;
 
 /// A sink daemon and a push daemon (with a metrics endpoint) over tcp.
 struct Pair {
-    scratch: Scratch,
-    root_fs: String,
+    site: Site,
     metrics_port: u16,
     sink: Daemon,
     push: Daemon,
-    _pool: SecondPool,
 }
 
 impl Pair {
     async fn start(ctx: &Ctx, tree: &Tree) -> Result<Pair> {
-        let scratch = Scratch::new(ctx)?;
-        let dir = scratch.dir.display().to_string();
-        let pool = SecondPool::create(ctx).await?;
-        let root_fs = format!("{}/sink", pool.name);
-        ctx.sh(&format!("zfs create '{root_fs}'")).await?;
-        let (port, metrics_port) = (free_port()?, free_port()?);
-        let g = |name: &str| {
-            format!("global:\n  control:\n    sockpath: \"{dir}/{name}.sock\"\n  history:\n    path: \"{dir}/{name}.sqlite\"\n")
-        };
-        let sink = format!(
-            "{}jobs:\n  - name: sink\n    type: sink\n    root_fs: \"{root_fs}\"\n    serve: {{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"127.0.0.1\": \"alice\"}}}}\n",
-            g("sink")
+        let site = Site::new(ctx).await?;
+        let metrics_port = free_port()?;
+        let (serve, connect) = tcp_pair(free_port()?, "127.0.0.1");
+        let extra = format!(
+            "  monitoring:\n    - type: prometheus\n      listen: \"127.0.0.1:{metrics_port}\"\n"
         );
-        let push = format!(
-            "{}  monitoring:\n    - type: prometheus\n      listen: \"127.0.0.1:{metrics_port}\"\njobs:\n  - name: push\n    type: push\n    connect: {{type: tcp, address: \"127.0.0.1:{port}\"}}\n    filesystems:\n      \"{}<\": true\n    snapshotting:\n      type: manual\n    pruning:\n      keep_sender:\n        - type: not_replicated\n        - type: last_n\n          count: 100\n      keep_receiver:\n        - type: last_n\n          count: 100\n",
-            g("push"),
-            tree.src
-        );
-        let sink_cfg = scratch.write("sink.yml", &sink)?;
-        let push_cfg = scratch.write("push.yml", &push)?;
-        let sink = Daemon::start(
-            "sink",
-            &sink_cfg,
-            &scratch.path("sink.sock"),
-            &scratch.path("sink.log"),
-        )
-        .await?;
-        let push = Daemon::start(
-            "push",
-            &push_cfg,
-            &scratch.path("push.sock"),
-            &scratch.path("push.log"),
-        )
-        .await?;
+        let daemons = site.start_pair(&serve, &connect, &tree.src, &extra).await?;
         Ok(Pair {
-            scratch,
-            root_fs,
+            site,
             metrics_port,
-            sink,
-            push,
-            _pool: pool,
+            sink: daemons.sink,
+            push: daemons.push,
         })
     }
 
@@ -121,7 +90,7 @@ pub async fn status_and_metrics_during_replication(ctx: &Ctx) -> Result<()> {
     }
     println!("       status --mode raw bytes_replicated moved: {seen:?}");
     let body = scraped.expect("scraped while replicating");
-    let file = p.scratch.write("scrape.txt", &body)?;
+    let file = p.site.scratch.write("scrape.txt", &body)?;
     let out = tokio::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::fs::File::open(&file)?)
@@ -160,7 +129,8 @@ pub async fn status_and_metrics_during_replication(ctx: &Ctx) -> Result<()> {
 pub async fn wakeup_wait_fails_when_the_receiver_cannot_receive(ctx: &Ctx) -> Result<()> {
     let tree = Tree::create(ctx, 100_000).await?;
     let p = Pair::start(ctx, &tree).await?;
-    ctx.sh(&format!("zfs destroy -r '{}'", p.root_fs)).await?;
+    ctx.sh(&format!("zfs destroy -r '{}'", p.site.root_fs))
+        .await?;
     let (ok, _, err) = p.push.cli(&["signal", "wakeup", "push", "--wait"]).await?;
     ensure!(
         !ok,
@@ -199,18 +169,11 @@ pub async fn history_shows_killed_step_stale_then_completed(ctx: &Ctx) -> Result
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     p.push.kill().await?;
-    let push_cfg = p.scratch.path("push.yml");
-    p.push = Daemon::start(
-        "push",
-        &push_cfg,
-        &p.scratch.path("push.sock"),
-        &p.scratch.path("push2.log"),
-    )
-    .await?;
+    p.push = p.site.restart_push("push2.log").await?;
     p.push.wakeup_ok("push").await?;
     tree.verify(
         ctx,
-        &format!("{}/alice", p.root_fs),
+        &format!("{}/alice", p.site.root_fs),
         &["zrelay_1"],
         "first.bin",
     )

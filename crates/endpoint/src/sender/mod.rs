@@ -50,6 +50,14 @@ struct FsState {
 }
 
 impl FsState {
+    /// This job's newest replication cursor (v2).
+    fn cursor<'a>(&'a self, job: &'a JobId) -> Option<&'a Version> {
+        self.job_bookmarks(job)
+            .filter(|(k, _)| *k == AbstractionKind::CursorV2)
+            .max_by_key(|(_, v)| v.createtxg)
+            .map(|(_, v)| v)
+    }
+
     fn job_bookmarks<'a>(
         &'a self,
         job: &'a JobId,
@@ -145,17 +153,22 @@ impl LocalSender {
         if let Some(s) = self.state.lock().unwrap().get(fs) {
             return Ok(s.clone());
         }
+        let st = self.fresh_state(fs).await?;
+        self.state.lock().unwrap().insert(fs.clone(), st.clone());
+        Ok(st)
+    }
+
+    /// The state of `fs` from a new listing of its versions.
+    async fn fresh_state(&self, fs: &DatasetPath) -> Result<FsState> {
         let versions = self
             .zfs
             .list_versions(fs)
             .await
             .map_err(|e| EndpointError::zfs(format!("list versions of {fs}"), e))?;
-        let st = FsState {
+        Ok(FsState {
             versions,
             ..FsState::default()
-        };
-        self.state.lock().unwrap().insert(fs.clone(), st.clone());
-        Ok(st)
+        })
     }
 
     fn zfs_err(what: &str, e: ZfsError) -> EndpointError {
@@ -199,11 +212,7 @@ impl Sender for LocalSender {
                     versions: d.versions.clone(),
                     ..FsState::default()
                 };
-                let cursor_guid = st
-                    .job_bookmarks(&self.job)
-                    .filter(|(k, _)| *k == AbstractionKind::CursorV2)
-                    .max_by_key(|(_, v)| v.createtxg)
-                    .map(|(_, v)| v.guid);
+                let cursor_guid = st.cursor(&self.job).map(|v| v.guid);
                 out.push(FsListing {
                     path: d.path.clone(),
                     placeholder: false,
@@ -275,20 +284,8 @@ impl Sender for LocalSender {
 
     async fn replication_cursor(&self, fs: &DatasetPath) -> Result<Option<FsVersion>> {
         self.check_allowed(fs)?;
-        let versions = self
-            .zfs
-            .list_versions(fs)
-            .await
-            .map_err(|e| EndpointError::zfs(format!("list versions of {fs}"), e))?;
-        let st = FsState {
-            versions,
-            ..FsState::default()
-        };
-        Ok(st
-            .job_bookmarks(&self.job)
-            .filter(|(k, _)| *k == AbstractionKind::CursorV2)
-            .max_by_key(|(_, v)| v.createtxg)
-            .map(|(_, v)| FsVersion::from(v)))
+        let st = self.fresh_state(fs).await?;
+        Ok(st.cursor(&self.job).map(FsVersion::from))
     }
 
     async fn destroy_snapshots(

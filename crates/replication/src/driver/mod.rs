@@ -455,10 +455,17 @@ impl Driver {
             }
             Err(e) => {
                 u.errors += 1;
-                if let (Some(token), Some(s)) = (e_token(&e), u.steps.front_mut()) {
+                let token = e_token(&e);
+                // A failure that left a resumable partial receive is worth
+                // retrying whatever its class: the retry resumes it. (E.g. a
+                // daemon restarted while the receiver was still saving the
+                // state of the previous run's interrupted receive plans a
+                // full send, which fails with the token in hand.)
+                let resumable = token.is_some();
+                if let (Some(token), Some(s)) = (token, u.steps.front_mut()) {
                     s.resume_token = Some(token);
                 }
-                let temporary = e.class() == ErrorClass::Temporary;
+                let temporary = e.class() == ErrorClass::Temporary || resumable;
                 let exhausted = u.errors >= self.cfg.max_step_tries;
                 let msg = e.to_string();
                 // After a stall the receive was dropped, so whether a partial
