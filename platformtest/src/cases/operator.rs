@@ -103,7 +103,7 @@ pub async fn status_and_metrics_during_replication(ctx: &Ctx) -> Result<()> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    for family in ["zrelay_start_time", "zrelay_zfscmd_runtime"] {
+    for family in ["zrelay_start_time", "zrelay_daemon_log_entries"] {
         ensure!(body.contains(family), "scrape lacks {family}:\n{body}");
     }
     p.push.wakeup_ok("push").await?;
@@ -112,6 +112,7 @@ pub async fn status_and_metrics_during_replication(ctx: &Ctx) -> Result<()> {
         "zrelay_replication_bytes_replicated",
         "zrelay_replication_last_successful",
         "zrelay_filesystem_last_replicated_snapshot_timestamp",
+        "zrelay_zfscmd_runtime",
     ] {
         ensure!(
             after.contains(family),
