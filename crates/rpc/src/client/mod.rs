@@ -171,6 +171,29 @@ impl Client {
         self.put(c);
         Ok(v)
     }
+
+    /// [`Client::call`] for the endpoint traits: errors as `EndpointError`s
+    /// naming the peer.
+    pub(crate) async fn endpoint_call<T: DeserializeOwned>(
+        &self,
+        req: Request,
+    ) -> zrelay_endpoint::Result<T> {
+        self.call(&req)
+            .await
+            .map_err(|e| e.into_endpoint(&self.peer))
+    }
+
+    /// A batched call: one result per request item, each item's error as an
+    /// `EndpointError` naming the peer.
+    pub(crate) async fn endpoint_batch<T: DeserializeOwned>(
+        &self,
+        req: Request,
+    ) -> zrelay_endpoint::Result<Vec<zrelay_endpoint::Result<T>>> {
+        let v: Vec<Result<T, crate::error::WireError>> = self.endpoint_call(req).await?;
+        Ok(v.into_iter()
+            .map(|r| r.map_err(|w| w.into_endpoint(&self.peer)))
+            .collect())
+    }
 }
 
 /// Connect to the peer, handshake and ask what it serves.

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use async_trait::async_trait;
-use serde::de::DeserializeOwned;
 use zrelay_endpoint::{
     BatchResult, CommitReq, DestroyOutcome, EndpointError, FsListing, FsVersion, Receiver, Result,
     StepReq,
@@ -14,7 +13,7 @@ use zrelay_zfs::process::SendStream;
 use zrelay_zfs::DatasetPath;
 
 use super::{read_reply, Client, Connection};
-use crate::error::{RpcError, WireError};
+use crate::error::RpcError;
 use crate::stream::{pump_out, PumpEnd};
 use crate::wire::Request;
 use crate::RpcConfig;
@@ -31,13 +30,6 @@ impl RemoteReceiver {
         RemoteReceiver {
             client: Arc::new(Client::new(connector, cfg)),
         }
-    }
-
-    async fn call<T: DeserializeOwned>(&self, req: Request) -> Result<T> {
-        self.client
-            .call(&req)
-            .await
-            .map_err(|e| e.into_endpoint(&self.client.peer))
     }
 }
 
@@ -85,7 +77,9 @@ async fn pump_and_wait(
 #[async_trait]
 impl Receiver for RemoteReceiver {
     async fn list_filesystems(&self) -> Result<Vec<FsListing>> {
-        self.call(Request::ReceiverListFilesystems).await
+        self.client
+            .endpoint_call(Request::ReceiverListFilesystems)
+            .await
     }
 
     async fn receive(&self, step: &StepReq, mut stream: Box<dyn SendStream>) -> Result<()> {
@@ -107,18 +101,16 @@ impl Receiver for RemoteReceiver {
     }
 
     async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>> {
-        let v: Vec<std::result::Result<(), WireError>> = self
-            .call(Request::ReceiverCommit {
+        self.client
+            .endpoint_batch(Request::ReceiverCommit {
                 reqs: reqs.to_vec(),
             })
-            .await?;
-        Ok(v.into_iter()
-            .map(|r| r.map_err(|w| w.into_endpoint(&self.client.peer)))
-            .collect())
+            .await
     }
 
     async fn list_versions(&self, fs: &DatasetPath) -> Result<Vec<FsVersion>> {
-        self.call(Request::ReceiverListVersions { fs: fs.clone() })
+        self.client
+            .endpoint_call(Request::ReceiverListVersions { fs: fs.clone() })
             .await
     }
 
@@ -127,11 +119,12 @@ impl Receiver for RemoteReceiver {
         fs: &DatasetPath,
         snapshots: &[String],
     ) -> Result<DestroyOutcome> {
-        self.call(Request::ReceiverDestroySnapshots {
-            fs: fs.clone(),
-            snapshots: snapshots.to_vec(),
-        })
-        .await
+        self.client
+            .endpoint_call(Request::ReceiverDestroySnapshots {
+                fs: fs.clone(),
+                snapshots: snapshots.to_vec(),
+            })
+            .await
     }
 
     fn describe(&self) -> String {

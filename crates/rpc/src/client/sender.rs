@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, ReadBuf};
 use zrelay_endpoint::{
     BatchResult, CommitReq, DestroyOutcome, EndpointError, FsListing, FsVersion, PrepareReq,
@@ -16,7 +15,6 @@ use zrelay_zfs::process::SendStream;
 use zrelay_zfs::DatasetPath;
 
 use super::{Client, Connection};
-use crate::error::WireError;
 use crate::stream::{DataIn, InState};
 use crate::wire::Request;
 use crate::RpcConfig;
@@ -34,45 +32,31 @@ impl RemoteSender {
             client: Arc::new(Client::new(connector, cfg)),
         }
     }
-
-    async fn call<T: DeserializeOwned>(&self, req: Request) -> Result<T> {
-        self.client
-            .call(&req)
-            .await
-            .map_err(|e| e.into_endpoint(&self.client.peer))
-    }
-
-    async fn batch(&self, req: Request) -> Result<BatchResult<EndpointError>> {
-        let v: Vec<std::result::Result<(), WireError>> = self.call(req).await?;
-        Ok(v.into_iter()
-            .map(|r| r.map_err(|w| w.into_endpoint(&self.client.peer)))
-            .collect())
-    }
 }
 
 #[async_trait]
 impl Sender for RemoteSender {
     async fn list_filesystems(&self) -> Result<Vec<FsListing>> {
-        self.call(Request::SenderListFilesystems).await
+        self.client
+            .endpoint_call(Request::SenderListFilesystems)
+            .await
     }
 
     async fn estimate(&self, steps: &[StepReq], concurrency: usize) -> Result<Vec<Result<u64>>> {
-        let v: Vec<std::result::Result<u64, WireError>> = self
-            .call(Request::SenderEstimate {
+        self.client
+            .endpoint_batch(Request::SenderEstimate {
                 steps: steps.to_vec(),
                 concurrency,
             })
-            .await?;
-        Ok(v.into_iter()
-            .map(|r| r.map_err(|w| w.into_endpoint(&self.client.peer)))
-            .collect())
+            .await
     }
 
     async fn prepare(&self, reqs: &[PrepareReq]) -> Result<BatchResult<EndpointError>> {
-        self.batch(Request::SenderPrepare {
-            reqs: reqs.to_vec(),
-        })
-        .await
+        self.client
+            .endpoint_batch(Request::SenderPrepare {
+                reqs: reqs.to_vec(),
+            })
+            .await
     }
 
     async fn send(&self, step: &StepReq) -> Result<Box<dyn SendStream>> {
@@ -91,23 +75,28 @@ impl Sender for RemoteSender {
     }
 
     async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>> {
-        self.batch(Request::SenderCommit {
-            reqs: reqs.to_vec(),
-        })
-        .await
+        self.client
+            .endpoint_batch(Request::SenderCommit {
+                reqs: reqs.to_vec(),
+            })
+            .await
     }
 
     async fn abort(&self, fss: &[DatasetPath]) -> Result<BatchResult<EndpointError>> {
-        self.batch(Request::SenderAbort { fss: fss.to_vec() }).await
+        self.client
+            .endpoint_batch(Request::SenderAbort { fss: fss.to_vec() })
+            .await
     }
 
     async fn list_versions(&self, fs: &DatasetPath) -> Result<Vec<FsVersion>> {
-        self.call(Request::SenderListVersions { fs: fs.clone() })
+        self.client
+            .endpoint_call(Request::SenderListVersions { fs: fs.clone() })
             .await
     }
 
     async fn replication_cursor(&self, fs: &DatasetPath) -> Result<Option<FsVersion>> {
-        self.call(Request::SenderReplicationCursor { fs: fs.clone() })
+        self.client
+            .endpoint_call(Request::SenderReplicationCursor { fs: fs.clone() })
             .await
     }
 
@@ -116,11 +105,12 @@ impl Sender for RemoteSender {
         fs: &DatasetPath,
         snapshots: &[String],
     ) -> Result<DestroyOutcome> {
-        self.call(Request::SenderDestroySnapshots {
-            fs: fs.clone(),
-            snapshots: snapshots.to_vec(),
-        })
-        .await
+        self.client
+            .endpoint_call(Request::SenderDestroySnapshots {
+                fs: fs.clone(),
+                snapshots: snapshots.to_vec(),
+            })
+            .await
     }
 
     fn describe(&self) -> String {
