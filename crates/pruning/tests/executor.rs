@@ -4,14 +4,16 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
 use zrelay_endpoint::{
     BatchResult, CommitReq, DestroyOutcome, EndpointError, FsFilter, FsListing, FsVersion, JobId,
-    LocalReceiver, LocalSender, PrepareReq, Protection, Receiver, RecvOptions, SendOptions, Sender,
-    StepReq,
+    LocalReceiver, LocalSender, PrepareReq, Receiver, RecvOptions, SendOptions, Sender, StepReq,
 };
+use zrelay_planner::InitialPolicy;
 use zrelay_pruning::{
     prune, KeepRule, PruneOptions, PruneReport, Side, SideKind, PROTECTED_BASE, PROTECTED_NEWEST,
 };
+use zrelay_replication::{Driver, DriverConfig};
 use zrelay_zfs::fake::{FakeOp, FakeZfs};
 use zrelay_zfs::process::SendStream;
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
@@ -130,69 +132,23 @@ impl World {
         ))
     }
 
-    /// Replicate every snapshot of every filesystem the receiver lacks, the
-    /// way the driver does: prepare, send into receive, step by step, then
-    /// commit on the receiver (last-received hold) and the sender (cursor).
+    /// Replicate every snapshot of every filesystem the receiver lacks with
+    /// the replication driver (initial policy `all`): steps, then the
+    /// receiver's last-received hold and the sender's cursor.
     async fn replicate(&self) {
-        let (snd, rcv) = (self.sender(), self.receiver());
-        let have = rcv.list_filesystems().await.unwrap();
-        for l in snd.list_filesystems().await.unwrap() {
-            let snaps: Vec<FsVersion> = l
-                .versions
-                .iter()
-                .filter(|v| v.is_snapshot())
-                .cloned()
-                .collect();
-            let there: Vec<u64> = have
-                .iter()
-                .filter(|h| h.path == l.path)
-                .flat_map(|h| h.versions.iter().map(|v| v.guid))
-                .collect();
-            let common = snaps.iter().rposition(|v| there.contains(&v.guid));
-            let mut from = common.map(|i| snaps[i].clone());
-            let todo = &snaps[common.map_or(0, |i| i + 1)..];
-            if todo.is_empty() {
-                continue;
-            }
-            let steps: Vec<StepReq> = todo
-                .iter()
-                .map(|to| {
-                    let step = StepReq {
-                        fs: l.path.clone(),
-                        from: from.clone(),
-                        to: to.clone(),
-                        resume_token: None,
-                        protection: Protection::default(),
-                    };
-                    from = Some(to.clone());
-                    step
-                })
-                .collect();
-            let prep = PrepareReq {
-                fs: l.path.clone(),
-                steps: steps.clone(),
-            };
-            for res in snd.prepare(&[prep]).await.unwrap() {
-                res.unwrap();
-            }
-            for step in &steps {
-                let stream = snd.send(step).await.unwrap();
-                rcv.receive(step, stream).await.unwrap();
-            }
-            let last = steps.last().unwrap();
-            let commit = [CommitReq {
-                fs: l.path.clone(),
-                to: last.to.clone(),
-                protection: Protection::default(),
-                incremental: last.from.is_some(),
-            }];
-            for res in rcv.commit(&commit).await.unwrap() {
-                res.unwrap();
-            }
-            for res in snd.commit(&commit).await.unwrap() {
-                res.unwrap();
-            }
-        }
+        let cfg = DriverConfig {
+            initial: InitialPolicy::All,
+            ..DriverConfig::default()
+        };
+        let r = Driver::new(
+            cfg,
+            self.sender(),
+            self.receiver(),
+            CancellationToken::new(),
+        )
+        .run()
+        .await;
+        assert!(r.succeeded(), "{r:#?}");
     }
 
     async fn names(&self, fs: &DatasetPath, snapshots: bool) -> Vec<String> {
