@@ -205,10 +205,7 @@ impl History {
         bytes_expected: Option<u64>,
     ) -> Result<StepId> {
         let spec = spec(fs, from, to, resumed, bytes_expected);
-        let now = SystemTime::now();
-        self.worker
-            .call(move |db| db.step_insert(attempt, &spec, State::InFlight, now))
-            .await
+        self.step_insert(attempt, spec, State::InFlight).await
     }
 
     /// Records a planned step, queued; [`History::step_begin`] starts it.
@@ -222,9 +219,18 @@ impl History {
         bytes_expected: Option<u64>,
     ) -> Result<StepId> {
         let spec = spec(fs, from, to, resumed, bytes_expected);
+        self.step_insert(attempt, spec, State::Queued).await
+    }
+
+    async fn step_insert(
+        &self,
+        attempt: AttemptId,
+        spec: StepSpec,
+        state: State,
+    ) -> Result<StepId> {
         let now = SystemTime::now();
         self.worker
-            .call(move |db| db.step_insert(attempt, &spec, State::Queued, now))
+            .call(move |db| db.step_insert(attempt, &spec, state, now))
             .await
     }
 
