@@ -180,9 +180,9 @@ impl ActiveJob {
                 );
             }
             if !token.is_cancelled() {
-                self.record_lag().await;
+                let listing = self.record_lag().await;
                 let started = std::time::Instant::now();
-                let pruned = self.pruner.run(false).await;
+                let pruned = self.pruner.run_with(false, listing).await;
                 if let Some(m) = &self.metrics {
                     // Both sides are pruned in one pass; the time is shared.
                     let secs = started.elapsed().as_secs_f64() / pruned.len().max(1) as f64;
@@ -217,14 +217,19 @@ impl ActiveJob {
 
 impl ActiveJob {
     /// Per-filesystem lag metrics: the creation time of the newest snapshot
-    /// both sides have (zrepl #516, #875).
-    async fn record_lag(&self) {
-        let Some(m) = &self.metrics else { return };
+    /// both sides have (zrepl #516, #875). Returns the sender's listing for
+    /// the pruner that follows.
+    async fn record_lag(&self) -> Option<Vec<zrelay_endpoint::FsListing>> {
+        let Some(m) = &self.metrics else {
+            return None;
+        };
         let (s, r) = tokio::join!(
             self.sender.list_filesystems(),
             self.receiver.list_filesystems()
         );
-        let (Ok(s), Ok(r)) = (s, r) else { return };
+        let (Ok(s), Ok(r)) = (s, r) else {
+            return None;
+        };
         let received: std::collections::HashMap<_, _> = r.iter().map(|l| (&l.path, l)).collect();
         for l in &s {
             let Some(rl) = received.get(&l.path) else {
@@ -248,6 +253,7 @@ impl ActiveJob {
                 }
             }
         }
+        Some(s)
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 use zrelay_config::KeepRule;
-use zrelay_endpoint::{Receiver, Sender};
+use zrelay_endpoint::{FsListing, Receiver, Sender};
 use zrelay_pruning::{prune, PruneOptions, PruneReport, Side, SideKind};
 
 /// `ZREPL_DESTROY_MAX_BATCH_SIZE` (0 = one destroy per filesystem).
@@ -30,14 +30,21 @@ fn failed(side: SideKind, dry_run: bool, error: String) -> PruneReport {
 }
 
 /// Prune the sender by `keep_sender` and the receiver by `keep_receiver`.
+/// `listing` is a fresh listing of the sender, when the caller has one (its
+/// cursors protect the receiver's incremental bases); else one is made.
 pub async fn prune_both(
     sender: &Arc<dyn Sender>,
     receiver: &Arc<dyn Receiver>,
     keep_sender: &[KeepRule],
     keep_receiver: &[KeepRule],
     dry_run: bool,
+    listing: Option<Vec<FsListing>>,
 ) -> Vec<PruneReport> {
-    let protect = match sender.list_filesystems().await {
+    let listing = match listing {
+        Some(l) => Ok(l),
+        None => sender.list_filesystems().await,
+    };
+    let protect = match listing {
         Ok(l) => l
             .into_iter()
             .filter_map(|f| f.cursor_guid.map(|g| (f.path, g)))
@@ -117,6 +124,15 @@ pub struct Pruner {
 impl Pruner {
     /// Prune (or, with `dry_run`, say what pruning would do).
     pub async fn run(&self, dry_run: bool) -> Vec<PruneReport> {
+        self.run_with(dry_run, None).await
+    }
+
+    /// [`Pruner::run`] reusing a fresh listing of the sender, if any.
+    pub async fn run_with(
+        &self,
+        dry_run: bool,
+        listing: Option<Vec<FsListing>>,
+    ) -> Vec<PruneReport> {
         match &self.receiver {
             Some(r) => {
                 prune_both(
@@ -125,6 +141,7 @@ impl Pruner {
                     &self.keep_sender,
                     &self.keep_receiver,
                     dry_run,
+                    listing,
                 )
                 .await
             }
