@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 use zrelay_endpoint::{JobId, Receiver, Sender};
+use zrelay_replication::report::unix;
 use zrelay_replication::{Driver, DriverConfig, Report};
 
 use super::record::InvocationRecord;
@@ -67,10 +68,6 @@ pub struct ActiveJob {
     pub(crate) pruner: Arc<super::prune::Pruner>,
     pub(crate) history: Option<zrelay_history::History>,
     pub(crate) metrics: Option<Arc<zrelay_metrics::Metrics>>,
-}
-
-fn unix(t: SystemTime) -> u64 {
-    zrelay_replication::report::unix(t)
 }
 
 impl ActiveJob {
