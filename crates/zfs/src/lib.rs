@@ -18,6 +18,7 @@ pub mod error;
 pub mod fake;
 pub mod name;
 pub mod parse;
+pub mod peer_text;
 pub mod process;
 pub mod real;
 mod real_batch;
