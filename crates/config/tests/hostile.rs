@@ -73,11 +73,28 @@ fn keys(n: usize, prefix: &str) -> String {
     s
 }
 
-fn best_of_3(name: &str, text: &str) -> Duration {
+/// `n` distinct top-level keys: the whole tree is built (duplicate check
+/// included), then the first unknown key is refused.
+fn root_keys(n: usize, prefix: &str) -> String {
+    let mut s = String::from("jobs: []\n");
+    for i in 0..n {
+        s.push_str(&format!("\"{prefix}{i}\": 1\n"));
+    }
+    s
+}
+
+fn best_of_3(name: &str, text: &str, want: &str) -> Duration {
     (0..3)
         .map(|_| {
             let (r, d) = timed(name, text);
-            r.unwrap_or_else(|e| panic!("{name}: {e}"));
+            match r {
+                Ok(_) if want.is_empty() => {}
+                Ok(_) => panic!("{name}: accepted"),
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(!want.is_empty() && e.contains(want), "{name}: {e}");
+                }
+            }
             d
         })
         .min()
@@ -86,8 +103,9 @@ fn best_of_3(name: &str, text: &str) -> Duration {
 
 #[test]
 fn many_distinct_keys_are_linear() {
-    let small = best_of_3("40k keys", &keys(40_000, "k"));
-    let large = best_of_3("200k keys", &keys(200_000, "k"));
+    let want = "unknown key \"k0\"";
+    let small = best_of_3("40k keys", &root_keys(40_000, "k"), want);
+    let large = best_of_3("200k keys", &root_keys(200_000, "k"), want);
     assert!(large < BOUND, "200k keys: {large:?}");
     // 5x the keys: linear is ~5x, quadratic 25x.
     let ratio = large.as_secs_f64() / small.as_secs_f64().max(1e-3);
@@ -98,10 +116,18 @@ fn many_distinct_keys_are_linear() {
 #[test]
 fn many_keys_with_a_long_common_prefix_are_fast() {
     let prefix = "x".repeat(200);
+    let want = format!("unknown key \"{prefix}0\"");
     let d = best_of_3(
-        "40k keys with a 200-byte common prefix",
-        &keys(40_000, &prefix),
+        "40k keys, 200-byte common prefix",
+        &root_keys(40_000, &prefix),
+        &want,
     );
+    assert!(d < BOUND, "{d:?}");
+}
+
+#[test]
+fn a_filter_of_40k_filesystems_validates_fast() {
+    let d = best_of_3("40k filesystems", &keys(40_000, "k"), "");
     assert!(d < BOUND, "{d:?}");
 }
 
