@@ -54,7 +54,7 @@ async fn replicate(
         site.global("sink", "")
     );
     let push = format!(
-        "{}jobs:\n  - name: push\n    type: push\n    connect: {{type: tcp, address: \"127.0.0.1:{port}\"}}\n    filesystems:\n      \"{evil}<\": true\n    send:\n      properties: true\n    snapshotting:\n      type: manual\n    pruning:\n      keep_sender:\n        - type: last_n\n          count: 100\n      keep_receiver:\n        - type: last_n\n          count: 100\n",
+        "{}jobs:\n  - name: push\n    type: push\n    connect: {{type: tcp, address: \"127.0.0.1:{port}\"}}\n    filesystems:\n      \"{evil}<\": true\n    send:\n      send_properties: true\n    snapshotting:\n      type: manual\n    pruning:\n      keep_sender:\n        - type: last_n\n          count: 100\n      keep_receiver:\n        - type: last_n\n          count: 100\n",
         site.global("push", "")
     );
     let p = |n: &str| site.scratch.path(n);
@@ -78,13 +78,6 @@ async fn replicate(
         guid(ctx, &format!("{root_fs}/alice/{vol}")).await?,
     );
     ensure!(a == b, "{vol}: guid {b} on the sink, {a} on the client");
-    let mounted = ctx
-        .sh(&format!("zfs get -H -o value mounted '{received}'"))
-        .await?;
-    ensure!(
-        mounted.trim() == "no",
-        "{received} was mounted by the receive"
-    );
     props(ctx, &received).await
 }
 
@@ -127,10 +120,35 @@ pub async fn client_properties_do_not_apply_on_the_sink(ctx: &Ctx) -> Result<()>
         .await?;
     }
 
-    // Default recv: nothing of the client's applies.
-    let got = replicate(ctx, &site, &strict, "", &evil).await?;
+    // Default recv: nothing of the client's applies. The target exists as a
+    // placeholder, so the full receive is `zfs recv -F` over it (where
+    // libzfs skips `-x` for inherited values); then an incremental.
+    let target = format!("{strict}/alice/{evil}");
+    let parent = target.rsplit_once('/').map(|(p, _)| p).unwrap_or_default();
+    ctx.sh(&format!(
+        "zfs create -p '{parent}' && zfs create -o zrepl:placeholder=on '{target}'"
+    ))
+    .await?;
+    let mut runs = Vec::new();
+    runs.push(replicate(ctx, &site, &strict, "", &evil).await?);
+    ctx.zfs
+        .snapshot(&[
+            SnapshotName::new(&evil, "zrelay_2")?,
+            SnapshotName::new(&vol, "zrelay_2")?,
+        ])
+        .await?;
+    runs.push(replicate(ctx, &site, &strict, "", &evil).await?);
+    let (a, b) = (
+        guid(ctx, &format!("{evil}@zrelay_2")).await?,
+        guid(ctx, &format!("{target}@zrelay_2")).await?,
+    );
+    ensure!(
+        a == b,
+        "incremental: guid {b} on the sink, {a} on the client"
+    );
     let sink_mp = format!("/{strict}/alice/{evil}");
-    for (p, v, s) in &got {
+    for (p, v, s) in runs.iter().flatten() {
+        let got = &runs;
         ensure!(
             !s.starts_with("received") && !s.starts_with("local"),
             "default recv: {p}={v} has source {s:?}: {got:?}"
@@ -147,7 +165,7 @@ pub async fn client_properties_do_not_apply_on_the_sink(ctx: &Ctx) -> Result<()>
         ensure!(v == want, "default recv: {p}={v}, want {want}: {got:?}");
     }
 
-    // allow_from_sender: the client's values are received.
+    // allow_from_sender: the client's values are received (a new filesystem).
     let allow = "    recv:\n      properties:\n        allow_from_sender: [mountpoint, setuid, exec, devices]\n";
     let got = replicate(ctx, &site, &open, allow, &evil).await?;
     for (p, v, s) in &got {

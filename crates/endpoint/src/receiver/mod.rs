@@ -401,6 +401,17 @@ impl LocalReceiver {
                 })
             }
         };
+        if res.is_ok() && force && kind.protect() {
+            // `zfs recv -F` over an existing filesystem (a placeholder) skips
+            // `-x` for a property the target inherits (libzfs treats any
+            // non-received source as local): inherit explicitly, which
+            // masks the received value as `-x` would have.
+            for p in self.opts.protected_excludes() {
+                self.zfs.inherit(target, p).await.map_err(|e| {
+                    EndpointError::zfs(format!("inherit {p} on {target} after its receive"), e)
+                })?;
+            }
+        }
         res
     }
 }

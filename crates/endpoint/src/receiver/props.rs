@@ -7,6 +7,11 @@
 //! - the user's overrides and inherits come first, unchanged and in order;
 //! - every [`PROTECTED_PROPERTIES`] entry that the user neither overrides,
 //!   inherits nor allows (`allow_from_sender`) is added as `-x`, once;
+//! - `-x` has no effect when `zfs recv -F` replaces an existing filesystem
+//!   (a placeholder) whose value is inherited (seen on OpenZFS 2.3.2: libzfs
+//!   skips the exclusion for any non-received source), so after such a
+//!   receive the receiver runs `zfs inherit` for
+//!   [`RecvOptions::protected_excludes`];
 //! - no property is both `-o` and `-x` (`zfs recv` refuses that: "property
 //!   specified multiple times"), given the user's lists are disjoint, which
 //!   configuration validation ensures.
@@ -14,8 +19,8 @@
 //! `-x prop` keeps the stream's value out of the received property set, so
 //! the effective value is inherited from the receiving side's parent (for
 //! `mountpoint`: a path under the sink's own root). It has no effect when the
-//! stream carries no properties or the target has a local value, and is an
-//! error for a dataset type the property does not apply to (a volume), so
+//! stream carries no properties or the target has a local value, and is a
+//! warning (older OpenZFS: an error) for a volume, so
 //! the protection is added only for streams that may carry a filesystem's
 //! properties ([`super::StreamKind`]). It is accepted for raw (encrypted)
 //! streams, where only the encryption properties cannot be excluded.
@@ -43,22 +48,33 @@ impl RecvOptions {
     /// The `-o prop=value` and `-x prop` arguments of a receive; `protect`:
     /// whether the stream may carry the protected properties of a
     /// filesystem ([`super::StreamKind::protect`]: not for a stream without
-    /// properties, nor for a volume, where `-x mountpoint` is an error).
+    /// properties, nor for a volume, where `-x mountpoint` is refused by
+    /// older OpenZFS).
     pub fn recv_props(&self, protect: bool) -> (Vec<(String, String)>, Vec<String>) {
         let overrides = self.override_props.clone();
         let mut inherits = self.inherit_props.clone();
         if !protect {
             return (overrides, inherits);
         }
-        for p in PROTECTED_PROPERTIES {
-            let named = overrides.iter().any(|(k, _)| k == p)
-                || inherits.iter().any(|k| k == p)
-                || self.allow_from_sender.iter().any(|k| k == p);
-            if !named {
+        for p in self.protected_excludes() {
+            if !inherits.iter().any(|k| k == p) {
                 inherits.push(p.to_string());
             }
         }
         (overrides, inherits)
+    }
+
+    /// The protected properties the sender's value must not set: those the
+    /// user neither overrides nor allows (the user's own `inherit` list
+    /// included).
+    pub fn protected_excludes(&self) -> Vec<&'static str> {
+        PROTECTED_PROPERTIES
+            .into_iter()
+            .filter(|p| {
+                !self.override_props.iter().any(|(k, _)| k == p)
+                    && !self.allow_from_sender.iter().any(|k| k == p)
+            })
+            .collect()
     }
 }
 
