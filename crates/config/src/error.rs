@@ -155,7 +155,7 @@ pub(crate) fn locate(root: Option<&Node>, path: &KeyPath) -> (Mark, String) {
                 if !shown.is_empty() {
                     shown.push('.');
                 }
-                if plain_key(k) {
+                if plain_key(k) && k.len() <= zrelay_zfs::peer_text::PEER_TEXT_MAX {
                     shown.push_str(k);
                 } else {
                     shown.push_str(&format!("\"{}\"", zrelay_zfs::peer_text::peer(k)));

@@ -47,6 +47,7 @@ async fn replicate(
     root_fs: &str,
     recv: &str,
     evil: &DatasetPath,
+    snap: &str,
 ) -> Result<Vec<(String, String, String)>> {
     let port = free_port()?;
     let sink = format!(
@@ -72,7 +73,7 @@ async fn replicate(
     let received = format!("{root_fs}/alice/{evil}");
     // The volume came too: `-x mountpoint` (an error for a volume) was not
     // passed for its stream.
-    let vol = format!("{evil}/vol@zrelay_1");
+    let vol = format!("{evil}/vol@{snap}");
     let (a, b) = (
         guid(ctx, &vol).await?,
         guid(ctx, &format!("{root_fs}/alice/{vol}")).await?,
@@ -130,14 +131,14 @@ pub async fn client_properties_do_not_apply_on_the_sink(ctx: &Ctx) -> Result<()>
     ))
     .await?;
     let mut runs = Vec::new();
-    runs.push(replicate(ctx, &site, &strict, "", &evil).await?);
+    runs.push(replicate(ctx, &site, &strict, "", &evil, "zrelay_1").await?);
     ctx.zfs
         .snapshot(&[
             SnapshotName::new(&evil, "zrelay_2")?,
             SnapshotName::new(&vol, "zrelay_2")?,
         ])
         .await?;
-    runs.push(replicate(ctx, &site, &strict, "", &evil).await?);
+    runs.push(replicate(ctx, &site, &strict, "", &evil, "zrelay_2").await?);
     let (a, b) = (
         guid(ctx, &format!("{evil}@zrelay_2")).await?,
         guid(ctx, &format!("{target}@zrelay_2")).await?,
@@ -167,7 +168,7 @@ pub async fn client_properties_do_not_apply_on_the_sink(ctx: &Ctx) -> Result<()>
 
     // allow_from_sender: the client's values are received (a new filesystem).
     let allow = "    recv:\n      properties:\n        allow_from_sender: [mountpoint, setuid, exec, devices]\n";
-    let got = replicate(ctx, &site, &open, allow, &evil).await?;
+    let got = replicate(ctx, &site, &open, allow, &evil, "zrelay_2").await?;
     for (p, v, s) in &got {
         let want = if p == "mountpoint" {
             evil_mp.as_str()
