@@ -182,10 +182,19 @@ mod tests {
     /// A BEGIN record: `hdrtype` 1 or 2, objset `ost`, `payload` bytes after it.
     fn record(hdrtype: u64, ost: u32, payload: u32, swap: bool) -> Vec<u8> {
         let mut r = vec![0u8; RECORD];
-        let (w4, w8): (fn(u32) -> [u8; 4], fn(u64) -> [u8; 8]) = if swap {
-            (u32::to_be_bytes, u64::to_be_bytes)
-        } else {
-            (u32::to_le_bytes, u64::to_le_bytes)
+        let w4 = |v: u32| {
+            if swap {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let w8 = |v: u64| {
+            if swap {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
         };
         r[4..8].copy_from_slice(&w4(payload));
         r[8..16].copy_from_slice(&w8(MAGIC));
