@@ -21,6 +21,8 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Visitor};
 use serde::forward_to_deserialize_any;
 
+use zrelay_zfs::peer_text::peer;
+
 use crate::error::KeyPath;
 use crate::yaml::{Entry, Mark, Node, Value};
 
@@ -76,16 +78,21 @@ impl de::Error for DeError {
     }
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
         DeError::new(format!(
-            "unknown variant {variant:?}, expected one of {}",
+            "unknown variant \"{}\", expected one of {}",
+            peer(variant),
             one_of(expected)
         ))
     }
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
         if expected.is_empty() {
-            DeError::new(format!("unknown key {field:?}: no keys are allowed here"))
+            DeError::new(format!(
+                "unknown key \"{}\": no keys are allowed here",
+                peer(field)
+            ))
         } else {
             DeError::new(format!(
-                "unknown key {field:?}, expected one of {}",
+                "unknown key \"{}\", expected one of {}",
+                peer(field),
                 one_of(expected)
             ))
         }

@@ -155,10 +155,10 @@ pub(crate) fn locate(root: Option<&Node>, path: &KeyPath) -> (Mark, String) {
                 if !shown.is_empty() {
                     shown.push('.');
                 }
-                if plain_key(k) {
+                if plain_key(k) && k.len() <= zrelay_zfs::peer_text::PEER_TEXT_MAX {
                     shown.push_str(k);
                 } else {
-                    shown.push_str(&format!("{k:?}"));
+                    shown.push_str(&format!("\"{}\"", zrelay_zfs::peer_text::peer(k)));
                 }
                 node = match node.map(|n| &n.value) {
                     Some(Value::Map(entries)) => entries.iter().find(|e| e.key == *k).map(|e| {
@@ -175,7 +175,10 @@ pub(crate) fn locate(root: Option<&Node>, path: &KeyPath) -> (Mark, String) {
                     _ => None,
                 };
                 if let Some(name) = node.and_then(|n| n.get("name")).and_then(Node::as_str) {
-                    shown.push_str(&format!(" (name {name:?})"));
+                    shown.push_str(&format!(
+                        " (name \"{}\")",
+                        zrelay_zfs::peer_text::peer(name)
+                    ));
                 }
             }
         }

@@ -7,11 +7,21 @@
 //! struct asks for, as go-yaml does for zrepl. Anchors and aliases are
 //! resolved, `<<` merge keys are applied, duplicate keys are errors, and more
 //! than one document per file is an error.
+//!
+//! Hostile input ends in an error that names the file, the line and the limit,
+//! in time linear in the file's size:
+//! - nesting deeper than [`MAX_DEPTH`] collections is refused (so dropping,
+//!   cloning and deserializing the tree never recurse deeper than that);
+//! - aliases may copy at most [`MAX_ALIAS_NODES`] nodes in total (each node of
+//!   each expansion counts; "billion laughs" files stop at the budget);
+//! - duplicate keys and merge keys are checked with one hash map per mapping.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::HashMap;
 use std::path::Path;
 
 use libyaml_safer::{Event, EventData, Parser, ScalarStyle};
+use zrelay_zfs::peer_text::peer;
 
 use crate::error::ConfigError;
 
@@ -94,32 +104,49 @@ impl Node {
             return "null".into();
         }
         match &self.value {
-            Value::Scalar { text, .. } => format!("string {text:?}"),
+            Value::Scalar { text, .. } => format!("string \"{}\"", peer(text)),
             Value::Seq(_) => "a sequence".into(),
             Value::Map(_) => "a mapping".into(),
         }
     }
 }
 
+/// The deepest nesting of sequences and mappings accepted. zrepl's
+/// configurations nest about 8 deep.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// How many nodes aliases may copy into the tree, in total over the file.
+/// A node copied by an alias counts each time it is copied, with all its
+/// descendants. Ten thousand times more than any real configuration needs.
+pub(crate) const MAX_ALIAS_NODES: usize = 100_000;
+
 enum Frame {
     Seq {
         items: Vec<Node>,
         mark: Mark,
         anchor: Option<String>,
+        /// Nodes in this subtree so far (itself included).
+        size: usize,
     },
     Map {
         entries: Vec<Entry>,
+        /// The keys of `entries` and the line each was first written on.
+        seen: HashMap<String, usize>,
         key: Option<(String, Mark)>,
         merges: Vec<Node>,
         mark: Mark,
         anchor: Option<String>,
+        size: usize,
     },
 }
 
 struct Builder<'a> {
     file: &'a Path,
     stack: Vec<Frame>,
-    anchors: HashMap<String, Node>,
+    /// Anchored nodes and their sizes (nodes in the subtree).
+    anchors: HashMap<String, (Node, usize)>,
+    /// Nodes copied by aliases so far.
+    alias_nodes: usize,
     root: Option<Node>,
     docs: usize,
 }
@@ -130,6 +157,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Option<Node>, ConfigError
         file,
         stack: Vec::new(),
         anchors: HashMap::new(),
+        alias_nodes: 0,
         root: None,
         docs: 0,
     };
@@ -188,37 +216,62 @@ impl Builder<'_> {
                     match tag.strip_prefix("tag:yaml.org,2002:") {
                         Some("str") => plain = false,
                         Some("int" | "bool" | "float" | "null") => {}
-                        _ => return Err(self.err(mark, format!("unsupported YAML tag {tag}"))),
+                        _ => {
+                            return Err(
+                                self.err(mark, format!("unsupported YAML tag {}", peer(&tag)))
+                            )
+                        }
                     }
                 }
                 let node = Node {
                     value: Value::Scalar { text: value, plain },
                     mark,
                 };
-                self.finish(node, anchor)?;
+                self.finish(node, 1, anchor)?;
             }
             EventData::Alias { anchor } => {
-                let node = self.anchors.get(&anchor).cloned().ok_or_else(|| {
-                    self.err(mark, format!("alias *{anchor} to an unknown anchor"))
-                })?;
-                self.finish(node, None)?;
+                let Some((node, size)) = self.anchors.get(&anchor) else {
+                    return Err(self.err(
+                        mark,
+                        format!("alias *{} to an unknown anchor", peer(&anchor)),
+                    ));
+                };
+                let size = *size;
+                self.alias_nodes = self.alias_nodes.saturating_add(size);
+                if self.alias_nodes > MAX_ALIAS_NODES {
+                    return Err(self.err(
+                        mark,
+                        format!(
+                            "aliases expand to more than {MAX_ALIAS_NODES} nodes \
+                             (alias *{} copies {size}); refusing to expand further",
+                            peer(&anchor)
+                        ),
+                    ));
+                }
+                let node = node.clone();
+                self.finish(node, size, None)?;
             }
             EventData::SequenceStart { anchor, tag, .. } => {
                 self.check_collection_tag(mark, tag.as_deref(), "seq")?;
+                self.check_depth(mark)?;
                 self.stack.push(Frame::Seq {
                     items: Vec::new(),
                     mark,
                     anchor,
+                    size: 1,
                 })
             }
             EventData::MappingStart { anchor, tag, .. } => {
                 self.check_collection_tag(mark, tag.as_deref(), "map")?;
+                self.check_depth(mark)?;
                 self.stack.push(Frame::Map {
                     entries: Vec::new(),
+                    seen: HashMap::new(),
                     key: None,
                     merges: Vec::new(),
                     mark,
                     anchor,
+                    size: 1,
                 })
             }
             EventData::SequenceEnd => {
@@ -226,28 +279,32 @@ impl Builder<'_> {
                     items,
                     mark,
                     anchor,
+                    size,
                 }) = self.stack.pop()
                 {
                     let node = Node {
                         value: Value::Seq(items),
                         mark,
                     };
-                    self.finish(node, anchor)?;
+                    self.finish(node, size, anchor)?;
                 }
             }
             EventData::MappingEnd => {
                 if let Some(Frame::Map {
                     mut entries,
+                    mut seen,
                     merges,
                     mark,
                     anchor,
+                    size,
                     ..
                 }) = self.stack.pop()
                 {
                     for merged in merges {
                         if let Value::Map(more) = merged.value {
                             for e in more {
-                                if !entries.iter().any(|x| x.key == e.key) {
+                                if let Slot::Vacant(v) = seen.entry(e.key.clone()) {
+                                    v.insert(e.key_mark.line);
                                     entries.push(e);
                                 }
                             }
@@ -257,10 +314,21 @@ impl Builder<'_> {
                         value: Value::Map(entries),
                         mark,
                     };
-                    self.finish(node, anchor)?;
+                    self.finish(node, size, anchor)?;
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Refuse a collection that would nest deeper than [`MAX_DEPTH`].
+    fn check_depth(&self, mark: Mark) -> Result<(), ConfigError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(self.err(
+                mark,
+                format!("sequences and mappings nest deeper than {MAX_DEPTH} levels"),
+            ));
         }
         Ok(())
     }
@@ -274,14 +342,19 @@ impl Builder<'_> {
         match tag {
             None => Ok(()),
             Some(t) if t.strip_prefix("tag:yaml.org,2002:") == Some(kind) => Ok(()),
-            Some(t) => Err(self.err(mark, format!("unsupported YAML tag {t}"))),
+            Some(t) => Err(self.err(mark, format!("unsupported YAML tag {}", peer(t)))),
         }
     }
 
-    /// A complete node: record its anchor and attach it to its parent.
-    fn finish(&mut self, node: Node, anchor: Option<String>) -> Result<(), ConfigError> {
+    /// A complete node of `size` nodes: record its anchor and attach it to its parent.
+    fn finish(
+        &mut self,
+        node: Node,
+        size: usize,
+        anchor: Option<String>,
+    ) -> Result<(), ConfigError> {
         if let Some(anchor) = anchor {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         let file = self.file;
         let Some(top) = self.stack.last_mut() else {
@@ -289,11 +362,18 @@ impl Builder<'_> {
             return Ok(());
         };
         match top {
-            Frame::Seq { items, .. } => items.push(node),
+            Frame::Seq {
+                items, size: total, ..
+            } => {
+                *total = total.saturating_add(size);
+                items.push(node)
+            }
             Frame::Map {
                 entries,
+                seen,
                 key,
                 merges,
+                size: total,
                 ..
             } => match key.take() {
                 None => match &node.value {
@@ -301,6 +381,7 @@ impl Builder<'_> {
                     _ => return Err(syntax(file, node.mark, "mapping keys must be scalars")),
                 },
                 Some((k, key_mark)) => {
+                    *total = total.saturating_add(size).saturating_add(1);
                     if k == "<<" {
                         let ok = match &node.value {
                             Value::Map(_) => {
@@ -325,13 +406,21 @@ impl Builder<'_> {
                         }
                         return Ok(());
                     }
-                    if let Some(prev) = entries.iter().find(|e| e.key == k) {
-                        let line = prev.key_mark.line;
-                        return Err(syntax(
-                            file,
-                            key_mark,
-                            format!("duplicate key {k:?} (first defined on line {line})"),
-                        ));
+                    match seen.entry(k.clone()) {
+                        Slot::Occupied(prev) => {
+                            let line = *prev.get();
+                            return Err(syntax(
+                                file,
+                                key_mark,
+                                format!(
+                                    "duplicate key \"{}\" (first defined on line {line})",
+                                    peer(&k)
+                                ),
+                            ));
+                        }
+                        Slot::Vacant(v) => {
+                            v.insert(key_mark.line);
+                        }
                     }
                     entries.push(Entry {
                         key: k,

@@ -369,4 +369,7 @@ fn include_and_extension_samples() {
         panic!()
     };
     assert!(s.recv.options.force_overwrite);
+    assert_eq!(s.recv.options.allow_from_sender, ["setuid", "exec"]);
+    let (_, x) = s.recv.options.recv_props(true);
+    assert_eq!(x, ["mountpoint", "devices", "sharenfs", "sharesmb"]);
 }

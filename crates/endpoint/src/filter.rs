@@ -120,6 +120,8 @@ impl FsFilter {
     /// or `("<", true)` for every dataset of every pool.
     pub fn new<S: AsRef<str>>(entries: &[(S, bool)]) -> Result<FsFilter, FilterError> {
         let mut rules: Vec<FilterRule> = Vec::new();
+        // Linear duplicate check: a config may list very many patterns.
+        let mut seen = std::collections::HashSet::new();
         for (pattern, include) in entries {
             let pattern = pattern.as_ref();
             let (p, subtree) = match pattern.strip_suffix('<') {
@@ -135,7 +137,7 @@ impl FsFilter {
                 })?;
                 RulePath::Dataset(d)
             };
-            if rules.iter().any(|r| r.path == path && r.subtree == subtree) {
+            if !seen.insert((path.clone(), subtree)) {
                 return Err(FilterError::Duplicate(pattern.to_string()));
             }
             rules.push(FilterRule {

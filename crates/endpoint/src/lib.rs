@@ -35,4 +35,6 @@ pub use throttle::{
 };
 pub use traits::{Receiver, Sender};
 pub mod receiver;
-pub use receiver::{pump, LocalReceiver, PlaceholderEncryption, PumpError, RecvOptions};
+pub use receiver::{
+    pump, LocalReceiver, PlaceholderEncryption, PumpError, RecvOptions, PROTECTED_PROPERTIES,
+};

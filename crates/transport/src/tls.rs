@@ -2,6 +2,7 @@
 //!
 //! The server requires a client certificate signed by `ca`; the client's
 //! identity is the certificate's subject CN, which must be in `client_cns`.
+//! A subject with more than one CN is refused ([`subject_cn`]).
 //! The client verifies the server against `ca` with `server_cn` as the
 //! expected name (checked against the SANs, as Go and so zrepl do).
 
@@ -20,6 +21,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
+
+use zrelay_zfs::peer_text::peer as shown;
 
 use crate::tcp::{accept_error_is_transient, bind, check_host_port, dial};
 use crate::{Accepted, ClientIdentity, Conn, Connector, Listener, TransportError};
@@ -78,18 +81,40 @@ fn load_roots(key: &str, path: &Path) -> Result<Arc<RootCertStore>, TransportErr
     Ok(Arc::new(roots))
 }
 
-/// The subject CN of a DER certificate.
+/// The subject CN of a DER certificate: the one and only CN of its subject.
+///
+/// A subject with several CNs is refused: programs disagree on which one
+/// names the peer (Go's `pkix.Name`, and so zrepl, takes the last; OpenSSL
+/// tools and many others the first), so the same certificate could be one
+/// client here and another one there. The error names every CN, escaped and
+/// cut (`zrelay_zfs::peer_text::peer`).
 pub fn subject_cn(cert: &[u8]) -> Result<String, String> {
     let (_, x509) = x509_parser::parse_x509_certificate(cert)
         .map_err(|e| format!("cannot parse the certificate: {e}"))?;
-    let cn = x509
-        .subject()
-        .iter_common_name()
-        .next()
-        .ok_or_else(|| "the certificate's subject has no CN".to_string())?;
-    cn.as_str()
-        .map(str::to_string)
-        .map_err(|e| format!("the certificate's subject CN is not a string: {e}"))
+    let mut cns = Vec::new();
+    for cn in x509.subject().iter_common_name() {
+        let text = cn
+            .as_str()
+            .map_err(|e| format!("the certificate's subject CN is not a string: {e}"))?;
+        cns.push(text.to_string());
+    }
+    match cns.len() {
+        0 => Err("the certificate's subject has no CN".to_string()),
+        1 => Ok(cns.remove(0)),
+        n => {
+            let list: Vec<String> = cns
+                .iter()
+                .take(8)
+                .map(|c| format!("'{}'", shown(c)))
+                .collect();
+            Err(format!(
+                "the certificate's subject has {n} CNs ({}{}); refusing it: \
+                 programs disagree on which CN names the client (zrepl takes the last)",
+                list.join(", "),
+                if n > 8 { ", …" } else { "" }
+            ))
+        }
+    }
 }
 
 /// Why a TLS handshake failed, in words for the log or error.
@@ -338,7 +363,7 @@ async fn handshake(a: &Acceptor, tcp: TcpStream, peer: SocketAddr) -> Result<Acc
     if !a.client_cns.contains(&cn) {
         return Err(format!(
             "client certificate CN '{}' is not in client_cns",
-            cn.escape_debug()
+            shown(&cn)
         ));
     }
     let identity = ClientIdentity::parse(&cn).map_err(|e| e.to_string())?;

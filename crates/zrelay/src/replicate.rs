@@ -184,6 +184,9 @@ pub fn build(args: &ReplicateArgs, zfs: Arc<dyn Zfs>) -> Result<(Driver, Cancell
             PhEnc::Inherit => PlaceholderEncryption::Inherit,
         },
         force_overwrite: args.force_overwrite,
+        // The received filesystems' mountpoint, setuid, exec, devices and
+        // shares come from the target's tree, as on a sink.
+        allow_from_sender: Vec::new(),
     };
     let sender = LocalSender::new(zfs.clone(), job.clone(), filter, send);
     let receiver = LocalReceiver::new(zfs, job, to, recv);

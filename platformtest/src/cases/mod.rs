@@ -10,6 +10,7 @@ pub mod daemons_periods;
 pub mod operator;
 pub mod replication;
 pub mod rig;
+pub mod security_recv;
 pub mod zfs_layer;
 
 macro_rules! case {
@@ -84,6 +85,10 @@ pub fn all() -> Vec<Case> {
         case!(
             "BatchFallbacksGiveTheSameResults",
             batch::batch_fallbacks_give_the_same_results
+        ),
+        case!(
+            "SecurityRecvClientPropertiesDoNotApplyOnTheSink",
+            security_recv::client_properties_do_not_apply_on_the_sink
         ),
     ];
     rig.into_iter()

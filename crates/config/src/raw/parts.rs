@@ -163,6 +163,9 @@ pub(crate) struct RawRecvProperties {
     pub(crate) inherit: Vec<String>,
     #[serde(rename = "override", default)]
     pub(crate) override_: Ordered<String>,
+    /// *zrelay extension*: protected properties whose sender's value is received.
+    #[serde(default)]
+    pub(crate) allow_from_sender: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]

@@ -209,25 +209,29 @@ fn recv(r: &RecvConfig) -> Out {
         PlaceholderEncryption::Off => "off",
         PlaceholderEncryption::Inherit => "inherit",
     };
-    let mut m = vec![
+    let mut props = vec![
         (
-            "properties".to_string(),
-            Out::map([
-                (
-                    "inherit",
-                    Out::L(o.inherit_props.iter().map(Out::s).collect()),
-                ),
-                (
-                    "override",
-                    Out::M(
-                        o.override_props
-                            .iter()
-                            .map(|(k, v)| (k.clone(), Out::s(v)))
-                            .collect(),
-                    ),
-                ),
-            ]),
+            "inherit".to_string(),
+            Out::L(o.inherit_props.iter().map(Out::s).collect()),
         ),
+        (
+            "override".to_string(),
+            Out::M(
+                o.override_props
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Out::s(v)))
+                    .collect(),
+            ),
+        ),
+    ];
+    if !o.allow_from_sender.is_empty() {
+        props.push((
+            "allow_from_sender".into(),
+            Out::L(o.allow_from_sender.iter().map(Out::s).collect()),
+        ));
+    }
+    let mut m = vec![
+        ("properties".to_string(), Out::M(props)),
         (
             "placeholder".into(),
             Out::map([("encryption", Out::s(enc))]),

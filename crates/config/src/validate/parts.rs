@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use zrelay_endpoint::{
     FsFilter, Guarantee, PlaceholderEncryption, Protection, RecvOptions, SendOptions,
+    PROTECTED_PROPERTIES,
 };
 use zrelay_planner::InitialPolicy;
 use zrelay_zfs::SendFlags;
@@ -230,11 +231,18 @@ pub(super) fn send(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawSend>) -> R<SendC
 /// A property name as `zfs recv -o/-x` takes it.
 fn property(cx: Cx<'_>, path: &KeyPath, name: &str) -> R<String> {
     let ok = !name.is_empty()
+        && name.len() <= 256
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.' | '-'));
     if !ok {
-        return Err(cx.err(path, format!("{name:?} is not a ZFS property name")));
+        return Err(cx.err(
+            path,
+            format!(
+                "\"{}\" is not a ZFS property name",
+                zrelay_zfs::peer_text::peer(name)
+            ),
+        ));
     }
     Ok(name.to_string())
 }
@@ -265,6 +273,29 @@ pub(super) fn recv(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawRecv>) -> R<RecvC
                 ));
             }
             options.override_props.push((name, value.clone()));
+        }
+        for (i, name) in props.allow_from_sender.iter().enumerate() {
+            let p = pp.k("allow_from_sender").i(i);
+            let name = property(cx, &p, name)?;
+            if !PROTECTED_PROPERTIES.contains(&name.as_str()) {
+                return Err(cx.err(
+                    &p,
+                    format!(
+                        "{name:?} is not protected on receive; allow_from_sender takes {}",
+                        PROTECTED_PROPERTIES.join(", ")
+                    ),
+                ));
+            }
+            if options.allow_from_sender.contains(&name) {
+                return Err(cx.err(&p, format!("property {name:?} is listed twice")));
+            }
+            if seen.contains(&name) || options.override_props.iter().any(|(k, _)| *k == name) {
+                return Err(cx.err(
+                    &p,
+                    format!("property {name:?} is inherited or overridden, so the sender's value cannot be allowed"),
+                ));
+            }
+            options.allow_from_sender.push(name);
         }
     }
     options.placeholder_encryption = match r.placeholder.as_ref().and_then(|p| p.encryption) {

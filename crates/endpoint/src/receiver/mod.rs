@@ -17,6 +17,11 @@ use zrelay_zfs::process::SendStream;
 use zrelay_zfs::{DatasetPath, PropertyValue, RecvArgs, Zfs};
 
 mod commit;
+mod kind;
+mod props;
+
+pub use kind::StreamKind;
+pub use props::PROTECTED_PROPERTIES;
 
 use crate::abstractions::{JobId, PLACEHOLDER_PROPERTY};
 use crate::confine::{client_root, confine, ClientIdentity};
@@ -52,6 +57,10 @@ pub struct RecvOptions {
     /// zrelay extension: allow a full receive with `-F` over an existing
     /// filesystem that is not a placeholder. Off unless the user opts in.
     pub force_overwrite: bool,
+    /// zrelay extension `recv.properties.allow_from_sender`: which of the
+    /// [`PROTECTED_PROPERTIES`] the sender's values may set. Empty (the
+    /// default): none; each is excluded with `-x` ([`RecvOptions::recv_props`]).
+    pub allow_from_sender: Vec<String>,
 }
 
 /// The buffer of [`pump`]: large, so that a stream moves in few syscalls.
@@ -322,14 +331,18 @@ impl LocalReceiver {
         step: &StepReq,
         target: &DatasetPath,
         force: bool,
-        mut stream: Box<dyn SendStream>,
+        stream: Box<dyn SendStream>,
     ) -> Result<()> {
+        let (kind, stream) = kind::peek(stream).await;
+        let mut stream: Box<dyn SendStream> = Box::new(stream);
+        let (override_props, inherit_props) = self.opts.recv_props(kind.protect());
+        debug!(fs = %target, ?kind, ?inherit_props, "receive arguments");
         let args = RecvArgs {
             fs: target.clone(),
             resumable: true,
             unmounted: true,
-            override_props: self.opts.override_props.clone(),
-            inherit_props: self.opts.inherit_props.clone(),
+            override_props,
+            inherit_props,
             expect: None,
         };
         let started = if force {
@@ -388,6 +401,17 @@ impl LocalReceiver {
                 })
             }
         };
+        if res.is_ok() && force && kind.protect() {
+            // `zfs recv -F` over an existing filesystem (a placeholder) skips
+            // `-x` for a property the target inherits (libzfs treats any
+            // non-received source as local): inherit explicitly, which
+            // masks the received value as `-x` would have.
+            for p in self.opts.protected_excludes() {
+                self.zfs.inherit(target, p).await.map_err(|e| {
+                    EndpointError::zfs(format!("inherit {p} on {target} after its receive"), e)
+                })?;
+            }
+        }
         res
     }
 }

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, DnValue, ExtendedKeyUsagePurpose,
+    IsCa, KeyPair, KeyUsagePurpose,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zrelay_transport::Conn;
@@ -94,9 +94,24 @@ impl Pki {
     /// A leaf certificate with subject CN `cn` and DNS SANs `sans`, for
     /// both server and client use; returns (cert, key) paths.
     pub fn leaf(&self, cn: &str, sans: &[&str]) -> (PathBuf, PathBuf) {
+        self.leaf_cns(&[cn], sans)
+    }
+
+    /// [`Pki::leaf`] with one or two subject CNs, in this order (rcgen keeps
+    /// one value per attribute type, so the second CN is written under the
+    /// CN's OID as a custom type: the DER is the same).
+    pub fn leaf_cns(&self, cns: &[&str], sans: &[&str]) -> (PathBuf, PathBuf) {
+        assert!(matches!(cns.len(), 1 | 2), "one or two CNs");
+        let cn = cns.join("+");
         let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(sans).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
+        params.distinguished_name.push(DnType::CommonName, cns[0]);
+        if let Some(second) = cns.get(1) {
+            let cn_oid = DnType::CustomDnType(vec![2, 5, 4, 3]);
+            params
+                .distinguished_name
+                .push(cn_oid, DnValue::Utf8String(second.to_string()));
+        }
         params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![

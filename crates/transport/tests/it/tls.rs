@@ -275,3 +275,50 @@ fn subject_cn_is_read_from_der() {
     assert_eq!(subject_cn(der.as_ref()).unwrap(), "some-host");
     assert!(subject_cn(b"junk").is_err());
 }
+
+#[test]
+fn subject_with_two_cns_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "cn");
+    let (cert, _) = pki.leaf_cns(&["client1", "evil\nline"], &[]);
+    let der = CertificateDer::from_pem_file(cert).unwrap();
+    // Both CNs really are in the subject, in this order.
+    let (_, x) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+    let all: Vec<&str> = x
+        .subject()
+        .iter_common_name()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(all, ["client1", "evil\nline"]);
+    let e = subject_cn(der.as_ref()).unwrap_err();
+    assert!(e.contains("has 2 CNs ('client1', 'evil\\nline')"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+}
+
+#[tokio::test]
+async fn tls_client_with_two_cns_is_refused_even_if_one_is_allowed() {
+    let (logs, _g) = Logs::capture();
+    let mut s = setup().await;
+    // zrepl would see "client2" (the last CN), a first-CN reader "client1".
+    for cns in [["client1", "client2"], ["intruder", "client1"]] {
+        let (cert, key) = s.pki.leaf_cns(&cns, &[]);
+        let c = TlsConnector::new(
+            &s.addr.to_string(),
+            &s.pki.ca(),
+            &cert,
+            &key,
+            "server.example",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let _ = c.connect().await;
+        let want = format!("has 2 CNs ('{}', '{}')", cns[0], cns[1]);
+        logs.wait_for(&["127.0.0.1:", "refused connection", &want])
+            .await;
+    }
+    // Nothing reached the caller; a one-CN client does.
+    let good = client(&s, &s.pki, "client1", "server.example").unwrap();
+    let (conn, a) = tokio::join!(good.connect(), accept(&mut s));
+    conn.unwrap();
+    assert_eq!(a.identity.as_str(), "client1");
+}
