@@ -13,7 +13,6 @@ pub mod batch;
 pub mod destroy;
 pub mod holds;
 pub mod list;
-pub mod resume_token;
 pub mod send_dry;
 pub mod stderr;
 
@@ -24,7 +23,7 @@ pub use list::{
     is_placeholder_value, legacy_placeholder_value, parse_list, parse_placeholder_get, DatasetKind,
     ListedDataset, Version, LIST_PROPS,
 };
-pub use resume_token::{parse_resume_token_output, ResumeTokenError, ResumeTokenInfo};
+pub use crate::resume_token::{ResumeTokenError, ResumeTokenInfo};
 pub use send_dry::{parse_send_dry, SendEstimate};
 pub use stderr::{classify, recv_resume_token, StderrKind};
 
