@@ -22,9 +22,9 @@ pub mod parse;
 pub mod peer_text;
 pub mod process;
 pub mod real;
-pub mod resume_token;
 mod real_batch;
 mod real_bookmarks;
+pub mod resume_token;
 pub mod send_args;
 pub mod stream_begin;
 

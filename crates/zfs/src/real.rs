@@ -11,8 +11,8 @@ use crate::cmd::{stderr_kind, CmdLine, InvocationLog, Runner};
 use crate::error::{Result, ZfsError};
 use crate::name::{BookmarkName, DatasetPath, SnapshotName};
 use crate::parse::{
-    parse_destroy_stderr, parse_holds, parse_list, parse_send_dry, ListedDataset,
-    ParseError, SendEstimate, StderrKind, LIST_PROPS,
+    parse_destroy_stderr, parse_holds, parse_list, parse_send_dry, ListedDataset, ParseError,
+    SendEstimate, StderrKind, LIST_PROPS,
 };
 use crate::process::{ProcRecvSink, ProcSendStream, RecvSink, SendStream};
 use crate::send_args::{check_guid, ValidatedSendArgs};

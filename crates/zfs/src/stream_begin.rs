@@ -200,7 +200,11 @@ impl StreamBegin {
         p32(&mut b, 0, 0);
         p32(&mut b, 4, self.payload_len);
         p64(&mut b, 8, DMU_BACKUP_MAGIC);
-        p64(&mut b, 16, (self.features & 0x3fff_ffff) << 2 | (self.hdrtype & 3));
+        p64(
+            &mut b,
+            16,
+            (self.features & 0x3fff_ffff) << 2 | (self.hdrtype & 3),
+        );
         p64(&mut b, 24, self.creation_time);
         p32(&mut b, 32, self.objset_type);
         p32(&mut b, 36, self.flags);
@@ -273,6 +277,49 @@ mod tests {
         assert_eq!(parse(&b).unwrap(), h);
     }
 
+    /// Real: the first 64 bytes (the rest is zero) of `zfs send -i @s1
+    /// tv/a@s2` and `zfs send -I @s1 tv/a@s2` on OpenZFS 2.3.2, x86_64.
+    #[test]
+    fn real_openzfs_records() {
+        let mut b = [0u8; BEGIN_LEN];
+        b[8..64].copy_from_slice(&[
+            0xac, 0xcb, 0xba, 0xf5, 0x02, 0, 0, 0, 0x11, 0, 0, 0, 0, 0, 0, 0, 0xe1, 0xee, 0x14,
+            0x6b, 0, 0, 0, 0, 0x02, 0, 0, 0, 0x0c, 0, 0, 0, 0x0d, 0x81, 0x0e, 0x37, 0x75, 0x7c,
+            0xc2, 0x9e, 0xda, 0x3b, 0x3f, 0xef, 0xdb, 0xa4, 0x40, 0x13, b't', b'v', b'/', b'a',
+            b'@', b's', b'2', 0,
+        ]);
+        let h = parse(&b).unwrap();
+        assert_eq!(
+            (
+                h.hdrtype,
+                h.toguid,
+                h.fromguid,
+                h.toname.as_str(),
+                h.byteswapped
+            ),
+            (
+                DMU_SUBSTREAM,
+                0x9ec27c75370e810d,
+                0x1340a4dbef3f3bda,
+                "tv/a@s2",
+                false
+            )
+        );
+        assert_eq!((h.objset_type, h.flags, h.features), (2, 0xc, 4));
+        assert_eq!(h.encode(), b);
+        // -I: a compound header, zero guids, the last snapshot's name
+        let mut c = [0u8; BEGIN_LEN];
+        c[8..13].copy_from_slice(&[0xac, 0xcb, 0xba, 0xf5, 0x02]);
+        c[16] = 2;
+        c[56..63].copy_from_slice(b"tv/a@s2");
+        let h = parse(&c).unwrap();
+        assert_eq!(
+            (h.hdrtype, h.toguid, h.fromguid),
+            (DMU_COMPOUNDSTREAM, 0, 0)
+        );
+        assert_eq!(h.toname, "tv/a@s2");
+    }
+
     #[test]
     fn refuses_what_is_not_a_begin_record() {
         assert_eq!(parse(&[0; 100]), Err(BeginError::Short(100)));
@@ -299,8 +346,16 @@ mod tests {
         };
         assert_eq!(h.check(&want), Ok(()));
         let e = h.check(&Expected { toguid: 8, ..want }).unwrap_err();
-        assert_eq!((e.field, e.expected.as_str(), e.got.as_str()), ("toguid", "0x8", "0x7"));
-        let e = h.check(&Expected { fromguid: None, ..want }).unwrap_err();
+        assert_eq!(
+            (e.field, e.expected.as_str(), e.got.as_str()),
+            ("toguid", "0x8", "0x7")
+        );
+        let e = h
+            .check(&Expected {
+                fromguid: None,
+                ..want
+            })
+            .unwrap_err();
         assert_eq!(e.field, "fromguid");
         assert!(e.to_string().contains("0 (a full stream)"), "{e}");
         let e = h
@@ -315,7 +370,12 @@ mod tests {
         let mut c = StreamBegin::substream("p/a@s", 0, None);
         c.hdrtype = DMU_COMPOUNDSTREAM;
         assert_eq!(c.check(&want), Ok(()));
-        assert!(c.check(&Expected { toname: "p/b@s", ..want }).is_err());
+        assert!(c
+            .check(&Expected {
+                toname: "p/b@s",
+                ..want
+            })
+            .is_err());
     }
 
     proptest! {

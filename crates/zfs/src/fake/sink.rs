@@ -121,9 +121,8 @@ impl FakeRecvSink {
                                 self.begin = Some(b);
                                 self.phase = Phase::Header;
                             }
-                            Err(_) => self.fail(
-                                "cannot receive: invalid stream (bad magic number)".into(),
-                            ),
+                            Err(_) => self
+                                .fail("cannot receive: invalid stream (bad magic number)".into()),
                         }
                     }
                 }
@@ -203,7 +202,9 @@ impl FakeRecvSink {
                     || (b.toguid == h.toguid && b.fromguid == h.fromguid.unwrap_or(0))
             });
             if !agrees {
-                return self.fail("cannot receive: invalid stream (BEGIN record does not match its data)".into());
+                return self.fail(
+                    "cannot receive: invalid stream (BEGIN record does not match its data)".into(),
+                );
             }
         }
         let begun = lock(&self.shared).recv_begin(&self.args.fs, &h, self.force);

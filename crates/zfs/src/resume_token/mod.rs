@@ -160,7 +160,9 @@ pub enum ResumeTokenError {
         reason: String,
     },
     /// The checksum does not match the payload.
-    #[error("resume token {token} has checksum {announced:#x}, but its payload sums to {actual:#x}")]
+    #[error(
+        "resume token {token} has checksum {announced:#x}, but its payload sums to {actual:#x}"
+    )]
     Checksum {
         /// The token, shown.
         token: String,
@@ -274,10 +276,11 @@ pub fn decode_nvlist(token: &str) -> Result<NvList, ResumeTokenError> {
             actual,
         });
     }
-    let packed = inflate(&compressed, len as usize).map_err(|reason| ResumeTokenError::Payload {
-        token: show(),
-        reason,
-    })?;
+    let packed =
+        inflate(&compressed, len as usize).map_err(|reason| ResumeTokenError::Payload {
+            token: show(),
+            reason,
+        })?;
     nvlist::decode(&packed).map_err(|source| ResumeTokenError::Nvlist {
         token: show(),
         source,
@@ -356,7 +359,9 @@ pub fn decode(token: &str) -> Result<ResumeTokenInfo, ResumeTokenError> {
                 | (KeyType::U64Array, NvValue::U64Array(_))
         );
         if !ok {
-            return Err(bad(format!("key {name:?} has type {value:?}, expected {ty:?}")));
+            return Err(bad(format!(
+                "key {name:?} has type {value:?}, expected {ty:?}"
+            )));
         }
     }
     let u64_of = |k: &str| match list.get(k) {
@@ -371,8 +376,12 @@ pub fn decode(token: &str) -> Result<ResumeTokenInfo, ResumeTokenError> {
     let Some(NvValue::Str(toname)) = list.get("toname") else {
         return Err(bad("required key \"toname\" is missing".into()));
     };
-    let toname = SnapshotName::parse(toname)
-        .map_err(|e| bad(format!("toname {} is not a snapshot name: {e}", peer(toname))))?;
+    let toname = SnapshotName::parse(toname).map_err(|e| {
+        bad(format!(
+            "toname {} is not a snapshot name: {e}",
+            peer(toname)
+        ))
+    })?;
     let fromguid = u64_of("fromguid");
     if fromguid == Some(0) {
         return Err(bad(

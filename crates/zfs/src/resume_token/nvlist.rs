@@ -104,7 +104,13 @@ impl Cursor<'_> {
     fn bytes(&self, at: usize, n: usize) -> Result<&[u8], NvError> {
         match at.checked_add(n) {
             Some(end) if end <= self.b.len() => Ok(&self.b[at..end]),
-            _ => err(at, format!("needs {n} bytes, only {} left", self.b.len().saturating_sub(at))),
+            _ => err(
+                at,
+                format!(
+                    "needs {n} bytes, only {} left",
+                    self.b.len().saturating_sub(at)
+                ),
+            ),
         }
     }
     fn i32(&self, at: usize) -> Result<i32, NvError> {
@@ -166,7 +172,10 @@ pub fn decode(b: &[u8]) -> Result<NvList, NvError> {
         if size == 0 {
             at += 4;
             if at != b.len() {
-                return err(at, format!("{} bytes after the end of the list", b.len() - at));
+                return err(
+                    at,
+                    format!("{} bytes after the end of the list", b.len() - at),
+                );
             }
             return Ok(list);
         }
@@ -198,15 +207,25 @@ fn pair(c: &Cursor<'_>, at: usize, size: i32) -> Result<(String, NvValue, usize)
     let raw_name = p.bytes(NVP_HEADER, name_sz)?;
     let (last, text) = raw_name.split_last().expect("name_sz > 0");
     if *last != 0 || text.contains(&0) {
-        return err(at + NVP_HEADER, "pair name is not one NUL-terminated string");
+        return err(
+            at + NVP_HEADER,
+            "pair name is not one NUL-terminated string",
+        );
     }
     let name = String::from_utf8(text.to_vec())
         .or_else(|_| err(at + NVP_HEADER, "pair name is not UTF-8"))?;
     let valoff = align8(NVP_HEADER + name_sz);
     if valoff > size {
-        return err(at, format!("pair {name:?}: size {size} smaller than its name"));
+        return err(
+            at,
+            format!("pair {name:?}: size {size} smaller than its name"),
+        );
     }
-    p.zeros(NVP_HEADER + name_sz, valoff - NVP_HEADER - name_sz, "name padding")?;
+    p.zeros(
+        NVP_HEADER + name_sz,
+        valoff - NVP_HEADER - name_sz,
+        "name padding",
+    )?;
     let region = size - valoff;
     let bad = |what: String| err(at, format!("pair {name:?}: {what}"));
     let (value, value_sz) = match (ty, nelem) {
@@ -321,14 +340,20 @@ mod tests {
         assert!(decode(&other).unwrap_err().what.contains("byte order"));
         let mut trailing = good.clone();
         trailing.extend_from_slice(&[0; 8]);
-        assert!(decode(&trailing).unwrap_err().what.contains("after the end"));
+        assert!(decode(&trailing)
+            .unwrap_err()
+            .what
+            .contains("after the end"));
         let dup = NvList {
             pairs: vec![
                 ("rawok".into(), NvValue::Boolean),
                 ("rawok".into(), NvValue::Boolean),
             ],
         };
-        assert!(decode(&encode(&dup)).unwrap_err().what.contains("duplicate pair \"rawok\""));
+        assert!(decode(&encode(&dup))
+            .unwrap_err()
+            .what
+            .contains("duplicate pair \"rawok\""));
         let mut ty = good.clone();
         ty[12 + 12] = 3; // object becomes DATA_TYPE_INT16
         assert!(decode(&ty).unwrap_err().what.contains("type 3"));

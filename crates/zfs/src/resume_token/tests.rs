@@ -60,7 +60,10 @@ fn forged_rawok_in_a_string_is_not_raw() {
     }
     let token = encode(&list);
     let e = decode(&token).unwrap_err().to_string();
-    assert!(e.contains("toname") && e.contains("not a snapshot name"), "{e}");
+    assert!(
+        e.contains("toname") && e.contains("not a snapshot name"),
+        "{e}"
+    );
     // the nvlist itself has no rawok pair
     assert!(decode_nvlist(&token).unwrap().get("rawok").is_none());
 }
@@ -87,26 +90,43 @@ fn refusals_name_what_is_wrong() {
     let (vs, len) = head.rsplit_once('-').unwrap();
     let len = u64::from_str_radix(len, 16).unwrap();
     for other in [len - 1, len + 1] {
-        let e = decode(&format!("{vs}-{other:x}-{hex}")).unwrap_err().to_string();
+        let e = decode(&format!("{vs}-{other:x}-{hex}"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("announce"), "{e}");
     }
     // unknown key, wrong type, duplicate, missing, fromguid 0
     let mut l = info("p/a@s").to_nvlist();
     l.pairs.push(("evil".into(), NvValue::Boolean));
-    assert!(decode(&encode(&l)).unwrap_err().to_string().contains("unknown key \"evil\""));
+    assert!(decode(&encode(&l))
+        .unwrap_err()
+        .to_string()
+        .contains("unknown key \"evil\""));
     let mut l = info("p/a@s").to_nvlist();
     l.pairs.push(("rawok".into(), NvValue::U64(0)));
-    assert!(decode(&encode(&l)).unwrap_err().to_string().contains("\"rawok\" has type"));
+    assert!(decode(&encode(&l))
+        .unwrap_err()
+        .to_string()
+        .contains("\"rawok\" has type"));
     let mut l = info("p/a@s").to_nvlist();
     l.pairs.retain(|(k, _)| k != "toguid");
-    assert!(decode(&encode(&l)).unwrap_err().to_string().contains("\"toguid\" is missing"));
+    assert!(decode(&encode(&l))
+        .unwrap_err()
+        .to_string()
+        .contains("\"toguid\" is missing"));
     let mut i = info("p/a@s");
     i.fromguid = Some(0);
-    assert!(decode(&i.encode()).unwrap_err().to_string().contains("fromguid is 0"));
+    assert!(decode(&i.encode())
+        .unwrap_err()
+        .to_string()
+        .contains("fromguid is 0"));
     let mut l = info("p/a@s").to_nvlist();
     l.pairs.push(("rawok".into(), NvValue::Boolean));
     l.pairs.push(("rawok".into(), NvValue::Boolean));
-    assert!(decode(&encode(&l)).unwrap_err().to_string().contains("duplicate pair"));
+    assert!(decode(&encode(&l))
+        .unwrap_err()
+        .to_string()
+        .contains("duplicate pair"));
 }
 
 #[test]
@@ -121,7 +141,10 @@ fn trailing_garbage_after_the_zlib_stream() {
     bytes.extend_from_slice(&[0; 4]);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let t = format!("{v}-{:x}-{len}-{hex}", fletcher4_word0(&bytes));
-    assert!(decode(&t).unwrap_err().to_string().contains("after the end"));
+    assert!(decode(&t)
+        .unwrap_err()
+        .to_string()
+        .contains("after the end"));
 }
 
 #[test]
@@ -154,8 +177,8 @@ fn arb_info() -> impl Strategy<Value = ResumeTokenInfo> {
         any::<(u64, Option<u64>, u64, u64, u64)>(),
         any::<[bool; 5]>(),
     )
-        .prop_map(|(toname, (toguid, fromguid, object, offset, bytes), f)| {
-            ResumeTokenInfo {
+        .prop_map(
+            |(toname, (toguid, fromguid, object, offset, bytes), f)| ResumeTokenInfo {
                 toname,
                 toguid,
                 fromguid: fromguid.filter(|g| *g != 0),
@@ -169,8 +192,8 @@ fn arb_info() -> impl Strategy<Value = ResumeTokenInfo> {
                 saved_ok: f[4],
                 redact_snaps: None,
                 book_redact_snaps: None,
-            }
-        })
+            },
+        )
 }
 
 /// Cases per property; `ZRELAY_FUZZ_CASES` raises it for a long run.
