@@ -236,7 +236,7 @@ pub async fn receive_begin_mismatch_refused(ctx: &Ctx) -> Result<()> {
         "zfs recv ran: {:?}",
         ctx.zfs.log().per_verb()
     );
-    let target = ctx.ds("sink/src");
+    let target = r.target(&src)?;
     ensure!(
         ctx.zfs.guid(target.as_str()).await.is_err(),
         "{target} was created"
