@@ -106,3 +106,145 @@ pub(super) async fn check(step: &StepReq, mut stream: Box<dyn SendStream>) -> Re
         inner: stream,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use zrelay_zfs::fake::{FakeOp, FakeZfs};
+    use zrelay_zfs::name::VersionKind;
+    use zrelay_zfs::{SendArgs, SendFlags, SnapshotName, VersionRef, Zfs};
+
+    use crate::types::{FsVersion, Protection, StepReq};
+    use crate::{JobId, LocalReceiver, Receiver, RecvOptions};
+
+    struct Garbage(std::io::Cursor<Vec<u8>>);
+    impl AsyncRead for Garbage {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+    #[async_trait::async_trait]
+    impl zrelay_zfs::process::SendStream for Garbage {
+        async fn close(&mut self) -> zrelay_zfs::Result<()> {
+            Ok(())
+        }
+    }
+
+    use super::*;
+
+    async fn send(
+        z: &FakeZfs,
+        from: Option<(&SnapshotName, u64)>,
+        to: &SnapshotName,
+        g: u64,
+    ) -> Box<dyn SendStream> {
+        let a = SendArgs {
+            fs: to.fs().clone(),
+            from: from.map(|(f, g)| (VersionRef::Snapshot(f.clone()), g)),
+            to: (to.clone(), g),
+            encrypted: false,
+            flags: SendFlags::default(),
+            resume_token: None,
+            intermediates: false,
+        };
+        z.send(&a.validate(z).await.unwrap()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn refuses_a_stream_that_is_not_the_step_before_zfs_recv() {
+        let z = Arc::new(FakeZfs::new());
+        let pool = z.add_pool("pool").unwrap();
+        let src = pool.child("src").unwrap();
+        let dst = pool.child("dst").unwrap();
+        z.create(&src, &[]).await.unwrap();
+        z.create(&dst, &[]).await.unwrap();
+        let snap = |n: &str| SnapshotName::new(&src, n).unwrap();
+        z.write(&src, 1000).unwrap();
+        z.snapshot(&[snap("a")]).await.unwrap();
+        z.write(&src, 300).unwrap();
+        z.snapshot(&[snap("b")]).await.unwrap();
+        let ga = z.guid("pool/src@a").await.unwrap();
+        let gb = z.guid("pool/src@b").await.unwrap();
+        let v = |n: &str, guid| FsVersion {
+            kind: VersionKind::Snapshot,
+            name: n.into(),
+            guid,
+            createtxg: 1,
+            creation: 0,
+        };
+        let r = LocalReceiver::new(
+            z.clone(),
+            JobId::new("j").unwrap(),
+            dst.clone(),
+            RecvOptions::default(),
+        );
+        let step = StepReq {
+            fs: src.clone(),
+            from: None,
+            to: v("a", ga),
+            resume_token: None,
+            protection: Protection::default(),
+        };
+        let target = r.target(&src).unwrap();
+        let recvs = || z.calls(FakeOp::Recv) + z.calls(FakeOp::Create);
+        let before = recvs();
+        // garbage
+        let g = Box::new(Garbage(std::io::Cursor::new(vec![7u8; 5000])));
+        let e = r.receive(&step, g).await.unwrap_err().to_string();
+        assert!(e.contains("magic") && e.contains("before zfs recv"), "{e}");
+        // a short stream
+        let g = Box::new(Garbage(std::io::Cursor::new(vec![0u8; 10])));
+        let e = r.receive(&step, g).await.unwrap_err().to_string();
+        assert!(e.contains("ended after 10 bytes"), "{e}");
+        // @b announced as @a: toname differs
+        let e = r
+            .receive(&step, send(&z, None, &snap("b"), gb).await)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("toname") && e.contains("pool/src@b") && e.contains("pool/src@a"),
+            "{e}"
+        );
+        // an incremental a->b announced as the full step b: fromguid differs
+        let full_b = StepReq {
+            to: v("b", gb),
+            ..step.clone()
+        };
+        let e = r
+            .receive(
+                &full_b,
+                send(&z, Some((&snap("a"), ga)), &snap("b"), gb).await,
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("fromguid") && e.contains("0 (a full stream)"),
+            "{e}"
+        );
+        // same name, other guid: toguid differs
+        let wrong_guid = StepReq {
+            to: v("a", ga ^ 1),
+            ..step.clone()
+        };
+        let e = r
+            .receive(&wrong_guid, send(&z, None, &snap("a"), ga).await)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("toguid"), "{e}");
+        assert!(z.guid(target.as_str()).await.is_err(), "target created");
+        assert_eq!(recvs(), before, "zfs recv or create ran");
+        // the right stream is received
+        r.receive(&step, send(&z, None, &snap("a"), ga).await)
+            .await
+            .unwrap();
+        assert_eq!(z.guid(&format!("{target}@a")).await.unwrap(), ga);
+    }
+}
