@@ -122,7 +122,7 @@ complete -c zrelay -n "__fish_zrelay_using_subcommand test; and not __fish_seen_
 complete -c zrelay -n "__fish_zrelay_using_subcommand test; and not __fish_seen_subcommand_from filesystems placeholder decoderesumetoken help" -s V -l version -d 'Print version'
 complete -c zrelay -n "__fish_zrelay_using_subcommand test; and not __fish_seen_subcommand_from filesystems placeholder decoderesumetoken help" -f -a "filesystems" -d 'Show which datasets a job\'s `filesystems` filter includes, and which rule decides'
 complete -c zrelay -n "__fish_zrelay_using_subcommand test; and not __fish_seen_subcommand_from filesystems placeholder decoderesumetoken help" -f -a "placeholder" -d 'Show whether datasets are placeholders (a locally set `zrepl:placeholder`)'
-complete -c zrelay -n "__fish_zrelay_using_subcommand test; and not __fish_seen_subcommand_from filesystems placeholder decoderesumetoken help" -f -a "decoderesumetoken" -d 'Decode a `receive_resume_token` (with `zfs send -nvt`)'
+complete -c zrelay -n "__fish_zrelay_using_subcommand test; and not __fish_seen_subcommand_from filesystems placeholder decoderesumetoken help" -f -a "decoderesumetoken" -d 'Decode a `receive_resume_token` (in process, from its binary form; no zfs runs)'
 complete -c zrelay -n "__fish_zrelay_using_subcommand test; and not __fish_seen_subcommand_from filesystems placeholder decoderesumetoken help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c zrelay -n "__fish_zrelay_using_subcommand test; and __fish_seen_subcommand_from filesystems" -l job -d 'The job (push, source or snap) whose filter to test' -r
 complete -c zrelay -n "__fish_zrelay_using_subcommand test; and __fish_seen_subcommand_from filesystems" -l input -d 'Test this dataset name (it need not exist)' -r
@@ -140,7 +140,7 @@ complete -c zrelay -n "__fish_zrelay_using_subcommand test; and __fish_seen_subc
 complete -c zrelay -n "__fish_zrelay_using_subcommand test; and __fish_seen_subcommand_from decoderesumetoken" -s V -l version -d 'Print version'
 complete -c zrelay -n "__fish_zrelay_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "filesystems" -d 'Show which datasets a job\'s `filesystems` filter includes, and which rule decides'
 complete -c zrelay -n "__fish_zrelay_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "placeholder" -d 'Show whether datasets are placeholders (a locally set `zrepl:placeholder`)'
-complete -c zrelay -n "__fish_zrelay_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "decoderesumetoken" -d 'Decode a `receive_resume_token` (with `zfs send -nvt`)'
+complete -c zrelay -n "__fish_zrelay_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "decoderesumetoken" -d 'Decode a `receive_resume_token` (in process, from its binary form; no zfs runs)'
 complete -c zrelay -n "__fish_zrelay_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c zrelay -n "__fish_zrelay_using_subcommand zfs-abstraction; and not __fish_seen_subcommand_from list release-all release-stale help" -s h -l help -d 'Print help'
 complete -c zrelay -n "__fish_zrelay_using_subcommand zfs-abstraction; and not __fish_seen_subcommand_from list release-all release-stale help" -s V -l version -d 'Print version'
@@ -191,7 +191,7 @@ complete -c zrelay -n "__fish_zrelay_using_subcommand help; and not __fish_seen_
 complete -c zrelay -n "__fish_zrelay_using_subcommand help; and not __fish_seen_subcommand_from version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c zrelay -n "__fish_zrelay_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "filesystems" -d 'Show which datasets a job\'s `filesystems` filter includes, and which rule decides'
 complete -c zrelay -n "__fish_zrelay_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "placeholder" -d 'Show whether datasets are placeholders (a locally set `zrepl:placeholder`)'
-complete -c zrelay -n "__fish_zrelay_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "decoderesumetoken" -d 'Decode a `receive_resume_token` (with `zfs send -nvt`)'
+complete -c zrelay -n "__fish_zrelay_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "decoderesumetoken" -d 'Decode a `receive_resume_token` (in process, from its binary form; no zfs runs)'
 complete -c zrelay -n "__fish_zrelay_using_subcommand help; and __fish_seen_subcommand_from zfs-abstraction" -f -a "list" -d 'List zrepl\'s abstractions (holds and cursor bookmarks)'
 complete -c zrelay -n "__fish_zrelay_using_subcommand help; and __fish_seen_subcommand_from zfs-abstraction" -f -a "release-all" -d '(DANGEROUS) Remove every matching abstraction: release the holds, destroy the bookmarks'
 complete -c zrelay -n "__fish_zrelay_using_subcommand help; and __fish_seen_subcommand_from zfs-abstraction" -f -a "release-stale" -d 'Remove the stale matching abstractions (those replication no longer needs)'

@@ -284,8 +284,11 @@ pub trait Zfs: Send + Sync {
     /// `zfs rollback` to the most recent snapshot `snap` (never `-r`).
     async fn rollback(&self, snap: &SnapshotName) -> Result<()>;
 
-    /// Decode a resume token with `zfs send -nvt`.
-    async fn resume_token_info(&self, token: &str) -> Result<ResumeTokenInfo>;
+    /// Decode a resume token. Pure ([`crate::resume_token::decode`]): no
+    /// command runs, and implementations should not override it.
+    async fn resume_token_info(&self, token: &str) -> Result<ResumeTokenInfo> {
+        crate::resume_token::decode(token).map_err(|e| ZfsError::SendValidation(e.to_string()))
+    }
 
     /// Size estimate for a validated send (`zfs send -nvP`).
     async fn send_dry(&self, args: &ValidatedSendArgs) -> Result<SendEstimate>;

@@ -6,7 +6,8 @@
 //! - Parsers in [`parse`] are pure functions of command output; they never run commands.
 //! - Every invocation goes through [`cmd::Runner`], which logs it with its duration and
 //!   keeps the list of running commands ([`cmd::InvocationLog`]).
-//! - `zfs send` runs only from [`send_args::ValidatedSendArgs`]; resume tokens are checked
+//! - `zfs send` runs only from [`send_args::ValidatedSendArgs`]; resume tokens are decoded
+//!   from their binary form ([`resume_token`], never from `zfs send -nvt` text) and checked
 //!   against the requested filesystem, GUIDs and encryption policy in one place.
 //! - `zfs recv -F` is reachable only through [`api::Zfs::recv_force_rollback`].
 //! - Every error is classed temporary or permanent ([`error::ErrorClass`]).
@@ -23,7 +24,9 @@ pub mod process;
 pub mod real;
 mod real_batch;
 mod real_bookmarks;
+pub mod resume_token;
 pub mod send_args;
+pub mod stream_begin;
 
 pub use api::{
     DestroyReport, DestroyTarget, Features, PropertyValue, RecvArgs, VersionRef, Zfs, ZfsVersion,

@@ -11,8 +11,8 @@ use crate::cmd::{stderr_kind, CmdLine, InvocationLog, Runner};
 use crate::error::{Result, ZfsError};
 use crate::name::{BookmarkName, DatasetPath, SnapshotName};
 use crate::parse::{
-    parse_destroy_stderr, parse_holds, parse_list, parse_resume_token_output, parse_send_dry,
-    ListedDataset, ParseError, ResumeTokenInfo, SendEstimate, StderrKind, LIST_PROPS,
+    parse_destroy_stderr, parse_holds, parse_list, parse_send_dry, ListedDataset, ParseError,
+    SendEstimate, StderrKind, LIST_PROPS,
 };
 use crate::process::{ProcRecvSink, ProcSendStream, RecvSink, SendStream};
 use crate::send_args::{check_guid, ValidatedSendArgs};
@@ -343,14 +343,6 @@ impl Zfs for RealZfs {
     async fn rollback(&self, snap: &SnapshotName) -> Result<()> {
         let cmd = self.runner.zfs().args(["rollback", &snap.to_string()]);
         self.run_on(cmd, &snap.to_string()).await.map(drop)
-    }
-
-    async fn resume_token_info(&self, token: &str) -> Result<ResumeTokenInfo> {
-        let cmd = self.runner.zfs().args(["send", "-nvt", token]);
-        // a token whose source is gone prints its contents AND fails: parse both streams
-        let (_, out, err) = self.runner.output_unchecked(&cmd).await?;
-        parse_resume_token_output(token, &format!("{out}{err}"))
-            .map_err(|e| ZfsError::SendValidation(e.to_string()))
     }
 
     async fn send_dry(&self, args: &ValidatedSendArgs) -> Result<SendEstimate> {

@@ -7,9 +7,15 @@
 //!   caller named (so a renamed or re-created snapshot is never sent);
 //! - the encryption policy: `encrypted` demands an encrypted filesystem and a
 //!   raw send;
-//! - a resume token, decoded by `zfs send -nvt`, names the same filesystem,
-//!   the same `toguid` and `fromguid`, and agrees with the encryption policy.
-//!   A forged or mismatched token is refused here, before anything is sent.
+//! - a resume token, decoded in Rust from its binary form
+//!   ([`crate::resume_token::decode`], never from `zfs send -nvt` text), names
+//!   the same filesystem, the same `toguid` and `fromguid`, agrees with the
+//!   encryption policy (`rawok` present exactly when the policy wants raw),
+//!   and is neither a saved (`savedok`) nor a redacted send. A forged or
+//!   mismatched token is refused here, before anything is sent.
+//! - a raw policy always puts `-w` on the command line, with `-t` too:
+//!   OpenZFS ORs the command line's flags with the token's, so a stream
+//!   can never come out plaintext when the policy wants it raw.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -85,7 +91,7 @@ impl SendArgs {
     }
 
     /// [`SendArgs::validate`] for many sends, with ONE `zfs get` for all of
-    /// them (plus one `zfs send -nvt` per resume token). One result per input,
+    /// them (resume tokens are decoded in process). One result per input,
     /// in order; the checks are exactly those of `validate`.
     pub async fn validate_many<Z: Zfs + ?Sized>(
         zfs: &Z,
@@ -186,8 +192,8 @@ impl SendArgs {
         })
     }
 
-    async fn check_token<Z: Zfs + ?Sized>(&self, zfs: &Z, token: &str) -> Result<ResumeTokenInfo> {
-        let info = zfs.resume_token_info(token).await?;
+    async fn check_token<Z: Zfs + ?Sized>(&self, _zfs: &Z, token: &str) -> Result<ResumeTokenInfo> {
+        let info = crate::resume_token::decode(token).map_err(|e| refuse(e.to_string()))?;
         let fs = &self.fs;
         if info.toname.fs() != fs {
             return Err(refuse(format!(
@@ -227,6 +233,16 @@ impl SendArgs {
             return Err(refuse(
                 "resume token would send raw (encrypted) data, but a plain send was requested"
                     .into(),
+            ));
+        }
+        if info.saved_ok {
+            return Err(refuse(
+                "resume token asks for a saved send (savedok), which zrelay never makes".into(),
+            ));
+        }
+        if info.redact_snaps.is_some() || info.book_redact_snaps.is_some() {
+            return Err(refuse(
+                "resume token is for a redacted send, which zrelay never makes".into(),
             ));
         }
         Ok(info)
@@ -269,13 +285,17 @@ impl ValidatedSendArgs {
     }
 
     /// The `zfs` arguments (after the binary): `send [flags] [-i|-I from] to`,
-    /// or `send -t token`; with `dry`, `-nvP` is added for an estimate.
+    /// or `send [-w] -t token` (`-w` whenever the policy wants raw); with
+    /// `dry`, `-nvP` is added for an estimate.
     pub fn zfs_args(&self, dry: bool) -> Vec<OsString> {
         let mut a: Vec<OsString> = vec!["send".into()];
         if dry {
             a.push("-nvP".into());
         }
         if let Some(t) = &self.args.resume_token {
+            if self.raw() {
+                a.push("-w".into());
+            }
             a.push("-t".into());
             a.push(t.into());
             return a;

@@ -10,7 +10,7 @@ use zrelay_endpoint::abstractions::PLACEHOLDER_PROPERTY;
 use zrelay_endpoint::filter::FilterRule;
 use zrelay_endpoint::FsFilter;
 use zrelay_zfs::parse::{is_placeholder_value, ResumeTokenInfo};
-use zrelay_zfs::{DatasetPath, RealZfs, Zfs, ZfsError};
+use zrelay_zfs::{DatasetPath, RealZfs, Zfs};
 
 use crate::abstraction::list_all;
 use crate::daemon::ConfigArg;
@@ -28,7 +28,7 @@ enum TestCommand {
     Filesystems(FilesystemsArgs),
     /// Show whether datasets are placeholders (a locally set `zrepl:placeholder`).
     Placeholder(PlaceholderArgs),
-    /// Decode a `receive_resume_token` (with `zfs send -nvt`).
+    /// Decode a `receive_resume_token` (in process, from its binary form; no zfs runs).
     Decoderesumetoken(DecodeArgs),
 }
 
@@ -186,6 +186,8 @@ pub(crate) fn token_json(t: &ResumeTokenInfo) -> serde_json::Value {
         "LargeBlockOK": t.large_block_ok,
         "EmbedOK": t.embed_ok,
         "SavedOK": t.saved_ok,
+        "RedactSnaps": t.redact_snaps,
+        "BookRedactSnaps": t.book_redact_snaps,
         "Object": t.object,
         "Offset": t.offset,
         "Bytes": t.bytes,
@@ -224,13 +226,10 @@ async fn decode(a: DecodeArgs) -> Result<()> {
     if a.token.trim().is_empty() {
         bail!("--token is empty: pass the receive_resume_token of a partial receive");
     }
-    let info = match RealZfs::new().resume_token_info(&a.token).await {
+    // the message shows the token (escaped, cut) and names what is wrong
+    let info = match zrelay_zfs::resume_token::decode(a.token.trim()) {
         Ok(info) => info,
-        // the message quotes the token and says what zfs said of it
-        Err(ZfsError::SendValidation(msg)) => bail!("cannot decode: {msg}"),
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot decode resume token {:?}", a.token))
-        }
+        Err(e) => bail!("cannot decode: {e}"),
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&token_json(&info))?);
@@ -281,6 +280,8 @@ mod tests {
             compress_ok: true,
             raw_ok: false,
             saved_ok: false,
+            redact_snaps: None,
+            book_redact_snaps: None,
         };
         let text = token_text(&t);
         assert!(text.contains("toname:   p/a@s\n"), "{text}");

@@ -11,6 +11,7 @@ pub mod operator;
 pub mod replication;
 pub mod rig;
 pub mod security_recv;
+pub mod security_tokens;
 pub mod zfs_layer;
 
 macro_rules! case {
@@ -82,6 +83,18 @@ pub fn all() -> Vec<Case> {
             cli_tools::test_decoderesumetoken
         ),
         case!("CliTestFilesystems", cli_tools::test_filesystems),
+        case!(
+            "SecurityTokenForgedRawokRefused",
+            security_tokens::forged_rawok_token_refused
+        ),
+        case!(
+            "SecurityTokenRawResumeWithW",
+            security_tokens::raw_resume_uses_w
+        ),
+        case!(
+            "SecurityReceiveBeginMismatchRefused",
+            security_tokens::receive_begin_mismatch_refused
+        ),
         case!(
             "BatchFallbacksGiveTheSameResults",
             batch::batch_fallbacks_give_the_same_results

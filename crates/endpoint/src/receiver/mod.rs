@@ -5,6 +5,12 @@
 //! Confinement: every dataset it touches is computed by [`LocalReceiver::target`],
 //! which joins validated components under the root; nothing outside the root
 //! is ever listed, created, received into or held.
+//!
+//! A stream is checked against its step before anything happens ([`begin`]):
+//! its `DRR_BEGIN` record must name the step's snapshot and guids, or the
+//! receive is refused before any placeholder is created or `zfs recv` runs.
+//! Resume tokens of partial receives are decoded in process
+//! ([`zrelay_zfs::resume_token`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,6 +22,7 @@ use zrelay_zfs::parse::{is_placeholder_value, Version};
 use zrelay_zfs::process::SendStream;
 use zrelay_zfs::{DatasetPath, PropertyValue, RecvArgs, Zfs};
 
+mod begin;
 mod commit;
 mod kind;
 mod props;
@@ -445,7 +452,7 @@ impl Receiver for LocalReceiver {
             };
             let resume = match &d.resume_token {
                 None => None,
-                Some(token) => match self.zfs.resume_token_info(token).await {
+                Some(token) => match zrelay_zfs::resume_token::decode(token) {
                     Ok(info) => Some(ResumeState {
                         token: token.clone(),
                         to_guid: info.toguid,
@@ -474,7 +481,15 @@ impl Receiver for LocalReceiver {
     }
 
     async fn receive(&self, step: &StepReq, stream: Box<dyn SendStream>) -> Result<()> {
-        let target = self.target(&step.fs)?;
+        let target = match self.target(&step.fs) {
+            Ok(t) => t,
+            Err(e) => {
+                let mut stream = stream;
+                let _ = stream.close().await;
+                return Err(e);
+            }
+        };
+        let stream: Box<dyn SendStream> = Box::new(begin::check(step, stream).await?);
         let mut force = false;
         if step.from.is_none() {
             let prepared = match self.ensure_client_root().await {

@@ -6,7 +6,7 @@ use crate::name::DatasetPath;
 use crate::parse::ResumeTokenInfo;
 
 use super::state::{EncRoot, Partial, Snap, State};
-use super::stream::{encode_token, Header};
+use super::stream::Header;
 
 #[derive(Debug)]
 enum Kind {
@@ -29,7 +29,7 @@ pub(super) fn what(h: &Header) -> &'static str {
 }
 
 fn token_for(h: &Header, bytes: u64) -> Option<String> {
-    Some(encode_token(&ResumeTokenInfo {
+    let info = ResumeTokenInfo {
         toname: h.toname()?,
         toguid: h.toguid,
         fromguid: h.fromguid,
@@ -41,7 +41,10 @@ fn token_for(h: &Header, bytes: u64) -> Option<String> {
         compress_ok: h.compressed,
         raw_ok: h.raw,
         saved_ok: false,
-    }))
+        redact_snaps: None,
+        book_redact_snaps: None,
+    };
+    Some(info.encode())
 }
 
 fn recv_enc(h: &Header) -> Option<EncRoot> {

@@ -6,20 +6,11 @@ use crate::parse::ResumeTokenInfo;
 use crate::send_args::ValidatedSendArgs;
 
 use super::state::{cmd_err, missing, State};
-use super::stream::{decode_token, Header};
+use super::stream::Header;
 
-/// The `zfs send -nvt` error for a token that does not decode, as `RealZfs` reports it.
-pub(crate) fn corrupt_token(token: &str) -> ZfsError {
-    let e = crate::parse::ResumeTokenError::Corrupt {
-        token: token.to_string(),
-        message: "cannot resume send: resume token is corrupt (invalid format)".to_string(),
-    };
-    ZfsError::SendValidation(format!("resume token: {e}"))
-}
-
-/// Decode a resume token like `zfs send -nvt` does.
+/// Decode a resume token with the same decoder `RealZfs` uses.
 pub(crate) fn token_info(token: &str) -> Result<ResumeTokenInfo> {
-    decode_token(token).ok_or_else(|| corrupt_token(token))
+    crate::resume_token::decode(token).map_err(|e| ZfsError::SendValidation(e.to_string()))
 }
 
 impl State {
@@ -168,8 +159,9 @@ impl State {
             toguid: s.guid,
             creation: s.creation,
             fromguid: info.fromguid,
-            raw: info.raw_ok,
-            encryption: if info.raw_ok {
+            // OpenZFS ORs the command line's flags (`-w`) with the token's
+            raw: info.raw_ok || v.raw(),
+            encryption: if info.raw_ok || v.raw() {
                 enc.map(|(_, e)| e.cipher.clone())
             } else {
                 None

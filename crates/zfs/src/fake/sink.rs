@@ -1,6 +1,8 @@
 //! The [`RecvSink`] of the fake: parses the stream format of [`super::stream`]
 //! as it is written, applies each record when its trailer arrives, and keeps
-//! resumable state when the input ends early.
+//! resumable state when the input ends early. The stream's first 312 bytes
+//! must be a real `DRR_BEGIN` record ([`crate::stream_begin`]) agreeing with
+//! the first record, as `zfs recv` refuses a stream without one.
 
 use std::io;
 use std::pin::Pin;
@@ -20,9 +22,11 @@ use super::lock;
 use super::recv::what;
 use super::state::{cmd_err, missing, State};
 use super::stream::{filler, Header, DONE};
+use crate::stream_begin::{self, StreamBegin, BEGIN_LEN, DMU_SUBSTREAM};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    Begin,
     Header,
     Payload,
     Trailer,
@@ -46,6 +50,8 @@ pub(crate) struct FakeRecvSink {
     force: bool,
     phase: Phase,
     line: Vec<u8>,
+    /// The stream's BEGIN record, once read.
+    begin: Option<StreamBegin>,
     /// The record being received, once its header was accepted.
     cur: Option<Header>,
     /// Payload position within `cur`.
@@ -68,8 +74,9 @@ impl FakeRecvSink {
             shared,
             args,
             force,
-            phase: Phase::Header,
+            phase: Phase::Begin,
             line: Vec::new(),
+            begin: None,
             cur: None,
             pos: 0,
             records: 0,
@@ -104,6 +111,21 @@ impl FakeRecvSink {
         let mut i = 0;
         while i < data.len() && self.stop.is_none() {
             match self.phase {
+                Phase::Begin => {
+                    let n = (BEGIN_LEN - self.line.len()).min(data.len() - i);
+                    self.line.extend_from_slice(&data[i..i + n]);
+                    i += n;
+                    if self.line.len() == BEGIN_LEN {
+                        match stream_begin::parse(&std::mem::take(&mut self.line)) {
+                            Ok(b) => {
+                                self.begin = Some(b);
+                                self.phase = Phase::Header;
+                            }
+                            Err(_) => self
+                                .fail("cannot receive: invalid stream (bad magic number)".into()),
+                        }
+                    }
+                }
                 Phase::Header | Phase::Trailer => {
                     let rest = &data[i..];
                     match rest.iter().position(|b| *b == b'\n') {
@@ -174,6 +196,17 @@ impl FakeRecvSink {
         let Some(h) = Header::decode(line).filter(|h| h.resume || h.offset == 0) else {
             return self.fail("cannot receive: invalid stream (bad magic number)".into());
         };
+        if self.records == 0 {
+            let agrees = self.begin.as_ref().is_some_and(|b| {
+                b.hdrtype != DMU_SUBSTREAM
+                    || (b.toguid == h.toguid && b.fromguid == h.fromguid.unwrap_or(0))
+            });
+            if !agrees {
+                return self.fail(
+                    "cannot receive: invalid stream (BEGIN record does not match its data)".into(),
+                );
+            }
+        }
         let begun = lock(&self.shared).recv_begin(&self.args.fs, &h, self.force);
         if let Err(e) = begun {
             return self.fail(e);

@@ -1,6 +1,10 @@
 //! The fake's stream format, its resume tokens, and the send side.
 //!
-//! A stream is a sequence of records, one per snapshot, then a final line:
+//! A stream starts with a real `DRR_BEGIN` record ([`crate::stream_begin`],
+//! 312 bytes: a substream header naming the snapshot and its guids, or for
+//! several records a compound header with zero guids naming the last
+//! snapshot, as `zfs send -I` writes), then a sequence of records, one per
+//! snapshot, then a final line:
 //!
 //! ```text
 //! ZRFAKE1 src=<fs> to=<snap> toguid=<hex> ... size=<payload bytes> offset=<start>\n
@@ -12,8 +16,7 @@
 //!
 //! The filler is a function of the snapshot GUID and the byte position, so the
 //! receiver verifies every byte; a stream cut short lacks its trailer and `DONE`.
-//! Resume tokens look like OpenZFS's (`1-<checksum>-<length>-<hex payload>`) and
-//! carry what `zfs send -nvt` would print.
+//! Resume tokens are real-format OpenZFS tokens ([`crate::resume_token`]).
 
 use std::collections::VecDeque;
 use std::io;
@@ -25,8 +28,8 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::error::{Result, ZfsError};
 use crate::name::{DatasetPath, SnapshotName};
-use crate::parse::ResumeTokenInfo;
 use crate::process::SendStream;
+use crate::stream_begin::{StreamBegin, DMU_COMPOUNDSTREAM};
 
 /// First word of a record header.
 pub(crate) const MAGIC: &str = "ZRFAKE1";
@@ -232,98 +235,6 @@ pub(crate) fn filler(guid: u64, pos: u64, out: &mut [u8]) {
     }
 }
 
-fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// Encode a resume token carrying `info`.
-pub(crate) fn encode_token(info: &ResumeTokenInfo) -> String {
-    let mut body = format!(
-        "toname={}\ntoguid={:x}\nobject={:x}\noffset={:x}\nbytes={:x}\n",
-        esc(&info.toname.to_string()),
-        info.toguid,
-        info.object,
-        info.offset,
-        info.bytes
-    );
-    if let Some(g) = info.fromguid {
-        body.push_str(&format!("fromguid={g:x}\n"));
-    }
-    for (on, name) in [
-        (info.large_block_ok, "largeblockok"),
-        (info.embed_ok, "embedok"),
-        (info.compress_ok, "compressok"),
-        (info.raw_ok, "rawok"),
-        (info.saved_ok, "savedok"),
-    ] {
-        if on {
-            body.push_str(name);
-            body.push('\n');
-        }
-    }
-    let hex: String = body.bytes().map(|b| format!("{b:02x}")).collect();
-    format!("1-{:x}-{:x}-{hex}", fnv1a(body.as_bytes()), body.len())
-}
-
-/// Decode a token made by [`encode_token`]; `None` when it is corrupt.
-pub(crate) fn decode_token(token: &str) -> Option<ResumeTokenInfo> {
-    let mut parts = token.splitn(4, '-');
-    if parts.next()? != "1" {
-        return None;
-    }
-    let sum = u64::from_str_radix(parts.next()?, 16).ok()?;
-    let len = usize::from_str_radix(parts.next()?, 16).ok()?;
-    let hex = parts.next()?;
-    if hex.len() % 2 != 0 || !hex.is_ascii() {
-        return None;
-    }
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect::<Option<_>>()?;
-    if bytes.len() != len || fnv1a(&bytes) != sum {
-        return None;
-    }
-    let body = String::from_utf8(bytes).ok()?;
-    let mut info = ResumeTokenInfo {
-        toname: SnapshotName::parse("x@x").ok()?,
-        toguid: 0,
-        fromguid: None,
-        object: 0,
-        offset: 0,
-        bytes: 0,
-        large_block_ok: false,
-        embed_ok: false,
-        compress_ok: false,
-        raw_ok: false,
-        saved_ok: false,
-    };
-    let mut have_name = false;
-    for line in body.lines() {
-        let hexval = |v: &str| u64::from_str_radix(v, 16).ok();
-        match line.split_once('=') {
-            Some(("toname", v)) => {
-                info.toname = SnapshotName::parse(&unesc(v)?).ok()?;
-                have_name = true;
-            }
-            Some(("toguid", v)) => info.toguid = hexval(v)?,
-            Some(("fromguid", v)) => info.fromguid = Some(hexval(v)?),
-            Some(("object", v)) => info.object = hexval(v)?,
-            Some(("offset", v)) => info.offset = hexval(v)?,
-            Some(("bytes", v)) => info.bytes = hexval(v)?,
-            None if line == "largeblockok" => info.large_block_ok = true,
-            None if line == "embedok" => info.embed_ok = true,
-            None if line == "compressok" => info.compress_ok = true,
-            None if line == "rawok" => info.raw_ok = true,
-            None if line == "savedok" => info.saved_ok = true,
-            _ => return None,
-        }
-    }
-    have_name.then_some(info)
-}
-
 /// One piece of a send stream.
 #[derive(Debug)]
 enum Segment {
@@ -350,6 +261,17 @@ impl FakeSendStream {
     /// A stream of `records`, failing after `fail_at` bytes when set.
     pub fn new(records: &[Header], fail_at: Option<u64>, what: String) -> Self {
         let mut segments = VecDeque::new();
+        if let (Some(first), Some(last)) = (records.first(), records.last()) {
+            let toname = |h: &Header| format!("{}@{}", h.src, h.to);
+            let begin = if records.len() == 1 {
+                StreamBegin::substream(&toname(first), first.toguid, first.fromguid)
+            } else {
+                let mut b = StreamBegin::substream(&toname(last), 0, None);
+                b.hdrtype = DMU_COMPOUNDSTREAM;
+                b
+            };
+            segments.push_back(Segment::Bytes(begin.encode().to_vec(), 0));
+        }
         for h in records {
             segments.push_back(Segment::Bytes(h.encode().into_bytes(), 0));
             segments.push_back(Segment::Filler {

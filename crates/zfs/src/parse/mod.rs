@@ -13,10 +13,10 @@ pub mod batch;
 pub mod destroy;
 pub mod holds;
 pub mod list;
-pub mod resume_token;
 pub mod send_dry;
 pub mod stderr;
 
+pub use crate::resume_token::{ResumeTokenError, ResumeTokenInfo};
 pub use batch::{named_errors, parse_get_rows, parse_program_table, GetRow, NamedErrors};
 pub use destroy::{parse_destroy_stderr, DestroyFailure, DestroyReason};
 pub use holds::parse_holds;
@@ -24,7 +24,6 @@ pub use list::{
     is_placeholder_value, legacy_placeholder_value, parse_list, parse_placeholder_get, DatasetKind,
     ListedDataset, Version, LIST_PROPS,
 };
-pub use resume_token::{parse_resume_token_output, ResumeTokenError, ResumeTokenInfo};
 pub use send_dry::{parse_send_dry, SendEstimate};
 pub use stderr::{classify, recv_resume_token, StderrKind};
 

@@ -95,7 +95,8 @@ fn names(vs: &[crate::parse::Version]) -> Vec<String> {
 /// Cut a send of `args` after `cut` bytes into a resumable receive; returns the token.
 async fn interrupted(z: &FakeZfs, args: &SendArgs, recv: &RecvArgs, cut: u64) -> String {
     let v = args.clone().validate(z).await.unwrap();
-    z.fail_send_at_byte(cut);
+    // `cut` counts from after the stream's BEGIN record
+    z.fail_send_at_byte(cut + crate::stream_begin::BEGIN_LEN as u64);
     let mut stream = z.send(&v).await.unwrap();
     let mut sink = z.recv(recv).await.unwrap();
     let e = tokio::io::copy(&mut stream, &mut sink).await.unwrap_err();

@@ -357,7 +357,7 @@ async fn resume_tokens_are_validated() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, ZfsError::SendValidation(m) if m.contains("token") && m.contains("corrupt")),
+        matches!(&e, ZfsError::SendValidation(m) if m.contains("token") && m.contains("malformed")),
         "{e:?}"
     );
     let (z, src, dst) = setup().await;
