@@ -224,7 +224,7 @@ async fn garbage_frames_are_refused_with_clear_errors() {
     let w: WireError = serde_json::from_slice(&payload).unwrap();
     assert!(
         w.message
-            .contains("control message of 4294967295 bytes exceeds the limit of 67108864 bytes"),
+            .contains("control message of 4294967295 bytes exceeds the limit of 8388608 bytes"),
         "{}",
         w.message
     );

@@ -10,6 +10,7 @@ pub mod daemons_periods;
 pub mod operator;
 pub mod replication;
 pub mod rig;
+pub mod security_peer;
 pub mod zfs_layer;
 
 macro_rules! case {
@@ -84,6 +85,10 @@ pub fn all() -> Vec<Case> {
         case!(
             "BatchFallbacksGiveTheSameResults",
             batch::batch_fallbacks_give_the_same_results
+        ),
+        case!(
+            "SecurityPeerDestroyWithPercentIsRefused",
+            security_peer::peer_destroy_with_percent_is_refused
         ),
     ];
     rig.into_iter()
