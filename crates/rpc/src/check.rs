@@ -131,8 +131,12 @@ pub(crate) fn request(req: &Request, cfg: &RpcConfig) -> Checked {
             count(snapshots.len(), max, "snapshot names")?;
             path(fs)?;
             snapshots.iter().try_for_each(|n| {
-                short(n, NameKind::Snapshot)
-                    .map_err(|e| format!("{e} (destroying snapshots of {fs})"))
+                if n.contains('%') {
+                    // Named in full: this is what `zfs destroy` would have read as a range.
+                    validate_peer(&format!("{fs}@{n}"), NameKind::Snapshot)
+                        .map_err(|e| e.to_string())?;
+                }
+                validate_component(n).map_err(|e| format!("{e} (destroying snapshots of {fs})"))
             })
         }
     }
@@ -351,7 +355,9 @@ mod tests {
             vec![Err(WireError::new("x\nforged ".repeat(1000), false))];
         r.check().unwrap();
         let m = &r[0].as_ref().unwrap_err().message;
-        assert!(!m.contains('\n') && m.len() < PEER_ERROR_MAX + 32, "{m}");
+        // At most PEER_ERROR_MAX bytes of input, each escaped to at most a few bytes.
+        assert!(!m.contains('\n') && m.len() < 4 * PEER_ERROR_MAX, "{m}");
+        assert!(m.ends_with("(9000 bytes)"), "{m}");
         let mut d = DestroyOutcome {
             destroyed: vec!["%".into()],
             kept: vec![],

@@ -175,15 +175,17 @@ impl FrameReader {
 
     /// The reader must wait in the middle of a frame: fail if its time is up.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame>, RpcError>> {
-        match self.deadline.as_mut() {
-            Some(d) if d.as_mut().poll(cx).is_ready() => {
-                Poll::Ready(Err(RpcError::Timeout {
-                    what: "a frame that started did not complete".into(),
-                    after: self.frame_timeout,
-                }))
-            }
-            _ => Poll::Pending,
+        let expired = match self.deadline.as_mut() {
+            Some(d) => d.as_mut().poll(cx).is_ready(),
+            None => false,
+        };
+        if expired {
+            return Poll::Ready(Err(RpcError::Timeout {
+                what: "a frame that started did not complete".into(),
+                after: self.frame_timeout,
+            }));
         }
+        Poll::Pending
     }
 
     /// The next frame; `None` when the peer closed the connection at a frame
@@ -211,7 +213,8 @@ impl FrameReader {
                     }
                     if p.filled == p.buf.len() {
                         // Grow only as bytes arrive: at most twice what came.
-                        let (from, next) = (p.buf.len(), (p.buf.len() * 2).clamp(FIRST_CHUNK, p.want));
+                        let from = p.buf.len();
+                        let next = (from * 2).max(FIRST_CHUNK).min(p.want);
                         self.reserve(from, next)?;
                         let p = self.payload.as_mut().expect("payload in progress");
                         p.buf.resize(next, 0);

@@ -115,12 +115,6 @@ fn ep<T>(r: Result<T, EndpointError>) -> Result<T, WireError> {
 }
 
 impl Session {
-    fn rd(&mut self) -> &mut FrameReader {
-        self.rd
-            .as_mut()
-            .expect("the reader is back after each call")
-    }
-
     /// The next request's frame, heartbeats skipped: `Ok(None)` when the client closed
     /// the connection, or when no request started within the request idle timeout (the
     /// connection is closed; logged here). Heartbeats do not extend the timeout (a client

@@ -71,7 +71,7 @@ async fn payload_buffers_grow_as_bytes_arrive() {
     c.write_all(&vec![b' '; 1 << 20]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let used = budget.used();
-    assert!(used <= 2 << 20 + 200, "{used} bytes held for 1 MiB");
+    assert!(used <= (2 << 20) + 200, "{used} bytes held for 1 MiB");
     drop(c);
     let _ = task.await;
     assert_eq!(budget.used(), 0, "a closed connection gives its buffer back");

@@ -106,6 +106,22 @@ impl std::fmt::Display for CmdLine {
     }
 }
 
+/// `s` (already one escaped line) cut to at most `max` bytes on a character boundary,
+/// with its full length noted when cut.
+fn cut(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let len = s.len();
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push_str(&format!("…({len} bytes)"));
+    s
+}
+
 /// One finished invocation, as recorded by the [`InvocationLog`].
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -189,7 +205,7 @@ impl InvocationLog {
     }
 
     pub(crate) fn begin(&self, cmd: &CmdLine) -> ActiveGuard {
-        let cmdline = crate::peer_text::show(&cmd.to_string(), LOG_CMDLINE_MAX);
+        let cmdline = cut(cmd.to_string(), LOG_CMDLINE_MAX);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         self.inner.total.fetch_add(1, Ordering::Relaxed);
         let mut st = self.inner.state.lock().unwrap();

@@ -37,6 +37,7 @@ impl<V> ValidationCache<V> {
     }
 
     /// Entries held.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
