@@ -85,7 +85,7 @@ async fn log_injection_does_not_forge_lines() {
     let forged = b"1.0\nFORGED-HELLO level=ERROR msg=pwned";
     let mut s = mallory(d.sink).await;
     s.write_all(&hello(zrelay_rpc::PROTOCOL_VERSION, forged)).await.unwrap();
-    let _ = read_frame(&mut s).await;
+    read_hello(&mut s).await;
     drop(s);
     let mut s = mallory(d.source).await;
     s.write_all(&hello(7, forged)).await.unwrap();
