@@ -95,7 +95,8 @@ async fn the_shared_request_memory_refuses_past_its_budget() {
     b.write_all(&vec![b' '; 600 << 10]).await.unwrap();
     let w = error_reply(&mut b).await;
     assert!(w.temporary && w.message.contains("server is busy"), "{w:?}");
-    assert!(tb.await.unwrap().is_err());
+    let r = tokio::time::timeout(Duration::from_secs(5), tb).await.unwrap();
+    assert!(r.unwrap().is_err());
     assert!(budget.used() <= 1 << 20);
 }
 
@@ -110,7 +111,11 @@ async fn a_started_frame_must_complete_within_the_frame_timeout() {
         raw_handshake(&mut c, true).await;
         let started = Instant::now();
         c.write_all(partial).await.unwrap();
-        let err = task.await.unwrap().unwrap_err();
+        let err = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the server gives a stalled frame up")
+            .unwrap()
+            .unwrap_err();
         let t = started.elapsed();
         assert!(err.to_string().contains("did not complete"), "{err}");
         assert!(t >= Duration::from_millis(190) && t < Duration::from_secs(2), "{t:?}");
@@ -133,7 +138,11 @@ async fn a_connection_without_requests_is_closed_after_the_idle_timeout() {
         let _ = c.write_all(&[k::HEARTBEAT, 0, 0, 0, 0]).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    task.await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the server closes an idle connection")
+        .unwrap()
+        .unwrap();
     assert!(read_frame(&mut c).await.is_none());
     let t = started.elapsed();
     assert!(t < Duration::from_secs(2), "{t:?}");
