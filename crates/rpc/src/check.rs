@@ -62,8 +62,13 @@ pub(crate) fn token(t: &str) -> Checked {
     if t.len() > MAX_RESUME_TOKEN {
         return bad(&format!("longer than {MAX_RESUME_TOKEN} bytes"));
     }
-    if let Some(c) = t.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
-        return bad(&format!("{c:?} is not allowed (only letters, digits and \"-\")"));
+    if let Some(c) = t
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
+        return bad(&format!(
+            "{c:?} is not allowed (only letters, digits and \"-\")"
+        ));
     }
     Ok(())
 }
@@ -151,10 +156,7 @@ pub(crate) fn wire_error(mut w: WireError) -> WireError {
         w.resume_token = None;
     }
     let fs_ok = |f: &str| {
-        f.len() < MAX_NAME_LEN
-            && DatasetPath::parse(f)
-                .ok()
-                .is_some_and(|p| path(&p).is_ok())
+        f.len() < MAX_NAME_LEN && DatasetPath::parse(f).ok().is_some_and(|p| path(&p).is_ok())
     };
     if w.receive_fs.as_deref().is_some_and(|f| !fs_ok(f)) {
         w.receive_fs = None;

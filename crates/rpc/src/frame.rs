@@ -200,10 +200,7 @@ impl FrameReader {
         }
     }
 
-    fn poll_frame_inner(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Option<Frame>, RpcError>> {
+    fn poll_frame_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame>, RpcError>> {
         loop {
             if self.payload.is_some() {
                 loop {

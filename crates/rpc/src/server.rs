@@ -122,7 +122,10 @@ impl Session {
     async fn next_frame(&mut self) -> Result<Option<Frame>, RpcError> {
         let idle = self.cfg.request_idle_timeout;
         let deadline = tokio::time::Instant::now() + idle;
-        let rd = self.rd.as_mut().expect("the reader is back after each call");
+        let rd = self
+            .rd
+            .as_mut()
+            .expect("the reader is back after each call");
         loop {
             let f = match tokio::time::timeout_at(deadline, rd.frame()).await {
                 Ok(r) => r,

@@ -216,7 +216,10 @@ async fn errors_keep_their_class_and_batches_their_items() {
         fs: fs.clone(),
         steps: vec![],
     };
-    let b = s.prepare(&[prep.clone(), prep.clone(), prep]).await.unwrap();
+    let b = s
+        .prepare(&[prep.clone(), prep.clone(), prep])
+        .await
+        .unwrap();
     assert_eq!(b.len(), 3);
     assert!(b[0].is_ok());
     let e1 = b[1].as_ref().unwrap_err();

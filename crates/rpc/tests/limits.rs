@@ -28,7 +28,10 @@ use zrelay_zfs::DatasetPath;
 fn serve(
     endpoints: Endpoints,
     cfg: RpcConfig,
-) -> (DuplexStream, tokio::task::JoinHandle<std::result::Result<(), RpcError>>) {
+) -> (
+    DuplexStream,
+    tokio::task::JoinHandle<std::result::Result<(), RpcError>>,
+) {
     let (a, b) = tokio::io::duplex(4 << 20);
     let task = tokio::spawn(serve_conn(
         Box::new(b),
@@ -66,7 +69,11 @@ async fn payload_buffers_grow_as_bytes_arrive() {
     c.write_all(&[k::CONTROL, 0, 0x80, 0, 0]).await.unwrap();
     c.write_all(&[b' '; 100]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(budget.used() <= 64 << 10, "{} bytes held for 100", budget.used());
+    assert!(
+        budget.used() <= 64 << 10,
+        "{} bytes held for 100",
+        budget.used()
+    );
     // 1 MiB more: at most twice what arrived.
     c.write_all(&vec![b' '; 1 << 20]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -74,7 +81,11 @@ async fn payload_buffers_grow_as_bytes_arrive() {
     assert!(used <= (2 << 20) + 200, "{used} bytes held for 1 MiB");
     drop(c);
     let _ = task.await;
-    assert_eq!(budget.used(), 0, "a closed connection gives its buffer back");
+    assert_eq!(
+        budget.used(),
+        0,
+        "a closed connection gives its buffer back"
+    );
 }
 
 #[tokio::test]
@@ -95,7 +106,9 @@ async fn the_shared_request_memory_refuses_past_its_budget() {
     b.write_all(&vec![b' '; 600 << 10]).await.unwrap();
     let w = error_reply(&mut b).await;
     assert!(w.temporary && w.message.contains("server is busy"), "{w:?}");
-    let r = tokio::time::timeout(Duration::from_secs(5), tb).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), tb)
+        .await
+        .unwrap();
     assert!(r.unwrap().is_err());
     assert!(budget.used() <= 1 << 20);
 }
@@ -118,7 +131,10 @@ async fn a_started_frame_must_complete_within_the_frame_timeout() {
             .unwrap_err();
         let t = started.elapsed();
         assert!(err.to_string().contains("did not complete"), "{err}");
-        assert!(t >= Duration::from_millis(190) && t < Duration::from_secs(2), "{t:?}");
+        assert!(
+            t >= Duration::from_millis(190) && t < Duration::from_secs(2),
+            "{t:?}"
+        );
     }
 }
 
@@ -155,7 +171,12 @@ async fn a_pooled_connection_the_server_closed_does_not_fail_the_next_call() {
         ..RpcConfig::default()
     };
     let s = Arc::new(MockSender::default());
-    let conn = common::TestConnector::new(common::Net::Tcp, sender(s), cfg.clone(), CancellationToken::new());
+    let conn = common::TestConnector::new(
+        common::Net::Tcp,
+        sender(s),
+        cfg.clone(),
+        CancellationToken::new(),
+    );
     let rs = RemoteSender::new(conn.clone(), cfg);
     rs.list_filesystems().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -227,7 +248,11 @@ async fn the_server_caps_estimate_concurrency_and_clients_split_big_batches() {
     let steps = vec![step("bytes-1"); 2500];
     let r = rs.estimate(&steps, 1000).await.unwrap();
     assert_eq!(r.len(), 2500);
-    assert_eq!(*rec.concurrency.lock().unwrap(), [3, 3, 3], "three requests, capped");
+    assert_eq!(
+        *rec.concurrency.lock().unwrap(),
+        [3, 3, 3],
+        "three requests, capped"
+    );
     assert_eq!(rec.steps.load(Ordering::Relaxed), 2500);
 }
 
@@ -240,14 +265,21 @@ async fn requests_over_the_item_cap_or_with_percent_names_are_refused_and_the_co
     let (mut c, task) = serve(sender(Arc::new(MockSender::default())), cfg);
     raw_handshake(&mut c, true).await;
     let steps: Vec<StepReq> = vec![step("bytes-1"); 11];
-    let req = serde_json::json!({"call": "sender.estimate", "args": {"steps": steps, "concurrency": 1}});
+    let req =
+        serde_json::json!({"call": "sender.estimate", "args": {"steps": steps, "concurrency": 1}});
     write_frame(&mut c, k::CONTROL, req.to_string().as_bytes()).await;
     let w = error_reply(&mut c).await;
-    assert!(!w.temporary && w.message.contains("11 steps") && w.message.contains("at most 10"), "{w:?}");
+    assert!(
+        !w.temporary && w.message.contains("11 steps") && w.message.contains("at most 10"),
+        "{w:?}"
+    );
     let req = serde_json::json!({"call": "sender.destroy_snapshots", "args": {"fs": "pool/a", "snapshots": ["%"]}});
     write_frame(&mut c, k::CONTROL, req.to_string().as_bytes()).await;
     let w = error_reply(&mut c).await;
-    assert!(w.message.contains("pool/a@%") && w.message.contains("range"), "{w:?}");
+    assert!(
+        w.message.contains("pool/a@%") && w.message.contains("range"),
+        "{w:?}"
+    );
     // The connection still serves.
     write_frame(&mut c, k::CONTROL, br#"{"call":"ping"}"#).await;
     assert_eq!(read_reply(&mut c).await.unwrap().0, k::CONTROL);
@@ -271,7 +303,10 @@ async fn a_hostile_server_reply_is_refused_or_cleaned() {
         s
     });
     let err = rs.list_filesystems().await.unwrap_err();
-    assert!(err.to_string().contains("invalid reply") && err.to_string().contains('%'), "{err}");
+    assert!(
+        err.to_string().contains("invalid reply") && err.to_string().contains('%'),
+        "{err}"
+    );
     drop(server.await.unwrap());
 }
 
@@ -287,7 +322,11 @@ async fn peer_text_in_abort_reasons_and_error_frames_is_escaped_and_cut() {
         s
     });
     let err = rs.list_filesystems().await.unwrap_err().to_string();
-    assert!(!err.contains('\n') && err.contains("boom\\nFORGED"), "{}", &err[..200]);
+    assert!(
+        !err.contains('\n') && err.contains("boom\\nFORGED"),
+        "{}",
+        &err[..200]
+    );
     assert!(err.len() < 1500, "{}", err.len());
     drop(server.await.unwrap());
 }

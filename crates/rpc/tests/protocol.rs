@@ -362,7 +362,10 @@ async fn garbage_from_the_server_is_a_clear_client_error() {
         ),
         ((k::ERROR, &b"{}"[..]), "invalid error frame"),
         ((0x99, &b""[..]), "unknown frame type 0x99"),
-        ((k::DATA_END, &b""[..]), "unexpected the end of a data stream"),
+        (
+            (k::DATA_END, &b""[..]),
+            "unexpected the end of a data stream",
+        ),
     ] {
         let (conn, mut s) = RawConnector::pair();
         tokio::spawn(async move {

@@ -66,7 +66,11 @@ pub struct Backoff {
 impl Backoff {
     /// Waits from `min`, doubling, up to `max`.
     pub fn new(min: Duration, max: Duration) -> Self {
-        Backoff { min, max, next: min }
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
     }
 
     /// The wait after one more failure.

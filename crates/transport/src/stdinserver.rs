@@ -169,10 +169,8 @@ async fn accept_loop(
     tx: mpsc::Sender<Accepted>,
 ) {
     let mut errors = crate::RateLog::default();
-    let mut backoff = crate::Backoff::new(
-        crate::tcp::ACCEPT_BACKOFF.0,
-        crate::tcp::ACCEPT_BACKOFF.1,
-    );
+    let mut backoff =
+        crate::Backoff::new(crate::tcp::ACCEPT_BACKOFF.0, crate::tcp::ACCEPT_BACKOFF.1);
     loop {
         let mut stream = tokio::select! {
             r = listener.accept() => match r {

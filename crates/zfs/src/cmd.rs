@@ -469,16 +469,24 @@ mod tests {
         let r = Runner::new("sh", "sh");
         // One argument may be at most 128 KiB on Linux (MAX_ARG_STRLEN).
         let token = "1-".to_string() + &"ab".repeat(32 << 10);
-        let c = CmdLine::new("sh").args(["-c", "exit 0", "x"]).arg(&token).arg("a\nb");
+        let c = CmdLine::new("sh")
+            .args(["-c", "exit 0", "x"])
+            .arg(&token)
+            .arg("a\nb");
         r.output(&c).await.unwrap();
         let line = &r.log().recent()[0].cmdline;
         assert!(line.len() < ARG_SHOWN + 100, "{}", line.len());
-        assert!(line.contains(&format!("…({} bytes)", token.len())), "{line}");
+        assert!(
+            line.contains(&format!("…({} bytes)", token.len())),
+            "{line}"
+        );
         assert!(line.contains("a\\nb") && !line.contains('\n'), "{line}");
         let shown = c.to_string();
         assert!(shown.len() < ARG_SHOWN + 100, "{}", shown.len());
         // Many long arguments: the whole line is bounded too.
-        let many = CmdLine::new("sh").args(["-c", "exit 0", "x"]).args(vec![token.clone(); 20]);
+        let many = CmdLine::new("sh")
+            .args(["-c", "exit 0", "x"])
+            .args(vec![token.clone(); 20]);
         r.output(&many).await.unwrap();
         let long = &r.log().recent()[1].cmdline;
         assert!(long.len() < LOG_CMDLINE_MAX + 32, "{}", long.len());

@@ -40,7 +40,11 @@ async fn connect(port: u16) -> Result<TcpStream> {
 
 /// Send one request (`call`, `args` as JSON) and return the reply: `Ok(json)` for a
 /// control frame, `Err(message)` for an error frame.
-async fn call(s: &mut TcpStream, call: &str, args: serde_json::Value) -> Result<Result<String, String>> {
+async fn call(
+    s: &mut TcpStream,
+    call: &str,
+    args: serde_json::Value,
+) -> Result<Result<String, String>> {
     let body = serde_json::json!({"call": call, "args": args}).to_string();
     let mut f = vec![1u8];
     f.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -67,7 +71,9 @@ async fn call(s: &mut TcpStream, call: &str, args: serde_json::Value) -> Result<
 /// The snapshots of `fs`, by the plain zfs CLI.
 async fn snapshots(ctx: &Ctx, fs: &str) -> Result<Vec<String>> {
     let out = ctx
-        .sh(&format!("zfs list -H -t snapshot -o name -s createtxg -d 1 '{fs}'"))
+        .sh(&format!(
+            "zfs list -H -t snapshot -o name -s createtxg -d 1 '{fs}'"
+        ))
         .await?;
     Ok(out.lines().map(|l| l.trim().to_string()).collect())
 }
@@ -106,7 +112,10 @@ async fn hostile_destroys(port: u16, call_name: &str, rel_fs: &str, pct_fs: &str
                     msg.contains('%') && msg.contains("range"),
                     "{call_name} {fs} {names:?}: the refusal must name the % and why: {msg}"
                 );
-                println!("       refused {call_name} {fs} {names:?}: {}", &msg[..msg.len().min(160)]);
+                println!(
+                    "       refused {call_name} {fs} {names:?}: {}",
+                    &msg[..msg.len().min(160)]
+                );
             }
         }
     }
@@ -138,7 +147,13 @@ pub async fn peer_destroy_with_percent_is_refused(ctx: &Ctx) -> Result<()> {
     );
     let scratch: &Scratch = &site.scratch;
     let cfg = scratch.write("d.yml", &cfg)?;
-    let d = Daemon::start("daemon", &cfg, &scratch.path("d.sock"), &scratch.path("d.log")).await?;
+    let d = Daemon::start(
+        "daemon",
+        &cfg,
+        &scratch.path("d.sock"),
+        &scratch.path("d.log"),
+    )
+    .await?;
 
     // An honest destroy over the same path works on both.
     let pct_fs = format!("{}/%x", ctx.ds("src"));
@@ -159,9 +174,20 @@ pub async fn peer_destroy_with_percent_is_refused(ctx: &Ctx) -> Result<()> {
     wait_log(&d, &["receiver.destroy_snapshots", "refused", "range"]).await?;
     wait_log(&d, &["sender.destroy_snapshots", "refused", "range"]).await?;
 
-    let want = |fs: &str| -> Vec<String> { ["s1", "s2", "s3"].iter().map(|s| format!("{fs}@{s}")).collect() };
-    ensure!(snapshots(ctx, app.as_str()).await? == want(app.as_str()), "the source lost snapshots");
-    ensure!(snapshots(ctx, &sink_fs).await? == want(&sink_fs), "the sink lost snapshots");
+    let want = |fs: &str| -> Vec<String> {
+        ["s1", "s2", "s3"]
+            .iter()
+            .map(|s| format!("{fs}@{s}"))
+            .collect()
+    };
+    ensure!(
+        snapshots(ctx, app.as_str()).await? == want(app.as_str()),
+        "the source lost snapshots"
+    );
+    ensure!(
+        snapshots(ctx, &sink_fs).await? == want(&sink_fs),
+        "the sink lost snapshots"
+    );
     println!("       every snapshot is still there on the sink and the source");
     d.stop().await?;
     Ok(())

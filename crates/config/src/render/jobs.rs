@@ -66,10 +66,16 @@ fn limits(l: &Limits) -> Out {
             "max_connections_per_client",
             Out::N(l.max_connections_per_client as u64),
         ),
-        ("handshake_timeout", Out::S(go_duration(l.handshake_timeout))),
+        (
+            "handshake_timeout",
+            Out::S(go_duration(l.handshake_timeout)),
+        ),
         ("idle_timeout", Out::S(go_duration(l.idle_timeout))),
         ("frame_timeout", Out::S(go_duration(l.frame_timeout))),
-        ("max_request_size", Out::S(format!("{} B", l.max_request_size))),
+        (
+            "max_request_size",
+            Out::S(format!("{} B", l.max_request_size)),
+        ),
         (
             "max_request_memory",
             Out::S(format!("{} B", l.max_request_memory)),
@@ -78,7 +84,10 @@ fn limits(l: &Limits) -> Out {
             "max_estimate_concurrency",
             Out::N(l.max_estimate_concurrency as u64),
         ),
-        ("max_steps_per_request", Out::N(l.max_steps_per_request as u64)),
+        (
+            "max_steps_per_request",
+            Out::N(l.max_steps_per_request as u64),
+        ),
     ])
 }
 

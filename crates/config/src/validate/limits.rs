@@ -18,7 +18,8 @@ pub(super) fn limits(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawLimits>) -> R<L
             Some(n) => Err(cx.err(&path.k(key), format!("must be at least 1, got {n}"))),
         }
     };
-    let dur = |key: &str, v: &Option<String>, default| cx.go_duration(&path.k(key), v, default, true);
+    let dur =
+        |key: &str, v: &Option<String>, default| cx.go_duration(&path.k(key), v, default, true);
     let size = |key: &str, v: &Option<String>, default: usize| -> R<usize> {
         let Some(s) = v else { return Ok(default) };
         let n = units::parse_bytes(s).map_err(|e| cx.err(&path.k(key), e))?;
@@ -28,8 +29,11 @@ pub(super) fn limits(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawLimits>) -> R<L
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     };
     let max_request_size = size("max_request_size", &r.max_request_size, d.max_request_size)?;
-    let max_request_memory =
-        size("max_request_memory", &r.max_request_memory, d.max_request_memory)?;
+    let max_request_memory = size(
+        "max_request_memory",
+        &r.max_request_memory,
+        d.max_request_memory,
+    )?;
     if max_request_memory < max_request_size {
         return Err(cx.err(
             &path.k("max_request_memory"),
@@ -45,7 +49,11 @@ pub(super) fn limits(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawLimits>) -> R<L
             r.max_connections_per_client,
             d.max_connections_per_client,
         )?,
-        handshake_timeout: dur("handshake_timeout", &r.handshake_timeout, d.handshake_timeout)?,
+        handshake_timeout: dur(
+            "handshake_timeout",
+            &r.handshake_timeout,
+            d.handshake_timeout,
+        )?,
         idle_timeout: dur("idle_timeout", &r.idle_timeout, d.idle_timeout)?,
         frame_timeout: dur("frame_timeout", &r.frame_timeout, d.frame_timeout)?,
         max_request_size,
@@ -113,7 +121,10 @@ mod tests {
     #[test]
     fn bad_values_are_refused_at_their_key() {
         for (extra, want) in [
-            ("  limits: {max_connections: 0}\n", "limits.max_connections: must be at least 1"),
+            (
+                "  limits: {max_connections: 0}\n",
+                "limits.max_connections: must be at least 1",
+            ),
             ("  limits: {idle_timeout: 0s}\n", "limits.idle_timeout"),
             ("  limits: {max_request_size: 10 B}\n", "at least 4 KiB"),
             ("  limits: {frame_timeout: soon}\n", "limits.frame_timeout"),

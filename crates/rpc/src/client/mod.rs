@@ -56,9 +56,8 @@ pub(crate) async fn read_reply<T: DeserializeOwned + Reply>(
             Frame::Heartbeat => continue,
             Frame::Control(p) => {
                 let mut v: T = decode(&p, &format!("reply to {call}"))?;
-                v.check().map_err(|e| {
-                    RpcError::Protocol(format!("invalid reply to {call}: {e}"))
-                })?;
+                v.check()
+                    .map_err(|e| RpcError::Protocol(format!("invalid reply to {call}: {e}")))?;
                 return Ok(v);
             }
             Frame::Error(w) => return Err(RpcError::Remote(w)),
@@ -304,7 +303,10 @@ mod tests {
     fn batches_respect_the_step_limit() {
         let items: Vec<usize> = vec![1; 2500];
         let b = batches(&items, |w| *w, 1000);
-        assert_eq!(b.iter().map(|b| b.len()).collect::<Vec<_>>(), [1000, 1000, 500]);
+        assert_eq!(
+            b.iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [1000, 1000, 500]
+        );
         let heavy = [600, 600, 5000, 1];
         let b = batches(&heavy, |w| *w, 1000);
         assert_eq!(b.iter().map(|b| b.len()).collect::<Vec<_>>(), [1, 1, 1, 1]);

@@ -23,13 +23,18 @@ async fn idle_connections_before_and_after_the_hello_are_closed() {
     }
     // A legitimate client is served while they hang on.
     d.assert_legit_served().await;
-    for (what, conns) in [("before the hello", &mut before), ("after the hello", &mut after)] {
+    for (what, conns) in [
+        ("before the hello", &mut before),
+        ("after the hello", &mut after),
+    ] {
         let mut last = Duration::ZERO;
         for s in conns.iter_mut() {
             time_to_close(s, Duration::from_secs(10)).await;
             last = started.elapsed();
         }
-        println!("FIGURE 4 idle connections {what}: all cut off {last:?} after they opened (limit 2s)");
+        println!(
+            "FIGURE 4 idle connections {what}: all cut off {last:?} after they opened (limit 2s)"
+        );
         assert!(last < Duration::from_secs(5), "{what}: {last:?}");
     }
     d.wait_log(&["refusing the connection", "handshake"]).await;
@@ -91,7 +96,10 @@ async fn slow_peers_are_cut_off() {
     let (th, tf) = tokio::join!(slow_hello, slow_frame);
     println!("FIGURE slow hello (1 byte/s): cut off after about {th:?} (handshake_timeout 2s)");
     println!("FIGURE slow request (1 byte/s): cut off after about {tf:?} (frame_timeout 2s)");
-    assert!(th < Duration::from_secs(6) && tf < Duration::from_secs(6), "{th:?} {tf:?}");
+    assert!(
+        th < Duration::from_secs(6) && tf < Duration::from_secs(6),
+        "{th:?} {tf:?}"
+    );
     d.wait_log(&["frame that started did not complete"]).await;
     d.check_after("slow peers", rss).await;
 }
@@ -111,7 +119,10 @@ async fn oversized_frames_are_refused_and_partial_ones_cost_what_arrived() {
         let (kind, p) = read_frame(&mut s).await.expect("an error frame");
         let text = String::from_utf8_lossy(&p);
         assert_eq!(kind, k::ERROR, "{text}");
-        assert!(text.contains("exceeds the limit of 1048576 bytes"), "{text}");
+        assert!(
+            text.contains("exceeds the limit of 1048576 bytes"),
+            "{text}"
+        );
     }
     // Announced at the limit, 3/4 sent, then silence: held until the frame timeout, and
     // together bounded by the job's request memory (4 MiB: some are refused as busy).
@@ -150,7 +161,10 @@ async fn connections_above_the_caps_are_refused_and_logged_once_per_interval() {
     d.assert_legit_served().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let open = held.iter().filter(|s| !is_closed(s)).count();
-    println!("FIGURE 40 connections from one client (cap 8): {open} served, {} closed at once", 40 - open);
+    println!(
+        "FIGURE 40 connections from one client (cap 8): {open} served, {} closed at once",
+        40 - open
+    );
     assert_eq!(open, 8, "the per-client cap");
     for s in held.iter_mut() {
         time_to_close(s, Duration::from_secs(10)).await;
@@ -211,7 +225,10 @@ fn cpu_time(pid: u32) -> Duration {
 async fn descriptor_exhaustion_backs_off_and_recovers() {
     let limits = LIMITS
         .replace("max_connections: 24", "max_connections: 1000")
-        .replace("max_connections_per_client: 8", "max_connections_per_client: 1000");
+        .replace(
+            "max_connections_per_client: 8",
+            "max_connections_per_client: 1000",
+        );
     let mut d = Daemon::start_with(&limits, Some(48));
     let rss = d.rss_kb();
     let cpu0 = cpu_time(d.pid);
@@ -222,7 +239,10 @@ async fn descriptor_exhaustion_backs_off_and_recovers() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let cpu = cpu_time(d.pid) - cpu0;
     println!("FIGURE 120 connections under a 48-descriptor limit: daemon CPU {cpu:?} in 3s");
-    assert!(cpu < Duration::from_millis(1500), "the daemon spins: {cpu:?}");
+    assert!(
+        cpu < Duration::from_millis(1500),
+        "the daemon spins: {cpu:?}"
+    );
     let lines = d
         .log_text()
         .lines()
@@ -248,6 +268,9 @@ async fn descriptor_exhaustion_backs_off_and_recovers() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    println!("FIGURE legitimate client served again {:?} after the attacker left", started.elapsed());
+    println!(
+        "FIGURE legitimate client served again {:?} after the attacker left",
+        started.elapsed()
+    );
     d.check_after("descriptor exhaustion", rss).await;
 }

@@ -15,7 +15,9 @@ use crate::harness::*;
 /// Send a request and return the error frame's message (the call must be refused).
 async fn refused(s: &mut TcpStream, call: &str, args: serde_json::Value) -> String {
     let body = json!({"call": call, "args": args}).to_string();
-    s.write_all(&frame(k::CONTROL, body.as_bytes())).await.unwrap();
+    s.write_all(&frame(k::CONTROL, body.as_bytes()))
+        .await
+        .unwrap();
     let (kind, p) = tokio::time::timeout(Duration::from_secs(10), read_frame(s))
         .await
         .expect("a reply in time")
@@ -42,7 +44,11 @@ async fn hostile_names_and_tokens_are_refused_by_name() {
             ("tank/src/a", vec!["%"], "tank/src/a@%"),
             ("tank/src/a", vec!["a%b"], "tank/src/a@a%b"),
             ("tank/src/%x", vec!["s1"], "tank/src/%x"),
-            ("tank/src/a", vec!["s\nFORGED-NAME level=ERROR"], "s\\nFORGED-NAME"),
+            (
+                "tank/src/a",
+                vec!["s\nFORGED-NAME level=ERROR"],
+                "s\\nFORGED-NAME",
+            ),
             ("tank/src/a", vec![huge.as_str()], "bytes)"),
         ] {
             let m = refused(&mut s, destroy, json!({"fs": fs, "snapshots": snaps})).await;
@@ -51,7 +57,12 @@ async fn hostile_names_and_tokens_are_refused_by_name() {
             assert!(!m.contains('\n'), "{m}");
         }
         let many: Vec<String> = (0..101).map(|i| format!("s{i}")).collect();
-        let m = refused(&mut s, destroy, json!({"fs": "tank/src/a", "snapshots": many})).await;
+        let m = refused(
+            &mut s,
+            destroy,
+            json!({"fs": "tank/src/a", "snapshots": many}),
+        )
+        .await;
         assert!(m.contains("101") && m.contains("at most 100"), "{m}");
     }
     // Tokens: a newline, and 200 KiB.
@@ -63,10 +74,27 @@ async fn hostile_names_and_tokens_are_refused_by_name() {
             "resume_token": token,
             "protection": {"initial": "guarantee_nothing", "incremental": "guarantee_nothing"}}})
     };
-    let m = refused(&mut s, "sender.send", step("1-abc\nFORGED-TOKEN level=ERROR")).await;
-    assert!(m.contains("invalid resume token") && m.contains("\\nFORGED-TOKEN"), "{m}");
-    let m = refused(&mut s, "sender.send", step(&format!("1-{}", "ab".repeat(100 << 10)))).await;
-    assert!(m.contains("invalid resume token") && m.len() < 2048, "{}", m.len());
+    let m = refused(
+        &mut s,
+        "sender.send",
+        step("1-abc\nFORGED-TOKEN level=ERROR"),
+    )
+    .await;
+    assert!(
+        m.contains("invalid resume token") && m.contains("\\nFORGED-TOKEN"),
+        "{m}"
+    );
+    let m = refused(
+        &mut s,
+        "sender.send",
+        step(&format!("1-{}", "ab".repeat(100 << 10))),
+    )
+    .await;
+    assert!(
+        m.contains("invalid resume token") && m.len() < 2048,
+        "{}",
+        m.len()
+    );
     let line = d.wait_log(&["refused", "range"]).await;
     assert!(line.len() < 4096, "a log line of {} bytes", line.len());
     let longest = d.log_text().lines().map(str::len).max().unwrap_or(0);
@@ -84,7 +112,9 @@ async fn log_injection_does_not_forge_lines() {
     // the warning of a refused one (version mismatch).
     let forged = b"1.0\nFORGED-HELLO level=ERROR msg=pwned";
     let mut s = mallory(d.sink).await;
-    s.write_all(&hello(zrelay_rpc::PROTOCOL_VERSION, forged)).await.unwrap();
+    s.write_all(&hello(zrelay_rpc::PROTOCOL_VERSION, forged))
+        .await
+        .unwrap();
     read_hello(&mut s).await;
     drop(s);
     let mut s = mallory(d.source).await;
@@ -102,9 +132,12 @@ async fn log_injection_does_not_forge_lines() {
     // A call name with a newline.
     let mut s = mallory(d.sink).await;
     handshake(&mut s).await;
-    s.write_all(&frame(k::CONTROL, br#"{"call":"x\nFORGED-CALL level=ERROR"}"#))
-        .await
-        .unwrap();
+    s.write_all(&frame(
+        k::CONTROL,
+        br#"{"call":"x\nFORGED-CALL level=ERROR"}"#,
+    ))
+    .await
+    .unwrap();
     let _ = read_frame(&mut s).await;
     d.wait_log(&["1.0\\nFORGED-HELLO"]).await;
     d.wait_log(&["protocol version 7", "FORGED-HELLO"]).await;

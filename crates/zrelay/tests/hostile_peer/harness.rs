@@ -84,7 +84,9 @@ impl Daemon {
             Some(n) => {
                 let mut c = Command::new("sh");
                 c.arg("-c")
-                    .arg(format!("ulimit -n {n} && exec \"$0\" daemon --config \"$1\""))
+                    .arg(format!(
+                        "ulimit -n {n} && exec \"$0\" daemon --config \"$1\""
+                    ))
                     .arg(&bin)
                     .arg(&cfg_path);
                 c
@@ -183,7 +185,8 @@ impl Daemon {
     /// A legitimate client (127.0.0.1) is served: a real ping on both jobs.
     pub async fn assert_legit_served(&self) {
         for (port, what) in [(self.sink, "receiver"), (self.source, "sender")] {
-            let c = TcpConnector::new(&format!("127.0.0.1:{port}"), Duration::from_secs(5)).unwrap();
+            let c =
+                TcpConnector::new(&format!("127.0.0.1:{port}"), Duration::from_secs(5)).unwrap();
             let info = tokio::time::timeout(
                 Duration::from_secs(10),
                 zrelay_rpc::ping(&c, &RpcConfig::default()),
@@ -241,7 +244,9 @@ pub fn hello(version: u32, software: &[u8]) -> Vec<u8> {
 
 /// Send our hello and read the server's.
 pub async fn handshake(s: &mut TcpStream) {
-    s.write_all(&hello(PROTOCOL_VERSION, b"hostile")).await.unwrap();
+    s.write_all(&hello(PROTOCOL_VERSION, b"hostile"))
+        .await
+        .unwrap();
     read_hello(s).await;
 }
 
@@ -294,7 +299,8 @@ pub async fn time_to_close(s: &mut TcpStream, limit: Duration) -> Duration {
     let started = Instant::now();
     let mut buf = [0u8; 4096];
     loop {
-        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), s.read(&mut buf)).await {
+        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), s.read(&mut buf)).await
+        {
             Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
             Ok(Ok(_)) => continue,
             Err(_) => panic!("the server did not close the connection within {limit:?}"),
