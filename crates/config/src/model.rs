@@ -300,6 +300,8 @@ pub struct SinkJob {
     pub root_fs: DatasetPath,
     /// `recv`.
     pub recv: RecvConfig,
+    /// `limits` (zrelay extension).
+    pub limits: Limits,
 }
 
 /// `type: pull`.
@@ -330,6 +332,8 @@ pub struct SourceJob {
     pub send: SendConfig,
     /// `snapshotting`.
     pub snapshotting: Snapshotting,
+    /// `limits` (zrelay extension).
+    pub limits: Limits,
 }
 
 /// `type: snap`.
@@ -341,6 +345,48 @@ pub struct SnapJob {
     pub snapshotting: Snapshotting,
     /// `pruning.keep`.
     pub keep: Vec<KeepRule>,
+}
+
+/// `limits` of a sink or source job (zrelay extension): what the serving side accepts from
+/// its clients. Every key is optional; [`Limits::default`] holds the defaults, which match
+/// the protocol's (`zrelay-rpc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once by the job; more are closed at once (default 64).
+    pub max_connections: usize,
+    /// Connections served at once per client identity (default 16).
+    pub max_connections_per_client: usize,
+    /// The hello must arrive within this (default 10s).
+    pub handshake_timeout: Duration,
+    /// A connection on which no request starts for this long is closed (default 2m).
+    pub idle_timeout: Duration,
+    /// A frame must complete within this once it started (default 1m).
+    pub frame_timeout: Duration,
+    /// Largest request accepted, in bytes (default 8 MiB).
+    pub max_request_size: usize,
+    /// Bytes the request buffers of all the job's connections may hold together
+    /// (default 64 MiB).
+    pub max_request_memory: usize,
+    /// Most size estimates run at once for one request (default 4).
+    pub max_estimate_concurrency: usize,
+    /// Most steps, commits, filesystems or snapshot names in one request (default 10000).
+    pub max_steps_per_request: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 64,
+            max_connections_per_client: 16,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            frame_timeout: Duration::from_secs(60),
+            max_request_size: 8 << 20,
+            max_request_memory: 64 << 20,
+            max_estimate_concurrency: 4,
+            max_steps_per_request: 10_000,
+        }
+    }
 }
 
 // The `snapshotting` types are the snapshotter's own (`zrelay-snapshot`).

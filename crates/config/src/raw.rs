@@ -216,6 +216,8 @@ pub(crate) struct RawSink {
     pub(crate) serve: RawServe,
     pub(crate) root_fs: String,
     pub(crate) recv: Option<RawRecv>,
+    /// zrelay extension.
+    pub(crate) limits: Option<RawLimits>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,6 +241,8 @@ pub(crate) struct RawSource {
     pub(crate) filesystems: Ordered<bool>,
     pub(crate) send: Option<RawSend>,
     pub(crate) snapshotting: RawSnapshotting,
+    /// zrelay extension.
+    pub(crate) limits: Option<RawLimits>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -356,5 +360,7 @@ pub(crate) struct RawLocalServe {
     pub(crate) listener_name: String,
 }
 
+mod limits;
 mod parts;
+pub(crate) use limits::RawLimits;
 pub(crate) use parts::*;

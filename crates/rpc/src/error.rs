@@ -106,6 +106,10 @@ pub enum RpcError {
     /// This side is shutting down.
     #[error("the zrelay daemon is shutting down")]
     ShuttingDown,
+
+    /// The server is short of a shared resource; retry later.
+    #[error("the server is busy: {0}")]
+    Busy(String),
 }
 
 impl RpcError {
@@ -117,6 +121,7 @@ impl RpcError {
             | RpcError::Closed(_)
             | RpcError::Timeout { .. }
             | RpcError::Aborted(_)
+            | RpcError::Busy(_)
             | RpcError::ShuttingDown => true,
             RpcError::Remote(w) => w.temporary,
             RpcError::NotZrelay { .. }
@@ -236,14 +241,10 @@ impl WireError {
     }
 }
 
-/// `bytes` for an error message: at most `max` bytes, lossy UTF-8, escaped.
+/// `bytes` for an error message, quoted: at most `max` bytes, lossy UTF-8, escaped onto
+/// one line ([`zrelay_zfs::peer_text::show_bytes`]).
 pub(crate) fn show_bytes(bytes: &[u8], max: usize) -> String {
-    let cut = &bytes[..bytes.len().min(max)];
-    let mut s = format!("{:?}", String::from_utf8_lossy(cut));
-    if bytes.len() > max {
-        s.push_str(&format!(" (first {max} of {} bytes)", bytes.len()));
-    }
-    s
+    format!("\"{}\"", zrelay_zfs::peer_text::show_bytes(bytes, max))
 }
 
 #[cfg(test)]
@@ -271,6 +272,8 @@ mod tests {
     #[test]
     fn show_bytes_truncates() {
         let s = show_bytes(b"GET / HTTP/1.1\r\n", 8);
-        assert!(s.contains("GET / HT") && s.contains("first 8 of 16"), "{s}");
+        assert!(s.contains("GET / HT") && s.contains("…(16 bytes)"), "{s}");
+        let s = show_bytes(b"a\nb", 8);
+        assert_eq!(s, "\"a\\nb\"");
     }
 }

@@ -1,15 +1,25 @@
 //! Framing: the reading half ([`FrameReader`], poll-based and cancel-safe,
 //! so that data streams can read payloads straight into their caller's
 //! buffer) and the writing half ([`FrameWriter`]).
+//!
+//! Invariants of the reader: an announced length is checked against its
+//! limit before anything is read; a payload's buffer grows as bytes arrive
+//! (starting at [`FIRST_CHUNK`], doubling, never past the announced length),
+//! so a peer that announces 64 MiB and sends 10 bytes costs 64 KiB; once a
+//! frame's first byte arrived, its header (and a non-data payload) must be
+//! complete within the frame timeout.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::time::{Instant, Sleep};
 use zrelay_transport::Conn;
+use zrelay_zfs::peer_text::{self, PEER_TEXT_MAX};
 
 use crate::error::{show_bytes, RpcError, WireError};
 use crate::frame_kind as k;
@@ -20,6 +30,12 @@ const MAX_ABORT_REASON: usize = 64 << 10;
 
 /// How many payload bytes an error message shows.
 pub(crate) const SHOW: usize = 120;
+
+/// How many bytes of a peer's error message are kept (escaped onto one line).
+pub(crate) const PEER_ERROR_MAX: usize = 1024;
+
+/// The first buffer of a payload; it doubles as bytes arrive.
+pub(crate) const FIRST_CHUNK: usize = 64 << 10;
 
 /// A frame as read. Data payloads are left on the connection: the reader's
 /// caller reads them with [`FrameReader::poll_read_payload`].
@@ -39,13 +55,39 @@ pub(crate) enum Frame {
     Error(WireError),
 }
 
+impl std::fmt::Display for Frame {
+    /// A bounded description for errors and logs (a control payload shows its first
+    /// bytes, escaped; peer text in the others is already shown safely).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Frame::Control(p) => write!(f, "a control message {}", show_bytes(p, SHOW)),
+            Frame::Data(n) => write!(f, "a data chunk of {n} bytes"),
+            Frame::DataEnd => f.write_str("the end of a data stream"),
+            Frame::DataAbort(why) => write!(f, "a data abort ({why})"),
+            Frame::Heartbeat => f.write_str("a heartbeat"),
+            Frame::Error(w) => write!(f, "an error ({})", w.message),
+        }
+    }
+}
+
 /// Decode a control message as `T`, naming `what` on failure.
 pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8], what: &str) -> Result<T, RpcError> {
     serde_json::from_slice(payload).map_err(|e| RpcError::InvalidJson {
         what: what.to_string(),
-        error: e.to_string(),
+        // The parser's message may quote the payload (an unknown call name, a value).
+        error: peer_text::show(&e.to_string(), PEER_TEXT_MAX),
         received: show_bytes(payload, SHOW),
     })
+}
+
+/// A non-data frame whose payload is being read.
+struct Partial {
+    kind: u8,
+    /// The announced length.
+    want: usize,
+    /// Grows as bytes arrive; `buf[..filled]` is the payload so far.
+    buf: Vec<u8>,
+    filled: usize,
 }
 
 /// The reading half of a connection.
@@ -53,13 +95,27 @@ pub(crate) struct FrameReader {
     rd: ReadHalf<Conn>,
     hdr: [u8; HDR],
     hdr_len: usize,
-    /// A non-data frame whose payload is being read: kind, buffer, filled.
-    payload: Option<(u8, Vec<u8>, usize)>,
+    payload: Option<Partial>,
     max_control: usize,
     max_chunk: usize,
+    frame_timeout: Duration,
+    /// Armed when a frame's first byte arrives; fires after the frame timeout.
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// Server: the shared budget the payload buffer is reserved from, and how much of
+    /// it this reader holds.
+    budget: Option<(crate::MemoryBudget, usize)>,
+}
+
+impl Drop for FrameReader {
+    fn drop(&mut self) {
+        if let Some((b, held)) = &self.budget {
+            b.give(*held);
+        }
+    }
 }
 
 impl FrameReader {
+    /// A client's reader: replies up to `max_control_message`.
     pub(crate) fn new(rd: ReadHalf<Conn>, cfg: &RpcConfig) -> Self {
         FrameReader {
             rd,
@@ -68,7 +124,68 @@ impl FrameReader {
             payload: None,
             max_control: cfg.max_control_message,
             max_chunk: cfg.max_data_chunk,
+            frame_timeout: cfg.frame_timeout,
+            deadline: None,
+            budget: None,
         }
+    }
+
+    /// A server's reader: requests up to `max_request`.
+    pub(crate) fn server(rd: ReadHalf<Conn>, cfg: &RpcConfig) -> Self {
+        let mut r = FrameReader::new(rd, cfg);
+        r.max_control = cfg.max_request.min(cfg.max_control_message);
+        r.budget = cfg.request_memory.clone().map(|b| (b, 0));
+        r
+    }
+
+    /// Grow `self.payload`'s buffer to `to` bytes, reserving the growth from the budget.
+    fn reserve(&mut self, from: usize, to: usize) -> Result<(), RpcError> {
+        if let Some((b, held)) = &mut self.budget {
+            if !b.take(to - from) {
+                return Err(RpcError::Busy(format!(
+                    "the requests in progress hold the server's request memory ({} bytes)",
+                    b.limit()
+                )));
+            }
+            *held += to - from;
+        }
+        Ok(())
+    }
+
+    /// A payload is complete (or dropped): give its reservation back.
+    fn release(&mut self) {
+        if let Some((b, held)) = &mut self.budget {
+            b.give(std::mem::take(held));
+        }
+    }
+
+    /// Whether a frame has started to arrive and is not complete yet.
+    pub(crate) fn in_frame(&self) -> bool {
+        self.hdr_len > 0 || self.payload.is_some()
+    }
+
+    /// A frame began: arm its deadline.
+    fn frame_started(&mut self) {
+        let due = Instant::now() + self.frame_timeout;
+        match self.deadline.as_mut() {
+            Some(d) => d.as_mut().reset(due),
+            None => self.deadline = Some(Box::pin(tokio::time::sleep_until(due))),
+        }
+    }
+
+    /// The reader must wait in the middle of a frame: fail if its time is up.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame>, RpcError>> {
+        let expired = match self.deadline.as_mut() {
+            Some(d) => d.as_mut().poll(cx).is_ready(),
+            None => false,
+        };
+        if expired {
+            return Poll::Ready(Err(RpcError::Timeout {
+                what: "a frame that started did not complete".into(),
+                after: self.frame_timeout,
+            }));
+        }
+        Poll::Pending
     }
 
     /// The next frame; `None` when the peer closed the connection at a frame
@@ -77,10 +194,30 @@ impl FrameReader {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Frame>, RpcError>> {
+        match self.poll_frame_inner(cx) {
+            Poll::Pending if self.in_frame() => self.poll_deadline(cx),
+            other => other,
+        }
+    }
+
+    fn poll_frame_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame>, RpcError>> {
         loop {
-            if let Some((_, buf, filled)) = self.payload.as_mut() {
-                while *filled < buf.len() {
-                    let mut rb = ReadBuf::new(&mut buf[*filled..]);
+            if self.payload.is_some() {
+                loop {
+                    let p = self.payload.as_mut().expect("payload in progress");
+                    if p.filled == p.want {
+                        break;
+                    }
+                    if p.filled == p.buf.len() {
+                        // Grow only as bytes arrive: at most twice what came.
+                        let from = p.buf.len();
+                        let next = (from * 2).max(FIRST_CHUNK).min(p.want);
+                        self.reserve(from, next)?;
+                        let p = self.payload.as_mut().expect("payload in progress");
+                        p.buf.resize(next, 0);
+                    }
+                    let p = self.payload.as_mut().expect("payload in progress");
+                    let mut rb = ReadBuf::new(&mut p.buf[p.filled..]);
                     ready!(Pin::new(&mut self.rd).poll_read(cx, &mut rb))
                         .map_err(|e| RpcError::io("reading a frame", e))?;
                     let n = rb.filled().len();
@@ -89,10 +226,11 @@ impl FrameReader {
                             "in the middle of a frame".into(),
                         )));
                     }
-                    *filled += n;
+                    p.filled += n;
                 }
-                let (kind, buf, _) = self.payload.take().expect("payload in progress");
-                return Poll::Ready(finish(kind, buf).map(Some));
+                let p = self.payload.take().expect("payload in progress");
+                self.release();
+                return Poll::Ready(finish(p.kind, p.buf).map(Some));
             }
             while self.hdr_len < HDR {
                 let mut rb = ReadBuf::new(&mut self.hdr[self.hdr_len..]);
@@ -106,6 +244,9 @@ impl FrameReader {
                     return Poll::Ready(Err(RpcError::Closed(
                         "in the middle of a frame header".into(),
                     )));
+                }
+                if self.hdr_len == 0 {
+                    self.frame_started();
                 }
                 self.hdr_len += n;
             }
@@ -152,8 +293,13 @@ impl FrameReader {
                     }))
                 }
             }
-            // Allocated only now, after the limit check.
-            self.payload = Some((kind, vec![0; len], 0));
+            // Checked against the limit; the buffer grows as bytes arrive.
+            self.payload = Some(Partial {
+                kind,
+                want: len,
+                buf: Vec::new(),
+                filled: 0,
+            });
         }
     }
 
@@ -177,17 +323,22 @@ impl FrameReader {
     pub(crate) fn poll_unexpected(&mut self, cx: &mut Context<'_>) -> Poll<String> {
         match ready!(self.poll_frame(cx)) {
             Ok(None) => Poll::Ready("the peer closed the connection".into()),
-            Ok(Some(f)) => Poll::Ready(format!("unexpected frame {f:?}")),
+            Ok(Some(f)) => Poll::Ready(format!("unexpected frame: {f}")),
             Err(e) => Poll::Ready(e.to_string()),
         }
     }
 }
 
+/// A complete payload as a frame. The peer's text in it (an error's message, an abort's
+/// reason) is kept only as [`peer_text`] shows it: escaped onto one line and cut.
 fn finish(kind: u8, buf: Vec<u8>) -> Result<Frame, RpcError> {
     Ok(match kind {
         k::CONTROL => Frame::Control(buf),
-        k::ERROR => Frame::Error(decode(&buf, "error frame")?),
-        _ => Frame::DataAbort(String::from_utf8_lossy(&buf).into_owned()),
+        k::ERROR => {
+            let w: WireError = decode(&buf, "error frame")?;
+            Frame::Error(crate::check::wire_error(w))
+        }
+        _ => Frame::DataAbort(peer_text::show_bytes(&buf, PEER_TEXT_MAX)),
     })
 }
 

@@ -15,6 +15,7 @@ const MAX_SOFTWARE_VERSION: usize = 256;
 #[derive(Debug, Clone)]
 pub(crate) struct Hello {
     pub(crate) protocol_version: u32,
+    /// As [`zrelay_zfs::peer_text`] shows it: escaped, at most 256 bytes of input.
     pub(crate) software_version: String,
 }
 
@@ -82,7 +83,9 @@ async fn read(conn: &mut Conn) -> Result<Hello, RpcError> {
         .map_err(|e| eof_or(e, "reading the hello"))?;
     Ok(Hello {
         protocol_version,
-        software_version: String::from_utf8_lossy(&sw).into_owned(),
+        // Peer text: kept only as shown (escaped onto one line), so that no log line,
+        // error or status can carry the peer's raw bytes.
+        software_version: zrelay_zfs::peer_text::show_bytes(&sw, MAX_SOFTWARE_VERSION),
     })
 }
 

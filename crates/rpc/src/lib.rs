@@ -25,9 +25,23 @@
 //!   frame), preceded by any number of heartbeats; a `send` or `receive`
 //!   carries one data stream (chunks, then `data end`, `data abort` or an
 //!   error) between request and reply.
-//! - Every frame length is checked against its limit before anything is
-//!   allocated; garbage gives an error naming what was received, never a
-//!   panic.
+//! - Every frame length is checked against its limit (a server's requests
+//!   against [`RpcConfig::max_request`], far below a client's limit for
+//!   replies) before anything is read; a payload's buffer then grows as its
+//!   bytes arrive (at most twice what arrived), never to the announced length
+//!   up front. Garbage gives an error naming what was received, never a panic.
+//! - Every name a peer sends, in a request (server) or a reply (client),
+//!   passes one check at this boundary (`check`): valid, and no `%` in any
+//!   dataset, snapshot or bookmark component ([`zrelay_zfs::name::validate_peer`]);
+//!   a request also stays within [`RpcConfig::max_request_items`]. A refused
+//!   request is answered with a permanent error naming the offending name.
+//! - A server closes a connection on which no request starts within
+//!   [`RpcConfig::request_idle_timeout`]; any frame must complete within
+//!   [`RpcConfig::frame_timeout`] once started; the hello within
+//!   [`RpcConfig::handshake_timeout`].
+//! - Peer text (software version, abort reasons, error messages, names,
+//!   payloads quoted in errors) is shown only through
+//!   [`zrelay_zfs::peer_text`]: escaped onto one line and cut.
 //! - A peer that is working sends heartbeats at least every
 //!   [`RpcConfig::heartbeat_interval`]; a peer from which nothing arrives for
 //!   [`RpcConfig::idle_timeout`] is given up (temporary error naming it).
@@ -39,6 +53,7 @@
 //!   write per chunk) and read straight into the consumer's buffer: no
 //!   per-chunk allocation or intermediate copy.
 
+mod check;
 mod client;
 mod error;
 mod frame;
@@ -81,12 +96,91 @@ pub mod frame_kind {
     pub const ERROR: u8 = 6;
 }
 
-/// Default limit of a control message or error frame.
+/// Default limit of a control message or error frame a client accepts (replies such as a
+/// listing of many filesystems with many snapshots are large).
 pub const DEFAULT_MAX_CONTROL_MESSAGE: usize = 64 << 20;
+/// Default limit of a request a server accepts. Requests are small: the largest honest one
+/// is a batch call, which a zrelay client splits into requests of at most
+/// [`CLIENT_BATCH_STEPS`] steps (items). A step with maximal names (255 bytes each) and a
+/// 4 KiB resume token is under 5 KiB of JSON, so a full batch is under 5 MiB; a prepare or
+/// commit for 10,000 filesystems with typical names (about 350 bytes per step) goes out as
+/// ten requests of about 350 KiB.
+pub const DEFAULT_MAX_REQUEST: usize = 8 << 20;
+/// Default limit of the steps (estimate, prepare), commits, filesystems (abort) or snapshot
+/// names (destroy) in one request a server accepts.
+pub const DEFAULT_MAX_REQUEST_ITEMS: usize = 10_000;
+/// A zrelay client sends batch calls in requests of at most this many steps (items), so
+/// that any honest batch fits a server's default limits.
+pub const CLIENT_BATCH_STEPS: usize = 1_000;
+/// Default cap on the size estimates (`zfs send -nvP`) a server runs at once for one
+/// request, whatever concurrency the client asks for.
+pub const DEFAULT_MAX_ESTIMATE_CONCURRENCY: usize = 4;
 /// Default limit of an incoming data chunk.
 pub const DEFAULT_MAX_DATA_CHUNK: usize = 4 << 20;
 /// Default size of the data chunks this zrelay writes.
 pub const DEFAULT_DATA_CHUNK: usize = 512 << 10;
+
+/// Bytes that the request buffers of a set of served connections (a job's) may hold
+/// together. A request whose buffer would grow past it fails its connection with a
+/// temporary error (the client retries later), so many half-sent requests cost at most
+/// the budget, however many connections carry them. Clones share the budget.
+#[derive(Clone)]
+pub struct MemoryBudget {
+    limit: usize,
+    used: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        MemoryBudget {
+            limit,
+            used: Default::default(),
+        }
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes reserved now.
+    pub fn used(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Reserve `n` more bytes, if they fit.
+    pub(crate) fn take(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.used
+            .fetch_update(Relaxed, Relaxed, |u| {
+                u.checked_add(n).filter(|&t| t <= self.limit)
+            })
+            .is_ok()
+    }
+
+    /// Give `n` reserved bytes back.
+    pub(crate) fn give(&self, n: usize) {
+        self.used.fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for MemoryBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MemoryBudget({} of {} bytes)", self.used(), self.limit)
+    }
+}
+
+impl PartialEq for MemoryBudget {
+    fn eq(&self, other: &Self) -> bool {
+        self.limit == other.limit
+    }
+}
+
+impl Eq for MemoryBudget {}
+
+/// Default [`MemoryBudget`] of a serving job's request buffers.
+pub const DEFAULT_REQUEST_MEMORY: usize = 64 << 20;
 
 /// Settings of both the client and the server side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +199,27 @@ pub struct RpcConfig {
     pub data_chunk: usize,
     /// Client: idle handshaken connections kept for reuse.
     pub max_idle_connections: usize,
+    /// Client: a pooled connection idle for longer than this is closed instead of reused
+    /// (below any server's [`RpcConfig::request_idle_timeout`], so that a reused
+    /// connection is rarely one the server is closing).
+    pub pool_idle: Duration,
+    /// Server: a connection on which no request starts for this long after the hello or
+    /// the last reply is closed.
+    pub request_idle_timeout: Duration,
+    /// Both: a frame header, and a control, error or abort frame's payload, must arrive
+    /// within this once its first byte did (a peer sending a byte a second is cut off).
+    pub frame_timeout: Duration,
+    /// Server: largest request accepted (a control frame from the client).
+    pub max_request: usize,
+    /// Server: most steps, commits, filesystems or snapshot names in one request.
+    pub max_request_items: usize,
+    /// Server: most size estimates run at once for one request (the client's ask is
+    /// lowered to it).
+    pub max_estimate_concurrency: usize,
+    /// Server: the budget shared by the request buffers of every connection served with
+    /// (a clone of) this configuration; `None` for no shared bound (each connection is
+    /// still bounded by `max_request`).
+    pub request_memory: Option<MemoryBudget>,
 }
 
 impl Default for RpcConfig {
@@ -117,6 +232,13 @@ impl Default for RpcConfig {
             max_data_chunk: DEFAULT_MAX_DATA_CHUNK,
             data_chunk: DEFAULT_DATA_CHUNK,
             max_idle_connections: 4,
+            pool_idle: Duration::from_secs(60),
+            request_idle_timeout: Duration::from_secs(120),
+            frame_timeout: Duration::from_secs(60),
+            max_request: DEFAULT_MAX_REQUEST,
+            max_request_items: DEFAULT_MAX_REQUEST_ITEMS,
+            max_estimate_concurrency: DEFAULT_MAX_ESTIMATE_CONCURRENCY,
+            request_memory: None,
         }
     }
 }

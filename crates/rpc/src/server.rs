@@ -20,7 +20,7 @@ use crate::error::{RpcError, WireError};
 use crate::frame::{decode, Frame, FrameReader, FrameWriter};
 use crate::stream::{pump_out, DataIn, InState, PumpEnd};
 use crate::wire::{PingReply, Request};
-use crate::{handshake, RpcConfig};
+use crate::{check, handshake, RpcConfig};
 
 /// What a daemon serves: a sink only a receiver, a source only a sender.
 #[derive(Clone, Default)]
@@ -57,7 +57,7 @@ pub async fn serve_conn(
     tracing::debug!(%peer, software = %hello.software_version, "zrelay client connected");
     let (rd, wr) = tokio::io::split(conn);
     let mut s = Session {
-        rd: Some(FrameReader::new(rd, &cfg)),
+        rd: Some(FrameReader::server(rd, &cfg)),
         wr: FrameWriter::new(wr),
         peer,
         endpoints,
@@ -115,10 +115,35 @@ fn ep<T>(r: Result<T, EndpointError>) -> Result<T, WireError> {
 }
 
 impl Session {
-    fn rd(&mut self) -> &mut FrameReader {
-        self.rd
+    /// The next request's frame, heartbeats skipped: `Ok(None)` when the client closed
+    /// the connection, or when no request started within the request idle timeout (the
+    /// connection is closed; logged here). Heartbeats do not extend the timeout (a client
+    /// sends none between calls). A frame that started is bounded by the frame timeout.
+    async fn next_frame(&mut self) -> Result<Option<Frame>, RpcError> {
+        let idle = self.cfg.request_idle_timeout;
+        let deadline = tokio::time::Instant::now() + idle;
+        let rd = self
+            .rd
             .as_mut()
-            .expect("the reader is back after each call")
+            .expect("the reader is back after each call");
+        loop {
+            let f = match tokio::time::timeout_at(deadline, rd.frame()).await {
+                Ok(r) => r,
+                Err(_) if rd.in_frame() => rd.frame().await,
+                Err(_) => {
+                    tracing::info!(
+                        peer = %self.peer,
+                        after = ?idle,
+                        "closing an idle connection: no request within the idle timeout"
+                    );
+                    return Ok(None);
+                }
+            };
+            match f {
+                Ok(Some(Frame::Heartbeat)) => continue,
+                other => return other,
+            }
+        }
     }
 
     async fn run(&mut self) -> Result<(), RpcError> {
@@ -127,16 +152,15 @@ impl Session {
             let frame = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(()),
-                f = self.rd().frame() => f,
+                f = self.next_frame() => f,
             };
             let payload = match frame {
                 Ok(None) => return Ok(()),
                 Ok(Some(Frame::Control(p))) => p,
-                Ok(Some(Frame::Heartbeat)) => continue,
                 Ok(Some(f)) => {
                     return self
                         .refuse(RpcError::Protocol(format!(
-                            "expected a request, received {f:?}"
+                            "expected a request, received {f}"
                         )))
                         .await
                 }
@@ -148,6 +172,11 @@ impl Session {
             };
             let name = req.name();
             tracing::debug!(peer = %self.peer, call = name, "call");
+            if let Err(why) = check::request(&req, &self.cfg) {
+                let w = WireError::new(format!("request {name} refused: {why}"), false);
+                self.reply_error(name, &w).await?;
+                continue;
+            }
             if let Flow::Close = self.dispatch(req, name).await? {
                 return Ok(());
             }
@@ -242,6 +271,8 @@ impl Session {
                     .await
             }
             R::SenderEstimate { steps, concurrency } => {
+                // The server decides how many `zfs send -nvP` run at once.
+                let concurrency = concurrency.clamp(1, self.cfg.max_estimate_concurrency.max(1));
                 self.answer(name, async {
                     let v = ep(s?.estimate(&steps, concurrency).await)?;
                     Ok(v.into_iter().map(ep).collect::<Vec<_>>())

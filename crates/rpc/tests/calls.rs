@@ -210,7 +210,16 @@ async fn errors_keep_their_class_and_batches_their_items() {
     let e = send_err(&s, "refuse").await;
     assert_eq!(e.class(), ErrorClass::Permanent);
 
-    let b = s.prepare(&[]).await.unwrap();
+    // The mock answers three items whatever it is asked: ask for three (a reply
+    // with another count than the request is a protocol error).
+    let prep = zrelay_endpoint::PrepareReq {
+        fs: fs.clone(),
+        steps: vec![],
+    };
+    let b = s
+        .prepare(&[prep.clone(), prep.clone(), prep])
+        .await
+        .unwrap();
     assert_eq!(b.len(), 3);
     assert!(b[0].is_ok());
     let e1 = b[1].as_ref().unwrap_err();
@@ -223,7 +232,7 @@ async fn errors_keep_their_class_and_batches_their_items() {
         e2.class() == ErrorClass::Temporary && e2.to_string().contains("item flaked"),
         "{e2}"
     );
-    let est = s.estimate(&[], 2).await.unwrap();
+    let est = s.estimate(&[step("a"), step("b")], 2).await.unwrap();
     assert_eq!(*est[0].as_ref().unwrap(), 5);
     assert_eq!(est[1].as_ref().unwrap_err().class(), ErrorClass::Temporary);
     let d = s.destroy_snapshots(&fs, &["a".into()]).await.unwrap();

@@ -224,7 +224,7 @@ async fn garbage_frames_are_refused_with_clear_errors() {
     let w: WireError = serde_json::from_slice(&payload).unwrap();
     assert!(
         w.message
-            .contains("control message of 4294967295 bytes exceeds the limit of 67108864 bytes"),
+            .contains("control message of 4294967295 bytes exceeds the limit of 8388608 bytes"),
         "{}",
         w.message
     );
@@ -362,7 +362,10 @@ async fn garbage_from_the_server_is_a_clear_client_error() {
         ),
         ((k::ERROR, &b"{}"[..]), "invalid error frame"),
         ((0x99, &b""[..]), "unknown frame type 0x99"),
-        ((k::DATA_END, &b""[..]), "unexpected DataEnd"),
+        (
+            (k::DATA_END, &b""[..]),
+            "unexpected the end of a data stream",
+        ),
     ] {
         let (conn, mut s) = RawConnector::pair();
         tokio::spawn(async move {

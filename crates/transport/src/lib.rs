@@ -5,7 +5,10 @@
 //! - A [`Listener`] yields only authenticated connections: every
 //!   [`Accepted`] carries a validated [`ClientIdentity`]. A peer that cannot
 //!   be authenticated or mapped is refused, logged at WARN with its address
-//!   and the reason, and never reaches the caller.
+//!   and the reason (once per [`LOG_INTERVAL`] with a count, so a flood of
+//!   refusals is a few lines), and never reaches the caller.
+//! - A listener out of descriptors (EMFILE/ENFILE) backs off ([`Backoff`],
+//!   up to 1 s) instead of spinning, and logs it once per [`LOG_INTERVAL`].
 //! - A [`Connector`] dials one configured peer; each call is a new connection.
 //! - Transports move bytes only; the protocol lives in `zrelay-rpc`.
 //! - Construction ([`connector`], [`listen`]) reads and validates everything
@@ -44,6 +47,7 @@ pub mod clients;
 pub mod error;
 pub mod local;
 pub mod options;
+pub mod ratelog;
 pub mod ssh;
 pub mod stdinserver;
 pub mod tcp;
@@ -54,6 +58,7 @@ use std::sync::Arc;
 pub use clients::{validate_clients, ClientMap};
 pub use error::TransportError;
 pub use options::{ClientMapping, ConnectOptions, ServeOptions};
+pub use ratelog::{Backoff, RateLog, LOG_INTERVAL};
 pub use ssh::{SshConnector, BANNER, SSH_PROGRAM_ENV};
 pub use stdinserver::stdinserver_proxy;
 

@@ -168,13 +168,22 @@ async fn accept_loop(
     identity: ClientIdentity,
     tx: mpsc::Sender<Accepted>,
 ) {
+    let mut errors = crate::RateLog::default();
+    let mut backoff =
+        crate::Backoff::new(crate::tcp::ACCEPT_BACKOFF.0, crate::tcp::ACCEPT_BACKOFF.1);
     loop {
         let mut stream = tokio::select! {
             r = listener.accept() => match r {
-                Ok((s, _)) => s,
+                Ok((s, _)) => {
+                    backoff.succeeded();
+                    s
+                }
                 Err(e) => {
-                    tracing::warn!(socket = %path.display(), error = %e, "stdinserver accept failed, retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let wait = backoff.failed();
+                    if let Some(n) = errors.hit() {
+                        tracing::warn!(socket = %path.display(), error = %e, failures = n, backoff = ?wait, "stdinserver accept failed; backing off");
+                    }
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
             },

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener as TokioListener, TcpStream};
 
 use crate::clients::{validate_clients, ClientMap};
 use crate::options::ClientMapping;
+use crate::ratelog::{Backoff, RateLog, LOG_INTERVAL};
 use crate::{Accepted, Conn, Connector, Listener, TransportError};
 
 /// Check that `address` looks like `host:port` (`key` names the config key).
@@ -160,7 +161,14 @@ pub struct TcpListener {
     inner: TokioListener,
     clients: ClientMap,
     local: String,
+    refused: RateLog,
+    accept_errors: RateLog,
+    backoff: Backoff,
 }
+
+/// The first and the longest wait after a failed accept (EMFILE and the like).
+pub(crate) const ACCEPT_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(50), Duration::from_secs(1));
 
 impl TcpListener {
     /// Validate `clients` and bind `listen`.
@@ -185,6 +193,9 @@ impl TcpListener {
             inner,
             clients,
             local,
+            refused: RateLog::default(),
+            accept_errors: RateLog::default(),
+            backoff: Backoff::new(ACCEPT_BACKOFF.0, ACCEPT_BACKOFF.1),
         })
     }
 
@@ -199,10 +210,24 @@ impl Listener for TcpListener {
     async fn accept(&mut self) -> Result<Accepted, TransportError> {
         loop {
             let (stream, peer) = match self.inner.accept().await {
-                Ok(x) => x,
+                Ok(x) => {
+                    self.backoff.succeeded();
+                    x
+                }
                 Err(e) if accept_error_is_transient(&e) => {
-                    tracing::warn!(listen = %self.local, error = %e, "tcp accept failed, retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    // Out of descriptors (or a passing error): wait, growing the wait
+                    // while it lasts, and log once per interval.
+                    let wait = self.backoff.failed();
+                    if let Some(n) = self.accept_errors.hit() {
+                        tracing::warn!(
+                            listen = %self.local,
+                            error = %e,
+                            failures = n,
+                            backoff = ?wait,
+                            "tcp accept failed; backing off (logged once per {LOG_INTERVAL:?})"
+                        );
+                    }
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
                 Err(e) => {
@@ -224,8 +249,16 @@ impl Listener for TcpListener {
                     });
                 }
                 Err(reason) => {
-                    tracing::warn!(%peer, %reason, "tcp: refused connection from {peer}: {reason}");
                     drop(stream);
+                    if let Some(n) = self.refused.hit() {
+                        tracing::warn!(
+                            %peer,
+                            %reason,
+                            refused = n,
+                            "tcp: refused connection from {peer}: {reason} \
+                             ({n} refused since the last such line)"
+                        );
+                    }
                 }
             }
         }

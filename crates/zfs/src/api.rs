@@ -63,6 +63,37 @@ impl std::fmt::Display for DestroyTarget {
     }
 }
 
+impl DestroyTarget {
+    /// Defence in depth, checked before any `zfs destroy` command is built: a destroy
+    /// target never holds a `%`. In `zfs destroy`, `fs@a%b` is a range of snapshots and
+    /// `fs@%` all of them, and ZFS never creates a name with `%` (see
+    /// [`validate_peer`](crate::name::validate_peer)).
+    pub fn check_no_range(&self) -> std::result::Result<(), crate::name::NameError> {
+        let kind = match self {
+            DestroyTarget::Dataset(_) => crate::name::NameKind::Dataset,
+            DestroyTarget::Snapshot(_) => crate::name::NameKind::Snapshot,
+            DestroyTarget::Bookmark(_) => crate::name::NameKind::Bookmark,
+        };
+        crate::name::validate_peer(&self.to_string(), kind)
+    }
+}
+
+/// [`DestroyTarget::check_no_range`] for a batched snapshot destroy (`fs@a,b,c`): neither
+/// the filesystem nor any short name may hold a `%`.
+pub fn check_destroy_batch(
+    fs: &DatasetPath,
+    names: &[String],
+) -> std::result::Result<(), crate::name::NameError> {
+    use crate::name::{validate_peer, NameKind};
+    validate_peer(fs.as_str(), NameKind::Dataset)?;
+    for n in names {
+        if n.contains('%') {
+            validate_peer(&format!("{fs}@{n}"), NameKind::Snapshot)?;
+        }
+    }
+    Ok(())
+}
+
 /// Outcome of a batched snapshot destroy: what went, and what stayed and why.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DestroyReport {

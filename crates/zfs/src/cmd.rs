@@ -75,12 +75,27 @@ impl CmdLine {
     }
 }
 
+/// How many bytes of one argument a rendered command line shows (in errors, logs and the
+/// [`InvocationLog`]): longer arguments (a peer's resume token, a big batch) are cut, with
+/// their length, by [`peer_text::show`](crate::peer_text::show).
+pub const ARG_SHOWN: usize = 256;
+
+/// How many bytes of a whole command line the [`InvocationLog`] keeps.
+pub const LOG_CMDLINE_MAX: usize = 4096;
+
 impl std::fmt::Display for CmdLine {
-    /// Shell-like rendering; arguments with spaces are quoted.
+    /// Shell-like rendering; arguments with spaces are quoted. Each argument shows at
+    /// most [`ARG_SHOWN`] bytes, and control characters are escaped, so a rendering is
+    /// one line of bounded size whatever a peer put into an argument.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.program)?;
         for a in &self.args {
             let a = a.to_string_lossy();
+            let a = if a.len() > ARG_SHOWN || a.chars().any(char::is_control) {
+                std::borrow::Cow::Owned(crate::peer_text::show(&a, ARG_SHOWN))
+            } else {
+                a
+            };
             if a.is_empty() || a.contains([' ', '\'', '"', '\t']) {
                 write!(f, " '{}'", a.replace('\'', "'\\''"))?;
             } else {
@@ -89,6 +104,22 @@ impl std::fmt::Display for CmdLine {
         }
         Ok(())
     }
+}
+
+/// `s` (already one escaped line) cut to at most `max` bytes on a character boundary,
+/// with its full length noted when cut.
+fn cut(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let len = s.len();
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push_str(&format!("…({len} bytes)"));
+    s
 }
 
 /// One finished invocation, as recorded by the [`InvocationLog`].
@@ -174,24 +205,27 @@ impl InvocationLog {
     }
 
     pub(crate) fn begin(&self, cmd: &CmdLine) -> ActiveGuard {
+        let cmdline = cut(cmd.to_string(), LOG_CMDLINE_MAX);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         self.inner.total.fetch_add(1, Ordering::Relaxed);
         let mut st = self.inner.state.lock().unwrap();
-        *st.per_verb.entry(cmd.verb()).or_default() += 1;
+        *st.per_verb
+            .entry(crate::peer_text::show(&cmd.verb(), ARG_SHOWN))
+            .or_default() += 1;
         st.active.insert(
             id,
             ActiveInvocation {
-                cmdline: cmd.to_string(),
+                cmdline: cmdline.clone(),
                 started: SystemTime::now(),
             },
         );
-        tracing::debug!(cmd = %cmd, "zfs command start");
+        tracing::debug!(cmd = %cmdline, "zfs command start");
         ActiveGuard {
             log: self.clone(),
             id,
             program: cmd.program().to_string(),
-            verb: cmd.verb(),
-            cmdline: cmd.to_string(),
+            verb: crate::peer_text::show(&cmd.verb(), ARG_SHOWN),
+            cmdline,
             start: Instant::now(),
             success: false,
         }
@@ -428,6 +462,34 @@ mod tests {
         assert_eq!(out, "in\ndone\n");
         let (_, out, _) = r.output_with_stdin(&cat, None).await.unwrap();
         assert_eq!(out, "done\n");
+    }
+
+    #[tokio::test]
+    async fn invocation_log_keeps_bounded_arguments() {
+        let r = Runner::new("sh", "sh");
+        // One argument may be at most 128 KiB on Linux (MAX_ARG_STRLEN).
+        let token = "1-".to_string() + &"ab".repeat(32 << 10);
+        let c = CmdLine::new("sh")
+            .args(["-c", "exit 0", "x"])
+            .arg(&token)
+            .arg("a\nb");
+        r.output(&c).await.unwrap();
+        let line = &r.log().recent()[0].cmdline;
+        assert!(line.len() < ARG_SHOWN + 100, "{}", line.len());
+        assert!(
+            line.contains(&format!("…({} bytes)", token.len())),
+            "{line}"
+        );
+        assert!(line.contains("a\\nb") && !line.contains('\n'), "{line}");
+        let shown = c.to_string();
+        assert!(shown.len() < ARG_SHOWN + 100, "{}", shown.len());
+        // Many long arguments: the whole line is bounded too.
+        let many = CmdLine::new("sh")
+            .args(["-c", "exit 0", "x"])
+            .args(vec![token.clone(); 20]);
+        r.output(&many).await.unwrap();
+        let long = &r.log().recent()[1].cmdline;
+        assert!(long.len() < LOG_CMDLINE_MAX + 32, "{}", long.len());
     }
 
     #[tokio::test]

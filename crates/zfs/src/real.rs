@@ -289,6 +289,7 @@ impl Zfs for RealZfs {
         for n in names {
             SnapshotName::new(fs, n)?;
         }
+        crate::api::check_destroy_batch(fs, names)?;
         let spec = format!("{}@{}", fs, names.join(","));
         let cmd = self.runner.zfs().args(["destroy", &spec]);
         match self.run(cmd).await {
@@ -335,6 +336,7 @@ impl Zfs for RealZfs {
     async fn destroy(&self, target: &DestroyTarget) -> Result<()> {
         // a missing snapshot says "could not find any snapshots to destroy",
         // which classifies as does-not-exist like the other cases
+        target.check_no_range()?;
         let name = target.to_string();
         let cmd = self.runner.zfs().args(["destroy", &name]);
         self.run_on(cmd, &name).await.map(drop)

@@ -12,6 +12,7 @@ pub mod replication;
 pub mod rig;
 pub mod security_recv;
 pub mod security_tokens;
+pub mod security_peer;
 pub mod zfs_layer;
 
 macro_rules! case {
@@ -102,6 +103,10 @@ pub fn all() -> Vec<Case> {
         case!(
             "SecurityRecvClientPropertiesDoNotApplyOnTheSink",
             security_recv::client_properties_do_not_apply_on_the_sink
+        ),
+        case!(
+            "SecurityPeerDestroyWithPercentIsRefused",
+            security_peer::peer_destroy_with_percent_is_refused
         ),
     ];
     rig.into_iter()

@@ -25,6 +25,7 @@ pub(super) fn job(j: &Job) -> Out {
             put("serve", serve(&s.serve));
             put("root_fs", Out::s(s.root_fs.as_str()));
             put("recv", recv(&s.recv));
+            put("limits", limits(&s.limits));
         }
         JobKind::Pull(p) => {
             put("connect", connect(&p.connect));
@@ -46,6 +47,7 @@ pub(super) fn job(j: &Job) -> Out {
             put("filesystems", filter(&s.filesystems));
             put("send", send(&s.send));
             put("snapshotting", snapshotting(&s.snapshotting));
+            put("limits", limits(&s.limits));
         }
         JobKind::Snap(s) => {
             put("filesystems", filter(&s.filesystems));
@@ -54,6 +56,39 @@ pub(super) fn job(j: &Job) -> Out {
         }
     }
     Out::M(m)
+}
+
+/// `limits` (zrelay extension), every key explicit.
+fn limits(l: &Limits) -> Out {
+    Out::map([
+        ("max_connections", Out::N(l.max_connections as u64)),
+        (
+            "max_connections_per_client",
+            Out::N(l.max_connections_per_client as u64),
+        ),
+        (
+            "handshake_timeout",
+            Out::S(go_duration(l.handshake_timeout)),
+        ),
+        ("idle_timeout", Out::S(go_duration(l.idle_timeout))),
+        ("frame_timeout", Out::S(go_duration(l.frame_timeout))),
+        (
+            "max_request_size",
+            Out::S(format!("{} B", l.max_request_size)),
+        ),
+        (
+            "max_request_memory",
+            Out::S(format!("{} B", l.max_request_memory)),
+        ),
+        (
+            "max_estimate_concurrency",
+            Out::N(l.max_estimate_concurrency as u64),
+        ),
+        (
+            "max_steps_per_request",
+            Out::N(l.max_steps_per_request as u64),
+        ),
+    ])
 }
 
 fn connect(c: &ConnectOptions) -> Out {

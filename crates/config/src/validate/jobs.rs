@@ -52,6 +52,7 @@ pub(super) fn job(cx: Cx<'_>, path: &KeyPath, raw: &RawJob, global: &Global) -> 
             serve: serve(cx, &path.k("serve"), &j.serve, global)?,
             root_fs: root_fs(cx, &path.k("root_fs"), &j.root_fs)?,
             recv: parts::recv(cx, &path.k("recv"), j.recv.as_ref())?,
+            limits: super::limits::limits(cx, &path.k("limits"), j.limits.as_ref())?,
         }),
         RawJob::Pull(j) => JobKind::Pull(PullJob {
             connect: connect(cx, &path.k("connect"), &j.connect)?,
@@ -79,6 +80,7 @@ pub(super) fn job(cx: Cx<'_>, path: &KeyPath, raw: &RawJob, global: &Global) -> 
                     &filesystems,
                 )?,
                 filesystems,
+                limits: super::limits::limits(cx, &path.k("limits"), j.limits.as_ref())?,
             })
         }
         RawJob::Snap(j) => {

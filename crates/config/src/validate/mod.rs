@@ -7,6 +7,7 @@
 
 pub(crate) mod global;
 mod jobs;
+mod limits;
 mod parts;
 
 use std::fmt;

@@ -7,19 +7,21 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use zrelay_config::{Job, JobKind, PullInterval, ReplicationConfig, Schedule, Snapshotting};
+use zrelay_config::{
+    Job, JobKind, Limits, PullInterval, ReplicationConfig, Schedule, Snapshotting,
+};
 use zrelay_endpoint::{
     throttle_receiver, throttle_sender, Bucket, FsFilter, LocalReceiver, LocalSender, RateLimit,
     Receiver, SendOptions, Sender,
 };
 use zrelay_replication::{DriverConfig, SnapshotFilter};
-use zrelay_rpc::{RemoteReceiver, RemoteSender, RpcConfig};
+use zrelay_rpc::{MemoryBudget, RemoteReceiver, RemoteSender, RpcConfig};
 use zrelay_snapshot::CronSchedule;
 use zrelay_transport::ServeOptions;
 use zrelay_zfs::Zfs;
 
 use super::active::{ActiveJob, Every};
-use super::passive::{PassiveJob, Serves};
+use super::passive::{ConnLimits, PassiveJob, Serves};
 use super::prune::Pruner;
 use super::snap::{self, After};
 use super::{status_cell, ActiveControl, Entry, Jobs};
@@ -37,6 +39,20 @@ pub fn driver_config(r: &ReplicationConfig) -> DriverConfig {
             zrelay_config::SnapshotFilter::Regex(r) => SnapshotFilter::Regex(r.clone()),
         }),
         ..DriverConfig::default()
+    }
+}
+
+/// The protocol settings of a serving job: the daemon's, with the job's `limits`.
+pub fn serving_rpc(base: &RpcConfig, l: &Limits) -> RpcConfig {
+    RpcConfig {
+        handshake_timeout: l.handshake_timeout,
+        request_idle_timeout: l.idle_timeout,
+        frame_timeout: l.frame_timeout,
+        max_request: l.max_request_size,
+        max_request_items: l.max_steps_per_request,
+        max_estimate_concurrency: l.max_estimate_concurrency,
+        request_memory: Some(MemoryBudget::new(l.max_request_memory)),
+        ..base.clone()
     }
 }
 
@@ -97,7 +113,7 @@ impl Ctx<'_> {
             job: job.name.to_string(),
             source,
         };
-        let (serve, serves, snapshotting) = match &job.kind {
+        let (serve, serves, snapshotting, limits) = match &job.kind {
             JobKind::Sink(s) => (
                 &s.serve,
                 Serves::Sink {
@@ -108,6 +124,7 @@ impl Ctx<'_> {
                     bandwidth: bucket(&s.recv.bandwidth_limit),
                 },
                 None,
+                &s.limits,
             ),
             JobKind::Source(s) => (
                 &s.serve,
@@ -116,6 +133,7 @@ impl Ctx<'_> {
                     bucket(&s.send.bandwidth_limit),
                 )),
                 Some((&s.filesystems, &s.snapshotting)),
+                &s.limits,
             ),
             _ => unreachable!("passive jobs only"),
         };
@@ -147,7 +165,11 @@ impl Ctx<'_> {
             name: job.name.clone(),
             listener,
             serves: Arc::new(serves),
-            rpc: self.rpc.clone(),
+            rpc: serving_rpc(&self.rpc, limits),
+            limits: ConnLimits {
+                max: limits.max_connections,
+                per_client: limits.max_connections_per_client,
+            },
             status,
         };
         self.tasks.spawn(task.run(self.cancel.child_token()));
@@ -287,3 +309,33 @@ impl Ctx<'_> {
 
 /// How long the daemon waits for its jobs to stop.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_limits_are_the_protocol_defaults() {
+        let d = RpcConfig::default();
+        let r = serving_rpc(&d, &Limits::default());
+        assert_eq!(
+            r.request_memory.as_ref().map(MemoryBudget::limit),
+            Some(zrelay_rpc::DEFAULT_REQUEST_MEMORY)
+        );
+        assert_eq!(
+            RpcConfig {
+                request_memory: None,
+                ..r
+            },
+            d
+        );
+        let l = Limits {
+            idle_timeout: Duration::from_secs(3),
+            max_request_size: 5000,
+            ..Limits::default()
+        };
+        let r = serving_rpc(&d, &l);
+        assert_eq!(r.request_idle_timeout, Duration::from_secs(3));
+        assert_eq!(r.max_request, 5000);
+    }
+}

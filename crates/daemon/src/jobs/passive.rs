@@ -3,6 +3,13 @@
 //! - a sink gives client X a receiver confined to `root_fs/X` (one receiver
 //!   per identity, kept across connections so its caches stay warm);
 //! - a source gives every client the same sender of its `filesystems`.
+//!
+//! Invariants:
+//! - At most [`ConnLimits::max`] connections are served at once, and at most
+//!   [`ConnLimits::per_client`] per client identity; a connection over a cap
+//!   is closed at once, before the hello. Refusals and accept failures are
+//!   logged once per [`LOG_INTERVAL`] with a count, never once per attempt.
+//! - A slot is given back when its connection's task ends, however it ends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 use zrelay_endpoint::{ClientIdentity, JobId, LocalReceiver, Receiver, RecvOptions, Sender};
 use zrelay_rpc::{Endpoints, RpcConfig};
-use zrelay_transport::Listener;
+use zrelay_transport::{Listener, RateLog, LOG_INTERVAL};
 use zrelay_zfs::{DatasetPath, Zfs};
 
 use super::{JobState, StatusCell};
@@ -43,7 +50,71 @@ pub struct PassiveJob {
     pub(crate) listener: Box<dyn Listener>,
     pub(crate) serves: Arc<Serves>,
     pub(crate) rpc: RpcConfig,
+    pub(crate) limits: ConnLimits,
     pub(crate) status: StatusCell,
+}
+
+/// The connection caps of a passive job (`limits.max_connections*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Connections served at once.
+    pub max: usize,
+    /// Connections served at once per client identity.
+    pub per_client: usize,
+}
+
+/// The connections being served, in total and per identity.
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    per: HashMap<ClientIdentity, usize>,
+}
+
+/// A served connection's place in the counts; given back on drop.
+struct Slot {
+    counts: Arc<Mutex<Counts>>,
+    identity: ClientIdentity,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap();
+        c.total -= 1;
+        if let Some(n) = c.per.get_mut(&self.identity) {
+            *n -= 1;
+            if *n == 0 {
+                c.per.remove(&self.identity);
+            }
+        }
+    }
+}
+
+/// A slot for a new connection of `identity`, or why there is none.
+fn take_slot(
+    counts: &Arc<Mutex<Counts>>,
+    limits: ConnLimits,
+    identity: &ClientIdentity,
+) -> Result<Slot, String> {
+    let mut c = counts.lock().unwrap();
+    let mine = c.per.get(identity).copied().unwrap_or(0);
+    if mine >= limits.per_client {
+        return Err(format!(
+            "client {identity} already has {mine} connections (limits.max_connections_per_client {})",
+            limits.per_client
+        ));
+    }
+    if c.total >= limits.max {
+        return Err(format!(
+            "the job already serves {} connections (limits.max_connections {})",
+            c.total, limits.max
+        ));
+    }
+    c.total += 1;
+    *c.per.entry(identity.clone()).or_default() += 1;
+    Ok(Slot {
+        counts: counts.clone(),
+        identity: identity.clone(),
+    })
 }
 
 impl Serves {
@@ -104,6 +175,9 @@ impl PassiveJob {
         info!(job = %self.name, listener = %listening, "serving");
         let mut conns = JoinSet::new();
         let mut failures = 0u32;
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let mut refused = RateLog::new(LOG_INTERVAL);
+        let mut accept_errors = RateLog::new(LOG_INTERVAL);
         loop {
             let accepted = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -117,7 +191,9 @@ impl PassiveJob {
                 }
                 Err(e) => {
                     failures += 1;
-                    error!(job = %self.name, error = %e, "accepting connections failed");
+                    if let Some(n) = accept_errors.hit() {
+                        error!(job = %self.name, error = %e, failures = n, "accepting connections failed");
+                    }
                     if !e.is_temporary() && failures > 10 {
                         let mut g = self.status.lock().unwrap();
                         g.status.state = JobState::Failed;
@@ -126,6 +202,23 @@ impl PassiveJob {
                     }
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(25))))
                         .await;
+                    continue;
+                }
+            };
+            let slot = match take_slot(&counts, self.limits, &a.identity) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    drop(a.conn);
+                    if let Some(n) = refused.hit() {
+                        warn!(
+                            job = %self.name,
+                            peer = %a.peer,
+                            client = %a.identity,
+                            refused = n,
+                            reason = %why,
+                            "refusing a connection: too many connections ({n} refused since the last such line)"
+                        );
+                    }
                     continue;
                 }
             };
@@ -139,14 +232,18 @@ impl PassiveJob {
             };
             debug!(job = %self.name, peer = %a.peer, client = %a.identity, "client connected");
             let span = info_span!("conn", job = %self.name, client = %a.identity, peer = %a.peer);
+            let served = zrelay_rpc::serve_conn(
+                a.conn,
+                a.peer,
+                endpoints,
+                self.rpc.clone(),
+                cancel.child_token(),
+            );
             conns.spawn(
-                zrelay_rpc::serve_conn(
-                    a.conn,
-                    a.peer,
-                    endpoints,
-                    self.rpc.clone(),
-                    cancel.child_token(),
-                )
+                async move {
+                    let _slot = slot;
+                    served.await
+                }
                 .instrument(span),
             );
         }
@@ -161,5 +258,33 @@ impl PassiveJob {
         }
         self.status.lock().unwrap().status.state = JobState::Stopped;
         info!(job = %self.name, "job stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ClientIdentity {
+        ClientIdentity::parse(s).unwrap()
+    }
+
+    #[test]
+    fn caps_per_client_and_per_job_and_slots_come_back() {
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let lim = ConnLimits {
+            max: 3,
+            per_client: 2,
+        };
+        let a1 = take_slot(&counts, lim, &id("a")).unwrap();
+        let _a2 = take_slot(&counts, lim, &id("a")).unwrap();
+        let e = take_slot(&counts, lim, &id("a")).err().unwrap();
+        assert!(e.contains("client a already has 2"), "{e}");
+        let _b1 = take_slot(&counts, lim, &id("b")).unwrap();
+        let e = take_slot(&counts, lim, &id("c")).err().unwrap();
+        assert!(e.contains("already serves 3"), "{e}");
+        drop(a1);
+        let _c1 = take_slot(&counts, lim, &id("c")).unwrap();
+        assert_eq!(counts.lock().unwrap().total, 3);
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
@@ -20,7 +20,10 @@ use zrelay_zfs::{
     DatasetPath, SendArgs, SendFlags, SnapshotName, ValidatedSendArgs, Zfs, ZfsError,
 };
 
+mod cache;
 mod protect;
+
+use cache::ValidationCache;
 
 use crate::abstractions::{parse_bookmark, parse_hold_tag, AbstractionKind, JobId};
 use crate::error::{EndpointError, Result};
@@ -80,12 +83,17 @@ pub struct LocalSender {
     send: SendOptions,
     state: Mutex<HashMap<DatasetPath, FsState>>,
     /// Send arguments validated for the size estimates, reused by `send` for
-    /// the identical step within [`VALIDATION_TTL`].
-    validated: Mutex<HashMap<String, (Instant, ValidatedSendArgs)>>,
+    /// the identical step within [`VALIDATION_TTL`]; at most
+    /// [`VALIDATION_CACHE_MAX`] entries (the oldest go first).
+    validated: Mutex<ValidationCache<ValidatedSendArgs>>,
 }
 
 /// How long a validation done for a size estimate is reused for the send.
 pub const VALIDATION_TTL: Duration = Duration::from_secs(600);
+
+/// The most validations kept for reuse (a client estimating many steps it never sends
+/// costs at most this many entries).
+pub const VALIDATION_CACHE_MAX: usize = 4096;
 
 fn step_key(step: &StepReq) -> String {
     format!(
@@ -107,7 +115,7 @@ impl LocalSender {
             filter,
             send,
             state: Mutex::new(HashMap::new()),
-            validated: Mutex::new(HashMap::new()),
+            validated: Mutex::new(ValidationCache::new(VALIDATION_CACHE_MAX, VALIDATION_TTL)),
         }
     }
 
@@ -250,11 +258,7 @@ impl Sender for LocalSender {
 
     async fn send(&self, step: &StepReq) -> Result<Box<dyn SendStream>> {
         let what = format!("send {step}");
-        let cached = {
-            let mut cache = self.validated.lock().unwrap();
-            cache.retain(|_, (t, _)| t.elapsed() < VALIDATION_TTL);
-            cache.remove(&step_key(step)).map(|(_, v)| v)
-        };
+        let cached = self.validated.lock().unwrap().take(&step_key(step));
         let valid = match cached {
             Some(v) => v,
             None => self
@@ -323,7 +327,6 @@ impl LocalSender {
             .await
             .map_err(|e| EndpointError::zfs("validate send arguments", e))?
             .into_iter();
-        let now = Instant::now();
         let mut cache = self.validated.lock().unwrap();
         Ok(steps
             .iter()
@@ -332,7 +335,7 @@ impl LocalSender {
                 Some(err) => err,
                 None => match checked.next() {
                     Some(Ok(v)) => {
-                        cache.insert(step_key(step), (now, v.clone()));
+                        cache.insert(step_key(step), v.clone());
                         Ok(v)
                     }
                     Some(Err(e)) => Err(EndpointError::zfs(format!("validate {step}"), e)),

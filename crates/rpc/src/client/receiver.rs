@@ -102,9 +102,7 @@ impl Receiver for RemoteReceiver {
 
     async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>> {
         self.client
-            .endpoint_batch(Request::ReceiverCommit {
-                reqs: reqs.to_vec(),
-            })
+            .endpoint_batches(reqs, |_| 1, |reqs| Request::ReceiverCommit { reqs })
             .await
     }
 
@@ -120,9 +118,9 @@ impl Receiver for RemoteReceiver {
         snapshots: &[String],
     ) -> Result<DestroyOutcome> {
         self.client
-            .endpoint_call(Request::ReceiverDestroySnapshots {
+            .destroy_in_batches(snapshots, |snapshots| Request::ReceiverDestroySnapshots {
                 fs: fs.clone(),
-                snapshots: snapshots.to_vec(),
+                snapshots,
             })
             .await
     }

@@ -44,18 +44,21 @@ impl Sender for RemoteSender {
 
     async fn estimate(&self, steps: &[StepReq], concurrency: usize) -> Result<Vec<Result<u64>>> {
         self.client
-            .endpoint_batch(Request::SenderEstimate {
-                steps: steps.to_vec(),
-                concurrency,
-            })
+            .endpoint_batches(
+                steps,
+                |_| 1,
+                |steps| Request::SenderEstimate { steps, concurrency },
+            )
             .await
     }
 
     async fn prepare(&self, reqs: &[PrepareReq]) -> Result<BatchResult<EndpointError>> {
         self.client
-            .endpoint_batch(Request::SenderPrepare {
-                reqs: reqs.to_vec(),
-            })
+            .endpoint_batches(
+                reqs,
+                |r| r.steps.len(),
+                |reqs| Request::SenderPrepare { reqs },
+            )
             .await
     }
 
@@ -76,15 +79,13 @@ impl Sender for RemoteSender {
 
     async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>> {
         self.client
-            .endpoint_batch(Request::SenderCommit {
-                reqs: reqs.to_vec(),
-            })
+            .endpoint_batches(reqs, |_| 1, |reqs| Request::SenderCommit { reqs })
             .await
     }
 
     async fn abort(&self, fss: &[DatasetPath]) -> Result<BatchResult<EndpointError>> {
         self.client
-            .endpoint_batch(Request::SenderAbort { fss: fss.to_vec() })
+            .endpoint_batches(fss, |_| 1, |fss| Request::SenderAbort { fss })
             .await
     }
 
@@ -106,9 +107,9 @@ impl Sender for RemoteSender {
         snapshots: &[String],
     ) -> Result<DestroyOutcome> {
         self.client
-            .endpoint_call(Request::SenderDestroySnapshots {
+            .destroy_in_batches(snapshots, |snapshots| Request::SenderDestroySnapshots {
                 fs: fs.clone(),
-                snapshots: snapshots.to_vec(),
+                snapshots,
             })
             .await
     }

@@ -171,3 +171,27 @@ pub(super) async fn list_pools(fx: &dyn Fixture) -> Outcome {
     }
     Ok(())
 }
+
+/// `zfs destroy fs@%` destroys every snapshot and `fs@a%c` a range: the ZFS layer refuses
+/// any `%` in a destroy target before a command is built, and nothing is destroyed.
+pub(super) async fn destroy_never_takes_a_range(fx: &dyn Fixture) -> Outcome {
+    use crate::api::DestroyTarget;
+    use crate::name::SnapshotName;
+    let fs = fs_with_snaps(fx, "range", &["a", "b", "c"]).await?;
+    let z = fx.zfs();
+    for names in [vec!["%"], vec!["a%c"], vec!["b", "%"]] {
+        let names: Vec<String> = names.into_iter().map(String::from).collect();
+        match z.destroy_snapshots(&fs, &names).await {
+            Ok(r) => return Err(format!("destroy {names:?} ran: {r:?}")),
+            Err(e) => ensure_case!(e.to_string().contains("range"), "destroy {names:?}: {e}"),
+        }
+    }
+    let ranged = SnapshotName::parse(&format!("{fs}@a%c")).ctx("parse")?;
+    ensure_case!(
+        z.destroy(&DestroyTarget::Snapshot(ranged)).await.is_err(),
+        "a single destroy of a range ran"
+    );
+    let left = version_names(fx, &fs, Some(VersionKind::Snapshot)).await?;
+    ensure_case!(left == ["a", "b", "c"], "snapshots left: {left:?}");
+    Ok(())
+}

@@ -138,6 +138,7 @@ impl State {
         for n in names {
             SnapshotName::new(fs, n)?;
         }
+        crate::api::check_destroy_batch(fs, names)?;
         let cmd = format!("zfs destroy {fs}@{}", names.join(","));
         let Some(ds) = self.datasets.get_mut(fs) else {
             return Err(cmd_err(
@@ -187,6 +188,7 @@ impl State {
     }
 
     pub fn destroy(&mut self, target: &DestroyTarget) -> Result<()> {
+        target.check_no_range()?;
         let cmd = format!("zfs destroy {target}");
         match target {
             DestroyTarget::Dataset(fs) => {

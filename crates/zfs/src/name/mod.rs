@@ -10,6 +10,8 @@
 //!   is not one of the reserved names `mirror`, `raidz`, `draid`.
 //! - `%` is accepted inside components because OpenZFS names internal datasets with it
 //!   (`fs/%recv`); `libzfs` refuses it in names it creates, and so does [`validate_component`].
+//! - Names from a peer pass [`validate_peer`] too: no `%` anywhere, since `zfs destroy`
+//!   reads `fs@a%b` as a range (the RPC boundary applies it to every request and reply).
 //! - Values are immutable: every constructor validates and returns a [`NameError`] otherwise.
 
 use std::cmp::Ordering;
@@ -48,23 +50,38 @@ impl fmt::Display for NameKind {
     }
 }
 
-/// Why a name is not a valid ZFS name. Every message quotes the offending name, e.g.
-/// `invalid dataset name "pool/a@b": "@" is not allowed in a dataset path`.
+/// Why a name is not a valid ZFS name. Every message quotes the offending name, escaped onto
+/// one line and cut to [`MAX_NAME_LEN`] bytes (with its length when cut), e.g.
+/// `invalid dataset name "pool/a@b": "@" is not allowed in a dataset path`. A hostile 60 MiB
+/// name costs a few hundred bytes here, never a copy of itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {kind} name {name:?}: {problem}")]
 pub struct NameError {
     /// The kind of name that was being validated.
     pub kind: NameKind,
-    /// The full name that failed validation.
+    /// The name that failed validation, cut to at most [`MAX_NAME_LEN`] bytes (on a
+    /// character boundary); `len` is its full length.
     pub name: String,
+    /// The full length of the name, in bytes.
+    pub len: usize,
     /// What is wrong with it.
     pub problem: NameProblem,
 }
 
 impl NameError {
-    /// The full name that failed validation.
+    /// The name that failed validation (its first [`MAX_NAME_LEN`] bytes at most).
     pub fn name(&self) -> &str {
         &self.name
+    }
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = crate::peer_text::show(&self.name, usize::MAX);
+        write!(f, "invalid {} name \"{shown}\"", self.kind)?;
+        if self.len > self.name.len() {
+            write!(f, "…({} bytes)", self.len)?;
+        }
+        write!(f, ": {}", self.problem)
     }
 }
 
@@ -99,6 +116,8 @@ pub enum NameProblem {
     PoolNoLetter,
     /// The pool name is `mirror`, `raidz` or `draid`.
     PoolReserved,
+    /// A `%` in a name that came from a peer ([`validate_peer`]).
+    PeerPercent,
 }
 
 impl fmt::Display for NameProblem {
@@ -133,6 +152,10 @@ impl fmt::Display for NameProblem {
             NameProblem::PoolReserved => {
                 f.write_str("the pool name is reserved (mirror, raidz, draid)")
             }
+            NameProblem::PeerPercent => f.write_str(
+                "\"%\" is not allowed here (ZFS never creates such names, \
+                 and `zfs destroy` reads it as a range of snapshots)",
+            ),
         }
     }
 }
@@ -150,9 +173,14 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&self, problem: NameProblem) -> NameError {
+        let mut end = self.name.len().min(MAX_NAME_LEN);
+        while !self.name.is_char_boundary(end) {
+            end -= 1;
+        }
         NameError {
             kind: self.kind,
-            name: self.name.to_string(),
+            name: self.name[..end].to_string(),
+            len: self.name.len(),
             problem,
         }
     }
@@ -225,6 +253,18 @@ pub fn validate_component(s: &str) -> Result<(), NameError> {
     };
     ctx.check_len()?;
     ctx.check_component(s, false)
+}
+
+/// The rule for names that come from a peer of the zrelay protocol (a request's dataset
+/// paths, snapshot and bookmark names, a reply's listed paths and versions): the name, of
+/// `kind`, must not contain `%` anywhere. Listed names may contain it (`fs/%recv`), but
+/// ZFS never creates a snapshot, bookmark or dataset name with `%`, so no honest peer
+/// sends one, and `zfs destroy fs@a%b` would destroy a range of snapshots.
+pub fn validate_peer(s: &str, kind: NameKind) -> Result<(), NameError> {
+    if s.contains('%') {
+        return Err(Ctx { kind, name: s }.err(NameProblem::PeerPercent));
+    }
+    Ok(())
 }
 
 /// A validated filesystem or volume path such as `pool/a b/c`.

@@ -202,3 +202,51 @@ proptest! {
         prop_assert_eq!(sibling.strip_prefix(&base), None);
     }
 }
+
+#[test]
+fn peer_names_refuse_percent_anywhere() {
+    for (s, kind) in [
+        ("pool/fs@%", NameKind::Snapshot),
+        ("pool/fs@a%b", NameKind::Snapshot),
+        ("pool/%recv", NameKind::Dataset),
+        ("pool/fs#%", NameKind::Bookmark),
+    ] {
+        let e = validate_peer(s, kind).unwrap_err();
+        assert_eq!(e.problem, NameProblem::PeerPercent);
+        let text = e.to_string();
+        assert!(text.contains(s) && text.contains("range"), "{text}");
+    }
+    // Listed names keep accepting it; the peer rule is separate.
+    assert!(DatasetPath::parse("pool/%recv").is_ok());
+    assert!(validate_peer("pool/fs@a-b", NameKind::Snapshot).is_ok());
+}
+
+#[test]
+fn name_errors_are_escaped_and_cut() {
+    let long = format!("pool/{}\nforged", "x".repeat(60 << 20));
+    let e = DatasetPath::parse(&long).unwrap_err();
+    assert!(e.name().len() <= MAX_NAME_LEN);
+    assert_eq!(e.len, long.len());
+    let text = e.to_string();
+    assert!(text.len() < 2 * MAX_NAME_LEN, "{}", text.len());
+    assert!(text.contains(&format!("…({} bytes)", long.len())), "{text}");
+    let e = DatasetPath::parse("pool/a\nINFO forged").unwrap_err();
+    assert!(!e.to_string().contains('\n'), "{e}");
+    assert!(e.to_string().contains("a\\nINFO"), "{e}");
+}
+
+#[test]
+fn destroy_targets_never_hold_a_range() {
+    use crate::api::{check_destroy_batch, DestroyTarget};
+    let fs = DatasetPath::parse("pool/fs").unwrap();
+    for n in ["%", "a%b", "%c"] {
+        let e = check_destroy_batch(&fs, &["ok".into(), n.into()]).unwrap_err();
+        assert!(e.to_string().contains(&format!("pool/fs@{n}")), "{e}");
+    }
+    let pct = DatasetPath::parse("pool/%x").unwrap();
+    assert!(check_destroy_batch(&pct, &["a".into()]).is_err());
+    assert!(check_destroy_batch(&fs, &["a".into(), "b".into()]).is_ok());
+    let snap = SnapshotName::parse("pool/fs@a%b").unwrap();
+    assert!(DestroyTarget::Snapshot(snap).check_no_range().is_err());
+    assert!(DestroyTarget::Dataset(pct).check_no_range().is_err());
+}
