@@ -58,7 +58,7 @@ use std::sync::Arc;
 pub use clients::{validate_clients, ClientMap};
 pub use error::TransportError;
 pub use options::{ClientMapping, ConnectOptions, ServeOptions};
-pub use ratelog::{Backoff, RateLog, LOG_INTERVAL};
+pub use ratelog::{Backoff, KeyedRateLog, RateLog, LOG_INTERVAL};
 pub use ssh::{SshConnector, BANNER, SSH_PROGRAM_ENV};
 pub use stdinserver::stdinserver_proxy;
 

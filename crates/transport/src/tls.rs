@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,7 +24,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use zrelay_zfs::peer_text::peer as shown;
 
-use crate::tcp::{accept_error_is_transient, bind, check_host_port, dial};
+use crate::ratelog::{Backoff, KeyedRateLog, RateLog, LOG_INTERVAL};
+use crate::tcp::{accept_error_is_transient, bind, check_host_port, dial, ACCEPT_BACKOFF};
 use crate::{Accepted, ClientIdentity, Conn, Connector, Listener, TransportError};
 
 fn provider() -> Arc<CryptoProvider> {
@@ -303,6 +304,13 @@ impl Drop for TlsListener {
     }
 }
 
+/// Most TLS handshakes in progress at once; a connection beyond them is closed at once
+/// (each handshake takes a descriptor and up to `handshake_timeout`).
+pub const MAX_HANDSHAKES: usize = 64;
+
+/// Distinct refusal reasons logged separately per [`LOG_INTERVAL`].
+const REFUSAL_KEYS: usize = 16;
+
 async fn accept_loop(
     tcp: tokio::net::TcpListener,
     local: SocketAddr,
@@ -310,6 +318,10 @@ async fn accept_loop(
     tx: mpsc::Sender<Result<Accepted, TransportError>>,
 ) {
     let mut handshakes = JoinSet::new();
+    let mut accept_errors = RateLog::default();
+    let mut busy = RateLog::default();
+    let mut backoff = Backoff::new(ACCEPT_BACKOFF.0, ACCEPT_BACKOFF.1);
+    let refused = Arc::new(Mutex::new(KeyedRateLog::new(LOG_INTERVAL, REFUSAL_KEYS)));
     loop {
         let accepted = tokio::select! {
             r = tcp.accept() => r,
@@ -317,10 +329,24 @@ async fn accept_loop(
             () = tx.closed() => return,
         };
         let (stream, peer) = match accepted {
-            Ok(x) => x,
+            Ok(x) => {
+                backoff.succeeded();
+                x
+            }
             Err(e) if accept_error_is_transient(&e) => {
-                tracing::warn!(listen = %local, error = %e, "tls accept failed, retrying");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Out of descriptors (or a passing error): wait, growing the wait while it
+                // lasts, and log once per interval.
+                let wait = backoff.failed();
+                if let Some(n) = accept_errors.hit() {
+                    tracing::warn!(
+                        listen = %local,
+                        error = %e,
+                        failures = n,
+                        backoff = ?wait,
+                        "tls accept failed; backing off (logged once per {LOG_INTERVAL:?})"
+                    );
+                }
+                tokio::time::sleep(wait).await;
                 continue;
             }
             Err(e) => {
@@ -330,15 +356,39 @@ async fn accept_loop(
                 return;
             }
         };
+        while handshakes.try_join_next().is_some() {}
+        if handshakes.len() >= MAX_HANDSHAKES {
+            drop(stream);
+            if let Some(n) = busy.hit() {
+                tracing::warn!(
+                    listen = %local,
+                    %peer,
+                    closed = n,
+                    "tls: {MAX_HANDSHAKES} handshakes in progress; closing new connections \
+                     (logged once per {LOG_INTERVAL:?})"
+                );
+            }
+            continue;
+        }
         let acceptor = acceptor.clone();
         let tx = tx.clone();
+        let refused = refused.clone();
         handshakes.spawn(async move {
             match handshake(&acceptor, stream, peer).await {
                 Ok(a) => {
                     let _ = tx.send(Ok(a)).await;
                 }
                 Err(reason) => {
-                    tracing::warn!(%peer, %reason, "tls: refused connection from {peer}: {reason}");
+                    let due = refused.lock().expect("refusal log").hit(&reason);
+                    if let Some(n) = due {
+                        tracing::warn!(
+                            %peer,
+                            %reason,
+                            refused = n,
+                            "tls: refused connection from {peer}: {reason} \
+                             ({n} such since the last line; logged once per {LOG_INTERVAL:?})"
+                        );
+                    }
                 }
             }
         });

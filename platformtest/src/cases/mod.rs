@@ -10,9 +10,9 @@ pub mod daemons_periods;
 pub mod operator;
 pub mod replication;
 pub mod rig;
+pub mod security_peer;
 pub mod security_recv;
 pub mod security_tokens;
-pub mod security_peer;
 pub mod zfs_layer;
 
 macro_rules! case {

@@ -322,3 +322,41 @@ async fn tls_client_with_two_cns_is_refused_even_if_one_is_allowed() {
     conn.unwrap();
     assert_eq!(a.identity.as_str(), "client1");
 }
+
+#[tokio::test]
+async fn tls_handshakes_are_capped_and_repeated_refusals_are_counted_not_logged() {
+    let (logs, _g) = Logs::capture();
+    let mut s = setup().await;
+    // Silent peers fill every handshake slot; the next connection is closed at once.
+    let mut silent = Vec::new();
+    for _ in 0..zrelay_transport::tls::MAX_HANDSHAKES {
+        silent.push(TcpStream::connect(s.addr).await.unwrap());
+    }
+    let mut extra = TcpStream::connect(s.addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::io::AsyncReadExt::read(&mut extra, &mut buf),
+    )
+    .await
+    .expect("a connection beyond the handshake cap must be closed at once");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    logs.wait_for(&["handshakes in progress; closing new connections"])
+        .await;
+    drop(silent);
+    // The slots come back; the same refusal ten times is one log line.
+    for _ in 0..10 {
+        connect_without_cert(&s).await;
+    }
+    let good = client(&s, &s.pki, "client2", "server.example").unwrap();
+    let (conn, a) = tokio::join!(good.connect(), accept(&mut s));
+    conn.unwrap();
+    assert_eq!(a.identity.as_str(), "client2");
+    logs.wait_for(&["no client certificate"]).await;
+    let lines = logs
+        .text()
+        .lines()
+        .filter(|l| l.contains("no client certificate"))
+        .count();
+    assert_eq!(lines, 1, "{}", logs.text());
+}
