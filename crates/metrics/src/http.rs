@@ -16,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use zrelay_transport::{Backoff, RateLog, LOG_INTERVAL};
+
 use crate::{Metrics, MetricsError};
 
 /// The OpenMetrics content type served by default.
@@ -105,6 +107,9 @@ pub async fn serve_on(
         .unwrap_or_else(|_| "?".into());
     tracing::info!(addr = %local, "serving metrics");
     let mut conns = JoinSet::new();
+    let mut busy = RateLog::default();
+    let mut accept_errors = RateLog::default();
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -113,10 +118,19 @@ pub async fn serve_on(
         };
         match accepted {
             Ok((stream, peer)) if conns.len() >= MAX_CONNS => {
-                tracing::warn!(%peer, "metrics: too many open connections, dropping one");
+                backoff.succeeded();
                 drop(stream);
+                if let Some(n) = busy.hit() {
+                    tracing::warn!(
+                        %peer,
+                        dropped = n,
+                        "metrics: {MAX_CONNS} connections open, closing new ones \
+                         (logged once per {LOG_INTERVAL:?})"
+                    );
+                }
             }
             Ok((stream, peer)) => {
+                backoff.succeeded();
                 let m = metrics.clone();
                 conns.spawn(async move {
                     match tokio::time::timeout(CONN_TIMEOUT, handle(&m, stream)).await {
@@ -127,8 +141,18 @@ pub async fn serve_on(
                 });
             }
             Err(e) if transient(&e) => {
-                tracing::warn!(addr = %local, error = %e, "metrics accept");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // out of descriptors: back off, log once per interval
+                let wait = backoff.failed();
+                if let Some(n) = accept_errors.hit() {
+                    tracing::warn!(
+                        addr = %local,
+                        error = %e,
+                        failures = n,
+                        backoff = ?wait,
+                        "metrics accept failed; backing off (logged once per {LOG_INTERVAL:?})"
+                    );
+                }
+                tokio::time::sleep(wait).await;
             }
             Err(source) => {
                 return Err(MetricsError::Accept {

@@ -183,3 +183,25 @@ async fn serve_returns_when_cancelled() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_and_the_endpoint_recovers() {
+    let s = Server::start().await;
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        idle.push(TcpStream::connect(s.addr).await.unwrap());
+    }
+    // let the endpoint accept them all before the extra one
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = TcpStream::connect(s.addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf))
+        .await
+        .expect("a connection beyond the cap is closed at once, not after the 10 s limit");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _, body) = request(s.addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("# EOF"), "{body}");
+}
