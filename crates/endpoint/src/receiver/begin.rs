@@ -21,11 +21,29 @@ use zrelay_zfs::stream_begin::{self, Expected, BEGIN_LEN};
 use crate::error::{EndpointError, Result};
 use crate::types::StepReq;
 
-/// A stream whose first bytes were read and are given back first.
+/// A stream whose first bytes were read and are given back first (then the
+/// error that ended the read-ahead, if any, then the rest).
 pub(super) struct Prefixed {
     head: Vec<u8>,
     at: usize,
+    failed: Option<std::io::Error>,
     inner: Box<dyn SendStream>,
+}
+
+impl Prefixed {
+    /// `head` (read from `inner`), then `failed`, then the rest of `inner`.
+    pub(super) fn new(
+        head: Vec<u8>,
+        failed: Option<std::io::Error>,
+        inner: Box<dyn SendStream>,
+    ) -> Self {
+        Prefixed {
+            head,
+            at: 0,
+            failed,
+            inner,
+        }
+    }
 }
 
 impl AsyncRead for Prefixed {
@@ -40,6 +58,9 @@ impl AsyncRead for Prefixed {
             buf.put_slice(&this.head[this.at..this.at + n]);
             this.at += n;
             return Poll::Ready(Ok(()));
+        }
+        if let Some(e) = this.failed.take() {
+            return Poll::Ready(Err(e));
         }
         Pin::new(&mut this.inner).poll_read(cx, buf)
     }
@@ -100,11 +121,7 @@ pub(super) async fn check(step: &StepReq, mut stream: Box<dyn SendStream>) -> Re
             false,
         ));
     }
-    Ok(Prefixed {
-        head,
-        at: 0,
-        inner: stream,
-    })
+    Ok(Prefixed::new(head, None, stream))
 }
 
 #[cfg(test)]

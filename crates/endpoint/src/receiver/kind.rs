@@ -21,17 +21,14 @@
 //! [`StreamKind::Unknown`], which the receiver treats as a filesystem
 //! (protected), and `zfs recv` judges the stream itself.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::io::AsyncReadExt;
 use zrelay_zfs::process::SendStream;
+use zrelay_zfs::stream_begin::{self, BEGIN_LEN, DMU_SUBSTREAM};
+
+use super::begin::Prefixed;
 
 /// Size of a `dmu_replay_record_t`.
-const RECORD: usize = 312;
-/// `DMU_BACKUP_MAGIC`.
-const MAGIC: u64 = 0x2_F5BA_CBAC;
+const RECORD: usize = BEGIN_LEN;
 /// The largest compound payload (properties nvlist) read ahead; one
 /// filesystem's properties take a few KiB.
 const PAYLOAD_MAX: usize = 4 << 20;
@@ -58,41 +55,18 @@ impl StreamKind {
     }
 }
 
-fn u32_at(b: &[u8], at: usize, swap: bool) -> Option<u32> {
-    let v = u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?);
-    Some(if swap { v.swap_bytes() } else { v })
-}
-
-fn u64_at(b: &[u8], at: usize, swap: bool) -> Option<u64> {
-    let v = u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?);
-    Some(if swap { v.swap_bytes() } else { v })
-}
-
-/// Whether `rec` is a `DRR_BEGIN` record; `Some(byteswapped)` if so.
-fn begin(rec: &[u8]) -> Option<bool> {
-    let swap = match u64_at(rec, 8, false)? {
-        MAGIC => false,
-        m if m == MAGIC.swap_bytes() => true,
-        _ => return None,
-    };
-    (u32_at(rec, 0, swap)? == 0).then_some(swap)
-}
-
 /// Classify the bytes read so far; `Err(n)`: `n` bytes are needed in total.
 fn classify(head: &[u8]) -> Result<StreamKind, usize> {
     if head.len() < RECORD {
         return Err(RECORD);
     }
-    let Some(swap) = begin(head) else {
+    let Ok(first) = stream_begin::parse(head) else {
         return Ok(StreamKind::Unknown);
     };
-    let versioninfo = u64_at(head, 16, swap).unwrap_or(0);
-    match versioninfo & 3 {
-        1 => return Ok(StreamKind::NoProperties),
-        2 => {}
-        _ => return Ok(StreamKind::Unknown),
+    if first.hdrtype == DMU_SUBSTREAM {
+        return Ok(StreamKind::NoProperties);
     }
-    let payload = u32_at(head, 4, swap).unwrap_or(u32::MAX) as usize;
+    let payload = first.payload_len as usize;
     if payload > PAYLOAD_MAX {
         return Ok(StreamKind::Unknown);
     }
@@ -101,53 +75,16 @@ fn classify(head: &[u8]) -> Result<StreamKind, usize> {
     if head.len() < sub + RECORD {
         return Err(sub + RECORD);
     }
-    let rec = &head[sub..sub + RECORD];
-    match begin(rec).and_then(|swap| u32_at(rec, 32, swap)) {
-        Some(2) => Ok(StreamKind::Filesystem),
-        Some(3) => Ok(StreamKind::Volume),
+    match stream_begin::parse(&head[sub..]).map(|b| b.objset_type) {
+        Ok(2) => Ok(StreamKind::Filesystem),
+        Ok(3) => Ok(StreamKind::Volume),
         _ => Ok(StreamKind::Unknown),
-    }
-}
-
-/// A stream whose first bytes were read and are given back first.
-pub(super) struct Peeked {
-    head: Vec<u8>,
-    at: usize,
-    /// The error that ended the peek, returned after `head`.
-    failed: Option<std::io::Error>,
-    inner: Box<dyn SendStream>,
-}
-
-impl AsyncRead for Peeked {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        if this.at < this.head.len() {
-            let n = (this.head.len() - this.at).min(buf.remaining());
-            buf.put_slice(&this.head[this.at..this.at + n]);
-            this.at += n;
-            return Poll::Ready(Ok(()));
-        }
-        if let Some(e) = this.failed.take() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-#[async_trait]
-impl SendStream for Peeked {
-    async fn close(&mut self) -> zrelay_zfs::Result<()> {
-        self.inner.close().await
     }
 }
 
 /// Read as much of `stream` as [`classify`] needs; the kind and the whole
 /// stream, unchanged.
-pub(super) async fn peek(mut stream: Box<dyn SendStream>) -> (StreamKind, Peeked) {
+pub(super) async fn peek(mut stream: Box<dyn SendStream>) -> (StreamKind, Prefixed) {
     let mut head = Vec::new();
     let mut failed = None;
     let kind = loop {
@@ -166,17 +103,18 @@ pub(super) async fn peek(mut stream: Box<dyn SendStream>) -> (StreamKind, Peeked
         }
     };
     debug_assert!(head.len() <= PEEK_MAX);
-    let peeked = Peeked {
-        head,
-        at: 0,
-        failed,
-        inner: stream,
-    };
-    (kind, peeked)
+    (kind, Prefixed::new(head, failed, stream))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use async_trait::async_trait;
+    use tokio::io::{AsyncRead, ReadBuf};
+    use zrelay_zfs::stream_begin::DMU_BACKUP_MAGIC as MAGIC;
+
     use super::*;
 
     /// A BEGIN record: `hdrtype` 1 or 2, objset `ost`, `payload` bytes after it.
