@@ -66,7 +66,7 @@ impl std::fmt::Display for FsVersion {
     }
 }
 
-/// A partial receive on the receiver, decoded (`zfs send -nvt`) by the receiver.
+/// A partial receive on the receiver, its token decoded by `zrelay_zfs::resume_token`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResumeState {
     /// The raw `receive_resume_token`.
