@@ -13,6 +13,7 @@ use zrelay_zfs::process::SendStream;
 use zrelay_zfs::resume_token::{self, NvValue};
 use zrelay_zfs::{DatasetPath, RecvArgs, SendArgs, SendFlags, SnapshotName, Zfs, ZfsError};
 
+use super::zfs_layer::snap_with_data;
 use crate::harness::Ctx;
 
 /// An encrypted filesystem with a passphrase in a key file (key loaded).
@@ -24,19 +25,6 @@ async fn passphrase_fs(ctx: &Ctx, rel: &str) -> Result<DatasetPath> {
     ))
     .await?;
     Ok(fs)
-}
-
-async fn snap(
-    ctx: &Ctx,
-    fs: &DatasetPath,
-    name: &str,
-    bytes: usize,
-) -> Result<(SnapshotName, u64)> {
-    ctx.write(fs, &format!("file-{name}"), bytes).await?;
-    let s = SnapshotName::new(fs, name)?;
-    ctx.zfs.snapshot(std::slice::from_ref(&s)).await?;
-    let g = ctx.zfs.guid(&s.to_string()).await?;
-    Ok((s, g))
 }
 
 fn args(to: &(SnapshotName, u64), encrypted: bool) -> SendArgs {
@@ -78,7 +66,7 @@ fn sends(ctx: &Ctx) -> u64 {
 /// both refused under `send.encrypted: true`; no `zfs send` runs.
 pub async fn forged_rawok_token_refused(ctx: &Ctx) -> Result<()> {
     let enc = passphrase_fs(ctx, "enc").await?;
-    let e1 = snap(ctx, &enc, "1", 1_500_000).await?;
+    let e1 = snap_with_data(ctx, &enc, "1", 1_500_000).await?;
     let plain_token = partial(ctx, "", &e1.0, &ctx.ds("r plain"), 600_000).await?;
     let mut list = resume_token::decode(&plain_token)?.to_nvlist();
     for (k, v) in &mut list.pairs {
@@ -118,7 +106,7 @@ pub async fn forged_rawok_token_refused(ctx: &Ctx) -> Result<()> {
 /// A raw partial receive resumes with `zfs send -w -t` and completes.
 pub async fn raw_resume_uses_w(ctx: &Ctx) -> Result<()> {
     let enc = passphrase_fs(ctx, "enc").await?;
-    let e1 = snap(ctx, &enc, "1", 1_500_000).await?;
+    let e1 = snap_with_data(ctx, &enc, "1", 1_500_000).await?;
     let dst = ctx.ds("r raw");
     let token = partial(ctx, "-w", &e1.0, &dst, 600_000).await?;
     let info = resume_token::decode(&token)?;
@@ -182,8 +170,8 @@ fn version(s: &(SnapshotName, u64)) -> FsVersion {
 pub async fn receive_begin_mismatch_refused(ctx: &Ctx) -> Result<()> {
     let src = ctx.ds("src");
     ctx.zfs.create(&src, &[]).await?;
-    let s1 = snap(ctx, &src, "1", 100_000).await?;
-    let s2 = snap(ctx, &src, "2", 100_000).await?;
+    let s1 = snap_with_data(ctx, &src, "1", 100_000).await?;
+    let s2 = snap_with_data(ctx, &src, "2", 100_000).await?;
     let root = ctx.ds("sink");
     ctx.zfs.create(&root, &[]).await?;
     let zfs: Arc<dyn Zfs> = Arc::new(ctx.zfs.clone());

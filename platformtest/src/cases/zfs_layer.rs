@@ -22,7 +22,8 @@ async fn encrypted_fs(ctx: &Ctx, rel: &str) -> Result<DatasetPath> {
     Ok(fs)
 }
 
-async fn snap_with_data(
+/// Write `bytes` into `fs`, snapshot it as `name`; the snapshot and its GUID.
+pub(crate) async fn snap_with_data(
     ctx: &Ctx,
     fs: &DatasetPath,
     name: &str,
