@@ -264,4 +264,70 @@ mod tests {
             .unwrap();
         assert_eq!(z.guid(&format!("{target}@a")).await.unwrap(), ga);
     }
+
+    /// The previous run's interrupted receive was still being saved when the
+    /// sender listed this side, so the plan is a full step without a token.
+    /// The receiver refuses to overwrite, but hands the partial state's token
+    /// back, so the driver retries and resumes.
+    #[tokio::test]
+    async fn a_full_step_meeting_an_unplanned_partial_receive_hands_back_its_token() {
+        let z = Arc::new(FakeZfs::new());
+        let pool = z.add_pool("pool").unwrap();
+        let src = pool.child("src").unwrap();
+        let dst = pool.child("dst").unwrap();
+        z.create(&src, &[]).await.unwrap();
+        z.create(&dst, &[]).await.unwrap();
+        let a = SnapshotName::new(&src, "a").unwrap();
+        z.write(&src, 100_000).unwrap();
+        z.snapshot(std::slice::from_ref(&a)).await.unwrap();
+        let ga = z.guid("pool/src@a").await.unwrap();
+        let r = LocalReceiver::new(
+            z.clone(),
+            JobId::new("j").unwrap(),
+            dst.clone(),
+            RecvOptions::default(),
+        );
+        let step = StepReq {
+            fs: src.clone(),
+            from: None,
+            to: FsVersion {
+                kind: VersionKind::Snapshot,
+                name: "a".into(),
+                guid: ga,
+                createtxg: 1,
+                creation: 0,
+            },
+            resume_token: None,
+            protection: Protection::default(),
+        };
+        z.fail_recv_at_byte(20_000);
+        let first = r.receive(&step, send(&z, None, &a, ga).await).await;
+        let token = first.unwrap_err().resume_token().unwrap().to_string();
+        // the stale plan: full, no token
+        let e = r
+            .receive(&step, send(&z, None, &a, ga).await)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("refusing to overwrite"), "{e}");
+        assert_eq!(e.resume_token(), Some(token.as_str()), "{e}");
+        // the retry resumes with it
+        let resumed = StepReq {
+            resume_token: Some(token.clone()),
+            ..step.clone()
+        };
+        let mut args = SendArgs {
+            fs: src.clone(),
+            from: None,
+            to: (a.clone(), ga),
+            encrypted: false,
+            flags: SendFlags::default(),
+            resume_token: None,
+            intermediates: false,
+        };
+        args.resume_token = Some(token);
+        let s = z.send(&args.validate(&*z).await.unwrap()).await.unwrap();
+        r.receive(&resumed, s).await.unwrap();
+        let target = r.target(&src).unwrap();
+        assert_eq!(z.guid(&format!("{target}@a")).await.unwrap(), ga);
+    }
 }

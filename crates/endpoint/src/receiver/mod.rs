@@ -265,7 +265,10 @@ impl LocalReceiver {
         let names: Vec<String> = chain.iter().map(|c| c.to_string()).collect();
         let got = self
             .zfs
-            .get_many(&names, &[PLACEHOLDER_PROPERTY, "encryption"])
+            .get_many(
+                &names,
+                &[PLACEHOLDER_PROPERTY, "encryption", "receive_resume_token"],
+            )
             .await
             .map_err(|e| EndpointError::zfs(format!("inspect {target} and its parents"), e))?;
         let mut state: Vec<Option<BTreeMap<String, PropertyValue>>> = Vec::new();
@@ -293,6 +296,21 @@ impl LocalReceiver {
             if self.opts.force_overwrite {
                 warn!(fs = %target, "full receive over an existing filesystem with -F (force_overwrite is on)");
                 return Ok(true);
+            }
+            // A partial receive the plan did not see (the previous run's
+            // interrupted receive was still being saved when the sender
+            // listed this side): hand its token back, the retry resumes it.
+            let token = props
+                .get("receive_resume_token")
+                .map(|v| v.value.as_str())
+                .filter(|t| !t.is_empty() && *t != "-");
+            if let Some(token) = token {
+                info!(fs = %target, "a full receive met a partial receive it was not planned with; handing back its resume token");
+                return Err(EndpointError::Receive {
+                    fs: target.clone(),
+                    source: Box::new(EndpointError::WouldOverwrite { fs: target.clone() }),
+                    resume_token: Some(token.to_string()),
+                });
             }
             return Err(EndpointError::WouldOverwrite { fs: target.clone() });
         }
