@@ -61,6 +61,7 @@
 
 mod de;
 mod error;
+pub mod knobs;
 pub mod model;
 mod raw;
 mod render;
@@ -74,6 +75,7 @@ pub mod units;
 use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
+pub use knobs::{KnobError, Knobs};
 pub use model::*;
 pub use render::{RenderFormat, RenderWhat};
 pub use validate::global::{

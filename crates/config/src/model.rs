@@ -46,6 +46,9 @@ pub struct Global {
     /// *zrelay extension* `history.max_age`: older records are trimmed
     /// (default 30d).
     pub history_max_age: std::time::Duration,
+    /// zrepl's environment knobs, read once at startup
+    /// ([`crate::Knobs::from_env`]; not YAML keys).
+    pub knobs: crate::Knobs,
 }
 
 /// Default of `global.history.path` (zrelay extension).
@@ -238,22 +241,18 @@ impl Default for ReplicationConfig {
     }
 }
 
-/// *zrelay extension*: which snapshots replication considers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SnapshotFilter {
-    /// Names starting with this prefix.
-    Prefix(String),
-    /// Names matching this regex (validated).
-    Regex(String),
-}
+/// *zrelay extension*: which snapshots replication considers (the
+/// driver's own type, its regex compiled once here).
+pub use zrelay_replication::SnapshotFilter;
 
 /// When something runs on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Schedule {
     /// Every interval.
     Interval(Duration),
-    /// A cron expression (validated; optional seconds field).
-    Cron(String),
+    /// A cron expression (parsed once, with its time zone; optional seconds
+    /// field).
+    Cron(zrelay_snapshot::CronSchedule),
 }
 
 /// A pull job's `interval`.

@@ -359,7 +359,9 @@ fn include_and_extension_samples() {
     };
     assert_eq!(
         p.replication.schedule,
-        Some(Schedule::Cron("0 30 2 * * *".into()))
+        Some(Schedule::Cron(
+            zrelay_config::cron::CronSchedule::parse("0 30 2 * * *").unwrap()
+        ))
     );
     assert!(matches!(
         p.replication.snapshot_filter,

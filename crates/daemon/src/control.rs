@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::error::DaemonError;
-use crate::jobs::{DaemonStatus, Jobs};
+use crate::jobs::Jobs;
+use crate::status::DaemonStatus;
 
 /// The longest request line accepted.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -77,7 +78,7 @@ pub enum Response {
     /// The daemon's status.
     Status(Box<DaemonStatus>),
     /// The signal was delivered.
-    Signalled(Box<crate::jobs::Signalled>),
+    Signalled(Box<crate::status::Signalled>),
     /// Pruning reports, one per side.
     Pruned {
         /// The reports.

@@ -1,6 +1,8 @@
 //! The daemon's errors. Configuration and protocol errors are permanent;
 //! I/O errors name what was being done.
 
+use zrelay_zfs::ErrorClass;
+
 /// A daemon failure.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -25,6 +27,20 @@ pub enum DaemonError {
         #[source]
         source: zrelay_transport::TransportError,
     },
+    /// A job could not be set up; the other jobs run.
+    #[error("job {job} did not start: {error}")]
+    NotStarted {
+        /// The job.
+        job: String,
+        /// Why.
+        error: String,
+    },
+    /// The durable history failed.
+    #[error("history: {0}")]
+    History(#[from] zrelay_history::HistoryError),
+    /// The metrics endpoint failed.
+    #[error("monitoring: {0}")]
+    Monitoring(String),
     /// The control protocol was violated.
     #[error("control protocol: {0}")]
     Protocol(String),
@@ -52,11 +68,17 @@ pub enum DaemonError {
 
 impl DaemonError {
     /// Whether retrying can help.
-    pub fn is_temporary(&self) -> bool {
-        match self {
-            DaemonError::Io { .. } => true,
+    pub fn class(&self) -> ErrorClass {
+        let temporary = match self {
+            DaemonError::Io { .. } | DaemonError::Monitoring(_) => true,
             DaemonError::Transport { source, .. } => source.is_temporary(),
+            DaemonError::History(e) => e.is_temporary(),
             _ => false,
+        };
+        if temporary {
+            ErrorClass::Temporary
+        } else {
+            ErrorClass::Permanent
         }
     }
 }

@@ -1,36 +1,45 @@
-//! `zrelay-daemon`: runs the jobs of a configuration and serves the control
-//! socket.
+//! `zrelay-daemon`: runs the jobs of a configuration as workers under a
+//! supervisor, and serves the control socket.
 //!
 //! Invariants:
-//! - Every job runs as its own task under a child of the daemon's
-//!   cancellation token; cancelling it (SIGINT/SIGTERM in the binary) stops
-//!   every job: a running step stops its stream so that `zfs recv -s` keeps a
-//!   resumable state, and passive jobs abort their receives the same way.
-//! - Passive jobs start listening before active jobs dial, so a `local`
-//!   connect finds its listener in the same daemon.
-//! - Startup fails, naming the job, if any job cannot be set up (listen
-//!   address in use, unreadable TLS files, invalid identities); nothing runs
-//!   half-configured.
+//! - Every job and every chore (zfs command observation, history trim, the
+//!   metrics endpoint) is a [`worker::Worker`] run by one
+//!   [`supervisor::Supervisor`] under a child of the daemon's cancellation
+//!   token; cancelling it (SIGINT/SIGTERM in the binary) stops them all: a
+//!   running step stops its stream so that `zfs recv -s` keeps a resumable
+//!   state, and passive jobs abort their receives the same way.
+//! - Passive jobs start (listen, or fail) before active jobs dial, so a
+//!   `local` connect finds its listener in the same daemon.
+//! - A job that cannot be set up, or whose listener cannot bind, is
+//!   reported as failed in `zrelay status` while the other jobs run; the
+//!   supervisor restarts it when retrying can help.
 //! - One job's failure never stops another job.
+//! - Everything the daemon depends on is injected ([`Daemon`]'s builder):
+//!   the ZFS, the clock, the metrics, the zfs command log; limits come from
+//!   the validated configuration. The daemon reads no environment variable.
 
+pub mod chores;
 pub mod control;
 pub mod error;
 pub mod jobs;
+pub mod status;
+pub mod supervisor;
+pub mod worker;
 
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use zrelay_config::{Config, JobKind};
 use zrelay_history::History;
 use zrelay_rpc::RpcConfig;
+use zrelay_snapshot::{Clock, SystemClock};
 use zrelay_zfs::Zfs;
 
 pub use error::DaemonError;
 pub use jobs::build::driver_config;
-use jobs::build::{Ctx, STOP_TIMEOUT};
-use jobs::Jobs;
+pub use jobs::Jobs;
+pub use supervisor::Policy;
 
 /// A daemon for one configuration.
 pub struct Daemon {
@@ -39,10 +48,21 @@ pub struct Daemon {
     rpc: RpcConfig,
     zfs_log: Option<zrelay_zfs::cmd::InvocationLog>,
     metrics: Option<Arc<zrelay_metrics::Metrics>>,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+    control_socket: bool,
+}
+
+/// A started daemon: its jobs for in-process control, and its end.
+pub struct Running {
+    /// The jobs, as the control socket reaches them.
+    pub jobs: Arc<Jobs>,
+    /// Resolves when the daemon has stopped.
+    pub done: tokio::task::JoinHandle<()>,
 }
 
 impl Daemon {
-    /// A daemon running `config`'s jobs against `zfs`.
+    /// A daemon running `config`'s jobs against `zfs`, on the system clock.
     pub fn new(config: Config, zfs: Arc<dyn Zfs>) -> Self {
         Daemon {
             config,
@@ -50,6 +70,9 @@ impl Daemon {
             rpc: RpcConfig::default(),
             zfs_log: None,
             metrics: None,
+            clock: Arc::new(SystemClock),
+            policy: Policy::default(),
+            control_socket: true,
         }
     }
 
@@ -66,9 +89,34 @@ impl Daemon {
         self
     }
 
-    /// Open the durable history, mark what was in flight when the daemon
-    /// last stopped as stale (it is taken up again by resumption), and trim
-    /// old records.
+    /// Snapshot and schedule replication by `clock` instead of the system
+    /// clock (tests: a paused tokio clock; the platform suite: a file).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Restart and stop workers by `policy`.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The protocol settings of active jobs (and the base of passive ones').
+    pub fn with_rpc(mut self, rpc: RpcConfig) -> Self {
+        self.rpc = rpc;
+        self
+    }
+
+    /// Do not serve the control socket (in-process use through
+    /// [`Running::jobs`]).
+    pub fn without_control_socket(mut self) -> Self {
+        self.control_socket = false;
+        self
+    }
+
+    /// Open the durable history and mark what was in flight when the daemon
+    /// last stopped as stale (it is taken up again by resumption).
     async fn open_history(&self) -> Result<History, DaemonError> {
         let path = &self.config.global.history_path;
         let history = History::open(path)
@@ -87,11 +135,6 @@ impl Daemon {
                 }
             }
             Err(e) => warn!(error = %e, "history: cannot mark stale steps"),
-        }
-        match history.trim(self.config.global.history_max_age).await {
-            Ok(n) if n > 0 => info!(invocations = n, "history: trimmed old records"),
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "history: cannot trim"),
         }
         Ok(history)
     }
@@ -132,65 +175,11 @@ impl Daemon {
         }
     }
 
-    /// The Prometheus endpoint (`global.monitoring`), the zfs command
-    /// durations, and the daily history trim.
-    async fn spawn_monitoring(
-        &self,
-        tasks: &mut JoinSet<()>,
-        metrics: &Arc<zrelay_metrics::Metrics>,
-        history: &History,
-        cancel: &CancellationToken,
-    ) -> Result<(), DaemonError> {
-        for m in &self.config.global.monitoring {
-            let zrelay_config::Monitoring::Prometheus {
-                listen,
-                listen_freebind,
-            } = m;
-            let l = zrelay_metrics::bind(listen, *listen_freebind)
-                .await
-                .map_err(|e| DaemonError::Config(format!("monitoring: {e}")))?;
-            info!(%listen, "prometheus metrics at /metrics");
-            let (m, c) = (metrics.clone(), cancel.clone());
-            tasks.spawn(async move {
-                if let Err(e) = zrelay_metrics::serve_on(m, l, c).await {
-                    warn!(error = %e, "metrics endpoint stopped");
-                }
-            });
-        }
-        let (m, c, log) = (metrics.clone(), cancel.clone(), self.zfs_log.clone());
-        let (h, max_age) = (history.clone(), self.config.global.history_max_age);
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            let mut n = 0u64;
-            loop {
-                tokio::select! {
-                    _ = c.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                if let Some(log) = &log {
-                    m.observe_zfs_log(log);
-                }
-                n += 1;
-                if n.is_multiple_of(86_400) {
-                    if let Err(e) = h.trim(max_age).await {
-                        warn!(error = %e, "history: cannot trim");
-                    }
-                }
-            }
-        });
-        Ok(())
-    }
-
-    /// Run until `cancel` fires, then stop every job and wait for them
-    /// (at most [`STOP_TIMEOUT`]).
-    pub async fn run(self, cancel: CancellationToken) -> Result<(), DaemonError> {
-        let mut tasks = JoinSet::new();
-        let mut jobs = Jobs {
-            zfs_log: self.zfs_log.clone(),
-            started_at: zrelay_replication::report::unix(std::time::SystemTime::now()),
-            ..Jobs::default()
-        };
-        let jobs_cancel = cancel.child_token();
+    /// Start every job and chore; stop them when `cancel` fires.
+    ///
+    /// # Errors
+    /// The history cannot be opened, or the control socket cannot be bound.
+    pub async fn start(self, cancel: CancellationToken) -> Result<Running, DaemonError> {
         let history = self.open_history().await?;
         let metrics = self.metrics.clone().unwrap_or_else(|| {
             Arc::new(zrelay_metrics::Metrics::new(
@@ -199,54 +188,122 @@ impl Daemon {
             ))
         });
         self.restore_metrics(&history, &metrics).await;
-        self.spawn_monitoring(&mut tasks, &metrics, &history, &jobs_cancel)
-            .await?;
-        {
-            let mut cx = Ctx {
-                zfs: self.zfs.clone(),
-                rpc: self.rpc.clone(),
-                sockdir: &self.config.global.stdinserver_sockdir,
-                tasks: &mut tasks,
-                jobs: &mut jobs,
-                cancel: &jobs_cancel,
-                history: Some(history.clone()),
-                metrics: Some(metrics.clone()),
-            };
-            // Passive jobs first: their listeners must exist before active jobs dial.
-            let mut order: Vec<_> = self.config.jobs.iter().collect();
-            order.sort_by_key(|j| !matches!(j.kind, JobKind::Sink(_) | JobKind::Source(_)));
-            for job in order {
-                match &job.kind {
-                    JobKind::Sink(_) | JobKind::Source(_) => cx.passive(job).await?,
-                    JobKind::Push(_) | JobKind::Pull(_) => cx.active(job)?,
-                    JobKind::Snap(_) => cx.snap(job)?,
-                }
+        let workers_cancel = cancel.child_token();
+        let mut sup = supervisor::Supervisor::new(workers_cancel.clone(), self.policy);
+        let mut jobs = Jobs {
+            zfs_log: self.zfs_log.clone(),
+            started_at: zrelay_replication::report::unix(std::time::SystemTime::now()),
+            ..Jobs::default()
+        };
+        let g = &self.config.global;
+        for m in &g.monitoring {
+            let zrelay_config::Monitoring::Prometheus {
+                listen,
+                listen_freebind,
+            } = m;
+            let w = chores::MetricsEndpoint::new(metrics.clone(), listen.clone(), *listen_freebind);
+            jobs.chores.push(sup.start(Arc::new(w)));
+        }
+        if let Some(log) = &self.zfs_log {
+            let w = chores::ZfsObserver::new(metrics.clone(), log.clone());
+            jobs.chores.push(sup.start(Arc::new(w)));
+        }
+        let trim = chores::HistoryTrim::new(history.clone(), g.history_max_age);
+        jobs.chores.push(sup.start(Arc::new(trim)));
+
+        let ctx = jobs::build::Ctx {
+            zfs: self.zfs.clone(),
+            rpc: self.rpc.clone(),
+            sockdir: g.stdinserver_sockdir.clone(),
+            history: Some(history),
+            metrics: Some(metrics),
+            clock: self.clock.clone(),
+            destroy_batch: g.knobs.destroy_max_batch,
+            hook_log_max: g.knobs.max_hook_log_size,
+        };
+        let built: Vec<_> = self.config.jobs.iter().map(|j| (j, ctx.build(j))).collect();
+        // Passive jobs first: their listeners must exist before active jobs
+        // dial. Entries stay in configuration order.
+        let mut entries: Vec<Option<jobs::Entry>> = Vec::new();
+        let mut later = Vec::new();
+        for (i, (job, b)) in built.into_iter().enumerate() {
+            entries.push(None);
+            if b.passive {
+                let worker = sup.start(b.worker.clone());
+                wait_started(&worker).await;
+                entries[i] = Some(jobs::Entry {
+                    name: job.name.to_string(),
+                    kind: b.kind,
+                    worker,
+                    control: b.control,
+                });
+            } else {
+                later.push((i, job, b));
             }
         }
-        let sockpath = self.config.global.control_sockpath.clone();
-        let control = control::bind(&sockpath)?;
-        let jobs = Arc::new(jobs);
-        let control_cancel = CancellationToken::new();
-        let control_task = tokio::spawn(control::serve(
-            control,
-            sockpath,
-            jobs.clone(),
-            control_cancel.clone(),
-        ));
-        info!(jobs = jobs.entries.len(), "daemon running");
-        cancel.cancelled().await;
-        info!("shutting down: stopping jobs");
-        jobs_cancel.cancel();
-        let stopped = tokio::time::timeout(STOP_TIMEOUT, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if stopped.is_err() {
-            warn!("jobs did not stop within {STOP_TIMEOUT:?}; exiting anyway");
+        for (i, job, b) in later {
+            entries[i] = Some(jobs::Entry {
+                name: job.name.to_string(),
+                kind: b.kind,
+                worker: sup.start(b.worker),
+                control: b.control,
+            });
         }
-        control_cancel.cancel();
-        let _ = control_task.await;
-        info!("daemon stopped");
+        jobs.entries = entries.into_iter().flatten().collect();
+        let jobs = Arc::new(jobs);
+        let control = if self.control_socket {
+            let sockpath = self.config.global.control_sockpath.clone();
+            Some((control::bind(&sockpath)?, sockpath))
+        } else {
+            None
+        };
+        info!(jobs = jobs.entries.len(), "daemon running");
+        let served = jobs.clone();
+        let done = tokio::spawn(async move {
+            let control_cancel = CancellationToken::new();
+            let control_task = control.map(|(l, path)| {
+                tokio::spawn(control::serve(l, path, served, control_cancel.clone()))
+            });
+            sup.run().await;
+            info!("jobs stopped");
+            control_cancel.cancel();
+            if let Some(t) = control_task {
+                let _ = t.await;
+            }
+            info!("daemon stopped");
+        });
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            info!("shutting down: stopping jobs");
+            workers_cancel.cancel();
+        });
+        Ok(Running { jobs, done })
+    }
+
+    /// Run until `cancel` fires, then stop every job and wait for them
+    /// (at most [`Policy::stop_timeout`]).
+    ///
+    /// # Errors
+    /// See [`Daemon::start`].
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), DaemonError> {
+        let running = self.start(cancel).await?;
+        let _ = running.done.await;
         Ok(())
+    }
+}
+
+/// Wait (at most 10 s) until a just-started passive job listens or failed.
+async fn wait_started(w: &supervisor::Supervised) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let started = match w.status() {
+            worker::WorkerStatus::Job(s) => s.state != status::JobState::Idle,
+            worker::WorkerStatus::Chore(_) => true,
+        };
+        if started || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }

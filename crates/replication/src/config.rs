@@ -39,34 +39,86 @@ pub struct DriverConfig {
     pub snapshot_filter: Option<SnapshotFilter>,
 }
 
-/// A predicate over short snapshot names.
-pub type NameMatcher = Box<dyn Fn(&str) -> bool + Send + Sync>;
-
-/// Which sender snapshots replication considers (zrelay extension).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Which sender snapshots replication considers (zrelay extension),
+/// compiled once when the configuration is validated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "FilterRepr", into = "FilterRepr")]
 pub enum SnapshotFilter {
     /// Names starting with this prefix.
     Prefix(String),
     /// Names matching this regular expression.
-    Regex(String),
+    Regex(regex::Regex),
+}
+
+/// An invalid `replication.snapshot_filter` regex.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid replication.snapshot_filter regex {regex:?}: {reason}")]
+pub struct InvalidFilter {
+    /// The regex as written (truncated).
+    pub regex: String,
+    /// The regex crate's message.
+    pub reason: String,
 }
 
 impl SnapshotFilter {
-    /// A matcher for short snapshot names; an invalid regex is an error
-    /// naming it.
-    pub fn matcher(&self) -> Result<NameMatcher, String> {
+    /// The filter of names matching `re`.
+    ///
+    /// # Errors
+    /// `re` is not a valid regular expression.
+    pub fn regex(re: &str) -> Result<SnapshotFilter, InvalidFilter> {
+        regex::Regex::new(re)
+            .map(SnapshotFilter::Regex)
+            .map_err(|e| InvalidFilter {
+                regex: zrelay_zfs::peer_text::show(re, zrelay_zfs::peer_text::PEER_TEXT_MAX),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Whether the short snapshot name `name` passes.
+    pub fn matches(&self, name: &str) -> bool {
         match self {
-            SnapshotFilter::Prefix(p) => {
-                let p = p.clone();
-                Ok(Box::new(move |n: &str| n.starts_with(&p)))
-            }
-            SnapshotFilter::Regex(r) => {
-                let re = regex::Regex::new(r)
-                    .map_err(|e| format!("invalid replication.snapshot_filter regex {r:?}: {e}"))?;
-                Ok(Box::new(move |n: &str| re.is_match(n)))
-            }
+            SnapshotFilter::Prefix(p) => name.starts_with(p.as_str()),
+            SnapshotFilter::Regex(re) => re.is_match(name),
         }
+    }
+
+    fn repr(&self) -> FilterRepr {
+        match self {
+            SnapshotFilter::Prefix(p) => FilterRepr::Prefix(p.clone()),
+            SnapshotFilter::Regex(re) => FilterRepr::Regex(re.as_str().to_string()),
+        }
+    }
+}
+
+impl PartialEq for SnapshotFilter {
+    fn eq(&self, other: &Self) -> bool {
+        self.repr() == other.repr()
+    }
+}
+
+impl Eq for SnapshotFilter {}
+
+/// How a [`SnapshotFilter`] is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FilterRepr {
+    Prefix(String),
+    Regex(String),
+}
+
+impl TryFrom<FilterRepr> for SnapshotFilter {
+    type Error = InvalidFilter;
+    fn try_from(r: FilterRepr) -> Result<Self, InvalidFilter> {
+        match r {
+            FilterRepr::Prefix(p) => Ok(SnapshotFilter::Prefix(p)),
+            FilterRepr::Regex(re) => SnapshotFilter::regex(&re),
+        }
+    }
+}
+
+impl From<SnapshotFilter> for FilterRepr {
+    fn from(f: SnapshotFilter) -> FilterRepr {
+        f.repr()
     }
 }
 

@@ -49,6 +49,8 @@ pub(crate) struct RoundArgs<'a> {
     pub name: String,
     pub dry_run: bool,
     pub cancel: &'a CancellationToken,
+    /// Bytes of hook output kept.
+    pub hook_log_max: usize,
 }
 
 /// Per filesystem state during a round.
@@ -93,6 +95,7 @@ async fn run_step(
         fs,
         snapname: &a.name,
         dry_run: a.dry_run,
+        log_max: a.hook_log_max,
     };
     let begin = Instant::now();
     let r = run_edge(hook, edge, &ctx, held).await;

@@ -31,7 +31,7 @@ impl Snapshotter {
     pub async fn run(
         self,
         cancel: CancellationToken,
-        mut trigger: mpsc::Receiver<Trigger>,
+        trigger: &mut mpsc::Receiver<Trigger>,
         done: mpsc::Sender<SnapshotReport>,
     ) {
         let inner = self.inner.clone();

@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub namer: SnapshotNamer,
     pub zfs: Arc<dyn Zfs>,
     pub clock: Arc<dyn Clock>,
+    /// Bytes of hook output kept (`ZREPL_MAX_HOOK_LOG_SIZE`).
+    pub hook_log_max: usize,
     pub status: watch::Sender<SnapshotterStatus>,
     /// Serializes rounds ([`Snapshotter::snapshot_now`] vs the schedule).
     pub round_lock: tokio::sync::Mutex<()>,
@@ -132,6 +134,7 @@ impl Snapshotter {
                 namer,
                 zfs,
                 clock: Arc::new(SystemClock),
+                hook_log_max: crate::hooks::MAX_HOOK_LOG_SIZE_DEFAULT,
                 status,
                 round_lock: tokio::sync::Mutex::new(()),
             }),
@@ -150,6 +153,24 @@ impl Snapshotter {
             }
             Err(inner) => {
                 warn!(job = %inner.job, "with_clock on a shared snapshotter is ignored");
+                Snapshotter { inner }
+            }
+        }
+    }
+
+    /// The same snapshotter keeping `n` bytes of each hook's output
+    /// (`ZREPL_MAX_HOOK_LOG_SIZE`, read once at startup). Call before
+    /// cloning or running.
+    pub fn with_hook_log_max(self, n: usize) -> Snapshotter {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.hook_log_max = n;
+                Snapshotter {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => {
+                warn!(job = %inner.job, "with_hook_log_max on a shared snapshotter is ignored");
                 Snapshotter { inner }
             }
         }
@@ -244,6 +265,7 @@ impl Snapshotter {
                     name,
                     dry_run: false,
                     cancel,
+                    hook_log_max: inner.hook_log_max,
                 };
                 execute(&args, &fss, started, cause, || inner.clock.now()).await
             }

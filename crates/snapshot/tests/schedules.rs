@@ -56,7 +56,11 @@ fn start(s: Snapshotter) -> Running {
     let (trigger, trigger_rx) = mpsc::channel(4);
     let (done_tx, done) = mpsc::channel(16);
     let handle = s.clone();
-    let task = tokio::spawn(s.run(cancel.clone(), trigger_rx, done_tx));
+    let c = cancel.clone();
+    let task = tokio::spawn(async move {
+        let mut trigger_rx = trigger_rx;
+        s.run(c, &mut trigger_rx, done_tx).await;
+    });
     Running {
         cancel,
         trigger,

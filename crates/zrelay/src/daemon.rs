@@ -18,6 +18,10 @@ use zrelay_zfs::RealZfs;
 
 use crate::progress;
 
+/// A test hook: when set, the daemon's clock reads the time (Unix
+/// seconds) from this file instead of the system clock.
+pub const TEST_CLOCK_ENV: &str = "ZRELAY_TEST_CLOCK_FILE";
+
 /// Where the configuration comes from.
 #[derive(Args, Clone)]
 pub(crate) struct ConfigArg {
@@ -42,7 +46,11 @@ pub struct DaemonArgs {
 
 /// Run every job of the configuration until SIGINT or SIGTERM.
 pub async fn daemon(a: DaemonArgs) -> Result<()> {
-    let config = a.config.load()?;
+    let mut config = a.config.load()?;
+    // The environment is read here, once; the daemon reads none of it.
+    config.global.knobs = zrelay_config::Knobs::from_env(|k| std::env::var(k).ok())?;
+    let clock: Option<Arc<dyn zrelay_snapshot::Clock>> = std::env::var_os(TEST_CLOCK_ENV)
+        .map(|path| Arc::new(zrelay_snapshot::FileClock::new(path)) as _);
     let metrics = Arc::new(zrelay_metrics::Metrics::new(
         env!("CARGO_PKG_VERSION"),
         concat!("zrelay ", env!("CARGO_PKG_VERSION")),
@@ -72,11 +80,14 @@ pub async fn daemon(a: DaemonArgs) -> Result<()> {
     });
     let zfs = RealZfs::new();
     let log = zfs.log().clone();
-    Daemon::new(config, Arc::new(zfs))
+    let mut daemon = Daemon::new(config, Arc::new(zfs))
         .with_invocation_log(log)
-        .with_metrics(metrics)
-        .run(cancel)
-        .await?;
+        .with_metrics(metrics);
+    if let Some(clock) = clock {
+        tracing::warn!("{TEST_CLOCK_ENV} is set: snapshotters and replication schedules follow that file's time, not the system clock (a test hook)");
+        daemon = daemon.with_clock(clock);
+    }
+    daemon.run(cancel).await?;
     Ok(())
 }
 
@@ -190,7 +201,7 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 pub(crate) async fn fetch_status(
     sock: &std::path::Path,
     job: Option<&str>,
-) -> Result<zrelay_daemon::jobs::DaemonStatus> {
+) -> Result<zrelay_daemon::status::DaemonStatus> {
     let mut st = match control::request(sock, &Request::Status).await? {
         Response::Status(s) => *s,
         Response::Error { message } => bail!("{message}"),

@@ -99,7 +99,7 @@ pub fn summary(r: &Report) {
 }
 
 /// A job's status, several lines, for `zrelay status --mode dump`.
-pub fn job_status(j: &zrelay_daemon::jobs::JobStatus) -> String {
+pub fn job_status(j: &zrelay_daemon::status::JobStatus) -> String {
     use std::fmt::Write;
     let state = serde_json::to_value(j.state)
         .ok()

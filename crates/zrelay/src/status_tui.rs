@@ -15,7 +15,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Gauge, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
-use zrelay_daemon::jobs::{DaemonStatus, JobStatus};
+use zrelay_daemon::status::{DaemonStatus, JobStatus};
 use zrelay_replication::{FsReport, Report};
 
 use crate::progress::human_bytes;

@@ -412,9 +412,10 @@ fn replication(r: &ReplicationConfig) -> Out {
         Some(SnapshotFilter::Prefix(p)) => {
             m.push(("snapshot_filter".into(), Out::map([("prefix", Out::s(p))])))
         }
-        Some(SnapshotFilter::Regex(p)) => {
-            m.push(("snapshot_filter".into(), Out::map([("regex", Out::s(p))])))
-        }
+        Some(SnapshotFilter::Regex(p)) => m.push((
+            "snapshot_filter".into(),
+            Out::map([("regex", Out::s(p.as_str()))]),
+        )),
         None => {}
     }
     match &r.schedule {
@@ -422,7 +423,9 @@ fn replication(r: &ReplicationConfig) -> Out {
             "schedule".into(),
             Out::map([("interval", Out::S(zrepl_duration(*d)))]),
         )),
-        Some(Schedule::Cron(c)) => m.push(("schedule".into(), Out::map([("cron", Out::s(c))]))),
+        Some(Schedule::Cron(c)) => {
+            m.push(("schedule".into(), Out::map([("cron", Out::s(c.as_str()))])))
+        }
         None => {}
     }
     Out::M(m)

@@ -107,6 +107,7 @@ pub(super) fn global(cx: Cx<'_>, raw: Option<&RawGlobal>) -> R<Global> {
         stdinserver_sockdir,
         history_path,
         history_max_age,
+        knobs: crate::Knobs::default(),
     })
 }
 

@@ -393,7 +393,10 @@ pub(super) fn replication(
             (Some(prefix), None) => {
                 SnapshotFilter::Prefix(cx.non_empty(&p.k("prefix"), prefix)?.to_string())
             }
-            (None, Some(re)) => SnapshotFilter::Regex(cx.regex(&p.k("regex"), re)?),
+            (None, Some(re)) => {
+                let re = cx.regex(&p.k("regex"), re)?;
+                SnapshotFilter::regex(&re).map_err(|e| cx.err(&p.k("regex"), e.to_string()))?
+            }
             _ => return Err(cx.err(&p, "needs exactly one of `prefix` and `regex`")),
         });
     }
@@ -408,11 +411,10 @@ pub(super) fn replication(
         }
         out.schedule = Some(match (&s.interval, &s.cron) {
             (Some(i), None) => Schedule::Interval(cx.interval(&p.k("interval"), i)?),
-            (None, Some(c)) => {
-                cron::parse_cron(c)
-                    .map_err(|e| cx.err(&p.k("cron"), format!("cron syntax invalid: {e}")))?;
-                Schedule::Cron(c.clone())
-            }
+            (None, Some(c)) => Schedule::Cron(
+                cron::CronSchedule::parse(c)
+                    .map_err(|e| cx.err(&p.k("cron"), format!("cron syntax invalid: {e}")))?,
+            ),
             _ => return Err(cx.err(&p, "needs exactly one of `interval` and `cron`")),
         });
     }

@@ -1,21 +1,38 @@
 //! Push and pull jobs: the active side. Each invocation runs the replication
-//! driver between a local and a remote endpoint; the pruner follows it (its
-//! own issue). Invocations start on a wakeup signal or the job's schedule,
-//! one at a time; wakeups that arrive during an invocation start the next.
+//! driver between a local and a remote endpoint, then prunes both sides.
+//! Invocations start on a wakeup or the job's schedule, one at a time;
+//! wakeups that arrive during an invocation start the next one right after
+//! it. A push job's snapshotter runs inside the same worker, and each of its
+//! rounds wakes replication (unless `replication.schedule` is set).
+//!
+//! Invariants:
+//! - The worker is the only writer of its status.
+//! - `signal reset` cancels the running invocation's token: the running
+//!   step stops its stream, `zfs recv -s` keeps a resumable state, and the
+//!   step's holds stay for the resume (the driver's guarantees).
+//! - Pruning follows every invocation that was not cancelled, always with a
+//!   fresh listing of the sender (its cursors protect the receiver).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
+use async_trait::async_trait;
+use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
-use zrelay_endpoint::{JobId, Receiver, Sender};
+use zrelay_endpoint::{FsListing, JobId, Receiver, Sender};
+use zrelay_pruning::JobPruner;
 use zrelay_replication::report::unix;
 use zrelay_replication::{Driver, DriverConfig, Report};
+use zrelay_snapshot::{Clock, CronSchedule};
 
 use super::record::InvocationRecord;
-use super::{JobState, StatusCell, Trigger};
+use super::snap::SnapPart;
+use super::{Command, Woken};
+use crate::error::DaemonError;
+use crate::status::{JobState, JobStatus};
+use crate::worker::{Publisher, Worker, WorkerStatus};
 
 /// When an active job runs on its own.
 #[derive(Debug, Clone)]
@@ -25,127 +42,216 @@ pub enum Every {
     /// At start, then every interval (measured from each start).
     Interval(Duration),
     /// At each fire time of a cron schedule (zrelay extension
-    /// `replication.schedule` for push jobs).
-    Cron(Box<zrelay_snapshot::CronSchedule>),
+    /// `replication.schedule` for push jobs), on the daemon's clock.
+    Cron(Box<CronSchedule>),
 }
 
-impl Every {
-    /// The first scheduled start.
-    fn first(&self) -> Option<Instant> {
-        match self {
-            Every::Manual => None,
-            Every::Interval(_) => Some(Instant::now()),
-            Every::Cron(c) => cron_next(c),
+/// The next scheduled start.
+#[derive(Debug, Clone, Copy)]
+enum Next {
+    Never,
+    At(Instant),
+    Wall(SystemTime),
+}
+
+/// What a push or pull job is made of.
+pub(crate) struct ActiveParts {
+    pub name: JobId,
+    pub kind: &'static str,
+    pub sender: Arc<dyn Sender>,
+    pub receiver: Arc<dyn Receiver>,
+    pub driver: DriverConfig,
+    pub every: Every,
+    pub pruner: Arc<JobPruner>,
+    pub history: Option<zrelay_history::History>,
+    pub metrics: Option<Arc<zrelay_metrics::Metrics>>,
+    pub clock: Arc<dyn Clock>,
+    pub snap: Option<SnapPart>,
+}
+
+/// One push or pull job.
+pub(crate) struct ActiveWorker {
+    p: ActiveParts,
+    commands: Mutex<mpsc::UnboundedReceiver<Command>>,
+    status: Publisher,
+}
+
+impl ActiveWorker {
+    /// The worker, reached through `commands` (whose receiving end is
+    /// `rx`; the sender is returned for the control socket).
+    pub fn with_channel(
+        p: ActiveParts,
+        endpoint: String,
+        commands: mpsc::UnboundedSender<Command>,
+        rx: mpsc::UnboundedReceiver<Command>,
+    ) -> (ActiveWorker, mpsc::UnboundedSender<Command>) {
+        let status = Publisher::new(
+            JobStatus::new(p.name.as_str(), p.kind, endpoint),
+            p.snap.as_ref().map(SnapPart::status),
+        );
+        let w = ActiveWorker {
+            p,
+            commands: Mutex::new(rx),
+            status,
+        };
+        (w, commands)
+    }
+
+    /// The job's pruning.
+    pub fn pruner(&self) -> Arc<JobPruner> {
+        self.p.pruner.clone()
+    }
+
+    /// `push` or `pull`.
+    pub fn kind(&self) -> &'static str {
+        self.p.kind
+    }
+
+    fn first(&self) -> Next {
+        match &self.p.every {
+            Every::Manual => Next::Never,
+            Every::Interval(_) => Next::At(Instant::now()),
+            Every::Cron(c) => self.cron_next(c),
         }
     }
 
-    /// The start after an invocation that started at `started`.
-    fn after(&self, started: Instant) -> Option<Instant> {
-        match self {
-            Every::Manual => None,
-            Every::Interval(d) => Some((started + *d).max(Instant::now())),
-            Every::Cron(c) => cron_next(c),
+    fn after(&self, started: Instant) -> Next {
+        match &self.p.every {
+            Every::Manual => Next::Never,
+            Every::Interval(d) => Next::At((started + *d).max(Instant::now())),
+            Every::Cron(c) => self.cron_next(c),
         }
     }
-}
 
-fn cron_next(c: &zrelay_snapshot::CronSchedule) -> Option<Instant> {
-    let now = SystemTime::now();
-    let at = c.next_after(now)?;
-    Some(Instant::now() + at.duration_since(now).unwrap_or_default())
-}
+    fn cron_next(&self, c: &CronSchedule) -> Next {
+        c.next_after(self.p.clock.now())
+            .map_or(Next::Never, Next::Wall)
+    }
 
-/// One push or pull job, ready to run.
-pub struct ActiveJob {
-    pub(crate) name: JobId,
-    pub(crate) sender: Arc<dyn Sender>,
-    pub(crate) receiver: Arc<dyn Receiver>,
-    pub(crate) driver: DriverConfig,
-    pub(crate) every: Every,
-    pub(crate) status: StatusCell,
-    pub(crate) triggers: mpsc::UnboundedReceiver<Trigger>,
-    pub(crate) running: Arc<Mutex<Option<CancellationToken>>>,
-    pub(crate) pruner: Arc<super::prune::Pruner>,
-    pub(crate) history: Option<zrelay_history::History>,
-    pub(crate) metrics: Option<Arc<zrelay_metrics::Metrics>>,
-}
+    async fn sleep(&self, next: Next) {
+        match next {
+            Next::Never => std::future::pending().await,
+            Next::At(at) => tokio::time::sleep_until(at).await,
+            Next::Wall(at) => self.p.clock.sleep_until(at).await,
+        }
+    }
 
-impl ActiveJob {
-    /// Run invocations until `cancel` fires.
-    pub async fn run(mut self, cancel: CancellationToken) {
-        let mut next = self.every.first();
-        loop {
-            self.set_next(next);
-            let mut waiters = Vec::new();
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                t = self.triggers.recv() => match t {
-                    Some(t) => waiters.extend(t.reply),
-                    None => break,
-                },
-                _ = sleep_until(next) => {}
+    fn publish_next(&self, next: Next) {
+        let at = match next {
+            Next::Never => None,
+            Next::At(at) => {
+                let wait = at.saturating_duration_since(Instant::now());
+                Some(unix(self.p.clock.now() + wait))
             }
-            while let Ok(t) = self.triggers.try_recv() {
-                waiters.extend(t.reply);
+            Next::Wall(at) => Some(unix(at)),
+        };
+        self.status.update(|s| s.next_run_at = at);
+    }
+
+    /// Invocations until `cancel` fires or the commands close.
+    async fn invocations(
+        &self,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+        cancel: &CancellationToken,
+    ) {
+        let mut next = self.first();
+        let mut waiters = Vec::new();
+        let mut again = false;
+        loop {
+            if !again {
+                self.publish_next(next);
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    c = commands.recv() => match c {
+                        Some(Command::Wakeup(w)) => waiters.extend(w),
+                        Some(Command::Reset(reply)) => {
+                            let _ = reply.send(false);
+                            continue;
+                        }
+                        None => break,
+                    },
+                    _ = self.sleep(next) => {}
+                }
+            }
+            while let Ok(c) = commands.try_recv() {
+                match c {
+                    Command::Wakeup(w) => waiters.extend(w),
+                    Command::Reset(reply) => {
+                        let _ = reply.send(false);
+                    }
+                }
             }
             let started = Instant::now();
-            let report = self.invocation(&cancel).await;
-            for w in waiters {
-                let _ = w.send(report.clone());
+            let token = cancel.child_token();
+            let run = self.invocation(&token);
+            tokio::pin!(run);
+            let mut queued = Vec::new();
+            again = false;
+            let woken = loop {
+                tokio::select! {
+                    w = &mut run => break w,
+                    Some(c) = commands.recv() => match c {
+                        Command::Wakeup(w) => {
+                            again = true;
+                            queued.extend(w);
+                        }
+                        Command::Reset(reply) => {
+                            info!(job = %self.p.name, "reset: aborting the current invocation");
+                            token.cancel();
+                            let _ = reply.send(true);
+                        }
+                    },
+                }
+            };
+            for w in waiters.drain(..) {
+                let _ = w.send(woken.clone());
             }
-            if !matches!(self.every, Every::Manual) {
-                next = self.every.after(started);
+            waiters = queued;
+            if cancel.is_cancelled() {
+                break;
+            }
+            if !matches!(self.p.every, Every::Manual) {
+                next = self.after(started);
             }
         }
-        self.status.lock().unwrap().status.state = JobState::Stopped;
-        info!(job = %self.name, "job stopped");
-    }
-
-    fn set_next(&self, next: Option<Instant>) {
-        let at = next.map(|n| {
-            let wait = n.saturating_duration_since(Instant::now());
-            unix(SystemTime::now() + wait)
-        });
-        self.status.lock().unwrap().status.next_run_at = at;
     }
 
     /// One invocation: replicate, then prune both sides (unless cancelled).
-    async fn invocation(&mut self, cancel: &CancellationToken) -> Report {
-        let token = cancel.child_token();
-        *self.running.lock().unwrap() = Some(token.clone());
+    async fn invocation(&self, token: &CancellationToken) -> Woken {
+        let p = &self.p;
         let mut driver = Driver::new(
-            self.driver.clone(),
-            self.sender.clone(),
-            self.receiver.clone(),
+            p.driver.clone(),
+            p.sender.clone(),
+            p.receiver.clone(),
             token.clone(),
         );
-        let record = match &self.history {
-            Some(h) => Some(InvocationRecord::begin(h, self.name.as_str(), driver.report()).await),
+        let record = match &p.history {
+            Some(h) => Some(InvocationRecord::begin(h, p.name.as_str(), driver.report()).await),
             None => None,
         };
         if let Some(r) = &record {
             driver = driver.with_observer(r.observer.clone());
         }
-        let n = {
-            let mut g = self.status.lock().unwrap();
-            g.status.invocations += 1;
-            g.status.state = JobState::Replicating;
-            g.status.next_run_at = None;
-            g.live = Some(driver.report());
-            g.status.invocations
-        };
-        let span = info_span!("job", job = %self.name, invocation = n);
-        let report = async {
+        let mut n = 0;
+        self.status.update(|s| {
+            s.invocations += 1;
+            s.state = JobState::Replicating;
+            s.next_run_at = None;
+            n = s.invocations;
+        });
+        self.status.set_live(Some(driver.report()));
+        let span = info_span!("job", job = %p.name, invocation = n);
+        let (report, pruning) = async {
             info!(
-                sender = %self.sender.describe(),
-                receiver = %self.receiver.describe(),
+                sender = %p.sender.describe(),
+                receiver = %p.receiver.describe(),
                 "replication starts"
             );
-            let ticker = self.metrics.clone().map(|m| {
-                let (live, job) = (driver.report(), self.name.to_string());
+            let ticker = p.metrics.clone().map(|m| {
+                let (live, job) = (driver.report(), p.name.to_string());
                 tokio::spawn(async move {
                     loop {
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                         m.observe_report(&job, &live.snapshot());
                     }
                 })
@@ -158,105 +264,145 @@ impl ActiveJob {
             if let Some(r) = record {
                 r.finish(&report).await;
             }
-            if let Some(m) = &self.metrics {
-                m.observe_report(self.name.as_str(), &report);
+            log_report(&report);
+            if let Some(m) = &p.metrics {
+                m.observe_report(p.name.as_str(), &report);
             }
-            let failed = report.failed().count();
-            if let Some(e) = &report.planning_error {
-                warn!(error = %e, "replication failed before any filesystem was replicated");
-            } else if failed > 0 {
-                warn!(
-                    failed,
-                    filesystems = report.filesystems.len(),
-                    "replication finished with failures"
-                );
+            let pruning = if token.is_cancelled() {
+                Vec::new()
             } else {
-                info!(
-                    filesystems = report.filesystems.len(),
-                    "replication finished"
-                );
-            }
-            if !token.is_cancelled() {
-                let listing = self.record_lag().await;
-                let started = std::time::Instant::now();
-                let pruned = self.pruner.run_with(false, listing).await;
-                if let Some(m) = &self.metrics {
-                    // Both sides are pruned in one pass; the time is shared.
-                    let secs = started.elapsed().as_secs_f64() / pruned.len().max(1) as f64;
-                    for p in &pruned {
-                        let side = match p.side {
-                            zrelay_pruning::SideKind::Receiver => zrelay_metrics::Side::Receiver,
-                            _ => zrelay_metrics::Side::Sender,
-                        };
-                        m.pruning_time(self.name.as_str(), side, secs);
-                    }
-                }
-                self.status.lock().unwrap().status.last_pruning = pruned;
-            }
-            report
+                self.prune().await
+            };
+            (report, pruning)
         }
         .instrument(span)
         .await;
-        *self.running.lock().unwrap() = None;
-        let mut g = self.status.lock().unwrap();
-        g.live = None;
-        g.status.state = JobState::Idle;
-        g.status.last_error = report.planning_error.clone().or_else(|| {
-            report
-                .failed()
-                .next()
-                .map(|f| format!("{}: {}", f.fs, f.last_error.clone().unwrap_or_default()))
+        self.status.set_live(None);
+        self.status.update(|s| {
+            s.state = JobState::Idle;
+            s.last_error = report.planning_error.clone().or_else(|| {
+                report
+                    .failed()
+                    .next()
+                    .map(|f| format!("{}: {}", f.fs, f.last_error.clone().unwrap_or_default()))
+            });
+            s.last = Some(report.clone());
+            if !pruning.is_empty() {
+                s.last_pruning = pruning.clone();
+            }
         });
-        g.status.last = Some(report.clone());
-        report
+        Woken {
+            report: Some(report),
+            pruning,
+        }
     }
-}
 
-impl ActiveJob {
-    /// Per-filesystem lag metrics: the creation time of the newest snapshot
-    /// both sides have (zrepl #516, #875). Returns the sender's listing for
-    /// the pruner that follows.
-    async fn record_lag(&self) -> Option<Vec<zrelay_endpoint::FsListing>> {
-        let Some(m) = &self.metrics else {
-            return None;
-        };
-        let (s, r) = tokio::join!(
-            self.sender.list_filesystems(),
-            self.receiver.list_filesystems()
-        );
-        let (Ok(s), Ok(r)) = (s, r) else {
-            return None;
-        };
-        let received: std::collections::HashMap<_, _> = r.iter().map(|l| (&l.path, l)).collect();
-        for l in &s {
-            let Some(rl) = received.get(&l.path) else {
-                continue;
-            };
-            let on_receiver: std::collections::HashSet<u64> = rl
-                .versions
-                .iter()
-                .filter(|v| v.is_snapshot())
-                .map(|v| v.guid)
-                .collect();
-            let newest = l
-                .versions
-                .iter()
-                .filter(|v| v.is_snapshot() && on_receiver.contains(&v.guid))
-                .max_by_key(|v| v.createtxg);
-            if let Some(v) = newest {
-                let ts = u64::try_from(v.creation).unwrap_or(0);
-                for side in [zrelay_metrics::Side::Sender, zrelay_metrics::Side::Receiver] {
-                    m.fs_lag(self.name.as_str(), l.path.as_str(), side, ts);
-                }
+    /// Prune both sides with one fresh listing of the sender, which also
+    /// gives the lag metrics.
+    async fn prune(&self) -> Vec<zrelay_pruning::PruneReport> {
+        let p = &self.p;
+        let listing = p.sender.list_filesystems().await.ok();
+        if let (Some(m), Some(l)) = (&p.metrics, &listing) {
+            record_lag(m, p.name.as_str(), l, &*p.receiver).await;
+        }
+        let started = std::time::Instant::now();
+        let pruned = p.pruner.run(false, listing).await;
+        if let Some(m) = &p.metrics {
+            // Both sides are pruned in one pass; the time is shared.
+            let secs = started.elapsed().as_secs_f64() / pruned.len().max(1) as f64;
+            for r in &pruned {
+                let side = match r.side {
+                    zrelay_pruning::SideKind::Receiver => zrelay_metrics::Side::Receiver,
+                    _ => zrelay_metrics::Side::Sender,
+                };
+                m.pruning_time(p.name.as_str(), side, secs);
             }
         }
-        Some(s)
+        pruned
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+#[async_trait]
+impl Worker for ActiveWorker {
+    fn name(&self) -> &str {
+        self.p.name.as_str()
+    }
+
+    fn status(&self) -> WorkerStatus {
+        WorkerStatus::Job(Box::new(self.status.read()))
+    }
+
+    async fn run(&self, cancel: CancellationToken) -> Result<(), DaemonError> {
+        let mut commands = self
+            .commands
+            .try_lock()
+            .map_err(|_| DaemonError::Config(format!("job {} is already running", self.p.name)))?;
+        self.status.update(|s| s.state = JobState::Idle);
+        let snap = async {
+            if let Some(s) = &self.p.snap {
+                s.run(cancel.clone()).await;
+            }
+        };
+        tokio::join!(snap, self.invocations(&mut commands, &cancel));
+        self.status.update(|s| {
+            s.state = JobState::Stopped;
+            s.next_run_at = None;
+        });
+        info!(job = %self.p.name, "job stopped");
+        Ok(())
+    }
+}
+
+fn log_report(report: &Report) {
+    let failed = report.failed().count();
+    if let Some(e) = &report.planning_error {
+        warn!(error = %e, "replication failed before any filesystem was replicated");
+    } else if failed > 0 {
+        warn!(
+            failed,
+            filesystems = report.filesystems.len(),
+            "replication finished with failures"
+        );
+    } else {
+        info!(
+            filesystems = report.filesystems.len(),
+            "replication finished"
+        );
+    }
+}
+
+/// Per-filesystem lag metrics: the creation time of the newest snapshot
+/// both sides have (zrepl #516, #875).
+async fn record_lag(
+    m: &zrelay_metrics::Metrics,
+    job: &str,
+    sender: &[FsListing],
+    receiver: &dyn Receiver,
+) {
+    let Ok(r) = receiver.list_filesystems().await else {
+        return;
+    };
+    let received: std::collections::HashMap<_, _> = r.iter().map(|l| (&l.path, l)).collect();
+    for l in sender {
+        let Some(rl) = received.get(&l.path) else {
+            continue;
+        };
+        let on_receiver: std::collections::HashSet<u64> = rl
+            .versions
+            .iter()
+            .filter(|v| v.is_snapshot())
+            .map(|v| v.guid)
+            .collect();
+        let newest = l
+            .versions
+            .iter()
+            .filter(|v| v.is_snapshot() && on_receiver.contains(&v.guid))
+            .max_by_key(|v| v.createtxg);
+        if let Some(v) = newest {
+            let ts = u64::try_from(v.creation).unwrap_or(0);
+            for side in [zrelay_metrics::Side::Sender, zrelay_metrics::Side::Receiver] {
+                m.fs_lag(job, l.path.as_str(), side, ts);
+            }
+        }
     }
 }

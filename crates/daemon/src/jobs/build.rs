@@ -1,31 +1,35 @@
-//! Turning configured jobs into running tasks: endpoints, transports,
-//! snapshotter and pruner per job type, registered for the control socket.
+//! Turning compiled job configurations into workers: endpoints, transports,
+//! snapshotter and pruner per job type, and the channels the control socket
+//! reaches them by. One function per job type; the only dispatch on the
+//! type is [`Ctx::build`].
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use zrelay_config::{
-    Job, JobKind, Limits, PullInterval, ReplicationConfig, Schedule, Snapshotting,
+    Job, JobKind, Limits, PullInterval, PullJob, PushJob, ReplicationConfig, Schedule, SinkJob,
+    SnapJob, SourceJob,
 };
 use zrelay_endpoint::{
-    throttle_receiver, throttle_sender, Bucket, FsFilter, LocalReceiver, LocalSender, RateLimit,
-    Receiver, SendOptions, Sender,
+    throttle_receiver, throttle_sender, Bucket, FsFilter, JobId, LocalReceiver, LocalSender,
+    RateLimit, Receiver, SendOptions, Sender,
 };
-use zrelay_replication::{DriverConfig, SnapshotFilter};
+use zrelay_pruning::JobPruner;
+use zrelay_replication::DriverConfig;
 use zrelay_rpc::{MemoryBudget, RemoteReceiver, RemoteSender, RpcConfig};
-use zrelay_snapshot::CronSchedule;
-use zrelay_transport::ServeOptions;
+use zrelay_snapshot::{Clock, Snapshotter, Snapshotting};
+use zrelay_transport::{ConnectOptions, ServeOptions};
 use zrelay_zfs::Zfs;
 
-use super::active::{ActiveJob, Every};
-use super::passive::{ConnLimits, PassiveJob, Serves};
-use super::prune::Pruner;
-use super::snap::{self, After};
-use super::{status_cell, ActiveControl, Entry, Jobs};
+use super::active::{ActiveParts, ActiveWorker, Every};
+use super::passive::{ConnLimits, PassiveWorker, Serves};
+use super::snap::{After, SnapPart, SnapWorker};
+use super::Control;
 use crate::error::DaemonError;
+use crate::status::{JobState, JobStatus};
+use crate::worker::{Publisher, Worker, WorkerStatus};
 
 /// The driver settings of a push or pull job.
 pub fn driver_config(r: &ReplicationConfig) -> DriverConfig {
@@ -34,10 +38,7 @@ pub fn driver_config(r: &ReplicationConfig) -> DriverConfig {
         initial: r.initial,
         steps: r.steps,
         size_estimates: r.size_estimates,
-        snapshot_filter: r.snapshot_filter.as_ref().map(|f| match f {
-            zrelay_config::SnapshotFilter::Prefix(p) => SnapshotFilter::Prefix(p.clone()),
-            zrelay_config::SnapshotFilter::Regex(r) => SnapshotFilter::Regex(r.clone()),
-        }),
+        snapshot_filter: r.snapshot_filter.clone(),
         ..DriverConfig::default()
     }
 }
@@ -67,251 +68,389 @@ fn bucket(limit: &Option<zrelay_config::BandwidthLimit>) -> Option<Arc<Bucket>> 
     })
 }
 
-/// What every builder needs.
-pub(crate) struct Ctx<'a> {
-    pub zfs: Arc<dyn Zfs>,
-    pub rpc: RpcConfig,
-    pub sockdir: &'a std::path::Path,
-    pub tasks: &'a mut JoinSet<()>,
-    pub jobs: &'a mut Jobs,
-    pub cancel: &'a CancellationToken,
-    pub history: Option<zrelay_history::History>,
-    pub metrics: Option<Arc<zrelay_metrics::Metrics>>,
+/// A job, ready to be started by the supervisor.
+pub(crate) struct Built {
+    pub worker: Arc<dyn Worker>,
+    pub kind: &'static str,
+    pub control: Control,
+    /// Sink and source jobs start first: their listeners must exist
+    /// before active jobs dial.
+    pub passive: bool,
 }
 
-impl Ctx<'_> {
-    fn local_sender(&self, job: &Job, filter: &FsFilter, send: &SendOptions) -> Arc<dyn Sender> {
+/// What every builder needs: the daemon's injected dependencies.
+pub(crate) struct Ctx {
+    pub zfs: Arc<dyn Zfs>,
+    pub rpc: RpcConfig,
+    pub sockdir: PathBuf,
+    pub history: Option<zrelay_history::History>,
+    pub metrics: Option<Arc<zrelay_metrics::Metrics>>,
+    pub clock: Arc<dyn Clock>,
+    /// At most this many snapshots per destroy (0: one per filesystem).
+    pub destroy_batch: usize,
+    /// Bytes of hook output kept.
+    pub hook_log_max: usize,
+}
+
+fn none() -> Control {
+    Control {
+        commands: None,
+        pruner: None,
+        snapshots: None,
+    }
+}
+
+impl Ctx {
+    /// The worker of `job`. A job that cannot be set up (unreadable TLS or
+    /// key files, say) becomes a worker that reports why it failed to start,
+    /// so that the other jobs run.
+    pub fn build(&self, job: &Job) -> Built {
+        let kind = job.kind.type_name();
+        let built = match &job.kind {
+            JobKind::Push(p) => self.push(&job.name, p),
+            JobKind::Pull(p) => self.pull(&job.name, p),
+            JobKind::Sink(s) => Ok(self.sink(&job.name, s)),
+            JobKind::Source(s) => self.source(&job.name, s),
+            JobKind::Snap(s) => self.snap(&job.name, s),
+        };
+        built.unwrap_or_else(|error| Built {
+            worker: Arc::new(NotStarted::new(&job.name, kind, error)),
+            kind,
+            control: none(),
+            passive: false,
+        })
+    }
+
+    fn local_sender(&self, job: &JobId, filter: &FsFilter, send: &SendOptions) -> Arc<dyn Sender> {
         Arc::new(LocalSender::new(
             self.zfs.clone(),
-            job.name.clone(),
+            job.clone(),
             filter.clone(),
             send.clone(),
         ))
     }
 
     fn snapshotter(
-        &mut self,
-        job: &Job,
+        &self,
+        job: &JobId,
         filter: &FsFilter,
         snapshotting: &Snapshotting,
-        after: After,
-    ) -> Result<snap::SnapControl, DaemonError> {
-        snap::spawn(
-            self.tasks,
-            &job.name,
+    ) -> Result<Snapshotter, DaemonError> {
+        Ok(Snapshotter::new(
+            job.as_str(),
             filter.clone(),
             snapshotting.clone(),
             self.zfs.clone(),
-            after,
-            self.cancel.child_token(),
         )
+        .map_err(|e| DaemonError::Config(format!("job {job}: snapshotting: {e}")))?
+        .with_clock(self.clock.clone())
+        .with_hook_log_max(self.hook_log_max))
     }
 
-    /// A sink or source job: listen now, serve in a task.
-    pub async fn passive(&mut self, job: &Job) -> Result<(), DaemonError> {
-        let terr = |source| DaemonError::Transport {
-            job: job.name.to_string(),
+    fn connector(
+        &self,
+        job: &JobId,
+        connect: &ConnectOptions,
+    ) -> Result<Arc<dyn zrelay_transport::Connector>, DaemonError> {
+        zrelay_transport::connector(connect).map_err(|source| DaemonError::Transport {
+            job: job.to_string(),
             source,
-        };
-        let (serve, serves, snapshotting, limits) = match &job.kind {
-            JobKind::Sink(s) => (
-                &s.serve,
-                Serves::Sink {
-                    zfs: self.zfs.clone(),
-                    root_fs: s.root_fs.clone(),
-                    recv: s.recv.options.clone(),
-                    receivers: Mutex::new(Default::default()),
-                    bandwidth: bucket(&s.recv.bandwidth_limit),
-                },
-                None,
-                &s.limits,
-            ),
-            JobKind::Source(s) => (
-                &s.serve,
-                Serves::Source(throttle_sender(
-                    self.local_sender(job, &s.filesystems, &s.send.options),
-                    bucket(&s.send.bandwidth_limit),
-                )),
-                Some((&s.filesystems, &s.snapshotting)),
-                &s.limits,
-            ),
-            _ => unreachable!("passive jobs only"),
-        };
-        let serve = match serve {
+        })
+    }
+
+    fn serve_options(&self, serve: &ServeOptions) -> ServeOptions {
+        match serve {
             ServeOptions::Stdinserver {
                 client_identities, ..
             } => ServeOptions::Stdinserver {
                 client_identities: client_identities.clone(),
-                sockdir: self.sockdir.to_path_buf(),
+                sockdir: self.sockdir.clone(),
             },
             other => other.clone(),
+        }
+    }
+
+    fn push(&self, name: &JobId, p: &PushJob) -> Result<Built, DaemonError> {
+        let connector = self.connector(name, &p.connect)?;
+        let endpoint = connector.describe();
+        let sender = throttle_sender(
+            self.local_sender(name, &p.filesystems, &p.send.options),
+            bucket(&p.send.bandwidth_limit),
+        );
+        let receiver: Arc<dyn Receiver> =
+            Arc::new(RemoteReceiver::new(connector, self.rpc.clone()));
+        let every = match &p.replication.schedule {
+            Some(Schedule::Interval(d)) => Every::Interval(*d),
+            Some(Schedule::Cron(c)) => Every::Cron(Box::new(c.clone())),
+            None => Every::Manual,
         };
-        let listener = zrelay_transport::listen(&serve).await.map_err(terr)?;
-        let kind = job.kind.type_name();
-        let status = status_cell(job.name.as_str(), kind, listener.describe());
-        let snap = match snapshotting {
-            Some((f, s)) => Some(self.snapshotter(job, f, s, After::Nothing)?),
-            None => None,
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // With `replication.schedule` (zrelay extension), replication
+        // follows its own schedule, not the snapshotter.
+        let after = match p.replication.schedule {
+            None => After::Replicate(tx.clone()),
+            Some(_) => After::Nothing,
         };
-        self.jobs.entries.push(Entry {
-            name: job.name.to_string(),
-            kind: kind.to_string(),
-            status: status.clone(),
-            control: None,
-            pruner: None,
-            snap,
-        });
-        let task = PassiveJob {
-            name: job.name.clone(),
-            listener,
+        let (snap, triggers) = SnapPart::new(
+            self.snapshotter(name, &p.filesystems, &p.snapshotting)?,
+            after,
+        );
+        let parts = self.active_parts(
+            name,
+            "push",
+            sender,
+            receiver,
+            &p.replication,
+            every,
+            &p.pruning,
+        );
+        let worker = ActiveWorker::with_channel(
+            ActiveParts {
+                snap: Some(snap),
+                ..parts
+            },
+            endpoint,
+            tx,
+            rx,
+        );
+        Ok(self.active_built(worker, Some(triggers)))
+    }
+
+    fn pull(&self, name: &JobId, p: &PullJob) -> Result<Built, DaemonError> {
+        let connector = self.connector(name, &p.connect)?;
+        let endpoint = connector.describe();
+        let sender: Arc<dyn Sender> = Arc::new(RemoteSender::new(connector, self.rpc.clone()));
+        let receiver = throttle_receiver(
+            Arc::new(LocalReceiver::new(
+                self.zfs.clone(),
+                name.clone(),
+                p.root_fs.clone(),
+                p.recv.options.clone(),
+            )),
+            bucket(&p.recv.bandwidth_limit),
+        );
+        let every = match p.interval {
+            PullInterval::Manual => Every::Manual,
+            PullInterval::Every(d) => Every::Interval(d),
+        };
+        let parts = self.active_parts(
+            name,
+            "pull",
+            sender,
+            receiver,
+            &p.replication,
+            every,
+            &p.pruning,
+        );
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let worker = ActiveWorker::with_channel(parts, endpoint, tx, rx);
+        Ok(self.active_built(worker, None))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn active_parts(
+        &self,
+        name: &JobId,
+        kind: &'static str,
+        sender: Arc<dyn Sender>,
+        receiver: Arc<dyn Receiver>,
+        repl: &ReplicationConfig,
+        every: Every,
+        pruning: &zrelay_config::PruningConfig,
+    ) -> ActiveParts {
+        let pruner = Arc::new(JobPruner::pair(
+            sender.clone(),
+            receiver.clone(),
+            pruning.keep_sender.clone(),
+            pruning.keep_receiver.clone(),
+            self.destroy_batch,
+        ));
+        ActiveParts {
+            name: name.clone(),
+            kind,
+            sender,
+            receiver,
+            driver: driver_config(repl),
+            every,
+            pruner,
+            history: self.history.clone(),
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+            snap: None,
+        }
+    }
+
+    fn active_built(
+        &self,
+        (worker, tx): (
+            ActiveWorker,
+            tokio::sync::mpsc::UnboundedSender<super::Command>,
+        ),
+        snapshots: Option<tokio::sync::mpsc::Sender<zrelay_snapshot::Trigger>>,
+    ) -> Built {
+        let pruner = worker.pruner();
+        Built {
+            kind: worker.kind(),
+            worker: Arc::new(worker),
+            control: Control {
+                commands: Some(tx),
+                pruner: Some(pruner),
+                snapshots,
+            },
+            passive: false,
+        }
+    }
+
+    fn passive(
+        &self,
+        name: &JobId,
+        kind: &'static str,
+        serve: &ServeOptions,
+        serves: Serves,
+        limits: &Limits,
+        snap: Option<(
+            SnapPart,
+            tokio::sync::mpsc::Sender<zrelay_snapshot::Trigger>,
+        )>,
+    ) -> Built {
+        let serve = self.serve_options(serve);
+        let (snap, snapshots) = match snap {
+            Some((s, t)) => (Some(s), Some(t)),
+            None => (None, None),
+        };
+        let status = Publisher::new(
+            JobStatus::new(name.as_str(), kind, describe(&serve)),
+            snap.as_ref().map(SnapPart::status),
+        );
+        let worker = PassiveWorker {
+            name: name.clone(),
+            serve,
             serves: Arc::new(serves),
             rpc: serving_rpc(&self.rpc, limits),
             limits: ConnLimits {
                 max: limits.max_connections,
                 per_client: limits.max_connections_per_client,
             },
-            status,
-        };
-        self.tasks.spawn(task.run(self.cancel.child_token()));
-        Ok(())
-    }
-
-    /// A push or pull job.
-    pub fn active(&mut self, job: &Job) -> Result<(), DaemonError> {
-        let terr = |source| DaemonError::Transport {
-            job: job.name.to_string(),
-            source,
-        };
-        let (connect, repl, pruning) = match &job.kind {
-            JobKind::Push(p) => (&p.connect, &p.replication, &p.pruning),
-            JobKind::Pull(p) => (&p.connect, &p.replication, &p.pruning),
-            _ => unreachable!("active jobs only"),
-        };
-        let every = match (&job.kind, &repl.schedule) {
-            (JobKind::Pull(p), _) => match p.interval {
-                PullInterval::Manual => Every::Manual,
-                PullInterval::Every(d) => Every::Interval(d),
-            },
-            (_, Some(Schedule::Interval(d))) => Every::Interval(*d),
-            (_, Some(Schedule::Cron(c))) => {
-                Every::Cron(Box::new(CronSchedule::parse(c).map_err(|e| {
-                    DaemonError::Config(format!("job {}: replication.schedule: {e}", job.name))
-                })?))
-            }
-            (_, None) => Every::Manual,
-        };
-        let connector = zrelay_transport::connector(connect).map_err(terr)?;
-        let endpoint = connector.describe();
-        let (sender, receiver): (Arc<dyn Sender>, Arc<dyn Receiver>) = match &job.kind {
-            JobKind::Push(p) => (
-                throttle_sender(
-                    self.local_sender(job, &p.filesystems, &p.send.options),
-                    bucket(&p.send.bandwidth_limit),
-                ),
-                Arc::new(RemoteReceiver::new(connector, self.rpc.clone())),
-            ),
-            JobKind::Pull(p) => (
-                Arc::new(RemoteSender::new(connector, self.rpc.clone())),
-                throttle_receiver(
-                    Arc::new(LocalReceiver::new(
-                        self.zfs.clone(),
-                        job.name.clone(),
-                        p.root_fs.clone(),
-                        p.recv.options.clone(),
-                    )),
-                    bucket(&p.recv.bandwidth_limit),
-                ),
-            ),
-            _ => unreachable!(),
-        };
-        let kind = job.kind.type_name();
-        let status = status_cell(job.name.as_str(), kind, endpoint);
-        let pruner = Arc::new(Pruner {
-            sender: sender.clone(),
-            receiver: Some(receiver.clone()),
-            keep_sender: pruning.keep_sender.clone(),
-            keep_receiver: pruning.keep_receiver.clone(),
-        });
-        let (tx, rx) = mpsc::unbounded_channel();
-        let snap = match &job.kind {
-            // With `replication.schedule` (zrelay extension), replication
-            // follows its own schedule, not the snapshotter.
-            JobKind::Push(p) => Some(self.snapshotter(
-                job,
-                &p.filesystems,
-                &p.snapshotting,
-                match repl.schedule {
-                    None => After::Replicate(tx.clone()),
-                    Some(_) => After::Nothing,
-                },
-            )?),
-            _ => None,
-        };
-        let running = Arc::new(Mutex::new(None));
-        self.jobs.entries.push(Entry {
-            name: job.name.to_string(),
-            kind: kind.to_string(),
-            status: status.clone(),
-            control: Some(ActiveControl {
-                triggers: tx,
-                running: running.clone(),
-            }),
-            pruner: Some(pruner.clone()),
             snap,
-        });
-        let task = ActiveJob {
-            name: job.name.clone(),
-            sender,
-            receiver,
-            driver: driver_config(repl),
-            every,
             status,
-            triggers: rx,
-            running,
-            pruner,
-            history: self.history.clone(),
-            metrics: self.metrics.clone(),
         };
-        self.tasks.spawn(task.run(self.cancel.child_token()));
-        Ok(())
+        Built {
+            worker: Arc::new(worker),
+            kind,
+            control: Control {
+                commands: None,
+                pruner: None,
+                snapshots,
+            },
+            passive: true,
+        }
     }
 
-    /// A snap job: snapshots, each round followed by pruning with `keep`.
-    pub fn snap(&mut self, job: &Job) -> Result<(), DaemonError> {
-        let JobKind::Snap(s) = &job.kind else {
-            unreachable!("snap jobs only")
+    fn sink(&self, name: &JobId, s: &SinkJob) -> Built {
+        let serves = Serves::Sink {
+            zfs: self.zfs.clone(),
+            root_fs: s.root_fs.clone(),
+            recv: s.recv.options.clone(),
+            receivers: Mutex::new(Default::default()),
+            bandwidth: bucket(&s.recv.bandwidth_limit),
         };
-        let status = status_cell(job.name.as_str(), "snap", "local".into());
-        let pruner = Arc::new(Pruner {
-            sender: self.local_sender(job, &s.filesystems, &SendOptions::default()),
-            receiver: None,
-            keep_sender: s.keep.clone(),
-            keep_receiver: Vec::new(),
-        });
-        let snap = self.snapshotter(
-            job,
-            &s.filesystems,
-            &s.snapshotting,
-            After::Prune(pruner.clone(), status.clone()),
-        )?;
-        status.lock().unwrap().status.state = super::JobState::Idle;
-        self.jobs.entries.push(Entry {
-            name: job.name.to_string(),
-            kind: "snap".into(),
-            status,
-            control: None,
-            pruner: Some(pruner),
-            snap: Some(snap),
-        });
-        Ok(())
+        self.passive(name, "sink", &s.serve, serves, &s.limits, None)
+    }
+
+    fn source(&self, name: &JobId, s: &SourceJob) -> Result<Built, DaemonError> {
+        let sender = throttle_sender(
+            self.local_sender(name, &s.filesystems, &s.send.options),
+            bucket(&s.send.bandwidth_limit),
+        );
+        let snap = SnapPart::new(
+            self.snapshotter(name, &s.filesystems, &s.snapshotting)?,
+            After::Nothing,
+        );
+        Ok(self.passive(
+            name,
+            "source",
+            &s.serve,
+            Serves::Source(sender),
+            &s.limits,
+            Some(snap),
+        ))
+    }
+
+    fn snap(&self, name: &JobId, s: &SnapJob) -> Result<Built, DaemonError> {
+        let pruner = Arc::new(JobPruner::local(
+            self.local_sender(name, &s.filesystems, &SendOptions::default()),
+            s.keep.clone(),
+            self.destroy_batch,
+        ));
+        let snapshotter = self.snapshotter(name, &s.filesystems, &s.snapshotting)?;
+        let (worker, commands, snapshots) =
+            SnapWorker::new(name.clone(), snapshotter, pruner.clone());
+        Ok(Built {
+            worker: Arc::new(worker),
+            kind: "snap",
+            control: Control {
+                commands: Some(commands),
+                pruner: Some(pruner),
+                snapshots: Some(snapshots),
+            },
+            passive: false,
+        })
     }
 }
 
-/// How long the daemon waits for its jobs to stop.
-pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Where a passive job will listen (until it does; then the listener's own
+/// description).
+fn describe(serve: &ServeOptions) -> String {
+    match serve {
+        ServeOptions::Tcp { listen, .. } => format!("tcp {listen}"),
+        ServeOptions::Tls { listen, .. } => format!("tls {listen}"),
+        ServeOptions::Stdinserver { sockdir, .. } => format!("stdinserver {}", sockdir.display()),
+        ServeOptions::Local { listener_name } => format!("local {listener_name}"),
+    }
+}
+
+/// A job that could not be set up: it reports why, and does nothing.
+struct NotStarted {
+    name: String,
+    status: Publisher,
+    error: String,
+}
+
+impl NotStarted {
+    fn new(name: &JobId, kind: &str, error: DaemonError) -> NotStarted {
+        let status = Publisher::new(JobStatus::new(name.as_str(), kind, String::new()), None);
+        status.failed(&error);
+        NotStarted {
+            name: name.to_string(),
+            status,
+            error: error.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl Worker for NotStarted {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn status(&self) -> WorkerStatus {
+        WorkerStatus::Job(Box::new(self.status.read()))
+    }
+
+    async fn run(&self, _cancel: CancellationToken) -> Result<(), DaemonError> {
+        debug_assert_eq!(self.status.read().state, JobState::Failed);
+        Err(DaemonError::NotStarted {
+            job: self.name.clone(),
+            error: self.error.clone(),
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

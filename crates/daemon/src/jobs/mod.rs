@@ -1,165 +1,75 @@
-//! The daemon's jobs: each runs as its own task with its own cancellation
-//! token, and publishes a status the control socket reads at any time.
+//! The daemon's jobs as workers, and the registry the control socket uses
+//! to reach them.
 //!
-//! - Active jobs (push, pull) run invocations: replication now, then (issue
-//!   of the pruner) pruning, on wakeup signals or their schedule.
+//! - Active jobs (push, pull) run invocations: replication, then pruning of
+//!   both sides, on wakeup signals or their schedule ([`active`]).
 //! - Passive jobs (sink, source) serve their endpoints to authenticated
-//!   clients.
-//! - Snap jobs take and prune snapshots (the snapshotter's slot).
+//!   clients ([`passive`]).
+//! - Snap jobs take snapshots and prune them ([`snap`]).
+//!
+//! Each job is built from its compiled configuration by [`build`], runs as
+//! a [`crate::worker::Worker`] under the supervisor, and is reached only
+//! through its channels: [`Command`]s and snapshot triggers.
 
 pub mod active;
 pub mod build;
 pub mod passive;
-pub mod prune;
 pub(crate) mod record;
-pub(crate) mod snap;
+pub mod snap;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
-use zrelay_replication::{Report, ReportHandle};
+use zrelay_pruning::{JobPruner, PruneReport};
+use zrelay_replication::Report;
 
 use crate::control::Signal;
 use crate::error::DaemonError;
+use crate::status::{ChoreStatus, DaemonStatus, JobStatus, RunningCommand, Signalled};
+use crate::supervisor::Supervised;
+use crate::worker::WorkerStatus;
 
-/// What a job is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    /// Waiting for its schedule or a wakeup.
-    Idle,
-    /// Replicating (an invocation runs).
-    Replicating,
-    /// Serving clients (passive jobs).
-    Serving,
-    /// Could not start or stopped on an error (see `last_error`).
-    Failed,
-    /// Stopped (daemon shutdown).
-    Stopped,
-}
-
-/// A job's status as the control socket reports it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JobStatus {
-    /// The job's name.
-    pub name: String,
-    /// Its type (`push`, `sink`, …).
-    pub kind: String,
-    /// What it does now.
-    pub state: JobState,
-    /// The peer (active jobs) or listener (passive jobs).
-    pub endpoint: String,
-    /// Invocations started so far (active jobs).
-    pub invocations: u64,
-    /// The running invocation's live report.
-    pub current: Option<Report>,
-    /// The last finished invocation's report.
-    pub last: Option<Report>,
-    /// The last job-level error.
-    pub last_error: Option<String>,
-    /// When the next scheduled invocation starts (unix seconds).
-    pub next_run_at: Option<u64>,
-    /// Connections accepted (passive jobs).
-    pub connections: u64,
-    /// The last pruning, one report per side.
-    pub last_pruning: Vec<zrelay_pruning::PruneReport>,
-    /// The snapshotter (push, source and snap jobs).
-    pub snapshotter: Option<zrelay_snapshot::SnapshotterStatus>,
-}
-
-/// A zfs or zpool command running now.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunningCommand {
-    /// The command line.
-    pub cmdline: String,
-    /// When it started (unix seconds).
-    pub started_at: u64,
-}
-
-/// What `zrelay status` shows: the schema of `--mode raw`
-/// (docs/status-schema.md).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DaemonStatus {
-    /// zrelay's version.
-    pub version: String,
-    /// When the daemon started (unix seconds).
-    pub started_at: u64,
-    /// Every job, in config order.
-    pub jobs: Vec<JobStatus>,
-    /// The zfs/zpool commands running now, oldest first.
-    pub zfs_running: Vec<RunningCommand>,
-}
-
-/// The mutable part of a job's status.
-pub(crate) struct Shared {
-    pub status: JobStatus,
-    pub live: Option<ReportHandle>,
-}
-
-/// The status cell a job task writes and the control socket reads.
-pub(crate) type StatusCell = Arc<Mutex<Shared>>;
-
-pub(crate) fn status_cell(name: &str, kind: &str, endpoint: String) -> StatusCell {
-    Arc::new(Mutex::new(Shared {
-        status: JobStatus {
-            name: name.to_string(),
-            kind: kind.to_string(),
-            state: JobState::Idle,
-            endpoint,
-            invocations: 0,
-            current: None,
-            last: None,
-            last_error: None,
-            next_run_at: None,
-            connections: 0,
-            last_pruning: Vec::new(),
-            snapshotter: None,
-        },
-        live: None,
-    }))
-}
-
-/// What a signal did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Signalled {
-    /// For the user.
-    pub message: String,
-    /// A waited-for wakeup: the invocation's replication report.
+/// What a wakeup did, for a waiting caller.
+#[derive(Debug, Clone)]
+pub(crate) struct Woken {
+    /// The invocation's replication report (push, pull).
     pub report: Option<Report>,
-    /// A waited-for snapshot: the round's report.
-    pub snapshot: Option<zrelay_snapshot::SnapshotReport>,
-    /// Pruning that ran as part of the signal.
-    pub pruning: Vec<zrelay_pruning::PruneReport>,
+    /// The pruning that followed (or, for a snap job, that the wakeup ran).
+    pub pruning: Vec<PruneReport>,
 }
 
-/// A wakeup; `reply` receives the report of the invocation it triggered.
-pub(crate) struct Trigger {
-    pub reply: Option<oneshot::Sender<Report>>,
+/// A request to a job's worker.
+pub(crate) enum Command {
+    /// Run now (an invocation; a snap job prunes); the reply, if any, gets
+    /// what that run did.
+    Wakeup(Option<oneshot::Sender<Woken>>),
+    /// Abort the running invocation; the reply says whether one ran.
+    Reset(oneshot::Sender<bool>),
 }
 
-/// How the control socket reaches an active job.
-pub(crate) struct ActiveControl {
-    pub triggers: mpsc::UnboundedSender<Trigger>,
-    /// The running invocation's token (reset cancels it).
-    pub running: Arc<Mutex<Option<CancellationToken>>>,
+/// How the control socket reaches one job.
+pub(crate) struct Control {
+    /// Commands (push, pull, snap).
+    pub commands: Option<mpsc::UnboundedSender<Command>>,
+    /// The job's pruning, for `zrelay prune` (push, pull, snap).
+    pub pruner: Option<Arc<JobPruner>>,
+    /// Snapshot triggers (push, source, snap).
+    pub snapshots: Option<mpsc::Sender<zrelay_snapshot::Trigger>>,
 }
 
 /// One registered job.
 pub(crate) struct Entry {
     pub name: String,
-    pub kind: String,
-    pub status: StatusCell,
-    pub control: Option<ActiveControl>,
-    pub pruner: Option<Arc<prune::Pruner>>,
-    pub snap: Option<snap::SnapControl>,
+    pub kind: &'static str,
+    pub worker: Supervised,
+    pub control: Control,
 }
 
-/// All jobs of the daemon, for the control socket.
+/// Every job and chore of the daemon, for the control socket.
 #[derive(Default)]
 pub struct Jobs {
     pub(crate) entries: Vec<Entry>,
+    pub(crate) chores: Vec<Supervised>,
     /// The ZFS layer's record of commands, when the daemon has one.
     pub(crate) zfs_log: Option<zrelay_zfs::cmd::InvocationLog>,
     pub(crate) started_at: u64,
@@ -167,19 +77,17 @@ pub struct Jobs {
 
 impl Jobs {
     /// `zrelay prune [--dry-run] JOB`: prune now (or say what would go).
-    pub async fn prune(
-        &self,
-        job: &str,
-        dry_run: bool,
-    ) -> Result<Vec<zrelay_pruning::PruneReport>, DaemonError> {
+    ///
+    /// # Errors
+    /// No such job, or a job that does not prune.
+    pub async fn prune(&self, job: &str, dry_run: bool) -> Result<Vec<PruneReport>, DaemonError> {
         let e = self.entry(job)?;
-        let p = e.pruner.as_ref().ok_or_else(|| DaemonError::BadSignal {
-            job: e.name.clone(),
-            kind: e.kind.clone(),
-            signal: "prune".into(),
-            why: "only push, pull and snap jobs prune".into(),
-        })?;
-        Ok(p.run(dry_run).await)
+        let p = e
+            .control
+            .pruner
+            .as_ref()
+            .ok_or_else(|| bad(e, "prune", "only push, pull and snap jobs prune"))?;
+        Ok(p.run(dry_run, None).await)
     }
 
     /// The whole daemon's status.
@@ -198,24 +106,30 @@ impl Jobs {
             })
             .unwrap_or_default();
         zfs_running.sort_by_key(|c| c.started_at);
+        let chores = self
+            .chores
+            .iter()
+            .filter_map(|c| match c.status() {
+                WorkerStatus::Chore(s) => Some(s),
+                WorkerStatus::Job(_) => None,
+            })
+            .collect::<Vec<ChoreStatus>>();
         DaemonStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: self.started_at,
             jobs: self.statuses(),
             zfs_running,
+            chores,
         }
     }
 
-    /// Every job's status, with live reports of running invocations.
+    /// Every job's status, in configuration order.
     pub fn statuses(&self) -> Vec<JobStatus> {
         self.entries
             .iter()
-            .map(|e| {
-                let g = e.status.lock().unwrap();
-                let mut s = g.status.clone();
-                s.current = g.live.as_ref().map(|h| h.snapshot());
-                s.snapshotter = e.snap.as_ref().map(|c| c.status.borrow().clone());
-                s
+            .filter_map(|e| match e.worker.status() {
+                WorkerStatus::Job(s) => Some(*s),
+                WorkerStatus::Chore(_) => None,
             })
             .collect()
     }
@@ -237,6 +151,9 @@ impl Jobs {
 
     /// Deliver `signal` to `job`. With `wait`, a wakeup answers with the
     /// report of the invocation it triggered, a snapshot with the round's.
+    ///
+    /// # Errors
+    /// No such job, a job that cannot take the signal, or a stopped job.
     pub async fn signal(
         &self,
         job: &str,
@@ -244,89 +161,84 @@ impl Jobs {
         wait: bool,
     ) -> Result<Signalled, DaemonError> {
         let e = self.entry(job)?;
-        let bad = |why: &str| DaemonError::BadSignal {
-            job: e.name.clone(),
-            kind: e.kind.clone(),
-            signal: format!("{signal:?}").to_lowercase(),
-            why: why.to_string(),
-        };
-        let done = |message: String| Signalled {
-            message,
-            report: None,
-            snapshot: None,
-            pruning: Vec::new(),
-        };
+        let name = format!("{signal:?}").to_lowercase();
+        let bad = |why: &str| bad(e, &name, why);
         match signal {
             Signal::Snapshot => {
-                let ctl = e
-                    .snap
+                let tx = e
+                    .control
+                    .snapshots
                     .as_ref()
                     .ok_or_else(|| bad("only push, source and snap jobs take snapshots"))?;
-                let (tx, rx) = oneshot::channel();
-                ctl.triggers
-                    .send(zrelay_snapshot::Trigger {
-                        reply: wait.then_some(tx),
-                    })
+                let (t, rx) = zrelay_snapshot::Trigger::with_reply();
+                let t = if wait {
+                    t
+                } else {
+                    zrelay_snapshot::Trigger::default()
+                };
+                tx.send(t)
                     .await
                     .map_err(|_| bad("the snapshotter has stopped"))?;
                 if !wait {
-                    return Ok(done(format!("job {job}: snapshot requested")));
+                    return Ok(Signalled::message(format!("job {job}: snapshot requested")));
                 }
                 let report = rx
                     .await
                     .map_err(|_| bad("the snapshotter stopped before the round finished"))?;
                 Ok(Signalled {
                     snapshot: Some(report),
-                    ..done(format!("job {job}: snapshot round finished"))
-                })
-            }
-            Signal::Wakeup if e.control.is_none() && e.pruner.is_some() => {
-                // A snap job: wakeup prunes now.
-                let pruning = e.pruner.as_ref().expect("checked").run(false).await;
-                e.status.lock().unwrap().status.last_pruning = pruning.clone();
-                Ok(Signalled {
-                    pruning,
-                    ..done(format!("job {job}: pruned"))
+                    ..Signalled::message(format!("job {job}: snapshot round finished"))
                 })
             }
             Signal::Wakeup => {
-                let ctl = e
+                let tx = e
                     .control
+                    .commands
                     .as_ref()
                     .ok_or_else(|| bad("only push, pull and snap jobs take wakeups"))?;
-                let (tx, rx) = oneshot::channel();
-                ctl.triggers
-                    .send(Trigger {
-                        reply: wait.then_some(tx),
-                    })
+                let (reply, rx) = oneshot::channel();
+                tx.send(Command::Wakeup(wait.then_some(reply)))
                     .map_err(|_| bad("the job has stopped"))?;
                 if !wait {
-                    return Ok(done(format!("woke up job {job}")));
+                    return Ok(Signalled::message(format!("woke up job {job}")));
                 }
-                let report = rx
+                let woken = rx
                     .await
                     .map_err(|_| bad("the job stopped before the invocation finished"))?;
-                let pruning = e.status.lock().unwrap().status.last_pruning.clone();
+                let message = match woken.report {
+                    Some(_) => format!("job {job}: invocation finished"),
+                    None => format!("job {job}: pruned"),
+                };
                 Ok(Signalled {
-                    report: Some(report),
-                    pruning,
-                    ..done(format!("job {job}: invocation finished"))
+                    report: woken.report,
+                    pruning: woken.pruning,
+                    ..Signalled::message(message)
                 })
             }
             Signal::Reset => {
-                let ctl = e
-                    .control
-                    .as_ref()
-                    .ok_or_else(|| bad("only push and pull jobs run invocations"))?;
-                let running = ctl.running.lock().unwrap().clone();
-                match running {
-                    Some(token) => {
-                        token.cancel();
-                        Ok(done(format!("job {job}: aborting the current invocation")))
-                    }
-                    None => Ok(done(format!("job {job}: no invocation is running"))),
-                }
+                let tx = match (&e.control.commands, e.kind) {
+                    (Some(tx), "push" | "pull") => tx,
+                    _ => return Err(bad("only push and pull jobs run invocations")),
+                };
+                let (reply, rx) = oneshot::channel();
+                tx.send(Command::Reset(reply))
+                    .map_err(|_| bad("the job has stopped"))?;
+                let running = rx.await.map_err(|_| bad("the job has stopped"))?;
+                Ok(Signalled::message(if running {
+                    format!("job {job}: aborting the current invocation")
+                } else {
+                    format!("job {job}: no invocation is running")
+                }))
             }
         }
+    }
+}
+
+fn bad(e: &Entry, signal: &str, why: &str) -> DaemonError {
+    DaemonError::BadSignal {
+        job: e.name.clone(),
+        kind: e.kind.to_string(),
+        signal: signal.to_string(),
+        why: why.to_string(),
     }
 }

@@ -20,10 +20,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 use zrelay_endpoint::{ClientIdentity, JobId, LocalReceiver, Receiver, RecvOptions, Sender};
 use zrelay_rpc::{Endpoints, RpcConfig};
-use zrelay_transport::{Listener, RateLog, LOG_INTERVAL};
+use zrelay_transport::{RateLog, LOG_INTERVAL};
 use zrelay_zfs::{DatasetPath, Zfs};
 
-use super::{JobState, StatusCell};
+use async_trait::async_trait;
+use zrelay_transport::ServeOptions;
+
+use super::snap::SnapPart;
+use crate::error::DaemonError;
+use crate::status::JobState;
+use crate::worker::{Publisher, Worker, WorkerStatus};
 
 /// What a passive job serves.
 pub enum Serves {
@@ -44,14 +50,15 @@ pub enum Serves {
     Source(Arc<dyn Sender>),
 }
 
-/// One sink or source job, ready to run.
-pub struct PassiveJob {
+/// One sink or source job (a source's snapshotter runs inside it).
+pub(crate) struct PassiveWorker {
     pub(crate) name: JobId,
-    pub(crate) listener: Box<dyn Listener>,
+    pub(crate) serve: ServeOptions,
     pub(crate) serves: Arc<Serves>,
     pub(crate) rpc: RpcConfig,
     pub(crate) limits: ConnLimits,
-    pub(crate) status: StatusCell,
+    pub(crate) snap: Option<SnapPart>,
+    pub(crate) status: Publisher,
 }
 
 /// The connection caps of a passive job (`limits.max_connections*`).
@@ -118,7 +125,11 @@ fn take_slot(
 }
 
 impl Serves {
-    fn endpoints(&self, job: &JobId, identity: &ClientIdentity) -> Result<Endpoints, String> {
+    fn endpoints(
+        &self,
+        job: &JobId,
+        identity: &ClientIdentity,
+    ) -> Result<Endpoints, zrelay_endpoint::EndpointError> {
         match self {
             Serves::Source(s) => Ok(Endpoints {
                 sender: Some(s.clone()),
@@ -136,16 +147,13 @@ impl Serves {
                     Some(r) => r.clone(),
                     None => {
                         let r: Arc<dyn Receiver> = zrelay_endpoint::throttle_receiver(
-                            Arc::new(
-                                LocalReceiver::for_client(
-                                    zfs.clone(),
-                                    job.clone(),
-                                    root_fs.clone(),
-                                    identity.as_str(),
-                                    recv.clone(),
-                                )
-                                .map_err(|e| e.to_string())?,
-                            ),
+                            Arc::new(LocalReceiver::for_client(
+                                zfs.clone(),
+                                job.clone(),
+                                root_fs.clone(),
+                                identity.as_str(),
+                                recv.clone(),
+                            )?),
                             bandwidth.clone(),
                         );
                         g.insert(identity.clone(), r.clone());
@@ -161,28 +169,34 @@ impl Serves {
     }
 }
 
-impl PassiveJob {
-    /// Accept and serve connections until `cancel` fires; then stop the
-    /// connections (a receive in progress is aborted, keeping its resumable
-    /// state) and wait for them.
-    pub async fn run(mut self, cancel: CancellationToken) {
-        let listening = self.listener.describe();
-        {
-            let mut g = self.status.lock().unwrap();
-            g.status.state = JobState::Serving;
-            g.status.endpoint = listening.clone();
-        }
+impl PassiveWorker {
+    /// Listen, then accept and serve connections until `cancel` fires; then
+    /// stop the connections (a receive in progress is aborted, keeping its
+    /// resumable state) and wait for them.
+    async fn serve(&self, cancel: &CancellationToken) -> Result<(), DaemonError> {
+        let mut listener = zrelay_transport::listen(&self.serve)
+            .await
+            .map_err(|source| DaemonError::Transport {
+                job: self.name.to_string(),
+                source,
+            })?;
+        let listening = listener.describe();
+        self.status.update(|s| {
+            s.state = JobState::Serving;
+            s.endpoint = listening.clone();
+            s.last_error = None;
+        });
         info!(job = %self.name, listener = %listening, "serving");
         let mut conns = JoinSet::new();
         let mut failures = 0u32;
         let counts = Arc::new(Mutex::new(Counts::default()));
         let mut refused = RateLog::new(LOG_INTERVAL);
         let mut accept_errors = RateLog::new(LOG_INTERVAL);
-        loop {
+        let result = loop {
             let accepted = tokio::select! {
-                _ = cancel.cancelled() => break,
+                _ = cancel.cancelled() => break Ok(()),
                 Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-                a = self.listener.accept() => a,
+                a = listener.accept() => a,
             };
             let a = match accepted {
                 Ok(a) => {
@@ -195,10 +209,10 @@ impl PassiveJob {
                         error!(job = %self.name, error = %e, failures = n, "accepting connections failed");
                     }
                     if !e.is_temporary() && failures > 10 {
-                        let mut g = self.status.lock().unwrap();
-                        g.status.state = JobState::Failed;
-                        g.status.last_error = Some(e.to_string());
-                        return;
+                        break Err(DaemonError::Transport {
+                            job: self.name.to_string(),
+                            source: e,
+                        });
                     }
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(25))))
                         .await;
@@ -222,7 +236,7 @@ impl PassiveJob {
                     continue;
                 }
             };
-            self.status.lock().unwrap().status.connections += 1;
+            self.status.update(|s| s.connections += 1);
             let endpoints = match self.serves.endpoints(&self.name, &a.identity) {
                 Ok(e) => Arc::new(e),
                 Err(e) => {
@@ -246,8 +260,8 @@ impl PassiveJob {
                 }
                 .instrument(span),
             );
-        }
-        drop(self.listener);
+        };
+        drop(listener);
         if tokio::time::timeout(Duration::from_secs(30), async {
             while conns.join_next().await.is_some() {}
         })
@@ -256,8 +270,42 @@ impl PassiveJob {
         {
             warn!(job = %self.name, "connections did not stop within 30s; dropping them");
         }
-        self.status.lock().unwrap().status.state = JobState::Stopped;
-        info!(job = %self.name, "job stopped");
+        result
+    }
+}
+
+#[async_trait]
+impl Worker for PassiveWorker {
+    fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    fn status(&self) -> WorkerStatus {
+        WorkerStatus::Job(Box::new(self.status.read()))
+    }
+
+    async fn run(&self, cancel: CancellationToken) -> Result<(), DaemonError> {
+        let snap = async {
+            if let Some(s) = &self.snap {
+                s.run(cancel.clone()).await;
+            }
+        };
+        let serve = async {
+            let r = self.serve(&cancel).await;
+            if let Err(e) = &r {
+                self.status.failed(e);
+                // The snapshotter stops with the job; the supervisor
+                // restarts both.
+                cancel.cancel();
+            }
+            r
+        };
+        let ((), r) = tokio::join!(snap, serve);
+        if r.is_ok() {
+            self.status.update(|s| s.state = JobState::Stopped);
+            info!(job = %self.name, "job stopped");
+        }
+        r
     }
 }
 

@@ -150,8 +150,7 @@ impl Driver {
         };
         let (mut s, r) = (s?, r?);
         if let Some(f) = &self.cfg.snapshot_filter {
-            let matches = f.matcher().map_err(ReplicationError::Config)?;
-            filter_snapshots(&mut s, &r, &*matches);
+            filter_snapshots(&mut s, &r, &|n| f.matches(n));
         }
         let plans = plan(&s, &r, self.cfg.initial);
         self.report.update(|r| {

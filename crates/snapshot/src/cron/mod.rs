@@ -50,12 +50,22 @@ pub struct CronFields {
     pub dow_star: bool,
 }
 
-/// A parsed cron expression with its time zone.
+/// A parsed cron expression with its time zone. Two schedules are equal
+/// when they were written the same.
 #[derive(Debug, Clone)]
 pub struct CronSchedule {
+    spec: String,
     fields: CronFields,
     tz: TimeZone,
 }
+
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+}
+
+impl Eq for CronSchedule {}
 
 impl CronSchedule {
     /// Parse `spec`; the zone is the `TZ=`/`CRON_TZ=` prefix's, else the
@@ -66,7 +76,16 @@ impl CronSchedule {
             Some(z) => crate::timestamp::load_location(z)?,
             None => TimeZone::system(),
         };
-        Ok(CronSchedule { fields, tz })
+        Ok(CronSchedule {
+            spec: spec.to_string(),
+            fields,
+            tz,
+        })
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.spec
     }
 
     /// The same fields, evaluated in `tz` instead.

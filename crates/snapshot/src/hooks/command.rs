@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tracing::{info, warn};
 
-use super::{go_duration, max_hook_log_size, Capture, HookCtx};
+use super::{go_duration, Capture, HookCtx};
 use crate::report::HookEdge;
 
 /// How long to wait for the output pipes after the command exited: a
@@ -63,7 +63,7 @@ pub(super) async fn run(
             )
         }
     };
-    let capture = Capture::shared(max_hook_log_size());
+    let capture = Capture::shared(ctx.log_max);
     let log = LineLog {
         job: ctx.job.to_string(),
         fs: ctx.fs.to_string(),

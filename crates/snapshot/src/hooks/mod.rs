@@ -40,15 +40,6 @@ use crate::report::HookEdge;
 /// The default of `ZREPL_MAX_HOOK_LOG_SIZE` (zrepl's `MAX_HOOK_LOG_SIZE_DEFAULT`).
 pub const MAX_HOOK_LOG_SIZE_DEFAULT: usize = 1 << 20;
 
-/// How many bytes of hook output are kept: `ZREPL_MAX_HOOK_LOG_SIZE`, or
-/// [`MAX_HOOK_LOG_SIZE_DEFAULT`].
-pub fn max_hook_log_size() -> usize {
-    std::env::var("ZREPL_MAX_HOOK_LOG_SIZE")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(MAX_HOOK_LOG_SIZE_DEFAULT)
-}
-
 /// Check what can be checked of a hook before running it: an absolute
 /// command path, a DSN that parses.
 pub fn check_hook(hook: &Hook) -> Result<(), String> {
@@ -74,6 +65,8 @@ pub(crate) struct HookCtx<'a> {
     pub snapname: &'a str,
     /// `ZREPL_DRYRUN`.
     pub dry_run: bool,
+    /// Bytes of output kept (`ZREPL_MAX_HOOK_LOG_SIZE`, read at startup).
+    pub log_max: usize,
 }
 
 /// What a pre edge leaves for its post edge (zrepl's per-step `state`).
