@@ -1,0 +1,7 @@
+//! The daemon in-process: real jobs, workers and supervisor over the fake
+//! ZFS and the local transport, no VM. Each test names the behaviour it
+//! guards; each was checked to fail with that behaviour broken.
+
+mod lifecycle;
+mod rig;
+mod signals;
