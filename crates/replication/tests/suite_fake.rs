@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use zrelay_fake::FakeZfs;
 use zrelay_replication::suite::{self, Fixture};
-use zrelay_zfs::fake::FakeZfs;
 use zrelay_zfs::{DatasetPath, Zfs};
 
 struct FakeFixture {

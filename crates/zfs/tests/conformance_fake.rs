@@ -2,8 +2,8 @@
 //! fake. The platform suite runs the very same cases against real OpenZFS.
 
 use async_trait::async_trait;
+use zrelay_fake::{FakeOp, FakeZfs};
 use zrelay_zfs::conformance::{self, Fixture};
-use zrelay_zfs::fake::{FakeOp, FakeZfs};
 use zrelay_zfs::{DatasetPath, Zfs};
 
 struct FakeFixture {
