@@ -12,8 +12,8 @@ use zrelay_endpoint::{
 };
 use zrelay_fake::FakeZfs;
 use zrelay_planner::InitialPolicy;
-use zrelay_replication::suite::faults::{FaultySender, SenderFaults};
 use zrelay_replication::{AttemptState, Driver, DriverConfig, FsState, Report};
+use zrelay_testing::faults::{FaultySender, SenderFaults};
 use zrelay_zfs::process::SendStream;
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 

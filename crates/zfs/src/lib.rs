@@ -14,7 +14,6 @@
 
 pub mod api;
 pub mod cmd;
-pub mod conformance;
 pub mod error;
 pub mod name;
 pub mod parse;

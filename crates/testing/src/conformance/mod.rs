@@ -17,8 +17,8 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 
-use crate::api::Zfs;
-use crate::name::DatasetPath;
+use zrelay_zfs::api::Zfs;
+use zrelay_zfs::name::DatasetPath;
 
 /// What a case runs against: a ZFS and an empty root filesystem under which
 /// the case may create anything.
