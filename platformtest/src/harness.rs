@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 use futures_util::FutureExt;
-use zrelay_zfs::conformance::{self, Fixture};
+use zrelay_testing::conformance::{self, Fixture};
 use zrelay_zfs::{DatasetPath, RealZfs, Zfs};
 
 /// A case's body.
@@ -18,10 +18,10 @@ pub type CaseFn = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Result<()>>
 pub enum Body {
     /// Needs the real system.
     Platform(CaseFn),
-    /// From `zrelay_zfs::conformance`, run here against real ZFS.
+    /// From `zrelay_testing::conformance`, run here against real ZFS.
     Conformance(conformance::CaseFn),
-    /// From `zrelay_replication::suite`, run here against real ZFS.
-    Replication(zrelay_replication::suite::CaseFn),
+    /// From `zrelay_testing::replication`, run here against real ZFS.
+    Replication(zrelay_testing::replication::CaseFn),
 }
 
 /// One named platform test.

@@ -237,7 +237,7 @@ impl FsFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zrelay_zfs::fake::FakeZfs;
+    use zrelay_fake::FakeZfs;
 
     fn p(s: &str) -> DatasetPath {
         DatasetPath::parse(s).unwrap()

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use zrelay_endpoint::{FsFilter, JobId, LocalSender, SendOptions, Sender};
-use zrelay_zfs::fake::{FakeOp, FakeZfs};
+use zrelay_fake::{FakeOp, FakeZfs};
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 
 fn p(s: &str) -> DatasetPath {

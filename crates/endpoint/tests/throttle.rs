@@ -17,7 +17,7 @@ use zrelay_endpoint::{
     LocalSender, PrepareReq, Protection, RateLimit, Receiver, RecvOptions, SendOptions, Sender,
     StepReq, ThrottledReceiver, ThrottledSender, ThrottledStream,
 };
-use zrelay_zfs::fake::FakeZfs;
+use zrelay_fake::FakeZfs;
 use zrelay_zfs::process::SendStream;
 use zrelay_zfs::{SnapshotName, Zfs};
 

@@ -9,12 +9,12 @@ use zrelay_endpoint::{
     BatchResult, CommitReq, DestroyOutcome, EndpointError, FsFilter, FsListing, FsVersion, JobId,
     LocalReceiver, LocalSender, PrepareReq, Receiver, RecvOptions, SendOptions, Sender, StepReq,
 };
+use zrelay_fake::{FakeOp, FakeZfs};
 use zrelay_planner::InitialPolicy;
 use zrelay_pruning::{
     prune, KeepRule, PruneOptions, PruneReport, Side, SideKind, PROTECTED_BASE, PROTECTED_NEWEST,
 };
 use zrelay_replication::{Driver, DriverConfig};
-use zrelay_zfs::fake::{FakeOp, FakeZfs};
 use zrelay_zfs::process::SendStream;
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 

@@ -27,8 +27,3 @@ pub use driver::Driver;
 pub use error::ReplicationError;
 pub use observer::{NoObserver, Observer, StepEnd};
 pub use report::{AttemptState, FsReport, FsState, Report, ReportHandle, StepReport};
-pub mod suite;
-
-/// Fail a suite case unless the condition holds (the ZFS-layer suite's macro).
-#[doc(hidden)]
-pub use zrelay_zfs::ensure_case as check;

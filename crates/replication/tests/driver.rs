@@ -10,10 +10,10 @@ use zrelay_endpoint::{
     BatchResult, CommitReq, DestroyOutcome, EndpointError, FsFilter, FsListing, FsVersion, JobId,
     LocalReceiver, LocalSender, PrepareReq, Receiver, RecvOptions, SendOptions, Sender, StepReq,
 };
+use zrelay_fake::FakeZfs;
 use zrelay_planner::InitialPolicy;
-use zrelay_replication::suite::faults::{FaultySender, SenderFaults};
 use zrelay_replication::{AttemptState, Driver, DriverConfig, FsState, Report};
-use zrelay_zfs::fake::FakeZfs;
+use zrelay_testing::faults::{FaultySender, SenderFaults};
 use zrelay_zfs::process::SendStream;
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 
@@ -323,7 +323,7 @@ async fn planning_errors_are_retried_after_the_interval() {
     let w = World::new(&["a"]).await;
     w.snap("a", "1").await;
     w.zfs
-        .fail_next(zrelay_zfs::fake::FakeOp::List, "transient listing failure");
+        .fail_next(zrelay_fake::FakeOp::List, "transient listing failure");
     let c = DriverConfig {
         max_attempts: 2,
         planning_retry: Duration::from_millis(50),

@@ -1,11 +1,11 @@
-//! The replication suite (`zrelay_replication::suite`) against the in-memory
+//! The replication suite (`zrelay_testing::replication`) against the in-memory
 //! fake. The platform suite runs the very same cases against real OpenZFS.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use zrelay_replication::suite::{self, Fixture};
-use zrelay_zfs::fake::FakeZfs;
+use zrelay_fake::FakeZfs;
+use zrelay_testing::replication::{self, Fixture};
 use zrelay_zfs::{DatasetPath, Zfs};
 
 struct FakeFixture {
@@ -53,7 +53,7 @@ async fn fixture() -> FakeFixture {
 async fn replication_suite_passes_against_the_fake() {
     let filter = std::env::var("SUITE_FILTER").unwrap_or_default();
     let mut failures = Vec::new();
-    let cases = suite::all();
+    let cases = replication::all();
     let mut ran = 0;
     for case in cases.iter().filter(|c| c.name.contains(&filter)) {
         ran += 1;

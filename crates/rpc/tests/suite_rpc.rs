@@ -1,4 +1,4 @@
-//! The whole replication suite (`zrelay_replication::suite`) against the
+//! The whole replication suite (`zrelay_testing::replication`) against the
 //! in-memory fake, with every sender and receiver behind RPC: over duplex
 //! pipes and over loopback TCP. And a receive through RPC whose stream is
 //! cut mid-way: the fake keeps a resumable state, the client's error carries
@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use common::{Net, RpcFixture, TestConnector};
 use zrelay_endpoint::{Receiver, Sender, StepReq};
-use zrelay_replication::suite::faults::{FaultySender, SenderFaults};
-use zrelay_replication::suite::{self, Run, Setup};
 use zrelay_rpc::{Endpoints, RemoteReceiver, RemoteSender, RpcConfig};
+use zrelay_testing::faults::{FaultySender, SenderFaults};
+use zrelay_testing::replication::{self, Run, Setup};
 use zrelay_zfs::ErrorClass;
 
 async fn run_suite(net: Net) {
@@ -29,7 +29,10 @@ async fn run_suite(net: Net) {
     let mut failures = Vec::new();
     let mut ran = 0;
     let mut connects = 0;
-    for case in suite::all().iter().filter(|c| c.name.contains(&filter)) {
+    for case in replication::all()
+        .iter()
+        .filter(|c| c.name.contains(&filter))
+    {
         ran += 1;
         let fx = RpcFixture::new(net, cfg.clone()).await;
         if let Err(e) = (case.run)(&fx).await {
@@ -71,8 +74,8 @@ async fn a_cut_receive_keeps_its_resume_token_across_rpc() {
     let setup = Setup::new(&fx).await.unwrap();
     let a = setup.s("a");
     let ra = setup.r(&a);
-    suite::create(&fx, &a).await.unwrap();
-    suite::snap(&fx, &a, "1", 2 * MIB).await.unwrap();
+    replication::create(&fx, &a).await.unwrap();
+    replication::snap(&fx, &a, "1", 2 * MIB).await.unwrap();
     let run = Run::default();
     let (local_sender, local_receiver) = run.endpoints(&fx, &setup);
     let local_sender: Arc<dyn Sender> = local_sender;
@@ -118,7 +121,7 @@ async fn a_cut_receive_keeps_its_resume_token_across_rpc() {
     // Remote send (cut on the server after 512 KiB) into a remote receive.
     let stream = sender.send(&step).await.unwrap();
     let err = receiver.receive(&step, stream).await.unwrap_err();
-    let on_disk = suite::resume_token(&fx, &ra).await.unwrap();
+    let on_disk = replication::resume_token(&fx, &ra).await.unwrap();
     assert!(on_disk.is_some(), "the fake kept no partial receive: {err}");
     assert_eq!(err.resume_token(), on_disk.as_deref(), "{err:?}");
     assert_eq!(err.class(), ErrorClass::Temporary, "{err}");
@@ -139,8 +142,8 @@ async fn a_cut_receive_keeps_its_resume_token_across_rpc() {
     let stream = sender.send(&resumed).await.unwrap();
     receiver.receive(&resumed, stream).await.unwrap();
     assert_eq!(
-        suite::guid(&fx, &a, "1").await.unwrap(),
-        suite::guid(&fx, &ra, "1").await.unwrap()
+        replication::guid(&fx, &a, "1").await.unwrap(),
+        replication::guid(&fx, &ra, "1").await.unwrap()
     );
-    assert!(suite::resume_token(&fx, &ra).await.unwrap().is_none());
+    assert!(replication::resume_token(&fx, &ra).await.unwrap().is_none());
 }

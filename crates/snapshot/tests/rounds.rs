@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::{ds, fake_with, filter, Recording};
+use zrelay_fake::FakeOp;
 use zrelay_snapshot::{
     HookStatus, RoundCause, SnapshotReport, Snapshotter, Snapshotting, TimestampFormat, TokioClock,
 };
-use zrelay_zfs::fake::FakeOp;
 use zrelay_zfs::name::VersionKind;
 use zrelay_zfs::Zfs;
 
@@ -270,7 +270,7 @@ fn configuration_problems_are_permanent_errors() {
         timestamp_format: TimestampFormat::Dense,
         timestamp_location: "UTC".into(),
     };
-    let fake = zrelay_zfs::fake::FakeZfs::new();
+    let fake = zrelay_fake::FakeZfs::new();
     let e =
         Snapshotter::new("job", filter(&[("tank<", true)]), bad_zone, Arc::new(fake)).unwrap_err();
     assert!(e.is_permanent());

@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime};
 use common::{ds, fake_with, filter, Recording};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use zrelay_fake::FakeZfs;
 use zrelay_snapshot::{
     RoundCause, SnapshotReport, Snapshotter, SnapshotterState, Snapshotting, TimestampFormat,
     TokioClock, Trigger,
 };
-use zrelay_zfs::fake::FakeZfs;
 use zrelay_zfs::{SnapshotName, Zfs};
 
 const H: Duration = Duration::from_secs(3600);

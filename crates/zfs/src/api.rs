@@ -1,7 +1,7 @@
 //! The [`Zfs`] trait: every ZFS operation zrelay performs, implemented by the
 //! real command wrapper ([`crate::real::RealZfs`]) and the in-memory fake
-//! ([`crate::fake::FakeZfs`]). Both pass the same behavioural suite
-//! ([`crate::conformance`]).
+//! (`zrelay_fake::FakeZfs`). Both pass the same behavioural suite
+//! (`zrelay_testing::conformance`); both crates are test-only.
 
 use std::collections::BTreeMap;
 

@@ -14,9 +14,7 @@
 
 pub mod api;
 pub mod cmd;
-pub mod conformance;
 pub mod error;
-pub mod fake;
 pub mod name;
 pub mod parse;
 pub mod peer_text;

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, ensure, Context as _, Result};
+use zrelay_testing::conformance::{self, Fixture};
 use zrelay_zfs::cmd::Runner;
-use zrelay_zfs::conformance::{self, Fixture};
 use zrelay_zfs::{
     BookmarkName, DatasetPath, RealZfs, SendArgs, SendFlags, SnapshotName, VersionRef, Zfs,
 };

@@ -43,14 +43,18 @@ pub fn all() -> Vec<Case> {
             rig::rig_interrupted_recv_resumes_with_token
         ),
     ];
-    let shared = zrelay_zfs::conformance::all().into_iter().map(|c| Case {
-        name: c.name,
-        run: Body::Conformance(c.run),
-    });
-    let replication = zrelay_replication::suite::all().into_iter().map(|c| Case {
-        name: c.name,
-        run: Body::Replication(c.run),
-    });
+    let shared = zrelay_testing::conformance::all()
+        .into_iter()
+        .map(|c| Case {
+            name: c.name,
+            run: Body::Conformance(c.run),
+        });
+    let replication = zrelay_testing::replication::all()
+        .into_iter()
+        .map(|c| Case {
+            name: c.name,
+            run: Body::Replication(c.run),
+        });
     let real_only = vec![
         case!(
             "ListFilesystemsNoFilter_WithVolumes_OneListCall",

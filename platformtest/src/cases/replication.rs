@@ -1,4 +1,4 @@
-//! The replication suite (`zrelay_replication::suite`) on real OpenZFS, and
+//! The replication suite (`zrelay_testing::replication`) on real OpenZFS, and
 //! the replication cases that need the real system: counting the zfs
 //! commands of an incremental cycle over many filesystems.
 
@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use zrelay_endpoint::{
     FsFilter, LocalReceiver, LocalSender, Receiver, RecvOptions, SendOptions, Sender,
 };
-use zrelay_replication::suite::{self, Fixture};
 use zrelay_replication::{Driver, DriverConfig, FsState, Report};
+use zrelay_testing::replication::{self, Fixture};
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 
 use crate::harness::{Body, Case, Ctx};
@@ -29,7 +29,7 @@ impl Fixture for Ctx {
     }
 
     async fn write(&self, fs: &DatasetPath, bytes: usize) -> Result<(), String> {
-        zrelay_zfs::conformance::Fixture::write(self, fs, bytes).await
+        zrelay_testing::conformance::Fixture::write(self, fs, bytes).await
     }
 
     async fn create_encrypted(&self, fs: &DatasetPath) -> Result<(), String> {
@@ -60,7 +60,7 @@ fn endpoints(
     dst: &DatasetPath,
 ) -> (Arc<dyn Sender>, Arc<dyn Receiver>) {
     let zfs: Arc<dyn Zfs> = Arc::new(ctx.zfs.clone());
-    let job = suite::job();
+    let job = replication::job();
     let sender = LocalSender::new(
         zfs.clone(),
         job.clone(),

@@ -1,6 +1,6 @@
 use super::*;
 use crate::abstractions::JobId;
-use zrelay_zfs::fake::FakeZfs;
+use zrelay_fake::FakeZfs;
 use zrelay_zfs::parse::DatasetKind;
 use zrelay_zfs::VersionRef;
 
@@ -299,5 +299,5 @@ async fn list_and_release_on_the_fake() {
     };
     let got = list_abstractions(&zfs, &listed, &bms).await.unwrap();
     assert_eq!(got.len(), 1);
-    assert_eq!(zfs.calls(zrelay_zfs::fake::FakeOp::Holds), 0);
+    assert_eq!(zfs.calls(zrelay_fake::FakeOp::Holds), 0);
 }

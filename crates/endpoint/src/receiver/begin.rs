@@ -128,7 +128,7 @@ pub(super) async fn check(step: &StepReq, mut stream: Box<dyn SendStream>) -> Re
 mod tests {
     use std::sync::Arc;
 
-    use zrelay_zfs::fake::{FakeOp, FakeZfs};
+    use zrelay_fake::{FakeOp, FakeZfs};
     use zrelay_zfs::name::VersionKind;
     use zrelay_zfs::{SendArgs, SendFlags, SnapshotName, VersionRef, Zfs};
 

@@ -13,13 +13,13 @@ use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::sync::CancellationToken;
 use zrelay_endpoint::{Receiver, Sender};
-use zrelay_replication::suite::Fixture;
+use zrelay_fake::FakeZfs;
 use zrelay_rpc::{
     serve_conn, Endpoints, RemoteReceiver, RemoteSender, RpcConfig, FRAME_HEADER_LEN, MAGIC,
     PROTOCOL_VERSION,
 };
+use zrelay_testing::replication::Fixture;
 use zrelay_transport::{Conn, Connector, TransportError};
-use zrelay_zfs::fake::FakeZfs;
 use zrelay_zfs::{DatasetPath, Zfs};
 
 /// Which connections a test connector makes.

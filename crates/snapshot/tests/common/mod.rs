@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use zrelay_endpoint::FsFilter;
+use zrelay_fake::FakeZfs;
 use zrelay_snapshot::{Hook, HookKind};
-use zrelay_zfs::fake::FakeZfs;
 use zrelay_zfs::parse::{ListedDataset, ResumeTokenInfo, SendEstimate};
 use zrelay_zfs::process::{RecvSink, SendStream};
 use zrelay_zfs::{

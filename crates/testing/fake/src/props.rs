@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::Result;
-use crate::name::{BookmarkName, DatasetPath, SnapshotName, VersionKind};
+use zrelay_zfs::error::Result;
+use zrelay_zfs::name::{BookmarkName, DatasetPath, SnapshotName, VersionKind};
 
 use super::state::{cmd_err, missing, State};
 

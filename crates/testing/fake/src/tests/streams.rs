@@ -37,7 +37,7 @@ async fn full_and_incremental_round_trip() {
         z.list_versions(&src).await.unwrap(),
         other.list_versions(&target).await.unwrap(),
     );
-    let guids = |vs: &[crate::parse::Version]| {
+    let guids = |vs: &[zrelay_zfs::parse::Version]| {
         vs.iter()
             .map(|v| (v.name.clone(), v.guid, v.creation))
             .collect::<Vec<_>>()

@@ -1,6 +1,6 @@
 //! The fake's stream format, its resume tokens, and the send side.
 //!
-//! A stream starts with a real `DRR_BEGIN` record ([`crate::stream_begin`],
+//! A stream starts with a real `DRR_BEGIN` record ([`zrelay_zfs::stream_begin`],
 //! 312 bytes: a substream header naming the snapshot and its guids, or for
 //! several records a compound header with zero guids naming the last
 //! snapshot, as `zfs send -I` writes), then a sequence of records, one per
@@ -16,7 +16,7 @@
 //!
 //! The filler is a function of the snapshot GUID and the byte position, so the
 //! receiver verifies every byte; a stream cut short lacks its trailer and `DONE`.
-//! Resume tokens are real-format OpenZFS tokens ([`crate::resume_token`]).
+//! Resume tokens are real-format OpenZFS tokens ([`zrelay_zfs::resume_token`]).
 
 use std::collections::VecDeque;
 use std::io;
@@ -26,10 +26,10 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::error::{Result, ZfsError};
-use crate::name::{DatasetPath, SnapshotName};
-use crate::process::SendStream;
-use crate::stream_begin::{StreamBegin, DMU_COMPOUNDSTREAM};
+use zrelay_zfs::error::{Result, ZfsError};
+use zrelay_zfs::name::{DatasetPath, SnapshotName};
+use zrelay_zfs::process::SendStream;
+use zrelay_zfs::stream_begin::{StreamBegin, DMU_COMPOUNDSTREAM};
 
 /// First word of a record header.
 pub(crate) const MAGIC: &str = "ZRFAKE1";

@@ -4,14 +4,13 @@
 //! (`zrelay-platformtest`), through the same [`Fixture`] trait.
 //!
 //! Invariant: cases use only the [`Zfs`] trait, the local endpoints, the
-//! driver and the fault-injecting wrappers of [`faults`]; nothing here knows
+//! driver and the fault-injecting wrappers of [`crate::faults`]; nothing here knows
 //! whether ZFS is real.
 
 mod cases_abstractions;
 mod cases_initial;
 mod cases_placeholder;
 mod cases_resume;
-pub mod faults;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,7 +27,7 @@ use zrelay_zfs::parse::Version;
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 
 use crate::check;
-use crate::{Driver, DriverConfig, Report};
+use zrelay_replication::{Driver, DriverConfig, Report};
 
 /// What a case runs against.
 #[async_trait]
@@ -68,11 +67,11 @@ pub struct Case {
 
 /// Turn any error into the case's error, with context (the ZFS-layer
 /// suite's helper, under this suite's name).
-pub use zrelay_zfs::conformance::CaseResult as Ctx;
+pub use crate::conformance::CaseResult as Ctx;
 
 macro_rules! case {
     ($name:literal, $f:path) => {
-        $crate::suite::Case {
+        $crate::replication::Case {
             name: $name,
             run: |fx| Box::pin($f(fx)),
         }
@@ -278,7 +277,10 @@ pub fn expect_success(r: &Report) -> Outcome {
 }
 
 /// The report line of `fs`.
-pub fn fs_report<'a>(r: &'a Report, fs: &DatasetPath) -> Result<&'a crate::FsReport, String> {
+pub fn fs_report<'a>(
+    r: &'a Report,
+    fs: &DatasetPath,
+) -> Result<&'a zrelay_replication::FsReport, String> {
     r.filesystems
         .iter()
         .find(|f| f.fs == fs.as_str())

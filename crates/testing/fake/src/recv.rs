@@ -1,9 +1,9 @@
 //! The receive side: what a stream record does to the target, and the
 //! partial state an interrupted resumable receive leaves behind.
 
-use crate::api::RecvArgs;
-use crate::name::DatasetPath;
-use crate::parse::ResumeTokenInfo;
+use zrelay_zfs::api::RecvArgs;
+use zrelay_zfs::name::DatasetPath;
+use zrelay_zfs::parse::ResumeTokenInfo;
 
 use super::state::{EncRoot, Partial, Snap, State};
 use super::stream::Header;

@@ -1,9 +1,9 @@
-//! The behavioural suite (`zrelay_zfs::conformance`) against the in-memory
+//! The behavioural suite (`zrelay_testing::conformance`) against the in-memory
 //! fake. The platform suite runs the very same cases against real OpenZFS.
 
 use async_trait::async_trait;
-use zrelay_zfs::conformance::{self, Fixture};
-use zrelay_zfs::fake::{FakeOp, FakeZfs};
+use zrelay_fake::{FakeOp, FakeZfs};
+use zrelay_testing::conformance::{self, Fixture};
 use zrelay_zfs::{DatasetPath, Zfs};
 
 struct FakeFixture {

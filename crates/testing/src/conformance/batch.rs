@@ -5,13 +5,13 @@
 
 use super::cases::{ds, fs_with_snaps, snap};
 use super::{CaseResult, Fixture, Outcome};
-use crate::api::{VersionRef, Zfs};
 use crate::ensure_case;
-use crate::error::ZfsError;
-use crate::name::{BookmarkName, DatasetPath, SnapshotName, VersionKind};
-use crate::send_args::{SendArgs, SendFlags};
+use zrelay_zfs::api::{VersionRef, Zfs};
+use zrelay_zfs::error::ZfsError;
+use zrelay_zfs::name::{BookmarkName, DatasetPath, SnapshotName, VersionKind};
+use zrelay_zfs::send_args::{SendArgs, SendFlags};
 
-fn missing(r: &crate::error::Result<()>, name: &str) -> bool {
+fn missing(r: &zrelay_zfs::error::Result<()>, name: &str) -> bool {
     matches!(r, Err(ZfsError::DatasetDoesNotExist { path }) if path == name)
 }
 

@@ -5,9 +5,9 @@ mod datasets;
 mod streams;
 
 use super::*;
-use crate::name::VersionKind;
-use crate::parse::{DestroyReason, StderrKind};
-use crate::send_args::{SendArgs, SendFlags};
+use zrelay_zfs::name::VersionKind;
+use zrelay_zfs::parse::{DestroyReason, StderrKind};
+use zrelay_zfs::send_args::{SendArgs, SendFlags};
 
 fn p(s: &str) -> DatasetPath {
     DatasetPath::parse(s).unwrap()
@@ -86,7 +86,7 @@ async fn transfer(
     }
 }
 
-fn names(vs: &[crate::parse::Version]) -> Vec<String> {
+fn names(vs: &[zrelay_zfs::parse::Version]) -> Vec<String> {
     vs.iter()
         .map(|v| format!("{}{}", v.kind.delimiter(), v.name))
         .collect()
@@ -96,14 +96,15 @@ fn names(vs: &[crate::parse::Version]) -> Vec<String> {
 async fn interrupted(z: &FakeZfs, args: &SendArgs, recv: &RecvArgs, cut: u64) -> String {
     let v = args.clone().validate(z).await.unwrap();
     // `cut` counts from after the stream's BEGIN record
-    z.fail_send_at_byte(cut + crate::stream_begin::BEGIN_LEN as u64);
+    z.fail_send_at_byte(cut + zrelay_zfs::stream_begin::BEGIN_LEN as u64);
     let mut stream = z.send(&v).await.unwrap();
     let mut sink = z.recv(recv).await.unwrap();
     let e = tokio::io::copy(&mut stream, &mut sink).await.unwrap_err();
     assert!(e.to_string().contains("injected"), "{e}");
     stream.close().await.unwrap();
     let e = sink.finish().await.unwrap_err();
-    let token = crate::parse::recv_resume_token(&e.to_string()).expect("stderr names the token");
+    let token =
+        zrelay_zfs::parse::recv_resume_token(&e.to_string()).expect("stderr names the token");
     let listed = z
         .list_depth1(recv.fs.parent().as_ref().unwrap())
         .await

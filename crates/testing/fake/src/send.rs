@@ -1,16 +1,16 @@
 //! What a fake `zfs send` would stream: one [`Header`] per snapshot.
 
-use crate::api::VersionRef;
-use crate::error::{Result, ZfsError};
-use crate::parse::ResumeTokenInfo;
-use crate::send_args::ValidatedSendArgs;
+use zrelay_zfs::api::VersionRef;
+use zrelay_zfs::error::{Result, ZfsError};
+use zrelay_zfs::parse::ResumeTokenInfo;
+use zrelay_zfs::send_args::ValidatedSendArgs;
 
 use super::state::{cmd_err, missing, State};
 use super::stream::Header;
 
 /// Decode a resume token with the same decoder `RealZfs` uses.
 pub(crate) fn token_info(token: &str) -> Result<ResumeTokenInfo> {
-    crate::resume_token::decode(token).map_err(|e| ZfsError::SendValidation(e.to_string()))
+    zrelay_zfs::resume_token::decode(token).map_err(|e| ZfsError::SendValidation(e.to_string()))
 }
 
 impl State {

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::api::ZfsVersion;
-use crate::error::{Result, ZfsError};
-use crate::name::{DatasetPath, VersionKind};
-use crate::parse::{classify, legacy_placeholder_value, DatasetKind, ListedDataset, Version};
+use zrelay_zfs::api::ZfsVersion;
+use zrelay_zfs::error::{Result, ZfsError};
+use zrelay_zfs::name::{DatasetPath, VersionKind};
+use zrelay_zfs::parse::{classify, legacy_placeholder_value, DatasetKind, ListedDataset, Version};
 
 use super::stream::{splitmix64, Header};
 use super::{FakeOp, Fault};

@@ -2,10 +2,10 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use crate::api::{DestroyReport, DestroyTarget, VersionRef};
-use crate::error::{Result, ZfsError};
-use crate::name::{BookmarkName, DatasetPath, SnapshotName};
-use crate::parse::{DestroyFailure, DestroyReason};
+use zrelay_zfs::api::{DestroyReport, DestroyTarget, VersionRef};
+use zrelay_zfs::error::{Result, ZfsError};
+use zrelay_zfs::name::{BookmarkName, DatasetPath, SnapshotName};
+use zrelay_zfs::parse::{DestroyFailure, DestroyReason};
 
 use super::state::{cmd_err, missing, Mark, Snap, State};
 
@@ -138,7 +138,7 @@ impl State {
         for n in names {
             SnapshotName::new(fs, n)?;
         }
-        crate::api::check_destroy_batch(fs, names)?;
+        zrelay_zfs::api::check_destroy_batch(fs, names)?;
         let cmd = format!("zfs destroy {fs}@{}", names.join(","));
         let Some(ds) = self.datasets.get_mut(fs) else {
             return Err(cmd_err(

@@ -4,10 +4,10 @@
 
 use super::cases::{ds, fs_with_snaps, snap, version_names};
 use super::{CaseResult, Fixture, Outcome};
-use crate::api::{RecvArgs, VersionRef};
 use crate::ensure_case;
-use crate::name::{BookmarkName, VersionKind};
-use crate::send_args::{SendArgs, SendFlags};
+use zrelay_zfs::api::{RecvArgs, VersionRef};
+use zrelay_zfs::name::{BookmarkName, VersionKind};
+use zrelay_zfs::send_args::{SendArgs, SendFlags};
 
 pub(super) async fn snapshot_is_atomic_across_filesystems(fx: &dyn Fixture) -> Outcome {
     let a = fs_with_snaps(fx, "a", &[]).await?;
@@ -175,8 +175,8 @@ pub(super) async fn list_pools(fx: &dyn Fixture) -> Outcome {
 /// `zfs destroy fs@%` destroys every snapshot and `fs@a%c` a range: the ZFS layer refuses
 /// any `%` in a destroy target before a command is built, and nothing is destroyed.
 pub(super) async fn destroy_never_takes_a_range(fx: &dyn Fixture) -> Outcome {
-    use crate::api::DestroyTarget;
-    use crate::name::SnapshotName;
+    use zrelay_zfs::api::DestroyTarget;
+    use zrelay_zfs::name::SnapshotName;
     let fs = fs_with_snaps(fx, "range", &["a", "b", "c"]).await?;
     let z = fx.zfs();
     for names in [vec!["%"], vec!["a%c"], vec!["b", "%"]] {

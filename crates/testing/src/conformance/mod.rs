@@ -1,7 +1,8 @@
 //! The behavioural suite every [`Zfs`] implementation must pass: the real
 //! command wrapper (run by `zrelay-platformtest` on real OpenZFS) and the
-//! in-memory fake (run by `cargo test`). Case names are zrepl's platform-test
-//! names, so a reader can map one to the other.
+//! in-memory fake `zrelay_fake::FakeZfs` (run by `cargo test -p zrelay-fake`).
+//! Case names are zrepl's platform-test names, so a reader can map one to
+//! the other.
 //!
 //! Invariant: a case only uses the [`Zfs`] trait and its [`Fixture`]; anything
 //! that needs the real system (encryption keys, shell pipelines) lives in the
@@ -17,8 +18,8 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 
-use crate::api::Zfs;
-use crate::name::DatasetPath;
+use zrelay_zfs::api::Zfs;
+use zrelay_zfs::name::DatasetPath;
 
 /// What a case runs against: a ZFS and an empty root filesystem under which
 /// the case may create anything.

@@ -5,11 +5,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::cases::{ds, fs_with_snaps, snap, version_names};
 use super::{CaseResult, Fixture, Outcome};
-use crate::api::{RecvArgs, VersionRef};
 use crate::ensure_case;
-use crate::error::ZfsError;
-use crate::name::{DatasetPath, SnapshotName};
-use crate::send_args::{SendArgs, SendFlags, ValidatedSendArgs};
+use zrelay_zfs::api::{RecvArgs, VersionRef};
+use zrelay_zfs::error::ZfsError;
+use zrelay_zfs::name::{DatasetPath, SnapshotName};
+use zrelay_zfs::send_args::{SendArgs, SendFlags, ValidatedSendArgs};
 
 async fn full_args(fx: &dyn Fixture, s: &SnapshotName) -> Result<SendArgs, String> {
     let guid = fx.zfs().guid(&s.to_string()).await.ctx("guid")?;

@@ -1,7 +1,7 @@
 //! The [`RecvSink`] of the fake: parses the stream format of [`super::stream`]
 //! as it is written, applies each record when its trailer arrives, and keeps
 //! resumable state when the input ends early. The stream's first 312 bytes
-//! must be a real `DRR_BEGIN` record ([`crate::stream_begin`]) agreeing with
+//! must be a real `DRR_BEGIN` record ([`zrelay_zfs::stream_begin`]) agreeing with
 //! the first record, as `zfs recv` refuses a stream without one.
 
 use std::io;
@@ -12,17 +12,17 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use tokio::io::AsyncWrite;
 
-use crate::api::RecvArgs;
-use crate::error::{Result, ZfsError};
-use crate::name::SnapshotName;
-use crate::parse::StderrKind;
-use crate::process::RecvSink;
+use zrelay_zfs::api::RecvArgs;
+use zrelay_zfs::error::{Result, ZfsError};
+use zrelay_zfs::name::SnapshotName;
+use zrelay_zfs::parse::StderrKind;
+use zrelay_zfs::process::RecvSink;
 
 use super::lock;
 use super::recv::what;
 use super::state::{cmd_err, missing, State};
 use super::stream::{filler, Header, DONE};
-use crate::stream_begin::{self, StreamBegin, BEGIN_LEN, DMU_SUBSTREAM};
+use zrelay_zfs::stream_begin::{self, StreamBegin, BEGIN_LEN, DMU_SUBSTREAM};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use zrelay_endpoint::{Guarantee, Protection};
 
-use super::faults::{FailingReceiver, FaultySender, SenderFaults};
 use super::*;
 use crate::check;
-use crate::AttemptState;
+use crate::faults::{FailingReceiver, FaultySender, SenderFaults};
+use zrelay_replication::AttemptState;
 
 pub(super) fn cases() -> Vec<Case> {
     vec![

@@ -1,5 +1,13 @@
-//! [`FakeZfs`]: an in-memory [`Zfs`] that behaves like `RealZfs` on OpenZFS 2.3
-//! closely enough to pass the same behavioural suite ([`crate::conformance`]).
+//! `zrelay-fake`: [`FakeZfs`], an in-memory [`Zfs`] for tests.
+//!
+//! Invariants:
+//! - The fake behaves like `zrelay_zfs::RealZfs` on OpenZFS 2.3 closely
+//!   enough to pass the same behavioural suite (`zrelay_testing::conformance`,
+//!   run against the fake by `cargo test -p zrelay-testing` and against real
+//!   OpenZFS by `zrelay-platformtest`).
+//! - Only test code depends on this crate: production crates list it under
+//!   `[dev-dependencies]` at most, so it is never part of the release
+//!   binary. It depends on `zrelay-zfs` alone and uses only its public API.
 //!
 //! Model:
 //! - Pools are added with [`FakeZfs::add_pool`]; filesystems, snapshots and
@@ -37,14 +45,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::api::{
+use zrelay_zfs::api::{
     DestroyReport, DestroyTarget, PropertyValue, RecvArgs, VersionRef, Zfs, ZfsVersion,
 };
-use crate::error::{Result, ZfsError};
-use crate::name::{BookmarkName, DatasetPath, SnapshotName};
-use crate::parse::{ListedDataset, ResumeTokenInfo, SendEstimate};
-use crate::process::{RecvSink, SendStream};
-use crate::send_args::ValidatedSendArgs;
+use zrelay_zfs::error::{Result, ZfsError};
+use zrelay_zfs::name::{BookmarkName, DatasetPath, SnapshotName};
+use zrelay_zfs::parse::{ListedDataset, ResumeTokenInfo, SendEstimate};
+use zrelay_zfs::process::{RecvSink, SendStream};
+use zrelay_zfs::send_args::ValidatedSendArgs;
 
 use state::State;
 

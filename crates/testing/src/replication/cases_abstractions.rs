@@ -6,9 +6,9 @@
 use zrelay_endpoint::{Guarantee, Protection};
 use zrelay_zfs::{BookmarkName, DestroyTarget, SnapshotName, VersionRef};
 
-use super::faults::{FaultySender, SenderFaults};
 use super::*;
 use crate::check;
+use crate::faults::{FaultySender, SenderFaults};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![

@@ -5,9 +5,9 @@
 
 use zrelay_endpoint::PlaceholderEncryption;
 
-use super::faults::{FaultySender, SenderFaults};
 use super::*;
 use crate::check;
+use crate::faults::{FaultySender, SenderFaults};
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
@@ -84,7 +84,8 @@ async fn failing_parent_prohibits_child(fx: &dyn Fixture) -> Outcome {
     check!(err.contains("injected fault"), "{a}: {err}");
     let err = fs_error(&r, &child)?;
     check!(
-        fs_report(&r, &child)?.state == crate::FsState::Failed && err.contains("parent"),
+        fs_report(&r, &child)?.state == zrelay_replication::FsState::Failed
+            && err.contains("parent"),
         "{child} must fail because of its parent: {err}"
     );
     check!(
@@ -97,7 +98,7 @@ async fn failing_parent_prohibits_child(fx: &dyn Fixture) -> Outcome {
     );
     // `aa` has `a` as a string prefix but is no child of it.
     check!(
-        fs_report(&r, &aa)?.state == crate::FsState::Done,
+        fs_report(&r, &aa)?.state == zrelay_replication::FsState::Done,
         "{aa}: {:?}",
         fs_report(&r, &aa)?
     );

@@ -1,11 +1,11 @@
 //! Conformance cases for naming, listing, holds, bookmarks and destroys.
 
 use super::{CaseResult, Fixture, Outcome};
-use crate::api::{DestroyTarget, VersionRef};
 use crate::ensure_case;
-use crate::error::ZfsError;
-use crate::name::{BookmarkName, DatasetPath, SnapshotName, VersionKind};
-use crate::parse::DestroyReason;
+use zrelay_zfs::api::{DestroyTarget, VersionRef};
+use zrelay_zfs::error::ZfsError;
+use zrelay_zfs::name::{BookmarkName, DatasetPath, SnapshotName, VersionKind};
+use zrelay_zfs::parse::DestroyReason;
 
 pub(super) fn ds(fx: &dyn Fixture, rel: &str) -> DatasetPath {
     fx.root().join_relative(rel).expect("valid test name")
