@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use zrelay_daemon::status::JobStatus;
 use zrelay_daemon::{Daemon, Jobs, Policy};
 use zrelay_snapshot::Clock;
-use zrelay_zfs::fake::FakeZfs;
+use zrelay_fake::FakeZfs;
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 
 /// A running daemon.
