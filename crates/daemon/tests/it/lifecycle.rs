@@ -150,7 +150,10 @@ async fn graceful_shutdown_leaves_a_resumable_state() {
         })
         .await;
     let full = st.current.unwrap().filesystems[0].bytes_expected;
+    let stopping = std::time::Instant::now();
     rig.stop().await;
+    // The running step stops at once; it is not waited for.
+    assert!(stopping.elapsed() < Duration::from_secs(5), "{:?}", stopping.elapsed());
     let token = z
         .get(RECEIVED, &["receive_resume_token"])
         .await
