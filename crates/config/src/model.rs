@@ -267,10 +267,10 @@ pub enum PullInterval {
 /// `pruning` of push and pull jobs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PruningConfig {
-    /// `keep_sender`.
-    pub keep_sender: Vec<KeepRule>,
-    /// `keep_receiver`.
-    pub keep_receiver: Vec<KeepRule>,
+    /// `keep_sender` (compiled).
+    pub keep_sender: KeepRules,
+    /// `keep_receiver` (compiled).
+    pub keep_receiver: KeepRules,
 }
 
 /// `type: push`.
@@ -342,8 +342,8 @@ pub struct SnapJob {
     pub filesystems: FsFilter,
     /// `snapshotting`.
     pub snapshotting: Snapshotting,
-    /// `pruning.keep`.
-    pub keep: Vec<KeepRule>,
+    /// `pruning.keep` (compiled).
+    pub keep: KeepRules,
 }
 
 /// `limits` of a sink or source job (zrelay extension): what the serving side accepts from
@@ -392,4 +392,4 @@ impl Default for Limits {
 pub use zrelay_snapshot::model::{Hook, HookKind, Snapshotting, TimestampFormat};
 
 // Keep rules are the pruner's own types (`zrelay-pruning`).
-pub use zrelay_pruning::{GridInterval, KeepRule};
+pub use zrelay_pruning::{GridInterval, KeepRule, KeepRules};

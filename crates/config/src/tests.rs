@@ -92,8 +92,8 @@ fn job_defaults_are_zrepls() {
     assert_eq!((r.steps, r.size_estimates), (1, 4));
     assert_eq!((&r.snapshot_filter, &r.schedule), (&None, &None));
     assert_eq!(
-        p.pruning.keep_sender,
-        vec![KeepRule::NotReplicated {
+        *p.pruning.keep_sender,
+        [KeepRule::NotReplicated {
             keep_snapshot_at_cursor: true
         }]
     );

@@ -10,9 +10,9 @@ use zrelay_endpoint::{DestroyOutcome, FsListing, Receiver, Sender};
 use zrelay_zfs::DatasetPath;
 
 use crate::error::PruneError;
-use crate::plan::{compile_for, plan_compiled, snapshots};
+use crate::plan::{for_side, plan_compiled, snapshots};
 use crate::report::{FsPruneReport, PruneReport, SideKind};
-use crate::rules::{Compiled, KeepRule};
+use crate::rules::{Compiled, KeepRules};
 
 /// The endpoint a pruning run works on.
 #[derive(Clone)]
@@ -85,7 +85,7 @@ pub struct PruneOptions {
 
 /// Prune `side` by `rules`. Never fails as a whole: failures are in the
 /// report, per filesystem or (invalid rules, failed listing) for the run.
-pub async fn prune(side: &Side, rules: &[KeepRule], opts: &PruneOptions) -> PruneReport {
+pub async fn prune(side: &Side, rules: &KeepRules, opts: &PruneOptions) -> PruneReport {
     match try_prune(side, rules, opts).await {
         Ok(r) => r,
         Err(e) => PruneReport {
@@ -104,14 +104,14 @@ pub async fn prune(side: &Side, rules: &[KeepRule], opts: &PruneOptions) -> Prun
 /// Invalid rules for this side, or a failed listing.
 pub async fn try_prune(
     side: &Side,
-    rules: &[KeepRule],
+    rules: &KeepRules,
     opts: &PruneOptions,
 ) -> Result<PruneReport, PruneError> {
     let kind = side.kind();
     let span = info_span!("prune", prune_side = %kind, dry_run = opts.dry_run);
     async move {
-        let compiled =
-            compile_for(kind, rules).inspect_err(|e| warn!(error = %e, "invalid keep rules"))?;
+        let compiled = for_side(kind, rules.compiled().to_vec())
+            .inspect_err(|e| warn!(error = %e, "invalid keep rules"))?;
         let listing = side.list().await.map_err(|e| {
             let e = PruneError::endpoint(format!("list filesystems of {}", side.describe()), e);
             warn!(error = %e, "cannot list filesystems");

@@ -21,7 +21,7 @@ use zrelay_zfs::DatasetPath;
 
 use crate::exec::{prune, PruneOptions, Side};
 use crate::report::{PruneReport, SideKind};
-use crate::rules::KeepRule;
+use crate::rules::KeepRules;
 
 /// The snapshots the receiver keeps for the sender's sake: per filesystem
 /// (in the sender's namespace), the GUID of the sender's replication
@@ -37,8 +37,8 @@ pub fn receiver_protection(sender: &[FsListing]) -> Vec<(DatasetPath, u64)> {
 pub struct JobPruner {
     sender: Arc<dyn Sender>,
     receiver: Option<Arc<dyn Receiver>>,
-    keep_sender: Vec<KeepRule>,
-    keep_receiver: Vec<KeepRule>,
+    keep_sender: KeepRules,
+    keep_receiver: KeepRules,
     max_batch: usize,
 }
 
@@ -49,8 +49,8 @@ impl JobPruner {
     pub fn pair(
         sender: Arc<dyn Sender>,
         receiver: Arc<dyn Receiver>,
-        keep_sender: Vec<KeepRule>,
-        keep_receiver: Vec<KeepRule>,
+        keep_sender: KeepRules,
+        keep_receiver: KeepRules,
         max_batch: usize,
     ) -> JobPruner {
         JobPruner {
@@ -63,12 +63,12 @@ impl JobPruner {
     }
 
     /// A snap job: `keep` on its own filesystems.
-    pub fn local(sender: Arc<dyn Sender>, keep: Vec<KeepRule>, max_batch: usize) -> JobPruner {
+    pub fn local(sender: Arc<dyn Sender>, keep: KeepRules, max_batch: usize) -> JobPruner {
         JobPruner {
             sender,
             receiver: None,
             keep_sender: keep,
-            keep_receiver: Vec::new(),
+            keep_receiver: KeepRules::default(),
             max_batch,
         }
     }

@@ -43,4 +43,4 @@ pub use exec::{prune, try_prune, PruneOptions, Side};
 pub use job::{receiver_protection, JobPruner};
 pub use plan::{plan_filesystem, PROTECTED_BASE, PROTECTED_NEWEST, PROTECTED_RESUME};
 pub use report::{FsPruneReport, PruneReport, SideKind};
-pub use rules::{check_rules, format_grid, GridInterval, KeepRule};
+pub use rules::{check_rules, format_grid, GridInterval, KeepRule, KeepRules};

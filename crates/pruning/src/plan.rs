@@ -47,7 +47,15 @@ pub const PROTECTED_RESUME: &str = "protected: base of the resumable partial rec
 
 /// Rules compiled for one side.
 pub(crate) fn compile_for(side: SideKind, rules: &[KeepRule]) -> Result<Vec<Compiled>, PruneError> {
-    let mut compiled = compile(rules)?;
+    for_side(side, compile(rules)?)
+}
+
+/// Compiled rules as `side` applies them: a snap job cannot use
+/// `not_replicated`; the receiver always keeps the snapshot at the cursor.
+pub(crate) fn for_side(
+    side: SideKind,
+    mut compiled: Vec<Compiled>,
+) -> Result<Vec<Compiled>, PruneError> {
     let has_not_replicated = compiled
         .iter()
         .any(|r| matches!(r, Compiled::NotReplicated { .. }));

@@ -230,9 +230,52 @@ pub(crate) fn compile(rules: &[KeepRule]) -> Result<Vec<Compiled>, PruneError> {
         .collect()
 }
 
-/// Check `rules` the way zrepl does when it builds them (invalid regexes,
-/// `count: 0`, malformed grids). [`crate::evaluate`] and [`crate::prune`]
-/// check the same and fail instead of panicking.
+/// Keep rules checked the way zrepl checks them when it builds them
+/// (invalid regexes, `count: 0`, malformed grids) and compiled, once: the
+/// configuration holds these, and pruning runs evaluate them without
+/// compiling again. Two are equal when their rules are. Derefs to the rules
+/// as written.
+#[derive(Debug, Clone, Default)]
+pub struct KeepRules {
+    rules: Vec<KeepRule>,
+    compiled: Vec<Compiled>,
+}
+
+impl KeepRules {
+    /// Check and compile `rules`.
+    ///
+    /// # Errors
+    /// The first invalid rule, by index.
+    pub fn new(rules: Vec<KeepRule>) -> Result<KeepRules, PruneError> {
+        let compiled = compile(&rules)?;
+        Ok(KeepRules { rules, compiled })
+    }
+
+    /// The compiled rules.
+    pub(crate) fn compiled(&self) -> &[Compiled] {
+        &self.compiled
+    }
+}
+
+impl std::ops::Deref for KeepRules {
+    type Target = [KeepRule];
+    fn deref(&self) -> &[KeepRule] {
+        &self.rules
+    }
+}
+
+impl PartialEq for KeepRules {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules == other.rules
+    }
+}
+
+impl Eq for KeepRules {}
+
+/// Check `rules` as [`KeepRules::new`] does, without keeping them.
+///
+/// # Errors
+/// The first invalid rule, by index.
 pub fn check_rules(rules: &[KeepRule]) -> Result<(), PruneError> {
     compile(rules).map(|_| ())
 }

@@ -165,6 +165,11 @@ impl World {
     }
 }
 
+/// `rules`, compiled.
+fn rules(rules: Vec<KeepRule>) -> zrelay_pruning::KeepRules {
+    zrelay_pruning::KeepRules::new(rules).unwrap()
+}
+
 fn sender_rules() -> Vec<KeepRule> {
     vec![
         KeepRule::NotReplicated {
@@ -210,7 +215,7 @@ async fn sender_destroys_in_one_call_per_filesystem_or_in_batches() {
             max_batch,
             ..PruneOptions::default()
         };
-        let r = prune(&Side::Sender(ep.clone()), &sender_rules(), &opts).await;
+        let r = prune(&Side::Sender(ep.clone()), &rules(sender_rules()), &opts).await;
         assert!(r.succeeded(), "{r:#?}");
         let calls = ep.calls.lock().unwrap().clone();
         for f in ["a", "b"] {
@@ -247,7 +252,7 @@ async fn held_snapshot_is_reported_kept_never_forced() {
     w.zfs.hold(&s2, "mine").await.unwrap();
     let r = prune(
         &Side::Sender(w.sender()),
-        &sender_rules(),
+        &rules(sender_rules()),
         &PruneOptions::default(),
     )
     .await;
@@ -270,7 +275,12 @@ async fn held_snapshot_is_reported_kept_never_forced() {
 async fn one_failing_filesystem_does_not_stop_the_others() {
     let w = sender_world().await;
     let ep = w.wrapped(Some("a"));
-    let r = prune(&Side::Sender(ep), &sender_rules(), &PruneOptions::default()).await;
+    let r = prune(
+        &Side::Sender(ep),
+        &rules(sender_rules()),
+        &PruneOptions::default(),
+    )
+    .await;
     assert!(!r.succeeded());
     let a = fs_report(&r, &w, "a");
     assert!(
@@ -294,7 +304,7 @@ async fn dry_run_destroys_nothing() {
         dry_run: true,
         ..PruneOptions::default()
     };
-    let r = prune(&Side::Sender(w.sender()), &sender_rules(), &opts).await;
+    let r = prune(&Side::Sender(w.sender()), &rules(sender_rules()), &opts).await;
     assert!(r.succeeded() && r.dry_run, "{r:#?}");
     assert_eq!(w.zfs.calls(FakeOp::DestroySnapshots), 0);
     for f in ["a", "b"] {
@@ -327,7 +337,7 @@ async fn receiver_keeps_the_protected_base_and_the_newest_and_skips_placeholders
         protect: vec![(w.fs("a"), s3)],
         ..PruneOptions::default()
     };
-    let r = prune(&Side::Receiver(w.receiver()), &keep_nothing, &opts).await;
+    let r = prune(&Side::Receiver(w.receiver()), &rules(keep_nothing), &opts).await;
     assert!(r.succeeded(), "{r:#?}");
     assert_eq!(r.side, SideKind::Receiver);
     let a = fs_report(&r, &w, "a");
@@ -377,11 +387,16 @@ async fn receiver_keeps_the_protected_base_and_the_newest_and_skips_placeholders
 async fn cursor_is_required_as_zrepl_requires_it() {
     // sender without a replication: every filesystem is refused, nothing destroyed
     let w = World::new(3, false).await;
-    let rules = vec![KeepRule::LastN {
+    let r1 = vec![KeepRule::LastN {
         count: 1,
         regex: None,
     }];
-    let r = prune(&Side::Sender(w.sender()), &rules, &PruneOptions::default()).await;
+    let r = prune(
+        &Side::Sender(w.sender()),
+        &rules(r1.clone()),
+        &PruneOptions::default(),
+    )
+    .await;
     let a = fs_report(&r, &w, "a");
     assert!(
         a.error
@@ -392,12 +407,17 @@ async fn cursor_is_required_as_zrepl_requires_it() {
     );
     assert_eq!(w.names(&w.fs("a"), true).await.len(), 3);
     // a snap job prunes without a cursor, but refuses not_replicated
-    let r = prune(&Side::Local(w.sender()), &rules, &PruneOptions::default()).await;
+    let r = prune(
+        &Side::Local(w.sender()),
+        &rules(r1),
+        &PruneOptions::default(),
+    )
+    .await;
     assert!(r.succeeded(), "{r:#?}");
     assert_eq!(fs_report(&r, &w, "a").destroyed, strs(&["s1", "s2"]));
     let r = prune(
         &Side::Local(w.sender()),
-        &sender_rules(),
+        &rules(sender_rules()),
         &PruneOptions::default(),
     )
     .await;
@@ -409,7 +429,7 @@ async fn cursor_is_required_as_zrepl_requires_it() {
     let w = World::new(2, true).await;
     let r = prune(
         &Side::Receiver(w.receiver()),
-        &sender_rules(),
+        &rules(sender_rules()),
         &PruneOptions::default(),
     )
     .await;

@@ -33,6 +33,9 @@ const STDERR_CAP: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub struct SshConnector {
     program: PathBuf,
+    /// The daemon's `PATH` when the connector was built (the only variable
+    /// ssh inherits; read once, at startup).
+    path: Option<std::ffi::OsString>,
     host: String,
     user: String,
     port: u16,
@@ -92,6 +95,7 @@ impl SshConnector {
             .map_or_else(|| PathBuf::from("ssh"), PathBuf::from);
         Ok(SshConnector {
             program,
+            path: std::env::var_os("PATH"),
             host: host.to_string(),
             user: user.to_string(),
             port,
@@ -203,7 +207,7 @@ impl Connector for SshConnector {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some(path) = std::env::var_os("PATH") {
+        if let Some(path) = &self.path {
             cmd.env("PATH", path);
         }
         let mut child = cmd.spawn().map_err(|e| {

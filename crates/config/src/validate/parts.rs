@@ -15,8 +15,8 @@ use zrelay_zfs::SendFlags;
 use super::{Cx, R};
 use crate::error::KeyPath;
 use crate::model::{
-    BandwidthLimit, Hook, HookKind, KeepRule, PruningConfig, RecvConfig, ReplicationConfig,
-    Schedule, SendConfig, SnapshotFilter, Snapshotting, TimestampFormat,
+    BandwidthLimit, Hook, HookKind, KeepRule, KeepRules, PruningConfig, RecvConfig,
+    ReplicationConfig, Schedule, SendConfig, SnapshotFilter, Snapshotting, TimestampFormat,
 };
 use crate::raw::{
     RawBandwidthLimit, RawConflictResolution, RawGuarantee, RawHook, RawInitial, RawKeep,
@@ -159,7 +159,7 @@ pub(super) fn keep_rules(
     path: &KeyPath,
     raw: &[RawKeep],
     sender: bool,
-) -> R<Vec<KeepRule>> {
+) -> R<KeepRules> {
     let mut out = Vec::new();
     for (i, k) in raw.iter().enumerate() {
         let p = path.i(i);
@@ -199,11 +199,13 @@ pub(super) fn keep_rules(
                 negate: r.negate.unwrap_or(false),
             },
         });
-        // The pruner's own checks (zrepl's: shrinking grid intervals, …).
+        // The pruner's own checks (zrepl's: shrinking grid intervals, …),
+        // rule by rule so that the error points at the rule.
         zrelay_pruning::check_rules(std::slice::from_ref(out.last().expect("pushed")))
             .map_err(|e| cx.err(&p, e))?;
     }
-    Ok(out)
+    // Compiled once, here; pruning runs use the compiled rules.
+    KeepRules::new(out).map_err(|e| cx.err(path, e))
 }
 
 pub(super) fn send(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawSend>) -> R<SendConfig> {

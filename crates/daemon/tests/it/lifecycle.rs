@@ -153,7 +153,11 @@ async fn graceful_shutdown_leaves_a_resumable_state() {
     let stopping = std::time::Instant::now();
     rig.stop().await;
     // The running step stops at once; it is not waited for.
-    assert!(stopping.elapsed() < Duration::from_secs(5), "{:?}", stopping.elapsed());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
     let token = z
         .get(RECEIVED, &["receive_resume_token"])
         .await

@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use zrelay_daemon::status::JobStatus;
 use zrelay_daemon::{Daemon, Jobs, Policy};
-use zrelay_snapshot::Clock;
 use zrelay_fake::FakeZfs;
+use zrelay_snapshot::Clock;
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 
 /// A running daemon.
