@@ -39,6 +39,17 @@ pub struct DriverConfig {
     pub snapshot_filter: Option<SnapshotFilter>,
 }
 
+/// `replication.snapshot_filter` is not a valid regular expression.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid replication.snapshot_filter regex {regex:?}: {source}")]
+pub struct SnapshotFilterError {
+    /// The configured expression.
+    pub regex: String,
+    /// The regex crate's complaint.
+    #[source]
+    pub source: regex::Error,
+}
+
 /// A predicate over short snapshot names.
 pub type NameMatcher = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
@@ -55,15 +66,17 @@ pub enum SnapshotFilter {
 impl SnapshotFilter {
     /// A matcher for short snapshot names; an invalid regex is an error
     /// naming it.
-    pub fn matcher(&self) -> Result<NameMatcher, String> {
+    pub fn matcher(&self) -> Result<NameMatcher, SnapshotFilterError> {
         match self {
             SnapshotFilter::Prefix(p) => {
                 let p = p.clone();
                 Ok(Box::new(move |n: &str| n.starts_with(&p)))
             }
             SnapshotFilter::Regex(r) => {
-                let re = regex::Regex::new(r)
-                    .map_err(|e| format!("invalid replication.snapshot_filter regex {r:?}: {e}"))?;
+                let re = regex::Regex::new(r).map_err(|source| SnapshotFilterError {
+                    regex: r.clone(),
+                    source,
+                })?;
                 Ok(Box::new(move |n: &str| re.is_match(n)))
             }
         }

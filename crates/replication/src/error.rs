@@ -3,7 +3,9 @@
 
 use zrelay_endpoint::EndpointError;
 use zrelay_planner::Conflict;
-use zrelay_zfs::ErrorClass;
+use zrelay_zfs::{Classify, ErrorClass};
+
+use crate::config::SnapshotFilterError;
 
 /// Why a filesystem (or the whole attempt) did not replicate.
 #[derive(Debug, thiserror::Error)]
@@ -40,23 +42,52 @@ pub enum ReplicationError {
     /// The driver's configuration is invalid.
     #[error("{0}")]
     Config(String),
+
+    /// `replication.snapshot_filter` is not a valid regular expression.
+    #[error(transparent)]
+    SnapshotFilter(#[from] SnapshotFilterError),
 }
 
-impl ReplicationError {
-    /// Whether retrying can help.
-    pub fn class(&self) -> ErrorClass {
+impl Classify for ReplicationError {
+    /// Whether retrying can help: an endpoint error's own class; stalls and
+    /// cancellations are temporary, the rest needs a change first.
+    fn class(&self) -> ErrorClass {
         match self {
             ReplicationError::Endpoint(e) => e.class(),
             ReplicationError::Stalled(_) | ReplicationError::Cancelled => ErrorClass::Temporary,
-            ReplicationError::Conflict(_)
-            | ReplicationError::ParentFailed(_)
+            ReplicationError::Conflict(c) => c.class(),
+            ReplicationError::ParentFailed(_)
             | ReplicationError::RetriesExhausted { .. }
-            | ReplicationError::Config(_) => ErrorClass::Permanent,
+            | ReplicationError::Config(_)
+            | ReplicationError::SnapshotFilter(_) => ErrorClass::Permanent,
         }
     }
+}
 
+impl ReplicationError {
     /// Whether a failed step left a resumable state on the receiver.
     pub fn resumable(&self) -> bool {
         matches!(self, ReplicationError::Endpoint(e) if e.resumable())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SnapshotFilter;
+
+    #[test]
+    fn snapshot_filter_error_names_the_regex_and_is_permanent() {
+        let Err(e) = SnapshotFilter::Regex("(a".into()).matcher() else {
+            panic!("an unclosed group must be refused");
+        };
+        let e = ReplicationError::from(e);
+        assert!(
+            e.to_string()
+                .starts_with("invalid replication.snapshot_filter regex \"(a\": "),
+            "{e}"
+        );
+        assert!(e.is_permanent());
+        assert!(ReplicationError::Cancelled.is_temporary());
     }
 }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 use zrelay_endpoint::{CommitReq, PrepareReq, Receiver, Sender, StepReq};
 use zrelay_planner::{plan, Conflict, FsPlan};
-use zrelay_zfs::{DatasetPath, ErrorClass};
+use zrelay_zfs::{Classify, DatasetPath, ErrorClass};
 
 mod commit;
 
@@ -150,7 +150,7 @@ impl Driver {
         };
         let (mut s, r) = (s?, r?);
         if let Some(f) = &self.cfg.snapshot_filter {
-            let matches = f.matcher().map_err(ReplicationError::Config)?;
+            let matches = f.matcher()?;
             filter_snapshots(&mut s, &r, &*matches);
         }
         let plans = plan(&s, &r, self.cfg.initial);
