@@ -1,6 +1,8 @@
 //! The daemon's errors. Configuration and protocol errors are permanent;
 //! I/O errors name what was being done.
 
+use zrelay_zfs::{Classify, ErrorClass};
+
 /// A daemon failure.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -50,13 +52,14 @@ pub enum DaemonError {
     },
 }
 
-impl DaemonError {
-    /// Whether retrying can help.
-    pub fn is_temporary(&self) -> bool {
+impl Classify for DaemonError {
+    /// I/O errors are temporary, a transport error keeps its class, the
+    /// rest needs a change of configuration or request.
+    fn class(&self) -> ErrorClass {
         match self {
-            DaemonError::Io { .. } => true,
-            DaemonError::Transport { source, .. } => source.is_temporary(),
-            _ => false,
+            DaemonError::Io { .. } => ErrorClass::Temporary,
+            DaemonError::Transport { source, .. } => source.class(),
+            _ => ErrorClass::Permanent,
         }
     }
 }
