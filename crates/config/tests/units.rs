@@ -273,6 +273,7 @@ fn timestamp_formats() {
     assert_eq!(TimestampFormat::parse("Human"), Ok(TimestampFormat::Human));
     assert!(TimestampFormat::parse("2006+01")
         .unwrap_err()
+        .to_string()
         .contains("'+' is not allowed"));
     assert!(TimestampFormat::parse("").is_err());
     assert!(TimestampFormat::Dense.requires_utc() && !TimestampFormat::Iso8601.requires_utc());
