@@ -3,12 +3,14 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use zrelay_zfs::{Classify, ErrorClass};
+
 use crate::yaml::{Mark, Node, Value};
 
 /// Why a configuration could not be found, read or accepted.
 ///
 /// Every configuration error is permanent: retrying with the same files
-/// yields the same error ([`ConfigError::is_permanent`]). Errors about the
+/// yields the same error ([`Classify::class`] is always `Permanent`). Errors about the
 /// contents name the file, the 1-based line and column, and the key path,
 /// e.g. `/etc/zrepl/zrepl.yml:14:7: jobs[1] (name "backup").connect.type:
 /// unknown variant "tcpp", expected one of tcp, tls, ssh+stdinserver, local`.
@@ -58,12 +60,14 @@ pub enum ConfigError {
     },
 }
 
-impl ConfigError {
-    /// Always `true`: a configuration error does not go away by retrying.
-    pub fn is_permanent(&self) -> bool {
-        true
+impl Classify for ConfigError {
+    /// Always `Permanent`: a configuration error does not go away by retrying.
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Permanent
     }
+}
 
+impl ConfigError {
     /// The file the error is about, if any.
     pub fn file(&self) -> Option<&Path> {
         match self {

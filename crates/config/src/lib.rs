@@ -25,7 +25,7 @@
 //!   no two sink/pull `root_fs` are equal or nested; local, tcp/tls and
 //!   stdinserver listeners are not shared; every local connect names a
 //!   local listener of this configuration.
-//! - All configuration errors are permanent ([`ConfigError::is_permanent`]).
+//! - All configuration errors are permanent ([`ConfigError`]'s `class()`).
 //! - The `snapshotting` types ([`Snapshotting`], [`TimestampFormat`],
 //!   [`Hook`], [`HookKind`]), the naming rules ([`timestamp`]) and the cron
 //!   grammar ([`cron`]) are the snapshotter's (`zrelay-snapshot`), re-exported
@@ -77,7 +77,7 @@ use std::path::{Path, PathBuf};
 pub use error::ConfigError;
 pub use knobs::{KnobError, Knobs};
 pub use model::*;
-pub use render::{RenderFormat, RenderWhat};
+pub use render::{RenderFormat, RenderWhat, UnknownChoice};
 pub use validate::global::{
     default_logging, DEFAULT_CONTROL_SOCKPATH, DEFAULT_STDINSERVER_SOCKDIR,
 };

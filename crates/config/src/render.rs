@@ -38,31 +38,47 @@ pub enum RenderWhat {
     Logging,
 }
 
+/// A `--format` or selection that is not one of the known words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}, expected {expected}")]
+pub struct UnknownChoice {
+    /// `format` or `selection`.
+    pub what: &'static str,
+    /// The value given.
+    pub value: String,
+    /// The words accepted.
+    pub expected: &'static str,
+}
+
 impl FromStr for RenderFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownChoice;
+    fn from_str(s: &str) -> Result<Self, UnknownChoice> {
         match s {
             "pretty" => Ok(RenderFormat::Pretty),
             "yaml" => Ok(RenderFormat::Yaml),
             "json" => Ok(RenderFormat::Json),
-            _ => Err(format!(
-                "unknown format {s:?}, expected pretty, yaml or json"
-            )),
+            _ => Err(UnknownChoice {
+                what: "format",
+                value: s.to_string(),
+                expected: "pretty, yaml or json",
+            }),
         }
     }
 }
 
 impl FromStr for RenderWhat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownChoice;
+    fn from_str(s: &str) -> Result<Self, UnknownChoice> {
         match s {
             "all" => Ok(RenderWhat::All),
             "config" => Ok(RenderWhat::Config),
             "jobs" => Ok(RenderWhat::Jobs),
             "logging" => Ok(RenderWhat::Logging),
-            _ => Err(format!(
-                "unknown selection {s:?}, expected all, config, jobs or logging"
-            )),
+            _ => Err(UnknownChoice {
+                what: "selection",
+                value: s.to_string(),
+                expected: "all, config, jobs or logging",
+            }),
         }
     }
 }

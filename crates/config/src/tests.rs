@@ -6,6 +6,7 @@ use std::time::Duration;
 use zrelay_endpoint::{Guarantee, PlaceholderEncryption};
 use zrelay_planner::InitialPolicy;
 use zrelay_transport::{ConnectOptions, ServeOptions};
+use zrelay_zfs::Classify;
 
 use crate::*;
 

@@ -50,6 +50,7 @@ fn zrepl_durations() {
     }
     assert!(parse_zrepl_duration("10")
         .unwrap_err()
+        .to_string()
         .contains("missing time unit"));
 }
 
@@ -85,7 +86,7 @@ fn go_durations() {
         (".", "not a Go duration"),
         ("10 s", "unknown unit \" s\""),
     ] {
-        let e = parse_go_duration(s).unwrap_err();
+        let e = parse_go_duration(s).unwrap_err().to_string();
         assert!(e.contains(why), "{s}: {e}");
     }
 }
@@ -131,7 +132,10 @@ fn data_sizes() {
     assert_eq!(parse_bytes("23.5 MiB"), Ok(24_641_536));
     assert_eq!(parse_bytes("12 b"), Ok(1));
     assert_eq!(parse_bytes("-1 B"), Ok(-1));
-    assert!(parse_bytes("7 b").unwrap_err().contains("less than 1 byte"));
+    assert!(parse_bytes("7 b")
+        .unwrap_err()
+        .to_string()
+        .contains("less than 1 byte"));
 }
 
 #[test]
@@ -174,7 +178,7 @@ fn retention_grids() {
         ("1x1ms", "is not a duration"),
         ("", "cannot parse interval 1 of 1"),
     ] {
-        let e = parse_grid(s).unwrap_err();
+        let e = parse_grid(s).unwrap_err().to_string();
         assert!(e.contains(why), "{s}: {e}");
     }
 }
@@ -197,7 +201,7 @@ fn host_ports() {
         ("[::1:8888", "missing ']'"),
         ("host:", "missing port"),
     ] {
-        let e = check_host_port(s).unwrap_err();
+        let e = check_host_port(s).unwrap_err().to_string();
         assert!(e.contains(why), "{s}: {e}");
     }
 }
@@ -273,6 +277,7 @@ fn timestamp_formats() {
     assert_eq!(TimestampFormat::parse("Human"), Ok(TimestampFormat::Human));
     assert!(TimestampFormat::parse("2006+01")
         .unwrap_err()
+        .to_string()
         .contains("'+' is not allowed"));
     assert!(TimestampFormat::parse("").is_err());
     assert!(TimestampFormat::Dense.requires_utc() && !TimestampFormat::Iso8601.requires_utc());
@@ -327,4 +332,32 @@ fn timestamp_names_are_checked_in_configs() {
         let e = parse(extra).unwrap_err().to_string();
         assert!(e.contains(why), "{extra}: {e}");
     }
+}
+
+#[test]
+fn unit_errors_name_the_value() {
+    let e = parse_grid("1x1h|0x2h").unwrap_err();
+    assert!(
+        matches!(&e, UnitError::Grid { index: 2, count: 2, segment, why: GridFault::ZeroFactor } if segment == "0x2h"),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "cannot parse interval 2 of 2: contains factor <= 0: \"0x2h\""
+    );
+    assert_eq!(
+        parse_zrepl_duration("x").unwrap_err().to_string(),
+        r#""x" is not a duration: must match ^\s*([+-]?\d+)\s*(|s|m|h|d|w)\s*$"#
+    );
+    assert_eq!(
+        parse_bytes("1.5.5 MiB").unwrap_err().to_string(),
+        r#"cannot parse "1.5.5 MiB" as a data size: "1.5.5" is not a number"#
+    );
+    assert_eq!(
+        "toml"
+            .parse::<zrelay_config::RenderFormat>()
+            .unwrap_err()
+            .to_string(),
+        r#"unknown format "toml", expected pretty, yaml or json"#
+    );
 }

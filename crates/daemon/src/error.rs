@@ -1,7 +1,7 @@
 //! The daemon's errors. Configuration and protocol errors are permanent;
 //! I/O errors name what was being done.
 
-use zrelay_zfs::ErrorClass;
+use zrelay_zfs::{Classify, ErrorClass};
 
 /// A daemon failure.
 #[derive(Debug, thiserror::Error)]
@@ -66,19 +66,16 @@ pub enum DaemonError {
     },
 }
 
-impl DaemonError {
-    /// Whether retrying can help.
-    pub fn class(&self) -> ErrorClass {
-        let temporary = match self {
-            DaemonError::Io { .. } | DaemonError::Monitoring(_) => true,
-            DaemonError::Transport { source, .. } => source.is_temporary(),
-            DaemonError::History(e) => e.is_temporary(),
-            _ => false,
-        };
-        if temporary {
-            ErrorClass::Temporary
-        } else {
-            ErrorClass::Permanent
+impl Classify for DaemonError {
+    /// I/O errors and the metrics endpoint are temporary, a transport or
+    /// history error keeps its class, the rest needs a change of
+    /// configuration or request.
+    fn class(&self) -> ErrorClass {
+        match self {
+            DaemonError::Io { .. } | DaemonError::Monitoring(_) => ErrorClass::Temporary,
+            DaemonError::Transport { source, .. } => source.class(),
+            DaemonError::History(e) => e.class(),
+            _ => ErrorClass::Permanent,
         }
     }
 }

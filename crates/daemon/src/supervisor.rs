@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
-use zrelay_zfs::ErrorClass;
+use zrelay_zfs::{Classify, ErrorClass};
 
 use crate::status::JobState;
 use crate::worker::{Worker, WorkerStatus};

@@ -17,7 +17,7 @@ pub mod listing;
 
 pub use listing::{
     check_stale_kinds, collect_abstractions, list_abstractions, partition_stale,
-    release_abstractions, Abstraction, AbstractionFilter, Staleness,
+    release_abstractions, Abstraction, AbstractionFilter, StaleKindsError, Staleness,
 };
 
 /// The user property that marks a placeholder filesystem.

@@ -1,6 +1,6 @@
 //! The endpoint error type. Every error says whether retrying can help.
 
-use zrelay_zfs::{DatasetPath, ErrorClass, ZfsError};
+use zrelay_zfs::{Classify, DatasetPath, ErrorClass, ZfsError};
 
 /// Everything that can go wrong at an endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -101,34 +101,6 @@ impl EndpointError {
         }
     }
 
-    /// The retry class the driver acts on.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            EndpointError::Zfs { source, .. } => source.class(),
-            EndpointError::Stream { temporary, .. } => {
-                if *temporary {
-                    ErrorClass::Temporary
-                } else {
-                    ErrorClass::Permanent
-                }
-            }
-            EndpointError::Receive { source, .. } => source.class(),
-            EndpointError::Transport(_) | EndpointError::Cancelled => ErrorClass::Temporary,
-            EndpointError::Remote { temporary, .. } => {
-                if *temporary {
-                    ErrorClass::Temporary
-                } else {
-                    ErrorClass::Permanent
-                }
-            }
-            EndpointError::NotAllowed { .. }
-            | EndpointError::InvalidRequest(_)
-            | EndpointError::RootMissing(_)
-            | EndpointError::WouldOverwrite { .. }
-            | EndpointError::Placeholder { .. } => ErrorClass::Permanent,
-        }
-    }
-
     /// Whether a failed receive left a resumable state.
     pub fn resumable(&self) -> bool {
         self.resume_token().is_some()
@@ -139,6 +111,26 @@ impl EndpointError {
         match self {
             EndpointError::Receive { resume_token, .. } => resume_token.as_deref(),
             _ => None,
+        }
+    }
+}
+
+impl Classify for EndpointError {
+    /// The retry class the driver acts on: a wrapped ZFS or receive error's
+    /// own, a remote error's as the peer classed it.
+    fn class(&self) -> ErrorClass {
+        match self {
+            EndpointError::Zfs { source, .. } => source.class(),
+            EndpointError::Stream { temporary, .. } | EndpointError::Remote { temporary, .. } => {
+                ErrorClass::from_temporary(*temporary)
+            }
+            EndpointError::Receive { source, .. } => source.class(),
+            EndpointError::Transport(_) | EndpointError::Cancelled => ErrorClass::Temporary,
+            EndpointError::NotAllowed { .. }
+            | EndpointError::InvalidRequest(_)
+            | EndpointError::RootMissing(_)
+            | EndpointError::WouldOverwrite { .. }
+            | EndpointError::Placeholder { .. } => ErrorClass::Permanent,
         }
     }
 }

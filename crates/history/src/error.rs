@@ -4,6 +4,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use rusqlite::ErrorCode;
+use zrelay_zfs::{Classify, ErrorClass};
 
 use crate::model::State;
 
@@ -106,12 +107,12 @@ pub enum HistoryError {
 /// The crate's result type.
 pub type Result<T, E = HistoryError> = std::result::Result<T, E>;
 
-impl HistoryError {
-    /// Whether trying again later may succeed: the database was busy or
-    /// locked by another process, or an I/O call was interrupted or timed
+impl Classify for HistoryError {
+    /// Temporary when trying again later may succeed: the database was busy
+    /// or locked by another process, or an I/O call was interrupted or timed
     /// out. Corruption, a newer schema, permissions and bad ids are permanent.
-    pub fn is_temporary(&self) -> bool {
-        match self {
+    fn class(&self) -> ErrorClass {
+        let temporary = match self {
             HistoryError::Sqlite { source, .. } => matches!(
                 source.sqlite_error_code(),
                 Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
@@ -121,9 +122,12 @@ impl HistoryError {
                 io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ),
             _ => false,
-        }
+        };
+        ErrorClass::from_temporary(temporary)
     }
+}
 
+impl HistoryError {
     /// The database file the error is about, where it names one.
     pub fn path(&self) -> Option<&Path> {
         match self {

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use zrelay_zfs::Classify;
 
 use crate::error::{HistoryError, Result};
 use crate::model::StepId;

@@ -9,6 +9,7 @@ use common::{fresh, one_step, raw};
 use zrelay_history::{
     render_table, Filter, History, HistoryError, InvocationId, Kind, Row, State, STALE_ERROR,
 };
+use zrelay_zfs::Classify;
 
 fn job(j: &str) -> Filter {
     Filter {

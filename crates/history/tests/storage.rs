@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use common::{fresh, one_step, raw};
 use zrelay_history::{Filter, History, HistoryError, Kind, State, SCHEMA_VERSION};
+use zrelay_zfs::Classify;
 
 fn mode(p: &std::path::Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777

@@ -91,3 +91,16 @@ pub enum MetricsError {
         source: std::io::Error,
     },
 }
+
+impl zrelay_zfs::Classify for MetricsError {
+    /// A resolver failure may pass; a bad address, a failed bind and a
+    /// non-transient accept failure need a change first.
+    fn class(&self) -> zrelay_zfs::ErrorClass {
+        match self {
+            MetricsError::Resolve { .. } => zrelay_zfs::ErrorClass::Temporary,
+            MetricsError::BadAddress { .. }
+            | MetricsError::Bind { .. }
+            | MetricsError::Accept { .. } => zrelay_zfs::ErrorClass::Permanent,
+        }
+    }
+}

@@ -22,7 +22,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use zrelay_endpoint::{FsVersion, ResumeState};
-use zrelay_zfs::DatasetPath;
+use zrelay_zfs::{Classify, DatasetPath, ErrorClass};
 
 mod diff;
 mod plan;
@@ -205,6 +205,14 @@ pub enum Conflict {
         /// The GUID of both ends.
         guid: u64,
     },
+}
+
+impl Classify for Conflict {
+    /// Always permanent: the same listings plan the same conflict (the
+    /// driver treats "up to date" as success before it asks).
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Permanent
+    }
 }
 
 impl Conflict {

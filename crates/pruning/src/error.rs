@@ -1,7 +1,7 @@
 //! The pruning error type. Every error says whether retrying can help.
 
 use zrelay_endpoint::EndpointError;
-use zrelay_zfs::ErrorClass;
+use zrelay_zfs::{Classify, ErrorClass};
 
 /// zrepl's message when pruning needs a replication cursor that does not
 /// exist yet (`daemon/pruner/pruner.go`).
@@ -55,16 +55,18 @@ impl PruneError {
             source,
         }
     }
+}
 
+impl Classify for PruneError {
     /// Whether the same call may succeed later (only endpoint errors can be
     /// temporary; rule and cursor errors need a change first).
-    pub fn is_temporary(&self) -> bool {
+    fn class(&self) -> ErrorClass {
         match self {
-            PruneError::Endpoint { source, .. } => source.class() == ErrorClass::Temporary,
+            PruneError::Endpoint { source, .. } => source.class(),
             PruneError::InvalidRule { .. }
             | PruneError::NoCursor
             | PruneError::Unsupported(_)
-            | PruneError::Inconsistent(_) => false,
+            | PruneError::Inconsistent(_) => ErrorClass::Permanent,
         }
     }
 }

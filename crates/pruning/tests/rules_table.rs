@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use zrelay_pruning::{evaluate, Cursor, GridInterval, KeepRule, PruneError, Snap, NO_RULES};
+use zrelay_zfs::Classify;
 
 /// `name` created at `creation`, with `createtxg` = `txg` and a GUID derived from it.
 fn s(name: &str, creation: i64, txg: u64) -> Snap {

@@ -3,7 +3,7 @@
 
 use zrelay_endpoint::EndpointError;
 use zrelay_planner::Conflict;
-use zrelay_zfs::ErrorClass;
+use zrelay_zfs::{Classify, ErrorClass};
 
 /// Why a filesystem (or the whole attempt) did not replicate.
 #[derive(Debug, thiserror::Error)]
@@ -42,21 +42,44 @@ pub enum ReplicationError {
     Config(String),
 }
 
-impl ReplicationError {
-    /// Whether retrying can help.
-    pub fn class(&self) -> ErrorClass {
+impl Classify for ReplicationError {
+    /// Whether retrying can help: an endpoint error's own class; stalls and
+    /// cancellations are temporary, the rest needs a change first.
+    fn class(&self) -> ErrorClass {
         match self {
             ReplicationError::Endpoint(e) => e.class(),
             ReplicationError::Stalled(_) | ReplicationError::Cancelled => ErrorClass::Temporary,
-            ReplicationError::Conflict(_)
-            | ReplicationError::ParentFailed(_)
+            ReplicationError::Conflict(c) => c.class(),
+            ReplicationError::ParentFailed(_)
             | ReplicationError::RetriesExhausted { .. }
             | ReplicationError::Config(_) => ErrorClass::Permanent,
         }
     }
+}
 
+impl ReplicationError {
     /// Whether a failed step left a resumable state on the receiver.
     pub fn resumable(&self) -> bool {
         matches!(self, ReplicationError::Endpoint(e) if e.resumable())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SnapshotFilter;
+
+    #[test]
+    fn snapshot_filter_error_names_the_regex_and_classes_hold() {
+        let Err(e) = SnapshotFilter::regex("(a") else {
+            panic!("an unclosed group must be refused");
+        };
+        assert!(
+            e.to_string()
+                .starts_with("invalid replication.snapshot_filter regex \"(a\": "),
+            "{e}"
+        );
+        assert!(ReplicationError::Config("x".into()).is_permanent());
+        assert!(ReplicationError::Cancelled.is_temporary());
     }
 }

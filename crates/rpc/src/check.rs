@@ -15,7 +15,9 @@
 //! - Every refusal names the offending value, escaped and cut.
 
 use zrelay_endpoint::{CommitReq, DestroyOutcome, FsListing, FsVersion, StepReq};
-use zrelay_zfs::name::{validate_component, validate_peer, NameKind, VersionKind, MAX_NAME_LEN};
+use zrelay_zfs::name::{
+    validate_component, validate_peer, NameError, NameKind, VersionKind, MAX_NAME_LEN,
+};
 use zrelay_zfs::peer_text::{self, PEER_TEXT_MAX};
 use zrelay_zfs::DatasetPath;
 
@@ -27,17 +29,74 @@ use crate::RpcConfig;
 /// Longest resume token accepted from a peer (real ones are a few hundred bytes).
 pub(crate) const MAX_RESUME_TOKEN: usize = 16 << 10;
 
-type Checked = Result<(), String>;
+/// Why a value from a peer was refused. Every variant names the value,
+/// escaped and cut.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// A dataset, snapshot or bookmark name is not valid.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A snapshot name to destroy is not valid.
+    #[error("{source} (destroying snapshots of {fs})")]
+    Destroy {
+        /// What is wrong with the name.
+        source: NameError,
+        /// The filesystem (already checked).
+        fs: DatasetPath,
+    },
+    /// A resume token is not valid.
+    #[error("invalid resume token \"{shown}\": {fault}")]
+    Token {
+        /// The token, as [`peer_text::peer`] shows it.
+        shown: String,
+        /// What is wrong with it.
+        fault: TokenFault,
+    },
+    /// A request carries more items than allowed.
+    #[error(
+        "the request carries {n} {what}, this zrelay accepts at most {max} per request \
+         (limits.max_steps_per_request); send smaller batches"
+    )]
+    TooMany {
+        /// How many it carries.
+        n: usize,
+        /// Of what.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// Something in a listing of a filesystem was refused.
+    #[error("{source} (listing {fs})")]
+    Listing {
+        /// What was refused.
+        source: Box<Refusal>,
+        /// The listed filesystem (already checked).
+        fs: DatasetPath,
+    },
+}
+
+/// What is wrong with a resume token.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TokenFault {
+    #[error("it is empty")]
+    Empty,
+    #[error("longer than {MAX_RESUME_TOKEN} bytes")]
+    TooLong,
+    #[error("{0:?} is not allowed (only letters, digits and \"-\")")]
+    BadChar(char),
+}
+
+type Checked = Result<(), Refusal>;
 
 /// A dataset path from a peer.
 fn path(p: &DatasetPath) -> Checked {
-    validate_peer(p.as_str(), NameKind::Dataset).map_err(|e| e.to_string())
+    Ok(validate_peer(p.as_str(), NameKind::Dataset)?)
 }
 
 /// A snapshot or bookmark short name from a peer.
 fn short(name: &str, kind: NameKind) -> Checked {
-    validate_peer(name, kind).map_err(|e| e.to_string())?;
-    validate_component(name).map_err(|e| e.to_string())
+    validate_peer(name, kind)?;
+    Ok(validate_component(name)?)
 }
 
 fn version(v: &FsVersion) -> Checked {
@@ -50,25 +109,23 @@ fn version(v: &FsVersion) -> Checked {
 
 /// A resume token from a peer.
 pub(crate) fn token(t: &str) -> Checked {
-    let bad = |why: &str| {
-        Err(format!(
-            "invalid resume token \"{}\": {why}",
-            peer_text::peer(t)
-        ))
+    let bad = |fault| {
+        Err(Refusal::Token {
+            shown: peer_text::peer(t),
+            fault,
+        })
     };
     if t.is_empty() {
-        return bad("it is empty");
+        return bad(TokenFault::Empty);
     }
     if t.len() > MAX_RESUME_TOKEN {
-        return bad(&format!("longer than {MAX_RESUME_TOKEN} bytes"));
+        return bad(TokenFault::TooLong);
     }
     if let Some(c) = t
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
     {
-        return bad(&format!(
-            "{c:?} is not allowed (only letters, digits and \"-\")"
-        ));
+        return bad(TokenFault::BadChar(c));
     }
     Ok(())
 }
@@ -91,12 +148,9 @@ fn commit(c: &CommitReq) -> Checked {
 }
 
 /// At most `max` items of `what` in one request.
-fn count(n: usize, max: usize, what: &str) -> Checked {
+fn count(n: usize, max: usize, what: &'static str) -> Checked {
     if n > max {
-        return Err(format!(
-            "the request carries {n} {what}, this zrelay accepts at most {max} per request \
-             (limits.max_steps_per_request); send smaller batches"
-        ));
+        return Err(Refusal::TooMany { n, what, max });
     }
     Ok(())
 }
@@ -138,10 +192,12 @@ pub(crate) fn request(req: &Request, cfg: &RpcConfig) -> Checked {
             snapshots.iter().try_for_each(|n| {
                 if n.contains('%') {
                     // Named in full: this is what `zfs destroy` would have read as a range.
-                    validate_peer(&format!("{fs}@{n}"), NameKind::Snapshot)
-                        .map_err(|e| e.to_string())?;
+                    validate_peer(&format!("{fs}@{n}"), NameKind::Snapshot)?;
                 }
-                validate_component(n).map_err(|e| format!("{e} (destroying snapshots of {fs})"))
+                validate_component(n).map_err(|source| Refusal::Destroy {
+                    source,
+                    fs: fs.clone(),
+                })
             })
         }
     }
@@ -180,12 +236,13 @@ impl Reply for Vec<FsListing> {
     fn check(&mut self) -> Checked {
         for l in self.iter_mut() {
             path(&l.path)?;
-            l.versions
-                .iter()
-                .try_for_each(version)
-                .map_err(|e| format!("{e} (listing {})", l.path))?;
+            let listing = |e| Refusal::Listing {
+                source: Box::new(e),
+                fs: l.path.clone(),
+            };
+            l.versions.iter().try_for_each(version).map_err(listing)?;
             if let Some(r) = &mut l.resume {
-                token(&r.token).map_err(|e| format!("{e} (listing {})", l.path))?;
+                token(&r.token).map_err(listing)?;
                 r.to_name = peer_text::peer(&r.to_name);
             }
         }
@@ -304,7 +361,7 @@ mod tests {
             },
         ];
         for r in &bad {
-            let e = request(r, &cfg).unwrap_err();
+            let e = request(r, &cfg).unwrap_err().to_string();
             assert!(e.contains('%') && e.contains("range"), "{}: {e}", r.name());
         }
         assert!(request(
@@ -329,11 +386,16 @@ mod tests {
         let mut cfg = RpcConfig::default();
         let mut s = st("p/a", "b");
         s.resume_token = Some("1-abc\nINFO forged".into());
-        let e = request(&Request::SenderSend { step: s.clone() }, &cfg).unwrap_err();
+        let e = request(&Request::SenderSend { step: s.clone() }, &cfg)
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains('\n') && e.contains("\\n"), "{e}");
         s.resume_token = Some("1-".to_string() + &"a".repeat(8 << 20));
-        let e = request(&Request::SenderSend { step: s }, &cfg).unwrap_err();
+        let e = request(&Request::SenderSend { step: s }, &cfg)
+            .unwrap_err()
+            .to_string();
         assert!(e.len() < 600, "{}", e.len());
+        assert!(e.contains("longer than 16384 bytes"), "{e}");
         cfg.max_request_items = 3;
         let e = request(
             &Request::SenderEstimate {
@@ -342,7 +404,8 @@ mod tests {
             },
             &cfg,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("4 steps") && e.contains("at most 3"), "{e}");
     }
 
@@ -352,7 +415,8 @@ mod tests {
         assert!(l.check().is_err());
         let mut l = FsListing::new(fs("p/a"));
         l.versions.push(v("a%b"));
-        assert!(vec![l].check().is_err());
+        let e = vec![l].check().unwrap_err().to_string();
+        assert!(e.ends_with(" (listing p/a)"), "{e}");
         let mut r: Vec<Result<(), WireError>> =
             vec![Err(WireError::new("x\nforged ".repeat(1000), false))];
         r.check().unwrap();

@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use zrelay_endpoint::EndpointError;
 use zrelay_transport::TransportError;
-use zrelay_zfs::{DatasetPath, ErrorClass, ZfsError};
+use zrelay_zfs::{Classify, DatasetPath, ErrorClass, ZfsError};
 
 /// A protocol-level failure. Every variant says whether retrying can help
-/// ([`RpcError::is_temporary`]).
+/// ([`Classify`]).
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     /// The transport could not connect.
@@ -112,27 +112,30 @@ pub enum RpcError {
     Busy(String),
 }
 
-impl RpcError {
-    /// Whether retrying (on a new connection) can help.
-    pub fn is_temporary(&self) -> bool {
+impl Classify for RpcError {
+    /// Whether retrying (on a new connection) can help: a connect error's
+    /// own class, a remote error's as the peer classed it.
+    fn class(&self) -> ErrorClass {
         match self {
-            RpcError::Connect(e) => e.is_temporary(),
+            RpcError::Connect(e) => e.class(),
             RpcError::Io { .. }
             | RpcError::Closed(_)
             | RpcError::Timeout { .. }
             | RpcError::Aborted(_)
             | RpcError::Busy(_)
-            | RpcError::ShuttingDown => true,
-            RpcError::Remote(w) => w.temporary,
+            | RpcError::ShuttingDown => ErrorClass::Temporary,
+            RpcError::Remote(w) => ErrorClass::from_temporary(w.temporary),
             RpcError::NotZrelay { .. }
             | RpcError::VersionMismatch { .. }
             | RpcError::TooLarge { .. }
             | RpcError::UnknownFrame { .. }
             | RpcError::InvalidJson { .. }
-            | RpcError::Protocol(_) => false,
+            | RpcError::Protocol(_) => ErrorClass::Permanent,
         }
     }
+}
 
+impl RpcError {
     /// `Io` with context.
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         RpcError::Io {
@@ -187,7 +190,7 @@ impl WireError {
 
     /// An endpoint's error, as the peer will see it.
     pub fn from_endpoint(e: &EndpointError) -> Self {
-        let temporary = e.class() == ErrorClass::Temporary;
+        let temporary = e.is_temporary();
         match e {
             EndpointError::Receive {
                 fs,
@@ -209,7 +212,7 @@ impl WireError {
         let temporary = e
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<ZfsError>())
-            .is_none_or(|z| z.class() == ErrorClass::Temporary);
+            .is_none_or(|z| z.is_temporary());
         WireError::new(e.to_string(), temporary)
     }
 

@@ -16,7 +16,7 @@ use zrelay_endpoint::{EndpointError, Receiver, Sender};
 use zrelay_rpc::frame_kind as k;
 use zrelay_rpc::{Endpoints, RemoteReceiver, RemoteSender, RpcConfig};
 use zrelay_zfs::process::SendStream;
-use zrelay_zfs::{DatasetPath, ErrorClass};
+use zrelay_zfs::{Classify, DatasetPath, ErrorClass};
 
 fn quick() -> RpcConfig {
     RpcConfig {

@@ -19,7 +19,7 @@ use zrelay_rpc::frame_kind as k;
 use zrelay_rpc::{ping, serve_conn, Endpoints, RemoteSender, RpcConfig, RpcError, WireError};
 use zrelay_zfs::name::VersionKind;
 use zrelay_zfs::process::SendStream;
-use zrelay_zfs::{DatasetPath, ErrorClass};
+use zrelay_zfs::{Classify, DatasetPath, ErrorClass};
 
 /// Serve one duplex connection; return the test's end and the server task.
 fn serve(

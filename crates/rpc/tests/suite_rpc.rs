@@ -15,7 +15,7 @@ use zrelay_endpoint::{Receiver, Sender, StepReq};
 use zrelay_rpc::{Endpoints, RemoteReceiver, RemoteSender, RpcConfig};
 use zrelay_testing::faults::{FaultySender, SenderFaults};
 use zrelay_testing::replication::{self, Run, Setup};
-use zrelay_zfs::ErrorClass;
+use zrelay_zfs::{Classify, ErrorClass};
 
 async fn run_suite(net: Net) {
     let filter = std::env::var("SUITE_FILTER").unwrap_or_default();

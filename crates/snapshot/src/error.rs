@@ -1,7 +1,7 @@
 //! Errors of the snapshotter, each temporary (the next round may succeed)
 //! or permanent (a configuration problem that needs a human).
 
-use zrelay_zfs::{ErrorClass, ZfsError};
+use zrelay_zfs::{Classify, ErrorClass, ZfsError};
 
 /// Why the snapshotter could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -39,19 +39,17 @@ pub enum SnapshotError {
     Stopped,
 }
 
-impl SnapshotError {
-    /// Whether retrying later may help.
-    pub fn is_temporary(&self) -> bool {
+impl Classify for SnapshotError {
+    /// Temporary when the next round may succeed; permanent when a human
+    /// must change the configuration or state first.
+    fn class(&self) -> ErrorClass {
         match self {
-            SnapshotError::Config(_) | SnapshotError::Stopped => false,
-            SnapshotError::List { source, .. } => source.class() == ErrorClass::Temporary,
-            SnapshotError::SyncPoint(_) | SnapshotError::FromTheFuture { .. } => true,
+            SnapshotError::Config(_) | SnapshotError::Stopped => ErrorClass::Permanent,
+            SnapshotError::List { source, .. } => source.class(),
+            SnapshotError::SyncPoint(_) | SnapshotError::FromTheFuture { .. } => {
+                ErrorClass::Temporary
+            }
         }
-    }
-
-    /// Whether this needs a change of configuration or state by a human.
-    pub fn is_permanent(&self) -> bool {
-        !self.is_temporary()
     }
 }
 

@@ -50,8 +50,9 @@ mod snapshotter;
 pub mod timestamp;
 
 pub use clock::{Clock, FileClock, SystemClock, TokioClock};
-pub use cron::{parse_cron, CronFields, CronSchedule};
+pub use cron::{parse_cron, CronError, CronFault, CronFields, CronSchedule, RangeFault};
 pub use error::SnapshotError;
+pub use hooks::{DsnError, HookError};
 pub use model::{Hook, HookKind, Snapshotting, TimestampFormat};
 pub use report::{
     FsReport, HookEdge, HookOutcome, HookStatus, RoundCause, SnapshotReport, SnapshotterState,
@@ -59,4 +60,4 @@ pub use report::{
 };
 pub use schedule::{sync_point, Schedule};
 pub use snapshotter::{Snapshotter, Trigger, MANUAL_PREFIX};
-pub use timestamp::{SnapshotNamer, ZonedTime};
+pub use timestamp::{FormatError, LocationError, NamingError, SnapshotNamer, ZonedTime};

@@ -66,8 +66,20 @@ struct FsRun {
     held: Vec<Held>,
     /// A fatal pre error or a cancel stopped this filesystem.
     stopped: Option<String>,
-    snapshot: Option<Result<(), String>>,
+    /// How its `zfs snapshot` went (`None`: not tried).
+    snapshot: Option<Result<(), SnapshotFailed>>,
     atomic: bool,
+}
+
+/// Why one filesystem's snapshot was not created.
+#[derive(Debug, thiserror::Error)]
+enum SnapshotFailed {
+    /// The filesystem and the round's name make no valid snapshot name.
+    #[error("invalid snapshot name: {0}")]
+    InvalidName(#[source] zrelay_zfs::name::NameError),
+    /// `zfs snapshot` failed.
+    #[error(transparent)]
+    Zfs(#[from] zrelay_zfs::ZfsError),
 }
 
 fn skipped(hook: &Hook, index: usize, edge: HookEdge, status: HookStatus) -> HookOutcome {
@@ -105,7 +117,7 @@ async fn run_step(
         Err(e) => {
             error!(job = a.job, fs = %fs, hook = %hook.kind, edge = edge.hook_type(), error = %e,
                 "hook invocation failed");
-            (HookStatus::Err, Some(e.clone()))
+            (HookStatus::Err, Some(e.to_string()))
         }
     };
     let outcome = HookOutcome {
@@ -233,7 +245,7 @@ async fn snapshot_pool(a: &RoundArgs<'_>, pool: &str, members: &[usize], runs: &
     for &i in members {
         match SnapshotName::new(&runs[i].fs, &a.name) {
             Ok(s) => snaps.push((i, s)),
-            Err(e) => runs[i].snapshot = Some(Err(format!("invalid snapshot name: {e}"))),
+            Err(e) => runs[i].snapshot = Some(Err(SnapshotFailed::InvalidName(e))),
         }
     }
     if snaps.is_empty() {
@@ -253,7 +265,7 @@ async fn snapshot_pool(a: &RoundArgs<'_>, pool: &str, members: &[usize], runs: &
             .for_each(|(i, _)| runs[*i].snapshot = Some(Ok(()))),
         Err(e) if names.len() == 1 => {
             error!(job = a.job, snapshot = %names[0], error = %e, "cannot create snapshot");
-            runs[snaps[0].0].snapshot = Some(Err(e.to_string()));
+            runs[snaps[0].0].snapshot = Some(Err(e.into()));
         }
         Err(e) => {
             warn!(job = a.job, pool, error = %e,
@@ -264,7 +276,7 @@ async fn snapshot_pool(a: &RoundArgs<'_>, pool: &str, members: &[usize], runs: &
                 if let Err(e) = &r {
                     error!(job = a.job, snapshot = %s, error = %e, "cannot create snapshot");
                 }
-                runs[i].snapshot = Some(r.map_err(|e| e.to_string()));
+                runs[i].snapshot = Some(r.map_err(SnapshotFailed::from));
             }
         }
     }
@@ -317,7 +329,7 @@ fn fs_report(hooks: &[Hook], run: FsRun) -> FsReport {
     });
     let error = match (&run.stopped, &run.snapshot) {
         (Some(why), _) => Some(why.clone()),
-        (None, Some(Err(e))) => Some(e.clone()),
+        (None, Some(Err(e))) => Some(e.to_string()),
         _ => hook_error.clone(),
     };
     FsReport {

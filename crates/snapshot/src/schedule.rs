@@ -112,7 +112,7 @@ fn unix_secs(t: SystemTime) -> i64 {
 mod tests {
     use super::*;
     use zrelay_zfs::parse::{DatasetKind, Version};
-    use zrelay_zfs::DatasetPath;
+    use zrelay_zfs::{Classify, DatasetPath};
 
     const T0: u64 = 1_700_000_000;
 

@@ -102,7 +102,8 @@ impl Snapshotter {
                 timestamp_location.as_str(),
             ),
         };
-        let namer = SnapshotNamer::new(prefix, format, location).map_err(config)?;
+        let namer =
+            SnapshotNamer::new(prefix, format, location).map_err(|e| config(e.to_string()))?;
         let schedule = match &snapshotting {
             Snapshotting::Periodic { interval, .. } if interval.is_zero() => {
                 return Err(config("interval must be positive".into()))

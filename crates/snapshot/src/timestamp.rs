@@ -17,8 +17,72 @@ use std::time::SystemTime;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
+use zrelay_zfs::name::NameError;
+
 use crate::golayout::go_format;
 use crate::model::TimestampFormat;
+
+/// A `timestamp_format` that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// The format is empty.
+    #[error("timestamp_format must not be empty")]
+    Empty,
+    /// The format contains a `+`, which no snapshot name may.
+    #[error("invalid format string {0:?}: character '+' is not allowed in ZFS snapshot names")]
+    Plus(String),
+}
+
+/// A `timestamp_location` (or cron `TZ=`) that names no usable zone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocationError {
+    /// Not `UTC`, `Local` or a plausible zone name.
+    #[error("invalid location {0:?}: expected UTC, Local or a zone name like Europe/Berlin")]
+    Invalid(String),
+    /// A plausible name the system's zone database does not have.
+    #[error(
+        "unknown time zone {location:?}: not in the system time zone database \
+         (/usr/share/zoneinfo, package tzdata): {reason}"
+    )]
+    Unknown {
+        /// The location.
+        location: String,
+        /// What the zone database said.
+        reason: String,
+    },
+}
+
+/// A prefix, format and location that do not make valid, distinct
+/// snapshot names (the messages are zrepl's where it has one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NamingError {
+    /// The location names no zone.
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    /// The format is only valid in UTC.
+    #[error(
+        "invalid format string {format:?} or location {location:?}: format string requires UTC location"
+    )]
+    NeedsUtc {
+        /// The format, as configured.
+        format: String,
+        /// The location.
+        location: String,
+    },
+    /// Prefix plus timestamp is not a valid snapshot name.
+    #[error("invalid snapshot name would result from `prefix+$timestamp`: {0}")]
+    InvalidName(NameError),
+    /// Every snapshot would get the same name.
+    #[error(
+        "timestamp_format {format:?} contains no time fields: every snapshot would be named {name:?}"
+    )]
+    NoTimeFields {
+        /// The format, as configured.
+        format: String,
+        /// The one name every snapshot would get.
+        name: String,
+    },
+}
 
 /// A moment and the zone it is shown in, for [`TimestampFormat::format`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,18 +123,14 @@ impl ZonedTime {
 
 impl TimestampFormat {
     /// Parse a `timestamp_format` value.
-    pub fn parse(s: &str) -> Result<TimestampFormat, String> {
+    pub fn parse(s: &str) -> Result<TimestampFormat, FormatError> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "dense" => TimestampFormat::Dense,
             "human" => TimestampFormat::Human,
             "iso-8601" => TimestampFormat::Iso8601,
             "unix-seconds" => TimestampFormat::UnixSeconds,
-            "" => return Err("timestamp_format must not be empty".into()),
-            _ if s.contains('+') => {
-                return Err(format!(
-                "invalid format string {s:?}: character '+' is not allowed in ZFS snapshot names"
-            ))
-            }
+            "" => return Err(FormatError::Empty),
+            _ if s.contains('+') => return Err(FormatError::Plus(s.to_string())),
             _ => TimestampFormat::Custom(s.to_string()),
         })
     }
@@ -128,12 +188,12 @@ pub fn is_utc(location: &str) -> bool {
 
 /// Check a location name: `UTC`, `Local`, or an IANA zone name such as
 /// `Europe/Berlin` that the system time zone database knows.
-pub fn check_location(location: &str) -> Result<(), String> {
+pub fn check_location(location: &str) -> Result<(), LocationError> {
     load_location(location).map(drop)
 }
 
 /// Resolve a location name (see the module docs) to a time zone.
-pub fn load_location(location: &str) -> Result<TimeZone, String> {
+pub fn load_location(location: &str) -> Result<TimeZone, LocationError> {
     if is_utc(location) {
         return Ok(TimeZone::UTC);
     }
@@ -149,16 +209,14 @@ pub fn load_location(location: &str) -> Result<TimeZone, String> {
                     .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '+'))
         });
     if !ok {
-        return Err(format!(
-            "invalid location {location:?}: expected UTC, Local or a zone name like Europe/Berlin"
-        ));
+        return Err(LocationError::Invalid(location.to_string()));
     }
-    jiff::tz::db().get(location).map_err(|e| {
-        format!(
-            "unknown time zone {location:?}: not in the system time zone database \
-             (/usr/share/zoneinfo, package tzdata): {e}"
-        )
-    })
+    jiff::tz::db()
+        .get(location)
+        .map_err(|e| LocationError::Unknown {
+            location: location.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// Check that `prefix` + the timestamp is a valid snapshot name and that
@@ -167,13 +225,13 @@ pub fn check_snapshot_names(
     prefix: &str,
     format: &TimestampFormat,
     location: &str,
-) -> Result<(), String> {
+) -> Result<(), NamingError> {
     let tz = load_location(location)?;
     if format.requires_utc() && !is_utc(location) {
-        return Err(format!(
-            "invalid format string {:?} or location {location:?}: format string requires UTC location",
-            format.as_config_str()
-        ));
+        return Err(NamingError::NeedsUtc {
+            format: format.as_config_str().to_string(),
+            location: location.to_string(),
+        });
     }
     // Moments in both halves of the year (DST), shown in the location
     // itself: zrepl only replaces a `+` of a positive offset, so a layout
@@ -193,16 +251,13 @@ pub fn check_snapshot_names(
         .map(|t| format!("{prefix}{}", format.format(t)))
         .collect();
     for n in &names {
-        zrelay_zfs::name::validate_component(n).map_err(|e| {
-            format!("invalid snapshot name would result from `prefix+$timestamp`: {e}")
-        })?;
+        zrelay_zfs::name::validate_component(n).map_err(NamingError::InvalidName)?;
     }
     if names[0] == names[1] {
-        return Err(format!(
-            "timestamp_format {:?} contains no time fields: every snapshot would be named {:?}",
-            format.as_config_str(),
-            names[0]
-        ));
+        return Err(NamingError::NoTimeFields {
+            format: format.as_config_str().to_string(),
+            name: names[0].clone(),
+        });
     }
     Ok(())
 }
@@ -218,7 +273,11 @@ pub struct SnapshotNamer {
 impl SnapshotNamer {
     /// A namer for `prefix`, `format` and `location`, checked as
     /// [`check_snapshot_names`] checks them.
-    pub fn new(prefix: &str, format: &TimestampFormat, location: &str) -> Result<Self, String> {
+    pub fn new(
+        prefix: &str,
+        format: &TimestampFormat,
+        location: &str,
+    ) -> Result<Self, NamingError> {
         check_snapshot_names(prefix, format, location)?;
         Ok(SnapshotNamer {
             prefix: prefix.to_string(),

@@ -13,7 +13,7 @@ use zrelay_snapshot::{
     HookStatus, RoundCause, SnapshotReport, Snapshotter, Snapshotting, TimestampFormat, TokioClock,
 };
 use zrelay_zfs::name::VersionKind;
-use zrelay_zfs::Zfs;
+use zrelay_zfs::{Classify, Zfs};
 
 const T: u64 = 1_715_721_383; // 2024-05-14T21:16:23Z
 

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::error::Refused;
 use crate::options::ClientMapping;
 use crate::{ClientIdentity, TransportError};
 
@@ -45,7 +46,7 @@ pub fn validate_clients(clients: &[ClientMapping]) -> Result<ClientMap, Transpor
                 m.identity.escape_debug()
             ))
         };
-        match parse_pattern(&m.pattern).map_err(bad)? {
+        match parse_pattern(&m.pattern).map_err(|e| bad(e.to_string()))? {
             Pattern::Ip(ip) => {
                 if m.identity.contains('*') {
                     return Err(bad(format!(
@@ -91,20 +92,19 @@ pub fn validate_clients(clients: &[ClientMapping]) -> Result<ClientMap, Transpor
 
 impl ClientMap {
     /// The identity of a client connecting from `ip`, or why it is refused.
-    pub fn lookup(&self, ip: IpAddr) -> Result<ClientIdentity, String> {
+    pub fn lookup(&self, ip: IpAddr) -> Result<ClientIdentity, Refused> {
         let ip = ip.to_canonical();
         if let Some(id) = self.exact.get(&ip) {
             return Ok(id.clone());
         }
         let Some(net) = self.nets.iter().find(|n| contains(n.addr, n.prefix, ip)) else {
-            return Err(format!("{ip} is not in serve.clients"));
+            return Err(Refused::NotInClients { ip });
         };
         let expanded = expand(&net.template, ip);
-        ClientIdentity::parse(&expanded).map_err(|e| {
-            format!(
-                "{ip} matches serve.clients \"{}\" but the expanded identity is invalid: {e}",
-                net.pattern
-            )
+        ClientIdentity::parse(&expanded).map_err(|source| Refused::ExpandedIdentity {
+            ip,
+            pattern: net.pattern.clone(),
+            source,
         })
     }
 
@@ -119,22 +119,29 @@ enum Pattern {
     Net(IpAddr, u8),
 }
 
-fn parse_pattern(s: &str) -> Result<Pattern, String> {
-    let not =
-        || "not an IP address or CIDR (e.g. 192.168.1.2, 10.0.0.0/24 or fd00::/64)".to_string();
+/// Why a `serve.clients` key is neither an IP nor a CIDR (the caller names the key).
+#[derive(Debug, thiserror::Error)]
+enum PatternError {
+    #[error("not an IP address or CIDR (e.g. 192.168.1.2, 10.0.0.0/24 or fd00::/64)")]
+    NotAnAddress,
+    #[error("the prefix length must be a number from 0 to {max}")]
+    BadPrefix { max: u8 },
+}
+
+fn parse_pattern(s: &str) -> Result<Pattern, PatternError> {
     match s.split_once('/') {
         None => {
-            let ip: IpAddr = s.parse().map_err(|_| not())?;
+            let ip: IpAddr = s.parse().map_err(|_| PatternError::NotAnAddress)?;
             Ok(Pattern::Ip(ip.to_canonical()))
         }
         Some((ip, prefix)) => {
-            let ip: IpAddr = ip.parse().map_err(|_| not())?;
+            let ip: IpAddr = ip.parse().map_err(|_| PatternError::NotAnAddress)?;
             let max = max_prefix(ip);
             let prefix: u8 = prefix
                 .parse()
                 .ok()
                 .filter(|p| *p <= max)
-                .ok_or_else(|| format!("the prefix length must be a number from 0 to {max}"))?;
+                .ok_or(PatternError::BadPrefix { max })?;
             Ok(Pattern::Net(mask(ip, prefix), prefix))
         }
     }
@@ -172,6 +179,7 @@ fn expand(template: &str, ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zrelay_zfs::Classify;
 
     fn m(p: &str, id: &str) -> ClientMapping {
         ClientMapping {
@@ -205,7 +213,7 @@ mod tests {
         assert_eq!(map.lookup(ip("::ffff:10.1.2.3")).unwrap().as_str(), "exact");
         assert_eq!(map.lookup(ip("fd00::7")).unwrap().as_str(), "v6-fd00::7");
         let e = map.lookup(ip("192.168.0.1")).unwrap_err();
-        assert!(e.contains("not in serve.clients"), "{e}");
+        assert_eq!(e.to_string(), "192.168.0.1 is not in serve.clients");
         assert!(map.lookup(ip("fd01::1")).is_err());
     }
 
@@ -250,6 +258,11 @@ mod tests {
         let e = map
             .lookup(ip("2001:db8:1234:5678:9abc:def0:1234:5678"))
             .unwrap_err();
-        assert!(e.contains("expanded identity is invalid"), "{e}");
+        assert!(matches!(e, Refused::ExpandedIdentity { .. }), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.contains("matches serve.clients \"::/0\" but the expanded identity is invalid"),
+            "{e}"
+        );
     }
 }

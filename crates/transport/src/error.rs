@@ -1,4 +1,14 @@
-//! Transport errors, each naming the peer or file involved.
+//! Transport errors, each naming the peer or file involved: [`TransportError`]
+//! (what a dial, listen or accept returns, with its retry class) and
+//! [`Refused`] (why a server turned one connecting peer away; logged, never
+//! returned from `accept`).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use zrelay_endpoint::ConfineError;
+use zrelay_zfs::peer_text::peer as shown;
+use zrelay_zfs::{Classify, ErrorClass};
 
 /// A transport failure.
 #[derive(Debug, thiserror::Error)]
@@ -42,17 +52,20 @@ pub enum TransportError {
     },
 }
 
-impl TransportError {
-    /// Whether retrying can help (network trouble yes, bad configuration no).
-    pub fn is_temporary(&self) -> bool {
-        matches!(
-            self,
+impl Classify for TransportError {
+    /// Network trouble is temporary; bad configuration and failed
+    /// authentication are permanent.
+    fn class(&self) -> ErrorClass {
+        match self {
             TransportError::Io { .. }
-                | TransportError::Timeout { .. }
-                | TransportError::Handshake { .. }
-        )
+            | TransportError::Timeout { .. }
+            | TransportError::Handshake { .. } => ErrorClass::Temporary,
+            TransportError::Config(_) | TransportError::Auth { .. } => ErrorClass::Permanent,
+        }
     }
+}
 
+impl TransportError {
     /// A configuration error.
     pub fn config(msg: impl Into<String>) -> Self {
         TransportError::Config(msg.into())
@@ -84,10 +97,98 @@ impl TransportError {
     }
 }
 
+/// Why a server refused one connecting peer (the connection is dropped and
+/// the reason logged, rate-limited per reason).
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// No `serve.clients` key matches the peer's IP.
+    #[error("{ip} is not in serve.clients")]
+    NotInClients {
+        /// The peer's IP.
+        ip: IpAddr,
+    },
+    /// The matching CIDR's identity, expanded with the peer's IP, is invalid.
+    #[error(
+        "{ip} matches serve.clients \"{pattern}\" but the expanded identity is invalid: {source}"
+    )]
+    ExpandedIdentity {
+        /// The peer's IP.
+        ip: IpAddr,
+        /// The matching key as written (a validated CIDR).
+        pattern: String,
+        /// Why the identity is invalid.
+        #[source]
+        source: ConfineError,
+    },
+    /// The TLS handshake did not complete in time.
+    #[error("TLS handshake timed out after {0:?}")]
+    HandshakeTimeout(Duration),
+    /// The TLS handshake failed (untrusted certificate, alert, ...).
+    #[error("{reason}")]
+    Tls {
+        /// What went wrong, in words.
+        reason: String,
+    },
+    /// The client presented no certificate.
+    #[error("no client certificate presented")]
+    NoClientCert,
+    /// The client certificate's subject CN cannot be used.
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    /// The client certificate's CN is not in `serve.client_cns`.
+    #[error("client certificate CN '{}' is not in client_cns", shown(cn))]
+    CnNotAllowed {
+        /// The CN as presented.
+        cn: String,
+    },
+    /// The CN is not a valid client identity.
+    #[error(transparent)]
+    Identity(#[from] ConfineError),
+}
+
+/// Why a certificate's subject CN cannot name a client
+/// ([`crate::tls::subject_cn`]). CNs are shown escaped and cut.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// The certificate is not DER X.509.
+    #[error("cannot parse the certificate: {0}")]
+    Parse(String),
+    /// The subject's CN is not a string.
+    #[error("the certificate's subject CN is not a string: {0}")]
+    CnNotString(String),
+    /// The subject has no CN.
+    #[error("the certificate's subject has no CN")]
+    NoCn,
+    /// The subject has more than one CN, which programs read differently.
+    #[error(
+        "the certificate's subject has {} CNs ({}); refusing it: \
+         programs disagree on which CN names the client (zrepl takes the last)",
+        cns.len(),
+        list_cns(cns)
+    )]
+    SeveralCns {
+        /// Every CN, in subject order.
+        cns: Vec<String>,
+    },
+}
+
+/// At most 8 CNs, quoted, escaped and cut, then "…" if there are more.
+fn list_cns(cns: &[String]) -> String {
+    let list: Vec<String> = cns
+        .iter()
+        .take(8)
+        .map(|c| format!("'{}'", shown(c)))
+        .collect();
+    format!(
+        "{}{}",
+        list.join(", "),
+        if cns.len() > 8 { ", …" } else { "" }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn temporary_classes() {
@@ -101,6 +202,26 @@ mod tests {
             reason: "r".into(),
         };
         assert!(h.is_temporary());
+    }
+
+    #[test]
+    fn refusals_name_the_peer_and_cn() {
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        assert_eq!(
+            Refused::NotInClients { ip }.to_string(),
+            "10.0.0.7 is not in serve.clients"
+        );
+        let e = Refused::CnNotAllowed {
+            cn: "evil\nname".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "client certificate CN 'evil\\nname' is not in client_cns"
+        );
+        let many: Vec<String> = (0..10).map(|i| format!("cn{i}")).collect();
+        let e = CertError::SeveralCns { cns: many }.to_string();
+        assert!(e.contains("has 10 CNs ('cn0', "), "{e}");
+        assert!(e.contains("'cn7', …); refusing it"), "{e}");
     }
 
     #[test]

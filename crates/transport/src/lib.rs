@@ -56,7 +56,7 @@ pub mod tls;
 use std::sync::Arc;
 
 pub use clients::{validate_clients, ClientMap};
-pub use error::TransportError;
+pub use error::{CertError, Refused, TransportError};
 pub use options::{ClientMapping, ConnectOptions, ServeOptions};
 pub use ratelog::{Backoff, KeyedRateLog, RateLog, LOG_INTERVAL};
 pub use ssh::{SshConnector, BANNER, SSH_PROGRAM_ENV};

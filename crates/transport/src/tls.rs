@@ -22,8 +22,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-use zrelay_zfs::peer_text::peer as shown;
-
+use crate::error::{CertError, Refused};
 use crate::ratelog::{Backoff, KeyedRateLog, RateLog, LOG_INTERVAL};
 use crate::tcp::{accept_error_is_transient, bind, check_host_port, dial, ACCEPT_BACKOFF};
 use crate::{Accepted, ClientIdentity, Conn, Connector, Listener, TransportError};
@@ -89,32 +88,20 @@ fn load_roots(key: &str, path: &Path) -> Result<Arc<RootCertStore>, TransportErr
 /// tools and many others the first), so the same certificate could be one
 /// client here and another one there. The error names every CN, escaped and
 /// cut (`zrelay_zfs::peer_text::peer`).
-pub fn subject_cn(cert: &[u8]) -> Result<String, String> {
-    let (_, x509) = x509_parser::parse_x509_certificate(cert)
-        .map_err(|e| format!("cannot parse the certificate: {e}"))?;
+pub fn subject_cn(cert: &[u8]) -> Result<String, CertError> {
+    let (_, x509) =
+        x509_parser::parse_x509_certificate(cert).map_err(|e| CertError::Parse(e.to_string()))?;
     let mut cns = Vec::new();
     for cn in x509.subject().iter_common_name() {
         let text = cn
             .as_str()
-            .map_err(|e| format!("the certificate's subject CN is not a string: {e}"))?;
+            .map_err(|e| CertError::CnNotString(e.to_string()))?;
         cns.push(text.to_string());
     }
     match cns.len() {
-        0 => Err("the certificate's subject has no CN".to_string()),
+        0 => Err(CertError::NoCn),
         1 => Ok(cns.remove(0)),
-        n => {
-            let list: Vec<String> = cns
-                .iter()
-                .take(8)
-                .map(|c| format!("'{}'", shown(c)))
-                .collect();
-            Err(format!(
-                "the certificate's subject has {n} CNs ({}{}); refusing it: \
-                 programs disagree on which CN names the client (zrepl takes the last)",
-                list.join(", "),
-                if n > 8 { ", …" } else { "" }
-            ))
-        }
+        _ => Err(CertError::SeveralCns { cns }),
     }
 }
 
@@ -379,7 +366,10 @@ async fn accept_loop(
                     let _ = tx.send(Ok(a)).await;
                 }
                 Err(reason) => {
-                    let due = refused.lock().expect("refusal log").hit(&reason);
+                    let due = refused
+                        .lock()
+                        .expect("refusal log")
+                        .hit(&reason.to_string());
                     if let Some(n) = due {
                         tracing::warn!(
                             %peer,
@@ -395,28 +385,27 @@ async fn accept_loop(
     }
 }
 
-async fn handshake(a: &Acceptor, tcp: TcpStream, peer: SocketAddr) -> Result<Accepted, String> {
+async fn handshake(a: &Acceptor, tcp: TcpStream, peer: SocketAddr) -> Result<Accepted, Refused> {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
     let tls = tokio::time::timeout(a.handshake_timeout, a.inner.accept(tcp))
         .await
-        .map_err(|_| format!("TLS handshake timed out after {:?}", a.handshake_timeout))?
-        .map_err(|e| describe_tls_error(&e, "client"))?;
+        .map_err(|_| Refused::HandshakeTimeout(a.handshake_timeout))?
+        .map_err(|e| Refused::Tls {
+            reason: describe_tls_error(&e, "client"),
+        })?;
     let cert = tls
         .get_ref()
         .1
         .peer_certificates()
         .and_then(|c| c.first())
-        .ok_or_else(|| "no client certificate presented".to_string())?;
+        .ok_or(Refused::NoClientCert)?;
     let cn = subject_cn(cert.as_ref())?;
     if !a.client_cns.contains(&cn) {
-        return Err(format!(
-            "client certificate CN '{}' is not in client_cns",
-            shown(&cn)
-        ));
+        return Err(Refused::CnNotAllowed { cn });
     }
-    let identity = ClientIdentity::parse(&cn).map_err(|e| e.to_string())?;
+    let identity = ClientIdentity::parse(&cn)?;
     Ok(Accepted {
         conn: Box::new(tls),
         identity,

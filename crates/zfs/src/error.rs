@@ -1,4 +1,17 @@
-//! The ZFS layer's error type and its retry class.
+//! The ZFS layer's error type, and the retry class every zrelay error has.
+//!
+//! # The convention
+//!
+//! Every crate's error type implements [`Classify`]: `class()` says whether
+//! the same call may succeed later ([`ErrorClass::Temporary`]: busy dataset,
+//! network trouble, a killed child) or not before something changes
+//! ([`ErrorClass::Permanent`]: bad configuration, missing dataset, policy).
+//! The layer that sees the cause decides (the ZFS layer from `zfs`'s stderr,
+//! the transport from the socket error, ...); wrapping errors pass their
+//! source's class on and never re-guess it. Retry loops act on the class
+//! only, generically through `impl Classify`. Across the wire an error
+//! travels as its message plus its class, so the caller retries a remote
+//! error exactly as it would a local one.
 
 use crate::name::NameError;
 use crate::parse::{ParseError, StderrKind};
@@ -10,6 +23,35 @@ pub enum ErrorClass {
     Temporary,
     /// Retrying cannot help until something changes (bad name, missing dataset, policy).
     Permanent,
+}
+
+impl ErrorClass {
+    /// `Temporary` when `temporary`, else `Permanent` (for classes that
+    /// crossed the wire or a boundary as a flag).
+    pub fn from_temporary(temporary: bool) -> Self {
+        if temporary {
+            ErrorClass::Temporary
+        } else {
+            ErrorClass::Permanent
+        }
+    }
+}
+
+/// An error that knows its retry class: implemented by every zrelay
+/// crate's error type (see the module documentation).
+pub trait Classify {
+    /// Whether retrying the failed operation later can succeed.
+    fn class(&self) -> ErrorClass;
+
+    /// `class() == Temporary`.
+    fn is_temporary(&self) -> bool {
+        self.class() == ErrorClass::Temporary
+    }
+
+    /// `class() == Permanent`.
+    fn is_permanent(&self) -> bool {
+        self.class() == ErrorClass::Permanent
+    }
 }
 
 /// Everything that can go wrong in the ZFS layer.
@@ -117,9 +159,9 @@ pub enum ZfsError {
     Unsupported(String),
 }
 
-impl ZfsError {
+impl Classify for ZfsError {
     /// The retry class the driver acts on.
-    pub fn class(&self) -> ErrorClass {
+    fn class(&self) -> ErrorClass {
         use ErrorClass::*;
         match self {
             ZfsError::Command { kind, .. } => match kind {
@@ -141,7 +183,9 @@ impl ZfsError {
             | ZfsError::Unsupported(_) => Permanent,
         }
     }
+}
 
+impl ZfsError {
     /// `Ok` when `actual == expected`, else [`ZfsError::GuidMismatch`] naming `name`.
     pub fn check_guid(name: &str, actual: u64, expected: u64) -> Result<()> {
         if actual == expected {
@@ -192,5 +236,9 @@ mod tests {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         };
         assert_eq!(no_binary.class(), ErrorClass::Permanent);
+        assert!(busy.is_temporary() && !busy.is_permanent());
+        assert!(no_binary.is_permanent());
+        assert_eq!(ErrorClass::from_temporary(true), ErrorClass::Temporary);
+        assert_eq!(ErrorClass::from_temporary(false), ErrorClass::Permanent);
     }
 }

@@ -10,7 +10,8 @@
 //!   from their binary form ([`resume_token`], never from `zfs send -nvt` text) and checked
 //!   against the requested filesystem, GUIDs and encryption policy in one place.
 //! - `zfs recv -F` is reachable only through [`api::Zfs::recv_force_rollback`].
-//! - Every error is classed temporary or permanent ([`error::ErrorClass`]).
+//! - Every error is classed temporary or permanent ([`error::ErrorClass`],
+//!   through [`error::Classify`], which every zrelay crate's error implements).
 
 pub mod api;
 pub mod cmd;
@@ -29,7 +30,7 @@ pub mod stream_begin;
 pub use api::{
     DestroyReport, DestroyTarget, Features, PropertyValue, RecvArgs, VersionRef, Zfs, ZfsVersion,
 };
-pub use error::{ErrorClass, Result, ZfsError};
+pub use error::{Classify, ErrorClass, Result, ZfsError};
 pub use name::{BookmarkName, DatasetPath, SnapshotName};
 pub use real::RealZfs;
 pub use send_args::{SendArgs, SendFlags, ValidatedSendArgs};

@@ -100,29 +100,50 @@ struct Pipes {
     stdout: Option<ChildStdout>,
 }
 
+/// How a finished child's stream ended, remembered so that every later poll
+/// or call reports the first verdict. [`ZfsError`] is not `Clone`, so a
+/// failure is kept as the text the later errors repeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The child (and any check after it) succeeded.
+    Succeeded,
+    /// It failed; the first error's message.
+    Failed(String),
+}
+
+impl Verdict {
+    /// The verdict of `res`.
+    pub(crate) fn of<T, E: std::fmt::Display>(res: &std::result::Result<T, E>) -> Self {
+        match res {
+            Ok(_) => Verdict::Succeeded,
+            Err(e) => Verdict::Failed(e.to_string()),
+        }
+    }
+}
+
 enum Outcome {
     Running(oneshot::Receiver<Exit>),
-    Done(std::result::Result<(), String>),
+    Done(Verdict),
 }
 
 impl Outcome {
-    /// Poll the reaper; returns Ok(()) for a clean exit, Err(message) otherwise.
-    fn poll_exit(
-        &mut self,
-        cx: &mut Context<'_>,
-        cmd: &CmdLine,
-    ) -> Poll<std::result::Result<(), String>> {
+    /// Poll the reaper; `Ok(())` for a clean exit, else a read error whose
+    /// message names the command.
+    fn poll_exit(&mut self, cx: &mut Context<'_>, cmd: &CmdLine) -> Poll<io::Result<()>> {
         if let Outcome::Running(rx) = self {
-            let res = match ready!(Pin::new(rx).poll(cx)) {
-                Ok(Ok((status, _))) if status.success() => Ok(()),
-                Ok(Ok((status, stderr))) => Err(command_error(cmd, &status, stderr).to_string()),
-                Ok(Err(e)) => Err(format!("waiting for `{cmd}`: {e}")),
-                Err(_) => Err(format!("`{cmd}` was lost")),
+            let verdict = match ready!(Pin::new(rx).poll(cx)) {
+                Ok(Ok((status, _))) if status.success() => Verdict::Succeeded,
+                Ok(Ok((status, stderr))) => {
+                    Verdict::Failed(command_error(cmd, &status, stderr).to_string())
+                }
+                Ok(Err(e)) => Verdict::Failed(format!("waiting for `{cmd}`: {e}")),
+                Err(_) => Verdict::Failed(format!("`{cmd}` was lost")),
             };
-            *self = Outcome::Done(res);
+            *self = Outcome::Done(verdict);
         }
         match self {
-            Outcome::Done(r) => Poll::Ready(r.clone()),
+            Outcome::Done(Verdict::Succeeded) => Poll::Ready(Ok(())),
+            Outcome::Done(Verdict::Failed(msg)) => Poll::Ready(Err(io::Error::other(msg.clone()))),
             Outcome::Running(_) => unreachable!(),
         }
     }
@@ -138,11 +159,11 @@ impl Outcome {
                 }),
                 Err(_) => Err(ZfsError::Closed(cmd.to_string())),
             };
-            *self = Outcome::Done(res.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            *self = Outcome::Done(Verdict::of(&res));
             return res;
         }
         match self {
-            Outcome::Done(Ok(())) => Ok(()),
+            Outcome::Done(Verdict::Succeeded) => Ok(()),
             _ => Err(ZfsError::Closed(cmd.to_string())),
         }
     }
@@ -193,10 +214,7 @@ impl AsyncRead for ProcSendStream {
             }
             this.stdout = None; // EOF on the pipe: the verdict is the exit status
         }
-        match ready!(this.outcome.poll_exit(cx, &this.cmd)) {
-            Ok(()) => Poll::Ready(Ok(())),
-            Err(msg) => Poll::Ready(Err(io::Error::other(msg))),
-        }
+        this.outcome.poll_exit(cx, &this.cmd)
     }
 }
 

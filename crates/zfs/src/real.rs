@@ -14,7 +14,7 @@ use crate::parse::{
     parse_destroy_stderr, parse_holds, parse_list, parse_send_dry, ListedDataset, ParseError,
     SendEstimate, StderrKind, LIST_PROPS,
 };
-use crate::process::{ProcRecvSink, ProcSendStream, RecvSink, SendStream};
+use crate::process::{ProcRecvSink, ProcSendStream, RecvSink, SendStream, Verdict};
 use crate::send_args::{check_guid, ValidatedSendArgs};
 
 /// The real `zfs` command.
@@ -456,7 +456,8 @@ struct GuidCheckedSink {
     zfs: RealZfs,
     fs: DatasetPath,
     expect: Option<(String, u64)>,
-    done: Option<std::result::Result<(), String>>,
+    /// The first `finish`'s verdict; later calls repeat it (a failure as `Closed`).
+    done: Option<Verdict>,
 }
 
 impl tokio::io::AsyncWrite for GuidCheckedSink {
@@ -484,8 +485,10 @@ impl tokio::io::AsyncWrite for GuidCheckedSink {
 #[async_trait]
 impl RecvSink for GuidCheckedSink {
     async fn finish(&mut self) -> Result<()> {
-        if let Some(done) = &self.done {
-            return done.clone().map_err(ZfsError::Closed);
+        match &self.done {
+            Some(Verdict::Succeeded) => return Ok(()),
+            Some(Verdict::Failed(msg)) => return Err(ZfsError::Closed(msg.clone())),
+            None => {}
         }
         let res = async {
             self.inner.finish().await?;
@@ -496,7 +499,7 @@ impl RecvSink for GuidCheckedSink {
             Ok::<(), ZfsError>(())
         }
         .await;
-        self.done = Some(res.as_ref().map(drop).map_err(|e| e.to_string()));
+        self.done = Some(Verdict::of(&res));
         res
     }
 

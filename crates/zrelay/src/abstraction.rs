@@ -79,10 +79,10 @@ struct ReleaseArgs {
     json: bool,
 }
 
-fn parse_kind(s: &str) -> Result<AbstractionKind, String> {
+fn parse_kind(s: &str) -> Result<AbstractionKind> {
     AbstractionKind::from_name(s.trim()).ok_or_else(|| {
         let all: Vec<&str> = AbstractionKind::ALL.iter().map(|k| k.as_str()).collect();
-        format!("unknown abstraction type {s:?} (known: {})", all.join(", "))
+        anyhow!("unknown abstraction type {s:?} (known: {})", all.join(", "))
     })
 }
 
@@ -107,7 +107,7 @@ pub async fn run(a: ZabsArgs) -> Result<()> {
         }
         ZabsCommand::ReleaseStale(a) => {
             let (filter, abs) = select(&zfs, &a.filter).await?;
-            check_stale_kinds(&filter).map_err(|e| anyhow!("{e}"))?;
+            check_stale_kinds(&filter)?;
             let stale = partition_stale(abs).stale;
             release(&zfs, &stale, &a).await
         }
@@ -291,8 +291,8 @@ mod tests {
         );
         let e = parse_fs_spec("pool/a<:yes").unwrap_err().to_string();
         assert!(e.contains(":ok or :!"), "{e}");
-        assert_eq!(parse_kind("step-hold"), Ok(AbstractionKind::StepHold));
-        let e = parse_kind("step-bookmark").unwrap_err();
+        assert_eq!(parse_kind("step-hold").unwrap(), AbstractionKind::StepHold);
+        let e = parse_kind("step-bookmark").unwrap_err().to_string();
         assert!(
             e.contains("\"step-bookmark\"") && e.contains("last-received-hold"),
             "{e}"

@@ -188,13 +188,13 @@ pub struct StatusArgs {
     config: ConfigArg,
 }
 
-fn parse_secs(s: &str) -> Result<Duration, String> {
+fn parse_secs(s: &str) -> Result<Duration> {
     let n = s.strip_suffix('s').unwrap_or(s);
     n.parse::<f64>()
         .ok()
         .filter(|v| *v > 0.0)
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("invalid interval '{s}', expected seconds like 1s or 0.5"))
+        .ok_or_else(|| anyhow::anyhow!("invalid interval '{s}', expected seconds like 1s or 0.5"))
 }
 
 /// Ask the daemon for its status, keeping only `job` if given.

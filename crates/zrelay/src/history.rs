@@ -31,23 +31,19 @@ pub struct HistoryArgs {
     config: ConfigArg,
 }
 
-fn parse_age(s: &str) -> Result<Duration, String> {
+fn parse_age(s: &str) -> Result<Duration> {
     let t = s.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("invalid duration '{s}', expected e.g. 30m, 24h or 7d"))?;
+        .map_err(|_| anyhow::anyhow!("invalid duration '{s}', expected e.g. 30m, 24h or 7d"))?;
     let mult = match unit.trim() {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => {
-            return Err(format!(
-                "invalid duration '{s}', expected e.g. 30m, 24h or 7d"
-            ))
-        }
+        _ => anyhow::bail!("invalid duration '{s}', expected e.g. 30m, 24h or 7d"),
     };
     Ok(Duration::from_secs(n * mult))
 }

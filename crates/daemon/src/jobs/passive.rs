@@ -21,7 +21,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 use zrelay_endpoint::{ClientIdentity, JobId, LocalReceiver, Receiver, RecvOptions, Sender};
 use zrelay_rpc::{Endpoints, RpcConfig};
 use zrelay_transport::{RateLog, LOG_INTERVAL};
-use zrelay_zfs::{DatasetPath, Zfs};
+use zrelay_zfs::{Classify, DatasetPath, Zfs};
 
 use async_trait::async_trait;
 use zrelay_transport::ServeOptions;

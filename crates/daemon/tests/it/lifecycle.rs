@@ -28,7 +28,7 @@ async fn cron_replication_schedule_fires_under_a_paused_clock() {
         clock: Some(Arc::new(TokioClock::starting_at(start))),
         ..Opts::default()
     };
-    let rig = rig::start(&z, dir.path(), &rig::pair("cron", &extra), opts).await;
+    let rig = rig::start(&z, dir.path(), &rig::pair("cron", extra), opts).await;
     let st = rig.wait_for("push", 1, |s| s.next_run_at.is_some()).await;
     assert_eq!(
         (st.invocations, st.next_run_at),

@@ -201,18 +201,24 @@ pub async fn list_abstractions(
     Ok(collect_abstractions(datasets, &holds, filter))
 }
 
+/// A filter that asks for step holds without replication cursors or the
+/// other way round ([`check_stale_kinds`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "finding stale abstractions needs both types {} and {} (or neither): step holds are judged by the replication cursors",
+    AbstractionKind::StepHold.as_str(),
+    AbstractionKind::CursorV2.as_str()
+)]
+pub struct StaleKindsError;
+
 /// zrepl's precondition of `release-stale`: step holds are judged by the
 /// replication cursors, so asking for one of the two needs the other.
-pub fn check_stale_kinds(filter: &AbstractionFilter) -> Result<(), String> {
+pub fn check_stale_kinds(filter: &AbstractionFilter) -> Result<(), StaleKindsError> {
     let kinds = filter.effective_kinds();
     let step = kinds.contains(&AbstractionKind::StepHold);
     let cursor = kinds.contains(&AbstractionKind::CursorV2);
     if step != cursor {
-        return Err(format!(
-            "finding stale abstractions needs both types {} and {} (or neither): step holds are judged by the replication cursors",
-            AbstractionKind::StepHold.as_str(),
-            AbstractionKind::CursorV2.as_str()
-        ));
+        return Err(StaleKindsError);
     }
     Ok(())
 }

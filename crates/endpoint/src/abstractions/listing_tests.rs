@@ -246,7 +246,10 @@ fn stale_needs_steps_and_cursors_together() {
     assert!(check_stale_kinds(&f(&[AbstractionKind::LastReceivedHold])).is_ok());
     assert!(check_stale_kinds(&f(&[AbstractionKind::StepHold, AbstractionKind::CursorV2])).is_ok());
     let e = check_stale_kinds(&f(&[AbstractionKind::StepHold])).unwrap_err();
-    assert!(e.contains("replication-cursor-bookmark-v2"), "{e}");
+    assert!(
+        e.to_string().contains("replication-cursor-bookmark-v2"),
+        "{e}"
+    );
     assert!(check_stale_kinds(&f(&[AbstractionKind::CursorV2])).is_err());
 }
 

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 use zrelay_endpoint::{CommitReq, PrepareReq, Receiver, Sender, StepReq};
 use zrelay_planner::{plan, Conflict, FsPlan};
-use zrelay_zfs::{DatasetPath, ErrorClass};
+use zrelay_zfs::{Classify, DatasetPath, ErrorClass};
 
 mod commit;
 

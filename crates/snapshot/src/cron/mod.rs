@@ -29,6 +29,118 @@ mod tests;
 
 use jiff::tz::TimeZone;
 
+use crate::timestamp::LocationError;
+
+/// A cron expression that cannot be used. Every message but the empty
+/// one starts with the expression, quoted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    /// The expression is empty.
+    #[error("empty cron expression")]
+    Empty,
+    /// The expression is malformed.
+    #[error("{spec:?}: {fault}")]
+    Invalid {
+        /// The expression.
+        spec: String,
+        /// What is wrong with it.
+        fault: CronFault,
+    },
+    /// The `TZ=` zone of [`CronSchedule::parse`] cannot be loaded.
+    #[error(transparent)]
+    Location(#[from] LocationError),
+}
+
+/// What is wrong with a cron expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronFault {
+    /// `TZ=zone` with nothing after it.
+    #[error("a time zone prefix must be followed by fields")]
+    ZoneWithoutFields,
+    /// `@daily` and friends.
+    #[error("descriptors such as @daily are not accepted, write the fields")]
+    Descriptor,
+    /// Not 5 or 6 fields.
+    #[error(
+        "expected 5 to 6 fields, found {0} (seconds are optional: [sec] min hour dom month dow)"
+    )]
+    FieldCount(usize),
+    /// A field has no value.
+    #[error("{field} field is empty")]
+    EmptyField {
+        /// The field's name, e.g. `day of week`.
+        field: &'static str,
+    },
+    /// One comma-separated part of a field is invalid.
+    #[error("{field} field {expr:?}: {fault}")]
+    Range {
+        /// The field's name, e.g. `day of week`.
+        field: &'static str,
+        /// The part.
+        expr: String,
+        /// What is wrong with it.
+        fault: RangeFault,
+    },
+    /// The `TZ=` zone is unknown.
+    #[error(transparent)]
+    Location(LocationError),
+}
+
+impl CronFault {
+    /// The field the fault is in, if it is in one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            CronFault::EmptyField { field } | CronFault::Range { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// What is wrong with one part (`N`, `N-M`, `*/S`, ...) of a field
+/// (robfig's messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeFault {
+    /// `1-2-3`.
+    #[error("too many hyphens")]
+    TooManyHyphens,
+    /// `1/2/3`.
+    #[error("too many slashes")]
+    TooManySlashes,
+    /// The start is below the field's minimum.
+    #[error("beginning of range ({start}) below minimum ({min})")]
+    BelowMinimum {
+        /// The start.
+        start: u32,
+        /// The minimum.
+        min: u32,
+    },
+    /// The end is above the field's maximum.
+    #[error("end of range ({end}) above maximum ({max})")]
+    AboveMaximum {
+        /// The end.
+        end: u32,
+        /// The maximum.
+        max: u32,
+    },
+    /// The start is after the end.
+    #[error("beginning of range ({start}) beyond end of range ({end})")]
+    Reversed {
+        /// The start.
+        start: u32,
+        /// The end.
+        end: u32,
+    },
+    /// `/0`.
+    #[error("step of range should be a positive number")]
+    ZeroStep,
+    /// Not a number (nor a name).
+    #[error("failed to parse int from {0:?}")]
+    NotANumber(String),
+    /// A number too large.
+    #[error("number {0:?} out of range")]
+    OutOfRange(String),
+}
+
 /// The parsed fields, as bit sets (bit `n` set: value `n` matches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CronFields {
@@ -70,7 +182,7 @@ impl Eq for CronSchedule {}
 impl CronSchedule {
     /// Parse `spec`; the zone is the `TZ=`/`CRON_TZ=` prefix's, else the
     /// system's local zone.
-    pub fn parse(spec: &str) -> Result<CronSchedule, String> {
+    pub fn parse(spec: &str) -> Result<CronSchedule, CronError> {
         let (zone, fields) = parse_spec(spec)?;
         let tz = match zone {
             Some(z) => crate::timestamp::load_location(z)?,
@@ -138,44 +250,45 @@ const DOW: Bounds = Bounds {
 
 /// Parse and validate a cron expression (see the module docs). A zone
 /// prefix must name a zone the system knows.
-pub fn parse_cron(spec: &str) -> Result<CronFields, String> {
+pub fn parse_cron(spec: &str) -> Result<CronFields, CronError> {
     let (zone, fields) = parse_spec(spec)?;
     if let Some(z) = zone {
-        crate::timestamp::check_location(z).map_err(|e| format!("{spec:?}: {e}"))?;
+        crate::timestamp::check_location(z).map_err(|e| invalid(spec, CronFault::Location(e)))?;
     }
     Ok(fields)
 }
 
+fn invalid(spec: &str, fault: CronFault) -> CronError {
+    CronError::Invalid {
+        spec: spec.to_string(),
+        fault,
+    }
+}
+
 /// The zone prefix (unchecked) and the fields.
-fn parse_spec(spec: &str) -> Result<(Option<&str>, CronFields), String> {
+fn parse_spec(spec: &str) -> Result<(Option<&str>, CronFields), CronError> {
     if spec.is_empty() {
-        return Err("empty cron expression".into());
+        return Err(CronError::Empty);
     }
     let mut rest = spec;
     let mut zone = None;
     if rest.starts_with("TZ=") || rest.starts_with("CRON_TZ=") {
         let (prefix, tail) = rest
             .split_once(' ')
-            .ok_or_else(|| format!("{spec:?}: a time zone prefix must be followed by fields"))?;
+            .ok_or_else(|| invalid(spec, CronFault::ZoneWithoutFields))?;
         zone = Some(&prefix[prefix.find('=').map_or(0, |i| i + 1)..]);
         rest = tail.trim();
     }
     if rest.starts_with('@') {
-        return Err(format!(
-            "{spec:?}: descriptors such as @daily are not accepted, write the fields"
-        ));
+        return Err(invalid(spec, CronFault::Descriptor));
     }
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let fields: Vec<&str> = match fields.len() {
         5 => std::iter::once("0").chain(fields).collect(),
         6 => fields,
-        n => {
-            return Err(format!(
-                "{spec:?}: expected 5 to 6 fields, found {n} (seconds are optional: [sec] min hour dom month dow)"
-            ))
-        }
+        n => return Err(invalid(spec, CronFault::FieldCount(n))),
     };
-    let f = |i: usize, b: &Bounds| parse_field(fields[i], b).map_err(|e| format!("{spec:?}: {e}"));
+    let f = |i: usize, b: &Bounds| parse_field(fields[i], b).map_err(|e| invalid(spec, e));
     let (days_of_month, dom_star) = f(3, &DOM)?;
     let (days_of_week, dow_star) = f(5, &DOW)?;
     let fields = CronFields {
@@ -192,22 +305,26 @@ fn parse_spec(spec: &str) -> Result<(Option<&str>, CronFields), String> {
 }
 
 /// The bits of a field and whether it is a star.
-fn parse_field(field: &str, b: &Bounds) -> Result<(u64, bool), String> {
+fn parse_field(field: &str, b: &Bounds) -> Result<(u64, bool), CronFault> {
     let mut bits = 0u64;
     let mut star = false;
     for expr in field.split(',').filter(|e| !e.is_empty()) {
-        let (v, s) = parse_range(expr, b).map_err(|e| format!("{} field {expr:?}: {e}", b.name))?;
+        let (v, s) = parse_range(expr, b).map_err(|fault| CronFault::Range {
+            field: b.name,
+            expr: expr.to_string(),
+            fault,
+        })?;
         bits |= v;
         star |= s;
     }
     if bits == 0 {
-        return Err(format!("{} field is empty", b.name));
+        return Err(CronFault::EmptyField { field: b.name });
     }
     Ok((bits, star))
 }
 
 /// robfig's `getRange`: the bits, and whether the range is a star.
-fn parse_range(expr: &str, b: &Bounds) -> Result<(u64, bool), String> {
+fn parse_range(expr: &str, b: &Bounds) -> Result<(u64, bool), RangeFault> {
     let parts: Vec<&str> = expr.split('/').collect();
     let low_high: Vec<&str> = parts[0].split('-').collect();
     let single = low_high.len() == 1;
@@ -220,7 +337,7 @@ fn parse_range(expr: &str, b: &Bounds) -> Result<(u64, bool), String> {
         let end = match low_high.len() {
             1 => start,
             2 => int_or_name(low_high[1], b)?,
-            _ => return Err("too many hyphens".into()),
+            _ => return Err(RangeFault::TooManyHyphens),
         };
         (start, end)
     };
@@ -236,24 +353,19 @@ fn parse_range(expr: &str, b: &Bounds) -> Result<(u64, bool), String> {
             }
             step
         }
-        _ => return Err("too many slashes".into()),
+        _ => return Err(RangeFault::TooManySlashes),
     };
     if start < b.min {
-        return Err(format!(
-            "beginning of range ({start}) below minimum ({})",
-            b.min
-        ));
+        return Err(RangeFault::BelowMinimum { start, min: b.min });
     }
     if end > b.max {
-        return Err(format!("end of range ({end}) above maximum ({})", b.max));
+        return Err(RangeFault::AboveMaximum { end, max: b.max });
     }
     if start > end {
-        return Err(format!(
-            "beginning of range ({start}) beyond end of range ({end})"
-        ));
+        return Err(RangeFault::Reversed { start, end });
     }
     if step == 0 {
-        return Err("step of range should be a positive number".into());
+        return Err(RangeFault::ZeroStep);
     }
     let bits = (start..=end)
         .step_by(step as usize)
@@ -261,7 +373,7 @@ fn parse_range(expr: &str, b: &Bounds) -> Result<(u64, bool), String> {
     Ok((bits, star))
 }
 
-fn int_or_name(s: &str, b: &Bounds) -> Result<u32, String> {
+fn int_or_name(s: &str, b: &Bounds) -> Result<u32, RangeFault> {
     let lower = s.to_ascii_lowercase();
     if let Some(i) = b.names.iter().position(|n| *n == lower) {
         return Ok(i as u32 + if b.min == 1 { 1 } else { 0 });
@@ -269,11 +381,11 @@ fn int_or_name(s: &str, b: &Bounds) -> Result<u32, String> {
     number(s)
 }
 
-fn number(s: &str) -> Result<u32, String> {
+fn number(s: &str) -> Result<u32, RangeFault> {
     let t = s.strip_prefix('+').unwrap_or(s);
     if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(format!("failed to parse int from {s:?}"));
+        return Err(RangeFault::NotANumber(s.to_string()));
     }
     t.parse::<u32>()
-        .map_err(|_| format!("number {s:?} out of range"))
+        .map_err(|_| RangeFault::OutOfRange(s.to_string()))
 }

@@ -51,9 +51,35 @@ fn rejected() {
         ("TZ=Mars/Olympus_Mons 0 3 * * *", "unknown time zone"),
         ("CRON_TZ=../etc 0 3 * * *", "invalid location"),
     ] {
-        let e = parse_cron(s).unwrap_err();
+        let e = parse_cron(s).unwrap_err().to_string();
         assert!(e.contains(why), "{s}: {e}");
     }
+}
+
+#[test]
+fn errors_name_the_expression_and_field() {
+    let e = parse_cron("0 0 32 * *").unwrap_err();
+    let CronError::Invalid { spec, fault } = &e else {
+        panic!("{e:?}");
+    };
+    assert_eq!(spec, "0 0 32 * *");
+    assert_eq!(fault.field(), Some("day of month"));
+    assert_eq!(
+        e.to_string(),
+        "\"0 0 32 * *\": day of month field \"32\": end of range (32) above maximum (31)"
+    );
+    let e = parse_cron("* * * * x,").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("day of week field \"x\": failed to parse int"),
+        "{e}"
+    );
+    assert_eq!(parse_cron("").unwrap_err(), CronError::Empty);
+    let e = CronSchedule::parse("TZ=Mars/Olympus_Mons 0 3 * * *").unwrap_err();
+    assert!(
+        matches!(e, CronError::Location(LocationError::Unknown { .. })),
+        "{e:?}"
+    );
 }
 
 #[test]

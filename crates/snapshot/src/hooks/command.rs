@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tracing::{info, warn};
 
-use super::{go_duration, Capture, HookCtx};
+use super::{Capture, HookCtx, HookError};
 use crate::report::HookEdge;
 
 /// How long to wait for the output pipes after the command exited: a
@@ -46,7 +46,7 @@ pub(super) async fn run(
     timeout: Duration,
     edge: HookEdge,
     ctx: &HookCtx<'_>,
-) -> (Result<(), String>, String) {
+) -> (Result<(), HookError>, String) {
     let mut cmd = tokio::process::Command::new(path);
     cmd.envs(hook_env(edge, ctx, timeout))
         .stdin(Stdio::null())
@@ -58,7 +58,10 @@ pub(super) async fn run(
         Ok(c) => c,
         Err(e) => {
             return (
-                Err(format!("cannot start {}: {e}", path.display())),
+                Err(HookError::Start {
+                    path: path.to_path_buf(),
+                    source: e,
+                }),
                 String::new(),
             )
         }
@@ -81,15 +84,15 @@ pub(super) async fn run(
 
     let result = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) if status.success() => Ok(()),
-        Ok(Ok(status)) => Err(exit_message(status)),
-        Ok(Err(e)) => Err(format!("cannot wait for {}: {e}", path.display())),
+        Ok(Ok(status)) => Err(HookError::Exit(status)),
+        Ok(Err(e)) => Err(HookError::Wait {
+            path: path.to_path_buf(),
+            source: e,
+        }),
         Err(_) => {
             kill_group(pgid);
             let _ = child.kill().await;
-            Err(format!(
-                "timed out after {}: signal: killed",
-                go_duration(timeout)
-            ))
+            Err(HookError::CommandTimeout(timeout))
         }
     };
 
@@ -104,15 +107,6 @@ pub(super) async fn run(
     }
     let output = capture.lock().unwrap_or_else(|e| e.into_inner()).text();
     (result, output)
-}
-
-fn exit_message(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(sig)) => format!("signal: {sig}"),
-        (None, None) => status.to_string(),
-    }
 }
 
 /// SIGKILL the hook's process group (it is its own group's leader).

@@ -26,8 +26,11 @@
 //! `sslmode=require`; write `sslmode=disable` or use a unix socket).
 
 mod command;
+mod error;
 pub mod mysql;
 mod postgres;
+
+pub use error::{DsnError, HookError};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,12 +45,11 @@ pub const MAX_HOOK_LOG_SIZE_DEFAULT: usize = 1 << 20;
 
 /// Check what can be checked of a hook before running it: an absolute
 /// command path, a DSN that parses.
-pub fn check_hook(hook: &Hook) -> Result<(), String> {
+pub fn check_hook(hook: &Hook) -> Result<(), HookError> {
     match &hook.kind {
-        HookKind::Command { path } if !path.is_absolute() => Err(format!(
-            "hook command path {:?} must be absolute",
-            path.display()
-        )),
+        HookKind::Command { path } if !path.is_absolute() => {
+            Err(HookError::RelativePath { path: path.clone() })
+        }
         HookKind::Command { .. } => Ok(()),
         HookKind::PostgresCheckpoint { dsn } => postgres::parse_dsn(dsn).map(drop),
         HookKind::MysqlLockTables { dsn } => mysql::parse_dsn(dsn).map(drop),
@@ -81,13 +83,13 @@ pub(crate) enum Held {
 
 /// The result of one edge.
 pub(crate) struct EdgeResult {
-    pub result: Result<(), String>,
+    pub result: Result<(), HookError>,
     pub output: String,
     pub held: Held,
 }
 
 impl EdgeResult {
-    fn plain(result: Result<(), String>) -> EdgeResult {
+    fn plain(result: Result<(), HookError>) -> EdgeResult {
         EdgeResult {
             result,
             output: String::new(),
@@ -128,7 +130,7 @@ pub(crate) async fn run_edge(
         }
         (HookKind::MysqlLockTables { .. }, HookEdge::Post) => match held {
             Held::MysqlLock(l) => EdgeResult::plain(mysql::unlock(l, hook.timeout, ctx).await),
-            Held::Nothing => EdgeResult::plain(Err("no locked session from the pre edge".into())),
+            Held::Nothing => EdgeResult::plain(Err(HookError::NoLockedSession)),
         },
     }
 }
@@ -226,10 +228,11 @@ mod tests {
             filesystems: Default::default(),
             err_is_fatal: false,
         };
-        assert!(check_hook(&hook(HookKind::Command {
-            path: "rel/x.sh".into()
+        let e = check_hook(&hook(HookKind::Command {
+            path: "rel/x.sh".into(),
         }))
-        .is_err());
+        .unwrap_err();
+        assert!(matches!(e, HookError::RelativePath { .. }), "{e}");
         assert!(check_hook(&hook(HookKind::PostgresCheckpoint {
             dsn: "host=/run/postgresql user=postgres".into()
         }))
@@ -242,9 +245,13 @@ mod tests {
             dsn: "root@tcp(localhost)/".into()
         }))
         .is_ok());
-        assert!(check_hook(&hook(HookKind::MysqlLockTables {
-            dsn: "no slash".into()
+        let e = check_hook(&hook(HookKind::MysqlLockTables {
+            dsn: "no slash".into(),
         }))
-        .is_err());
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`dsn` invalid: missing the slash separating the database name"
+        );
     }
 }

@@ -20,7 +20,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 use tracing::{debug, info};
 
-use super::{error_chain, go_duration, HookCtx};
+use super::{error_chain, DsnError, HookCtx, HookError};
 
 /// A session holding `FLUSH TABLES WITH READ LOCK`.
 pub struct Locked(Conn);
@@ -60,11 +60,11 @@ pub struct MysqlDsn {
 
 /// Parse a go-sql-driver DSN (see the module docs); `mysql://` URLs are
 /// checked by `mysql_async`.
-pub fn parse_dsn(dsn: &str) -> Result<Opts, String> {
+pub fn parse_dsn(dsn: &str) -> Result<Opts, HookError> {
     if dsn.starts_with("mysql://") {
-        return Opts::from_url(dsn).map_err(|e| format!("`dsn` invalid: {e}"));
+        return Opts::from_url(dsn).map_err(HookError::MysqlUrl);
     }
-    let d = parse_go_dsn(dsn).map_err(|e| format!("`dsn` invalid: {e}"))?;
+    let d = parse_go_dsn(dsn)?;
     let b = OptsBuilder::default()
         .user((!d.user.is_empty()).then_some(d.user))
         .pass(d.password)
@@ -78,11 +78,9 @@ pub fn parse_dsn(dsn: &str) -> Result<Opts, String> {
 }
 
 /// go-sql-driver's `ParseDSN`, for the parts zrelay uses.
-pub fn parse_go_dsn(dsn: &str) -> Result<MysqlDsn, String> {
+pub fn parse_go_dsn(dsn: &str) -> Result<MysqlDsn, DsnError> {
     // The last '/' separates the address part from the database.
-    let slash = dsn
-        .rfind('/')
-        .ok_or("missing the slash separating the database name")?;
+    let slash = dsn.rfind('/').ok_or(DsnError::NoSlash)?;
     let (left, right) = (&dsn[..slash], &dsn[slash + 1..]);
     let (db, params) = right.split_once('?').unwrap_or((right, ""));
     let (cred, netaddr) = match left.rfind('@') {
@@ -99,9 +97,7 @@ pub fn parse_go_dsn(dsn: &str) -> Result<MysqlDsn, String> {
     let (net, addr) = match netaddr.find('(') {
         Some(open) => {
             let Some(inner) = netaddr[open + 1..].strip_suffix(')') else {
-                return Err(
-                    "invalid DSN: network address not terminated (missing closing brace)".into(),
-                );
+                return Err(DsnError::Unterminated);
             };
             (&netaddr[..open], inner)
         }
@@ -121,20 +117,15 @@ pub fn parse_go_dsn(dsn: &str) -> Result<MysqlDsn, String> {
             }
             .into(),
         ),
-        other => return Err(format!("unsupported network {other:?} (use tcp or unix)")),
+        other => return Err(DsnError::Network(other.to_string())),
     };
     for kv in params.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = kv
             .split_once('=')
-            .ok_or_else(|| format!("invalid DSN parameter {kv:?}"))?;
+            .ok_or_else(|| DsnError::Parameter(kv.to_string()))?;
         match (k, v) {
             ("tls", "false" | "preferred") => {}
-            ("tls", v) => {
-                return Err(format!(
-                    "tls={v} is not supported: the mysql-lock-tables hook has no TLS; \
-                     use a unix socket or tls=false"
-                ))
-            }
+            ("tls", v) => return Err(DsnError::Tls(v.to_string())),
             _ => debug!(param = k, "ignoring mysql DSN parameter"),
         }
     }
@@ -146,9 +137,9 @@ pub fn parse_go_dsn(dsn: &str) -> Result<MysqlDsn, String> {
     })
 }
 
-fn tcp_addr(addr: &str) -> Result<MysqlAddr, String> {
+fn tcp_addr(addr: &str) -> Result<MysqlAddr, DsnError> {
     let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
-        let (h, tail) = rest.split_once(']').ok_or("unterminated [ in address")?;
+        let (h, tail) = rest.split_once(']').ok_or(DsnError::UnterminatedBracket)?;
         (h, tail.strip_prefix(':'))
     } else if addr.matches(':').count() > 1 {
         (addr, None) // a bare IPv6 address
@@ -160,9 +151,7 @@ fn tcp_addr(addr: &str) -> Result<MysqlAddr, String> {
     };
     let port = match port {
         None => 3306,
-        Some(p) => p
-            .parse()
-            .map_err(|_| format!("invalid port in address {addr:?}"))?,
+        Some(p) => p.parse().map_err(|_| DsnError::Port(addr.to_string()))?,
     };
     Ok(MysqlAddr::Tcp {
         host: host.to_string(),
@@ -171,14 +160,17 @@ fn tcp_addr(addr: &str) -> Result<MysqlAddr, String> {
 }
 
 async fn with_timeout<T>(
-    what: &str,
+    what: &'static str,
     timeout: Duration,
     f: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
-) -> Result<T, String> {
+) -> Result<T, HookError> {
     match tokio::time::timeout(timeout, f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {}", error_chain(&e))),
-        Err(_) => Err(format!("{what}: timed out after {}", go_duration(timeout))),
+        Ok(Err(e)) => Err(HookError::Mysql {
+            what,
+            reason: error_chain(&e),
+        }),
+        Err(_) => Err(HookError::MysqlTimeout { what, timeout }),
     }
 }
 
@@ -187,7 +179,7 @@ pub(super) async fn lock(
     dsn: &str,
     timeout: Duration,
     ctx: &HookCtx<'_>,
-) -> Result<Locked, String> {
+) -> Result<Locked, HookError> {
     let opts = parse_dsn(dsn)?;
     const WHAT: &str = "FLUSH TABLES WITH READ LOCK";
     let mut conn = with_timeout(WHAT, timeout, Conn::new(opts)).await?;
@@ -202,7 +194,11 @@ pub(super) async fn lock(
 }
 
 /// `UNLOCK TABLES` on the locking session, and close it.
-pub(super) async fn unlock(l: Locked, timeout: Duration, ctx: &HookCtx<'_>) -> Result<(), String> {
+pub(super) async fn unlock(
+    l: Locked,
+    timeout: Duration,
+    ctx: &HookCtx<'_>,
+) -> Result<(), HookError> {
     let mut conn = l.0;
     info!(job = ctx.job, fs = %ctx.fs, "do UNLOCK TABLES");
     let r = with_timeout("UNLOCK TABLES", timeout, conn.query_drop("UNLOCK TABLES")).await;
@@ -279,7 +275,7 @@ mod tests {
             ("root@tcp(h)/?tls=true", "not supported"),
             ("root@tcp(h)/?novalue", "invalid DSN parameter"),
         ] {
-            let e = parse_go_dsn(dsn).unwrap_err();
+            let e = parse_go_dsn(dsn).unwrap_err().to_string();
             assert!(e.contains(why), "{dsn}: {e}");
         }
         assert!(parse_dsn("mysql://root@localhost:3306/db").is_ok());

@@ -13,12 +13,12 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 use tracing::{debug, info};
 
-use super::{error_chain, go_duration, HookCtx};
+use super::{error_chain, HookCtx, HookError};
 
 /// Parse a DSN.
-pub(super) fn parse_dsn(dsn: &str) -> Result<tokio_postgres::Config, String> {
+pub(super) fn parse_dsn(dsn: &str) -> Result<tokio_postgres::Config, HookError> {
     dsn.parse::<tokio_postgres::Config>()
-        .map_err(|e| format!("`dsn` invalid: {e}"))
+        .map_err(HookError::PostgresDsn)
 }
 
 /// Connect and run `CHECKPOINT` (a dry run only connects and pings).
@@ -26,20 +26,19 @@ pub(super) async fn checkpoint(
     dsn: &str,
     timeout: Duration,
     ctx: &HookCtx<'_>,
-) -> Result<(), String> {
+) -> Result<(), HookError> {
     let config = parse_dsn(dsn)?;
     let work = async {
         let (client, conn) = config
             .connect(NoTls)
             .await
-            .map_err(|e| format!("postgres CHECKPOINT failed: connect: {}", error_chain(&e)))?;
+            .map_err(|e| HookError::Postgres(format!("connect: {}", error_chain(&e))))?;
         let conn = tokio::spawn(async move {
             if let Err(e) = conn.await {
                 debug!(error = %e, "postgres connection ended with an error");
             }
         });
-        let fail =
-            |e: tokio_postgres::Error| format!("postgres CHECKPOINT failed: {}", error_chain(&e));
+        let fail = |e: tokio_postgres::Error| HookError::Postgres(error_chain(&e));
         let ms = timeout.as_millis();
         debug!(
             statement_timeout = ms,
@@ -61,9 +60,6 @@ pub(super) async fn checkpoint(
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
-        Err(_) => Err(format!(
-            "postgres CHECKPOINT failed: timed out after {}",
-            go_duration(timeout)
-        )),
+        Err(_) => Err(HookError::PostgresTimeout(timeout)),
     }
 }

@@ -236,7 +236,8 @@ impl Mariadb {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", server.display()))?;
         let db = Mariadb { dir, child, socket };
-        let opts = zrelay_snapshot::hooks::mysql::parse_dsn(&db.dsn())?;
+        let opts =
+            zrelay_snapshot::hooks::mysql::parse_dsn(&db.dsn()).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if db.socket.exists() {

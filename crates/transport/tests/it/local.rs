@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use zrelay_transport::{connector, listen, ConnectOptions, ServeOptions, TransportError};
+use zrelay_zfs::Classify;
 
 use crate::common::round_trip;
 

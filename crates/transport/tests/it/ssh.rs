@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zrelay_transport::{Conn, Connector, SshConnector, TransportError, BANNER};
+use zrelay_zfs::Classify;
 
 struct Fake {
     dir: tempfile::TempDir,

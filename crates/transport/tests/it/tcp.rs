@@ -8,6 +8,7 @@ use zrelay_transport::tcp::TcpListener;
 use zrelay_transport::{
     connector, listen, ClientMapping, ConnectOptions, Listener, ServeOptions, TransportError,
 };
+use zrelay_zfs::Classify;
 
 use crate::common::{round_trip, Logs};
 

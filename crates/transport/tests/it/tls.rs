@@ -14,6 +14,7 @@ use zrelay_transport::tls::{subject_cn, TlsConnector, TlsListener};
 use zrelay_transport::{
     connector, listen, ConnectOptions, Connector, Listener, ServeOptions, TransportError,
 };
+use zrelay_zfs::Classify;
 
 use crate::common::{round_trip, Logs, Pki};
 
@@ -290,7 +291,7 @@ fn subject_with_two_cns_is_refused_naming_both() {
         .map(|c| c.as_str().unwrap())
         .collect();
     assert_eq!(all, ["client1", "evil\nline"]);
-    let e = subject_cn(der.as_ref()).unwrap_err();
+    let e = subject_cn(der.as_ref()).unwrap_err().to_string();
     assert!(e.contains("has 2 CNs ('client1', 'evil\\nline')"), "{e}");
     assert!(!e.contains('\n'), "{e}");
 }

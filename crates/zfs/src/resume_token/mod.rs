@@ -147,6 +147,39 @@ impl ResumeTokenInfo {
     }
 }
 
+/// Why a token's zlib payload does not decompress to exactly the announced size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadFault {
+    /// Not zlib at all.
+    #[error("the payload is not a zlib stream: {0}")]
+    NotZlib(String),
+    /// More bytes than announced.
+    #[error("the payload decompresses to more than the announced {announced} bytes")]
+    TooLong {
+        /// The announced size.
+        announced: usize,
+    },
+    /// The stream ends early.
+    #[error("the payload's zlib stream is truncated ({out} bytes out, {announced} announced)")]
+    Truncated {
+        /// Bytes decompressed.
+        out: usize,
+        /// The announced size.
+        announced: usize,
+    },
+    /// Bytes after the stream's end.
+    #[error("{0} bytes after the end of the payload's zlib stream")]
+    Trailing(u64),
+    /// Fewer bytes than announced.
+    #[error("the payload decompresses to {out} bytes, but the token announces {announced}")]
+    TooShort {
+        /// Bytes decompressed.
+        out: usize,
+        /// The announced size.
+        announced: usize,
+    },
+}
+
 /// Why a resume token was refused. Each message shows the token escaped and
 /// cut ([`peer`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,7 +210,7 @@ pub enum ResumeTokenError {
         /// The token, shown.
         token: String,
         /// What is wrong.
-        reason: String,
+        reason: PayloadFault,
     },
     /// The packed nvlist is malformed.
     #[error("resume token {token}: {source}")]
@@ -288,35 +321,30 @@ pub fn decode_nvlist(token: &str) -> Result<NvList, ResumeTokenError> {
 }
 
 /// zlib-decompress `input` to exactly `len` bytes, never more.
-fn inflate(input: &[u8], len: usize) -> Result<Vec<u8>, String> {
+fn inflate(input: &[u8], len: usize) -> Result<Vec<u8>, PayloadFault> {
     let mut d = flate2::Decompress::new(true);
     // one spare byte tells "longer than announced" from "exactly announced"
     let mut out = Vec::with_capacity(len + 1);
     let status = d
         .decompress_vec(input, &mut out, flate2::FlushDecompress::Finish)
-        .map_err(|e| format!("the payload is not a zlib stream: {e}"))?;
+        .map_err(|e| PayloadFault::NotZlib(e.to_string()))?;
     if out.len() > len {
-        return Err(format!(
-            "the payload decompresses to more than the announced {len} bytes"
-        ));
+        return Err(PayloadFault::TooLong { announced: len });
     }
     if status != flate2::Status::StreamEnd {
-        return Err(format!(
-            "the payload's zlib stream is truncated ({} bytes out, {len} announced)",
-            out.len()
-        ));
+        return Err(PayloadFault::Truncated {
+            out: out.len(),
+            announced: len,
+        });
     }
     if d.total_in() != input.len() as u64 {
-        return Err(format!(
-            "{} bytes after the end of the payload's zlib stream",
-            input.len() as u64 - d.total_in()
-        ));
+        return Err(PayloadFault::Trailing(input.len() as u64 - d.total_in()));
     }
     if out.len() != len {
-        return Err(format!(
-            "the payload decompresses to {} bytes, but the token announces {len}",
-            out.len()
-        ));
+        return Err(PayloadFault::TooShort {
+            out: out.len(),
+            announced: len,
+        });
     }
     Ok(out)
 }
