@@ -283,7 +283,7 @@ pub struct PushJob {
     /// `send`.
     pub send: SendConfig,
     /// `snapshotting`.
-    pub snapshotting: Snapshotting,
+    pub snapshotting: SnapshotPlan,
     /// `pruning`.
     pub pruning: PruningConfig,
     /// `replication` and `conflict_resolution`.
@@ -330,7 +330,7 @@ pub struct SourceJob {
     /// `send`.
     pub send: SendConfig,
     /// `snapshotting`.
-    pub snapshotting: Snapshotting,
+    pub snapshotting: SnapshotPlan,
     /// `limits` (zrelay extension).
     pub limits: Limits,
 }
@@ -341,7 +341,7 @@ pub struct SnapJob {
     /// `filesystems`.
     pub filesystems: FsFilter,
     /// `snapshotting`.
-    pub snapshotting: Snapshotting,
+    pub snapshotting: SnapshotPlan,
     /// `pruning.keep` (compiled).
     pub keep: KeepRules,
 }
@@ -390,6 +390,8 @@ impl Default for Limits {
 
 // The `snapshotting` types are the snapshotter's own (`zrelay-snapshot`).
 pub use zrelay_snapshot::model::{Hook, HookKind, Snapshotting, TimestampFormat};
+/// `snapshotting`, compiled for the snapshotter.
+pub use zrelay_snapshot::SnapshotPlan;
 
 // Keep rules are the pruner's own types (`zrelay-pruning`).
 pub use zrelay_pruning::{GridInterval, KeepRule, KeepRules};

@@ -99,7 +99,7 @@ fn job_defaults_are_zrepls() {
         }]
     );
     assert!(matches!(
-        &p.snapshotting,
+        &*p.snapshotting,
         Snapshotting::Periodic { timestamp_format: TimestampFormat::Dense, timestamp_location, hooks, .. }
             if timestamp_location == "UTC" && hooks.is_empty()
     ));
@@ -236,7 +236,7 @@ fn scalars_are_typed_by_the_target() {
     let JobKind::Push(p) = &c.jobs[0].kind else {
         panic!()
     };
-    assert!(matches!(&p.snapshotting, Snapshotting::Periodic { prefix, .. } if prefix == "2024"));
+    assert!(matches!(&*p.snapshotting, Snapshotting::Periodic { prefix, .. } if prefix == "2024"));
     // a quoted boolean is a string
     let e = err(&PUSH.replace("\"zroot<\": true", "\"zroot<\": \"true\""));
     assert!(

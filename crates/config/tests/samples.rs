@@ -128,7 +128,7 @@ fn push_sample() {
         timestamp_format,
         timestamp_location,
         ..
-    } = &p.snapshotting
+    } = &*p.snapshotting
     else {
         panic!()
     };
@@ -210,7 +210,7 @@ fn sink_pull_source_snap_samples() {
     };
     assert!(s.send.options.encrypted && s.send.options.flags.raw);
     assert!(
-        matches!(&s.snapshotting, Snapshotting::Cron { timestamp_format: TimestampFormat::Iso8601, timestamp_location, .. } if timestamp_location == "Europe/Berlin")
+        matches!(&*s.snapshotting, Snapshotting::Cron { timestamp_format: TimestampFormat::Iso8601, timestamp_location, .. } if timestamp_location == "Europe/Berlin")
     );
 
     let c = load_sample("snap.yml");
@@ -259,7 +259,7 @@ fn transport_pair_samples() {
     assert!(
         matches!(&p.connect, ConnectOptions::Local { dial_timeout, .. } if *dial_timeout == secs(2))
     );
-    assert_eq!(p.snapshotting, Snapshotting::Manual);
+    assert_eq!(*p.snapshotting, Snapshotting::Manual);
 }
 
 #[test]
@@ -268,7 +268,7 @@ fn hooks_grids_logging_monitoring_samples() {
     let JobKind::Snap(s) = &c.jobs[0].kind else {
         panic!()
     };
-    let Snapshotting::Periodic { hooks, .. } = &s.snapshotting else {
+    let Snapshotting::Periodic { hooks, .. } = &*s.snapshotting else {
         panic!()
     };
     assert_eq!(hooks.len(), 4);

@@ -42,6 +42,7 @@ pub mod error;
 mod golayout;
 pub mod hooks;
 pub mod model;
+mod plan;
 pub mod report;
 mod round;
 mod run;
@@ -54,6 +55,7 @@ pub use cron::{parse_cron, CronError, CronFault, CronFields, CronSchedule, Range
 pub use error::SnapshotError;
 pub use hooks::{DsnError, HookError};
 pub use model::{Hook, HookKind, Snapshotting, TimestampFormat};
+pub use plan::SnapshotPlan;
 pub use report::{
     FsReport, HookEdge, HookOutcome, HookStatus, RoundCause, SnapshotReport, SnapshotterState,
     SnapshotterStatus,

@@ -11,10 +11,9 @@ use zrelay_zfs::parse::ListedDataset;
 use zrelay_zfs::Zfs;
 
 use crate::clock::{Clock, SystemClock};
-use crate::cron::CronSchedule;
 use crate::error::{Result, SnapshotError};
-use crate::hooks::check_hook;
-use crate::model::{Snapshotting, TimestampFormat};
+use crate::model::Snapshotting;
+use crate::plan::SnapshotPlan;
 use crate::report::{RoundCause, SnapshotReport, SnapshotterStatus};
 use crate::round::{execute, RoundArgs};
 use crate::schedule::Schedule;
@@ -73,60 +72,44 @@ impl std::fmt::Debug for Snapshotter {
 }
 
 impl Snapshotter {
-    /// The snapshotter of job `job` over `filesystems`. Checks what the
-    /// configuration could not: the time zones exist, the cron expression
-    /// parses, hook DSNs parse. Uses the [`SystemClock`].
+    /// The snapshotter of job `job` over `filesystems`, checking and
+    /// compiling `snapshotting` first ([`SnapshotPlan::new`]). Uses the
+    /// [`SystemClock`].
+    ///
+    /// # Errors
+    /// `snapshotting` does not compile.
     pub fn new(
         job: impl Into<String>,
         filesystems: FsFilter,
         snapshotting: Snapshotting,
         zfs: Arc<dyn Zfs>,
     ) -> Result<Snapshotter> {
-        let config = SnapshotError::Config;
-        let (prefix, format, location) = match &snapshotting {
-            Snapshotting::Manual => (MANUAL_PREFIX, &TimestampFormat::Dense, "UTC"),
-            Snapshotting::Periodic {
-                prefix,
-                timestamp_format,
-                timestamp_location,
-                ..
-            }
-            | Snapshotting::Cron {
-                prefix,
-                timestamp_format,
-                timestamp_location,
-                ..
-            } => (
-                prefix.as_str(),
-                timestamp_format,
-                timestamp_location.as_str(),
-            ),
-        };
-        let namer =
-            SnapshotNamer::new(prefix, format, location).map_err(|e| config(e.to_string()))?;
-        let schedule = match &snapshotting {
-            Snapshotting::Periodic { interval, .. } if interval.is_zero() => {
-                return Err(config("interval must be positive".into()))
-            }
-            Snapshotting::Periodic { interval, .. } => Schedule::Periodic {
-                interval: *interval,
-            },
-            Snapshotting::Cron { cron, .. } => Schedule::Cron(
-                CronSchedule::parse(cron)
-                    .map_err(|e| config(format!("cron syntax invalid: {e}")))?,
-            ),
-            Snapshotting::Manual => Schedule::Manual,
-        };
-        for (i, h) in snapshotting.hooks().iter().enumerate() {
-            check_hook(h).map_err(|e| config(format!("hooks[{i}]: {e}")))?;
-        }
+        Ok(Snapshotter::from_plan(
+            job,
+            filesystems,
+            SnapshotPlan::new(snapshotting)?,
+            zfs,
+        ))
+    }
+
+    /// The snapshotter of job `job` over `filesystems` by a compiled plan.
+    /// Uses the [`SystemClock`].
+    pub fn from_plan(
+        job: impl Into<String>,
+        filesystems: FsFilter,
+        plan: SnapshotPlan,
+        zfs: Arc<dyn Zfs>,
+    ) -> Snapshotter {
+        let schedule = plan.schedule.clone();
+        let namer = plan.namer.clone();
+        let snapshotting = (*plan).clone();
         let kind = match schedule {
             Schedule::Periodic { .. } => "periodic",
             Schedule::Cron(_) => "cron",
             Schedule::Manual => "manual",
         };
         let (status, _) = watch::channel(SnapshotterStatus::new(kind));
-        Ok(Snapshotter {
+        Snapshotter {
             inner: Arc::new(Inner {
                 job: job.into(),
                 filesystems,
@@ -139,7 +122,7 @@ impl Snapshotter {
                 status,
                 round_lock: tokio::sync::Mutex::new(()),
             }),
-        })
+        }
     }
 
     /// The same snapshotter on another clock (tests: [`crate::TokioClock`]).

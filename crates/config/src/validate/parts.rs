@@ -16,7 +16,8 @@ use super::{Cx, R};
 use crate::error::KeyPath;
 use crate::model::{
     BandwidthLimit, Hook, HookKind, KeepRule, KeepRules, PruningConfig, RecvConfig,
-    ReplicationConfig, Schedule, SendConfig, SnapshotFilter, Snapshotting, TimestampFormat,
+    ReplicationConfig, Schedule, SendConfig, SnapshotFilter, SnapshotPlan, Snapshotting,
+    TimestampFormat,
 };
 use crate::raw::{
     RawBandwidthLimit, RawConflictResolution, RawGuarantee, RawHook, RawInitial, RawKeep,
@@ -30,7 +31,18 @@ const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `bandwidth_limit.bucket_capacity`.
 const BUCKET: &str = "128 KiB";
 
+/// `snapshotting`, validated, then compiled once for the snapshotter.
 pub(super) fn snapshotting(
+    cx: Cx<'_>,
+    path: &KeyPath,
+    raw: &RawSnapshotting,
+    job_fs: &FsFilter,
+) -> R<SnapshotPlan> {
+    let s = snapshotting_keys(cx, path, raw, job_fs)?;
+    SnapshotPlan::new(s).map_err(|e| cx.err(path, e))
+}
+
+fn snapshotting_keys(
     cx: Cx<'_>,
     path: &KeyPath,
     raw: &RawSnapshotting,

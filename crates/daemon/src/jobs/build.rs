@@ -19,7 +19,7 @@ use zrelay_endpoint::{
 use zrelay_pruning::JobPruner;
 use zrelay_replication::DriverConfig;
 use zrelay_rpc::{MemoryBudget, RemoteReceiver, RemoteSender, RpcConfig};
-use zrelay_snapshot::{Clock, Snapshotter, Snapshotting};
+use zrelay_snapshot::{Clock, SnapshotPlan, Snapshotter};
 use zrelay_transport::{ConnectOptions, ServeOptions};
 use zrelay_zfs::Zfs;
 
@@ -110,8 +110,8 @@ impl Ctx {
             JobKind::Push(p) => self.push(&job.name, p),
             JobKind::Pull(p) => self.pull(&job.name, p),
             JobKind::Sink(s) => Ok(self.sink(&job.name, s)),
-            JobKind::Source(s) => self.source(&job.name, s),
-            JobKind::Snap(s) => self.snap(&job.name, s),
+            JobKind::Source(s) => Ok(self.source(&job.name, s)),
+            JobKind::Snap(s) => Ok(self.snap(&job.name, s)),
         };
         built.unwrap_or_else(|error| Built {
             worker: Arc::new(NotStarted::new(&job.name, kind, error)),
@@ -130,21 +130,10 @@ impl Ctx {
         ))
     }
 
-    fn snapshotter(
-        &self,
-        job: &JobId,
-        filter: &FsFilter,
-        snapshotting: &Snapshotting,
-    ) -> Result<Snapshotter, DaemonError> {
-        Ok(Snapshotter::new(
-            job.as_str(),
-            filter.clone(),
-            snapshotting.clone(),
-            self.zfs.clone(),
-        )
-        .map_err(|e| DaemonError::Config(format!("job {job}: snapshotting: {e}")))?
-        .with_clock(self.clock.clone())
-        .with_hook_log_max(self.hook_log_max))
+    fn snapshotter(&self, job: &JobId, filter: &FsFilter, plan: &SnapshotPlan) -> Snapshotter {
+        Snapshotter::from_plan(job.as_str(), filter.clone(), plan.clone(), self.zfs.clone())
+            .with_clock(self.clock.clone())
+            .with_hook_log_max(self.hook_log_max)
     }
 
     fn connector(
@@ -192,7 +181,7 @@ impl Ctx {
             Some(_) => After::Nothing,
         };
         let (snap, triggers) = SnapPart::new(
-            self.snapshotter(name, &p.filesystems, &p.snapshotting)?,
+            self.snapshotter(name, &p.filesystems, &p.snapshotting),
             after,
         );
         let parts = self.active_parts(
@@ -357,35 +346,35 @@ impl Ctx {
         self.passive(name, "sink", &s.serve, serves, &s.limits, None)
     }
 
-    fn source(&self, name: &JobId, s: &SourceJob) -> Result<Built, DaemonError> {
+    fn source(&self, name: &JobId, s: &SourceJob) -> Built {
         let sender = throttle_sender(
             self.local_sender(name, &s.filesystems, &s.send.options),
             bucket(&s.send.bandwidth_limit),
         );
         let snap = SnapPart::new(
-            self.snapshotter(name, &s.filesystems, &s.snapshotting)?,
+            self.snapshotter(name, &s.filesystems, &s.snapshotting),
             After::Nothing,
         );
-        Ok(self.passive(
+        self.passive(
             name,
             "source",
             &s.serve,
             Serves::Source(sender),
             &s.limits,
             Some(snap),
-        ))
+        )
     }
 
-    fn snap(&self, name: &JobId, s: &SnapJob) -> Result<Built, DaemonError> {
+    fn snap(&self, name: &JobId, s: &SnapJob) -> Built {
         let pruner = Arc::new(JobPruner::local(
             self.local_sender(name, &s.filesystems, &SendOptions::default()),
             s.keep.clone(),
             self.destroy_batch,
         ));
-        let snapshotter = self.snapshotter(name, &s.filesystems, &s.snapshotting)?;
+        let snapshotter = self.snapshotter(name, &s.filesystems, &s.snapshotting);
         let (worker, commands, snapshots) =
             SnapWorker::new(name.clone(), snapshotter, pruner.clone());
-        Ok(Built {
+        Built {
             worker: Arc::new(worker),
             kind: "snap",
             control: Control {
@@ -394,7 +383,7 @@ impl Ctx {
                 snapshots: Some(snapshots),
             },
             passive: false,
-        })
+        }
     }
 }
 
