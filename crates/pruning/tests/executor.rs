@@ -442,3 +442,107 @@ async fn cursor_is_required_as_zrepl_requires_it() {
         "{a:#?}"
     );
 }
+
+/// A job's pruning protects the receiver's copy of the sender's cursor
+/// snapshot (the next incremental's base) even when it is not the
+/// receiver's newest, whether the caller passes a listing of the sender or
+/// not; without a listing of the sender, neither side is pruned.
+#[tokio::test]
+async fn job_pruner_keeps_the_cursor_base_on_the_receiver_whoever_calls() {
+    let w = World::new(5, true).await;
+    let ra = w.dst.join_relative("pool/src/a").unwrap();
+    // a snapshot taken on the receiver: the newest there, not the cursor
+    w.zfs
+        .snapshot(&[SnapshotName::new(&ra, "local").unwrap()])
+        .await
+        .unwrap();
+    let listing = w.sender().list_filesystems().await.unwrap();
+    let s5 = w.guid("a", "s5").await;
+    let protect = zrelay_pruning::receiver_protection(&listing);
+    assert!(protect.contains(&(w.fs("a"), s5)), "{protect:?}");
+    assert!(protect.iter().all(|(fs, _)| fs != &w.src), "{protect:?}");
+    let keep_all = rules(vec![KeepRule::LastN {
+        count: 100,
+        regex: None,
+    }]);
+    let keep_nothing = rules(vec![KeepRule::Regex {
+        regex: "^nothing$".into(),
+        negate: false,
+    }]);
+    let pruner = zrelay_pruning::JobPruner::pair(
+        w.sender(),
+        w.receiver(),
+        keep_all.clone(),
+        keep_nothing.clone(),
+        0,
+    );
+    let dry = pruner.run(true, Some(listing)).await;
+    let dry_a = fs_report(&dry[1], &w, "a");
+    assert_eq!(
+        dry_a.would_destroy,
+        strs(&["s1", "s2", "s3", "s4"]),
+        "{dry_a:#?}"
+    );
+    let r = pruner.run(false, None).await;
+    assert_eq!(r.len(), 2);
+    assert!(r[0].succeeded() && r[1].succeeded(), "{r:#?}");
+    let a = fs_report(&r[1], &w, "a");
+    assert_eq!(a.destroyed, strs(&["s1", "s2", "s3", "s4"]));
+    assert_eq!(
+        a.kept,
+        vec![
+            ("s5".to_string(), vec![PROTECTED_BASE.to_string()]),
+            ("local".to_string(), vec![PROTECTED_NEWEST.to_string()]),
+        ]
+    );
+    assert_eq!(w.names(&ra, true).await, strs(&["s5", "local"]));
+    // a sender that cannot be listed: nothing is pruned, both reports say why
+    let failing = Arc::new(ListFails(w.sender()));
+    let pruner = zrelay_pruning::JobPruner::pair(failing, w.receiver(), keep_all, keep_nothing, 0);
+    let r = pruner.run(false, None).await;
+    assert!(
+        r.iter().all(|p| p
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("cannot list the sender's replication cursors"))),
+        "{r:#?}"
+    );
+    assert_eq!(w.names(&ra, true).await, strs(&["s5", "local"]));
+}
+
+/// A sender whose listing fails.
+struct ListFails(Arc<dyn Sender>);
+
+#[async_trait]
+impl Sender for ListFails {
+    async fn list_filesystems(&self) -> R<Vec<FsListing>> {
+        Err(EndpointError::Transport("connection refused".into()))
+    }
+    async fn estimate(&self, steps: &[StepReq], c: usize) -> R<Vec<R<u64>>> {
+        self.0.estimate(steps, c).await
+    }
+    async fn prepare(&self, r: &[PrepareReq]) -> R<BatchResult<EndpointError>> {
+        self.0.prepare(r).await
+    }
+    async fn send(&self, step: &StepReq) -> R<Box<dyn SendStream>> {
+        self.0.send(step).await
+    }
+    async fn commit(&self, r: &[CommitReq]) -> R<BatchResult<EndpointError>> {
+        self.0.commit(r).await
+    }
+    async fn abort(&self, f: &[DatasetPath]) -> R<BatchResult<EndpointError>> {
+        self.0.abort(f).await
+    }
+    async fn list_versions(&self, fs: &DatasetPath) -> R<Vec<FsVersion>> {
+        self.0.list_versions(fs).await
+    }
+    async fn replication_cursor(&self, fs: &DatasetPath) -> R<Option<FsVersion>> {
+        self.0.replication_cursor(fs).await
+    }
+    async fn destroy_snapshots(&self, fs: &DatasetPath, snaps: &[String]) -> R<DestroyOutcome> {
+        self.0.destroy_snapshots(fs, snaps).await
+    }
+    fn describe(&self) -> String {
+        "list-fails".into()
+    }
+}
