@@ -159,23 +159,38 @@ fn compile_regex(index: usize, rule: &KeepRule, re: &str) -> Result<Regex, Prune
     })
 }
 
-fn check_grid(intervals: &[GridInterval]) -> Result<(), String> {
+/// Why a retention grid is malformed (zrepl's messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum GridFault {
+    #[error("retention grid must specify at least one interval")]
+    Empty,
+    #[error("interval {0}: contains factor <= 0")]
+    ZeroCount(GridInterval),
+    #[error("interval {0}: duration must be positive")]
+    ZeroLength(GridInterval),
+    #[error("interval {0}: keep count 0 is not allowed")]
+    KeepZero(GridInterval),
+    #[error("retention grid interval length must be monotonically increasing")]
+    Shrinking,
+}
+
+fn check_grid(intervals: &[GridInterval]) -> Result<(), GridFault> {
     if intervals.is_empty() {
-        return Err("retention grid must specify at least one interval".into());
+        return Err(GridFault::Empty);
     }
     let mut last = Duration::ZERO;
     for (i, g) in intervals.iter().enumerate() {
         if g.count == 0 {
-            return Err(format!("interval {g}: contains factor <= 0"));
+            return Err(GridFault::ZeroCount(*g));
         }
         if g.length.is_zero() {
-            return Err(format!("interval {g}: duration must be positive"));
+            return Err(GridFault::ZeroLength(*g));
         }
         if g.keep == Some(0) {
-            return Err(format!("interval {g}: keep count 0 is not allowed"));
+            return Err(GridFault::KeepZero(*g));
         }
         if g.length < last && !intervals[..i].iter().all(|p| p.keep.is_none()) {
-            return Err("retention grid interval length must be monotonically increasing".into());
+            return Err(GridFault::Shrinking);
         }
         last = g.length;
     }
@@ -215,7 +230,7 @@ pub(crate) fn compile(rules: &[KeepRule]) -> Result<Vec<Compiled>, PruneError> {
                     if regex.is_empty() {
                         return Err(invalid("Regex must not be empty".into()));
                     }
-                    check_grid(intervals).map_err(invalid)?;
+                    check_grid(intervals).map_err(|e| invalid(e.to_string()))?;
                     Compiled::Grid {
                         intervals: intervals.clone(),
                         re: compile_regex(index, rule, regex)?,

@@ -133,6 +133,20 @@ pub fn job_status(j: &zrelay_daemon::status::JobStatus) -> String {
     if let Some(e) = &j.last_error {
         let _ = write!(s, "\n  last error: {e}");
     }
+    let failed = j.state == zrelay_daemon::status::JobState::Failed;
+    if j.restarts > 0 || failed {
+        let _ = write!(s, "\n  restarted {} time(s) after failures", j.restarts);
+        match j.restart_at {
+            Some(at) if failed => {
+                let now = zrelay_replication::report::unix(std::time::SystemTime::now());
+                let _ = write!(s, "; next restart in {}s", at.saturating_sub(now));
+            }
+            None if failed => {
+                let _ = write!(s, "; not restarted (permanent failure)");
+            }
+            _ => {}
+        }
+    }
     if let Some(sn) = &j.snapshotter {
         let state = serde_json::to_value(sn.state)
             .ok()

@@ -4,7 +4,7 @@
 //! type is [`Ctx::build`].
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,8 @@ use zrelay_transport::{ConnectOptions, ServeOptions};
 use zrelay_zfs::Zfs;
 
 use super::active::{ActiveParts, ActiveWorker, Every};
-use super::passive::{ConnLimits, PassiveWorker, Serves};
+use super::caps::ConnLimits;
+use super::passive::{PassiveWorker, Serves};
 use super::snap::{After, SnapPart, SnapWorker};
 use super::Control;
 use crate::error::DaemonError;
@@ -340,7 +341,6 @@ impl Ctx {
             zfs: self.zfs.clone(),
             root_fs: s.root_fs.clone(),
             recv: s.recv.options.clone(),
-            receivers: Mutex::new(Default::default()),
             bandwidth: bucket(&s.recv.bandwidth_limit),
         };
         self.passive(name, "sink", &s.serve, serves, &s.limits, None)

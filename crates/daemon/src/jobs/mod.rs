@@ -13,6 +13,7 @@
 
 pub mod active;
 pub mod build;
+pub mod caps;
 pub mod passive;
 pub(crate) mod record;
 pub mod snap;

@@ -12,7 +12,7 @@
 //! - A slot is given back when its connection's task ends, however it ends.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -26,6 +26,7 @@ use zrelay_zfs::{Classify, DatasetPath, Zfs};
 use async_trait::async_trait;
 use zrelay_transport::ServeOptions;
 
+use super::caps::{Caps, ConnLimits};
 use super::snap::SnapPart;
 use crate::error::DaemonError;
 use crate::status::JobState;
@@ -41,8 +42,6 @@ pub enum Serves {
         root_fs: DatasetPath,
         /// `recv` options.
         recv: RecvOptions,
-        /// One receiver per client.
-        receivers: Mutex<HashMap<ClientIdentity, Arc<dyn Receiver>>>,
         /// `recv.bandwidth_limit`, shared by all clients of the job.
         bandwidth: Option<Arc<zrelay_endpoint::Bucket>>,
     },
@@ -61,74 +60,15 @@ pub(crate) struct PassiveWorker {
     pub(crate) status: Publisher,
 }
 
-/// The connection caps of a passive job (`limits.max_connections*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnLimits {
-    /// Connections served at once.
-    pub max: usize,
-    /// Connections served at once per client identity.
-    pub per_client: usize,
-}
-
-/// The connections being served, in total and per identity.
-#[derive(Debug, Default)]
-struct Counts {
-    total: usize,
-    per: HashMap<ClientIdentity, usize>,
-}
-
-/// A served connection's place in the counts; given back on drop.
-struct Slot {
-    counts: Arc<Mutex<Counts>>,
-    identity: ClientIdentity,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap();
-        c.total -= 1;
-        if let Some(n) = c.per.get_mut(&self.identity) {
-            *n -= 1;
-            if *n == 0 {
-                c.per.remove(&self.identity);
-            }
-        }
-    }
-}
-
-/// A slot for a new connection of `identity`, or why there is none.
-fn take_slot(
-    counts: &Arc<Mutex<Counts>>,
-    limits: ConnLimits,
-    identity: &ClientIdentity,
-) -> Result<Slot, String> {
-    let mut c = counts.lock().unwrap();
-    let mine = c.per.get(identity).copied().unwrap_or(0);
-    if mine >= limits.per_client {
-        return Err(format!(
-            "client {identity} already has {mine} connections (limits.max_connections_per_client {})",
-            limits.per_client
-        ));
-    }
-    if c.total >= limits.max {
-        return Err(format!(
-            "the job already serves {} connections (limits.max_connections {})",
-            c.total, limits.max
-        ));
-    }
-    c.total += 1;
-    *c.per.entry(identity.clone()).or_default() += 1;
-    Ok(Slot {
-        counts: counts.clone(),
-        identity: identity.clone(),
-    })
-}
-
 impl Serves {
+    /// The endpoints of a connection of `identity`; a sink keeps one
+    /// receiver per client in `receivers` (the accept loop's), so its
+    /// caches stay warm across connections.
     fn endpoints(
         &self,
         job: &JobId,
         identity: &ClientIdentity,
+        receivers: &mut HashMap<ClientIdentity, Arc<dyn Receiver>>,
     ) -> Result<Endpoints, zrelay_endpoint::EndpointError> {
         match self {
             Serves::Source(s) => Ok(Endpoints {
@@ -139,11 +79,9 @@ impl Serves {
                 zfs,
                 root_fs,
                 recv,
-                receivers,
                 bandwidth,
             } => {
-                let mut g = receivers.lock().unwrap();
-                let r = match g.get(identity) {
+                let r = match receivers.get(identity) {
                     Some(r) => r.clone(),
                     None => {
                         let r: Arc<dyn Receiver> = zrelay_endpoint::throttle_receiver(
@@ -156,7 +94,7 @@ impl Serves {
                             )?),
                             bandwidth.clone(),
                         );
-                        g.insert(identity.clone(), r.clone());
+                        receivers.insert(identity.clone(), r.clone());
                         r
                     }
                 };
@@ -189,7 +127,8 @@ impl PassiveWorker {
         info!(job = %self.name, listener = %listening, "serving");
         let mut conns = JoinSet::new();
         let mut failures = 0u32;
-        let counts = Arc::new(Mutex::new(Counts::default()));
+        let mut caps = Caps::new(self.limits);
+        let mut receivers = HashMap::new();
         let mut refused = RateLog::new(LOG_INTERVAL);
         let mut accept_errors = RateLog::new(LOG_INTERVAL);
         let result = loop {
@@ -219,7 +158,7 @@ impl PassiveWorker {
                     continue;
                 }
             };
-            let slot = match take_slot(&counts, self.limits, &a.identity) {
+            let slot = match caps.take(&a.identity) {
                 Ok(slot) => slot,
                 Err(why) => {
                     drop(a.conn);
@@ -237,7 +176,10 @@ impl PassiveWorker {
                 }
             };
             self.status.update(|s| s.connections += 1);
-            let endpoints = match self.serves.endpoints(&self.name, &a.identity) {
+            let endpoints = match self
+                .serves
+                .endpoints(&self.name, &a.identity, &mut receivers)
+            {
                 Ok(e) => Arc::new(e),
                 Err(e) => {
                     warn!(job = %self.name, peer = %a.peer, client = %a.identity, error = %e, "refusing client");
@@ -306,33 +248,5 @@ impl Worker for PassiveWorker {
             info!(job = %self.name, "job stopped");
         }
         r
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(s: &str) -> ClientIdentity {
-        ClientIdentity::parse(s).unwrap()
-    }
-
-    #[test]
-    fn caps_per_client_and_per_job_and_slots_come_back() {
-        let counts = Arc::new(Mutex::new(Counts::default()));
-        let lim = ConnLimits {
-            max: 3,
-            per_client: 2,
-        };
-        let a1 = take_slot(&counts, lim, &id("a")).unwrap();
-        let _a2 = take_slot(&counts, lim, &id("a")).unwrap();
-        let e = take_slot(&counts, lim, &id("a")).err().unwrap();
-        assert!(e.contains("client a already has 2"), "{e}");
-        let _b1 = take_slot(&counts, lim, &id("b")).unwrap();
-        let e = take_slot(&counts, lim, &id("c")).err().unwrap();
-        assert!(e.contains("already serves 3"), "{e}");
-        drop(a1);
-        let _c1 = take_slot(&counts, lim, &id("c")).unwrap();
-        assert_eq!(counts.lock().unwrap().total, 3);
     }
 }
