@@ -229,6 +229,19 @@ impl App {
                 Style::new().fg(Color::Red),
             )));
         }
+        if j.restarts > 0 || j.restart_at.is_some() {
+            let next = j
+                .restart_at
+                .map(|at| {
+                    let now = zrelay_replication::report::unix(SystemTime::now());
+                    format!(", next restart in {}s", at.saturating_sub(now))
+                })
+                .unwrap_or_default();
+            info.push(Line::from(format!(
+                "restarted {} time(s) after failures{next}",
+                j.restarts
+            )));
+        }
         let report: Option<&Report> = j.current.as_ref().or(j.last.as_ref());
         let fss: Vec<&FsReport> = report
             .map(|r| r.filesystems.iter().collect())
