@@ -180,3 +180,60 @@ async fn graceful_shutdown_leaves_a_resumable_state() {
     assert_eq!(rig::snapshots(&z, RECEIVED).await, ["zrepl_1"]);
     rig.stop().await;
 }
+
+/// The metrics endpoint is a chore: a listen address that is taken does not
+/// stop the daemon; the chore reports the failure, is retried with a
+/// backoff, and serves `/metrics` once the address is free.
+#[tokio::test]
+async fn a_metrics_endpoint_that_cannot_bind_is_retried_while_jobs_run() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (z, _) = rig::source_fs(10_000).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let opts = Opts {
+        policy: Some(Policy {
+            first_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+            ..Policy::default()
+        }),
+        global: format!("  monitoring:\n  - type: prometheus\n    listen: \"{addr}\"\n"),
+        ..Opts::default()
+    };
+    let rig = rig::start(&z, dir.path(), &rig::pair("metrics", ""), opts).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let c = rig.chore("metrics-endpoint");
+        if c.last_error.is_some() {
+            break c;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{c:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let e = failed.last_error.unwrap();
+    assert!(
+        e.contains("monitoring") && e.contains(&addr.to_string()),
+        "{e}"
+    );
+    let s = rig.signal("push", Signal::Wakeup, true).await.unwrap();
+    assert_eq!(s.report.unwrap().filesystems[0].state, FsState::Done);
+    drop(taken);
+    let body = loop {
+        if let Ok(mut c) = tokio::net::TcpStream::connect(addr).await {
+            c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
+            let mut body = String::new();
+            c.read_to_string(&mut body).await.unwrap();
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline + Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        body.starts_with("HTTP/1.") && body.contains(" 200 "),
+        "{body}"
+    );
+    assert!(body.contains("zrelay_"), "{body}");
+    let c = rig.chore("metrics-endpoint");
+    assert!(c.runs >= 1 && c.last_error.is_none(), "{c:?}");
+    rig.stop().await;
+}

@@ -23,14 +23,17 @@ pub struct Rig {
 pub struct Opts {
     pub clock: Option<Arc<dyn Clock>>,
     pub policy: Option<Policy>,
+    /// More lines under `global:` (indented by two spaces).
+    pub global: String,
 }
 
 /// Start a daemon on `zfs` with `jobs_yaml` (the `jobs:` list); its history
 /// lives in `dir`.
 pub async fn start(zfs: &Arc<FakeZfs>, dir: &Path, jobs_yaml: &str, opts: Opts) -> Rig {
     let yaml = format!(
-        "global:\n  history:\n    path: {}\n{jobs_yaml}",
-        dir.join("history.sqlite").display()
+        "global:\n  history:\n    path: {}\n{}{jobs_yaml}",
+        dir.join("history.sqlite").display(),
+        opts.global
     );
     let config = zrelay_config::parse_str(&yaml, &dir.join("zrelay.yml"))
         .unwrap_or_else(|e| panic!("config: {e}\n{yaml}"));
@@ -91,6 +94,16 @@ impl Rig {
         tokio::time::timeout(Duration::from_secs(60), self.jobs.signal(job, signal, wait))
             .await
             .unwrap_or_else(|_| panic!("no answer to {signal:?} of {job} within 60s"))
+    }
+
+    /// The status of the chore `name`.
+    pub fn chore(&self, name: &str) -> zrelay_daemon::status::ChoreStatus {
+        self.jobs
+            .daemon_status()
+            .chores
+            .into_iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no chore {name}"))
     }
 
     /// Stop the daemon and wait for it.
