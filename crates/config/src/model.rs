@@ -333,6 +333,12 @@ pub struct SourceJob {
     pub snapshotting: SnapshotPlan,
     /// `limits` (zrelay extension).
     pub limits: Limits,
+    /// *zrelay extension* `per_client_cursors` (default false): each client
+    /// (puller) gets its own replication cursor and step holds, named for
+    /// the job and the client (`<job>:<client>`), and a client's pruning
+    /// never destroys a snapshot another client has not received yet
+    /// (zrepl #380). Off, every client shares the job's names, as in zrepl.
+    pub per_client_cursors: bool,
 }
 
 /// `type: snap`.

@@ -243,6 +243,8 @@ pub(crate) struct RawSource {
     pub(crate) snapshotting: RawSnapshotting,
     /// zrelay extension.
     pub(crate) limits: Option<RawLimits>,
+    /// zrelay extension: each client gets its own cursor and step holds.
+    pub(crate) per_client_cursors: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,6 +48,7 @@ pub(super) fn job(j: &Job) -> Out {
             put("send", send(&s.send));
             put("snapshotting", snapshotting(&s.snapshotting));
             put("limits", limits(&s.limits));
+            put("per_client_cursors", Out::B(s.per_client_cursors));
         }
         JobKind::Snap(s) => {
             put("filesystems", filter(&s.filesystems));

@@ -81,6 +81,7 @@ pub(super) fn job(cx: Cx<'_>, path: &KeyPath, raw: &RawJob, global: &Global) -> 
                 )?,
                 filesystems,
                 limits: super::limits::limits(cx, &path.k("limits"), j.limits.as_ref())?,
+                per_client_cursors: j.per_client_cursors.unwrap_or(false),
             })
         }
         RawJob::Snap(j) => {

@@ -347,22 +347,24 @@ impl Ctx {
     }
 
     fn source(&self, name: &JobId, s: &SourceJob) -> Built {
-        let sender = throttle_sender(
-            self.local_sender(name, &s.filesystems, &s.send.options),
-            bucket(&s.send.bandwidth_limit),
-        );
+        let serves = if s.per_client_cursors {
+            Serves::SourcePerClient {
+                zfs: self.zfs.clone(),
+                filter: s.filesystems.clone(),
+                send: s.send.options.clone(),
+                bandwidth: bucket(&s.send.bandwidth_limit),
+            }
+        } else {
+            Serves::Source(throttle_sender(
+                self.local_sender(name, &s.filesystems, &s.send.options),
+                bucket(&s.send.bandwidth_limit),
+            ))
+        };
         let snap = SnapPart::new(
             self.snapshotter(name, &s.filesystems, &s.snapshotting),
             After::Nothing,
         );
-        self.passive(
-            name,
-            "source",
-            &s.serve,
-            Serves::Source(sender),
-            &s.limits,
-            Some(snap),
-        )
+        self.passive(name, "source", &s.serve, serves, &s.limits, Some(snap))
     }
 
     fn snap(&self, name: &JobId, s: &SnapJob) -> Built {

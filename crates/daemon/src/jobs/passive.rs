@@ -18,7 +18,9 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
-use zrelay_endpoint::{ClientIdentity, JobId, LocalReceiver, Receiver, RecvOptions, Sender};
+use zrelay_endpoint::{
+    ClientIdentity, JobId, LocalReceiver, LocalSender, Receiver, RecvOptions, Sender,
+};
 use zrelay_rpc::{Endpoints, RpcConfig};
 use zrelay_transport::{RateLog, LOG_INTERVAL};
 use zrelay_zfs::{Classify, DatasetPath, Zfs};
@@ -45,8 +47,36 @@ pub enum Serves {
         /// `recv.bandwidth_limit`, shared by all clients of the job.
         bandwidth: Option<Arc<zrelay_endpoint::Bucket>>,
     },
-    /// A source: one sender.
+    /// A source: one sender for every client.
     Source(Arc<dyn Sender>),
+    /// A source with `per_client_cursors`: one sender per client, whose
+    /// abstractions are named `<job>:<client>` and whose destroys keep what
+    /// the other clients have not received.
+    SourcePerClient {
+        /// The ZFS to send from.
+        zfs: Arc<dyn Zfs>,
+        /// `filesystems`.
+        filter: zrelay_endpoint::FsFilter,
+        /// `send` options.
+        send: zrelay_endpoint::SendOptions,
+        /// `send.bandwidth_limit`, shared by all clients of the job.
+        bandwidth: Option<Arc<zrelay_endpoint::Bucket>>,
+    },
+}
+
+/// The endpoints of the clients seen by one run of a passive job, kept
+/// across their connections so that their caches stay warm.
+pub(crate) type ClientCache = HashMap<ClientIdentity, Endpoints>;
+
+/// The job name of client `client` of source `job` with per-client cursors.
+///
+/// # Errors
+/// The name is too long for zrepl's hold tags.
+pub fn client_job(
+    job: &JobId,
+    client: &ClientIdentity,
+) -> Result<JobId, zrelay_endpoint::abstractions::JobIdError> {
+    JobId::new(&format!("{job}:{client}"))
 }
 
 /// One sink or source job (a source's snapshotter runs inside it).
@@ -68,42 +98,64 @@ impl Serves {
         &self,
         job: &JobId,
         identity: &ClientIdentity,
-        receivers: &mut HashMap<ClientIdentity, Arc<dyn Receiver>>,
-    ) -> Result<Endpoints, zrelay_endpoint::EndpointError> {
-        match self {
-            Serves::Source(s) => Ok(Endpoints {
-                sender: Some(s.clone()),
-                receiver: None,
-            }),
+        cache: &mut ClientCache,
+    ) -> Result<Endpoints, DaemonError> {
+        if let Some(e) = cache.get(identity) {
+            return Ok(e.clone());
+        }
+        let e = match self {
+            Serves::Source(s) => {
+                return Ok(Endpoints {
+                    sender: Some(s.clone()),
+                    receiver: None,
+                })
+            }
+            Serves::SourcePerClient {
+                zfs,
+                filter,
+                send,
+                bandwidth,
+            } => {
+                let id = client_job(job, identity).map_err(|e| {
+                    DaemonError::Config(format!("job {job}: client {identity}: {e}"))
+                })?;
+                let s = LocalSender::new(zfs.clone(), id, filter.clone(), send.clone())
+                    .with_siblings(format!("{job}:"));
+                Endpoints {
+                    sender: Some(zrelay_endpoint::throttle_sender(
+                        Arc::new(s),
+                        bandwidth.clone(),
+                    )),
+                    receiver: None,
+                }
+            }
             Serves::Sink {
                 zfs,
                 root_fs,
                 recv,
                 bandwidth,
             } => {
-                let r = match receivers.get(identity) {
-                    Some(r) => r.clone(),
-                    None => {
-                        let r: Arc<dyn Receiver> = zrelay_endpoint::throttle_receiver(
-                            Arc::new(LocalReceiver::for_client(
-                                zfs.clone(),
-                                job.clone(),
-                                root_fs.clone(),
-                                identity.as_str(),
-                                recv.clone(),
-                            )?),
-                            bandwidth.clone(),
-                        );
-                        receivers.insert(identity.clone(), r.clone());
-                        r
-                    }
-                };
-                Ok(Endpoints {
+                let r: Arc<dyn Receiver> = zrelay_endpoint::throttle_receiver(
+                    Arc::new(
+                        LocalReceiver::for_client(
+                            zfs.clone(),
+                            job.clone(),
+                            root_fs.clone(),
+                            identity.as_str(),
+                            recv.clone(),
+                        )
+                        .map_err(|e| DaemonError::Config(format!("job {job}: {e}")))?,
+                    ),
+                    bandwidth.clone(),
+                );
+                Endpoints {
                     sender: None,
                     receiver: Some(r),
-                })
+                }
             }
-        }
+        };
+        cache.insert(identity.clone(), e.clone());
+        Ok(e)
     }
 }
 
@@ -128,7 +180,7 @@ impl PassiveWorker {
         let mut conns = JoinSet::new();
         let mut failures = 0u32;
         let mut caps = Caps::new(self.limits);
-        let mut receivers = HashMap::new();
+        let mut clients = ClientCache::new();
         let mut refused = RateLog::new(LOG_INTERVAL);
         let mut accept_errors = RateLog::new(LOG_INTERVAL);
         let result = loop {
@@ -176,10 +228,7 @@ impl PassiveWorker {
                 }
             };
             self.status.update(|s| s.connections += 1);
-            let endpoints = match self
-                .serves
-                .endpoints(&self.name, &a.identity, &mut receivers)
-            {
+            let endpoints = match self.serves.endpoints(&self.name, &a.identity, &mut clients) {
                 Ok(e) => Arc::new(e),
                 Err(e) => {
                     warn!(job = %self.name, peer = %a.peer, client = %a.identity, error = %e, "refusing client");

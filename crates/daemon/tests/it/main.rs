@@ -3,5 +3,6 @@
 //! guards; each was checked to fail with that behaviour broken.
 
 mod lifecycle;
+mod pullers;
 mod rig;
 mod signals;

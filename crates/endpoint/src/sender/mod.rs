@@ -22,6 +22,7 @@ use zrelay_zfs::{
 
 mod cache;
 mod protect;
+pub mod siblings;
 
 use cache::ValidationCache;
 
@@ -86,6 +87,9 @@ pub struct LocalSender {
     /// the identical step within [`VALIDATION_TTL`]; at most
     /// [`VALIDATION_CACHE_MAX`] entries (the oldest go first).
     validated: Mutex<ValidationCache<ValidatedSendArgs>>,
+    /// With per-client cursors, the job-name prefix (`<job>:`) of this
+    /// sender's siblings, whose unreceived snapshots destroys keep.
+    siblings: Option<String>,
 }
 
 /// How long a validation done for a size estimate is reused for the send.
@@ -116,7 +120,17 @@ impl LocalSender {
             send,
             state: Mutex::new(HashMap::new()),
             validated: Mutex::new(ValidationCache::new(VALIDATION_CACHE_MAX, VALIDATION_TTL)),
+            siblings: None,
         }
+    }
+
+    /// This sender serves one client of a source job with per-client
+    /// cursors; its siblings are the jobs named `prefix<client>`, and a
+    /// destroy keeps what they have not received
+    /// ([`siblings::needed_by_siblings`]).
+    pub fn with_siblings(mut self, prefix: impl Into<String>) -> Self {
+        self.siblings = Some(prefix.into());
+        self
     }
 
     fn check_allowed(&self, fs: &DatasetPath) -> Result<()> {
@@ -298,9 +312,24 @@ impl Sender for LocalSender {
         snapshots: &[String],
     ) -> Result<DestroyOutcome> {
         self.check_allowed(fs)?;
-        let out = crate::versions::destroy(self.zfs.as_ref(), fs, snapshots).await;
+        let mut kept = Vec::new();
+        let mut names = snapshots.to_vec();
+        if let Some(prefix) = &self.siblings {
+            let versions = self.list_versions(fs).await?;
+            let needed = siblings::needed_by_siblings(&versions, &self.job, prefix);
+            names.retain(|n| match needed.get(n) {
+                Some(why) => {
+                    kept.push((n.clone(), why.clone()));
+                    false
+                }
+                None => true,
+            });
+        }
+        let out = crate::versions::destroy(self.zfs.as_ref(), fs, &names).await;
         self.state.lock().unwrap().remove(fs);
-        out
+        let mut out = out?;
+        out.kept.extend(kept);
+        Ok(out)
     }
 
     fn describe(&self) -> String {
