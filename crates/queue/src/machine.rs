@@ -266,12 +266,13 @@ impl Record {
         Ok(expires)
     }
 
-    /// Ends the step successfully: completed, attempts 0 (or ready again,
+    /// Ends the step successfully: completed, attempts 0, no error (or ready again,
     /// aiming at the pending snapshot, when newer work arrived meanwhile).
     pub fn complete(&mut self, claim: &Claim, now: SystemTime) -> Result<State, TransitionError> {
         self.check_claim(claim, Op::Complete)?;
         self.release(now);
         self.attempts = 0;
+        self.last_error = None;
         self.state = match self.pending.take() {
             Some(p) => {
                 self.snapshot = p.snapshot;
