@@ -81,8 +81,8 @@ pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use error::{NameTooLong, Op, PolicyError, QueueError, Result, TransitionError};
 pub use machine::{EnqueueOutcome, Policy, REDRIVE_ERROR};
 pub use model::{
-    Claim, DeadReason, InvalidName, JobId, LastError, Lease, PendingWork, Record, RecordKey,
-    State, TargetName, TargetSnapshot, UnknownState, WorkerId, MAX_NAME_LEN,
+    Claim, DeadReason, InvalidName, JobId, LastError, Lease, PendingWork, Record, RecordKey, State,
+    TargetName, TargetSnapshot, UnknownState, WorkerId, MAX_NAME_LEN,
 };
 pub use schema::SCHEMA_VERSION;
 pub use store::{Acquired, Depth, Filter, Queue};

@@ -323,7 +323,11 @@ impl Record {
     /// Takes back a lease past its expiry: the record is ready at once
     /// (re-driven), attempts unchanged, pending work taken up.
     pub fn expire(&mut self, now: SystemTime) -> Result<WorkerId, TransitionError> {
-        let Some(lease) = self.lease.clone().filter(|_| self.state == State::InProgress) else {
+        let Some(lease) = self
+            .lease
+            .clone()
+            .filter(|_| self.state == State::InProgress)
+        else {
             return Err(self.refuse(Op::Expire));
         };
         if lease.expires > now {

@@ -81,7 +81,11 @@ fn all_but_in_progress() -> Vec<Record> {
 
 fn not_allowed(e: TransitionError, op: Op, state: State) {
     match &e {
-        TransitionError::NotAllowed { key: k, op: o, state: s } => {
+        TransitionError::NotAllowed {
+            key: k,
+            op: o,
+            state: s,
+        } => {
             assert_eq!((k, *o, *s), (&key(), op, state), "{e}");
         }
         other => panic!("expected NotAllowed({op}, {state}), got {other:?}"),
@@ -120,7 +124,11 @@ fn enqueue_on_completed_requeues_unless_already_there() {
     assert_eq!(r.enqueue(snap("s2", 2), t0()), EnqueueOutcome::Requeued);
     assert_eq!((r.state, r.snapshot.clone()), (State::Ready, snap("s2", 2)));
     let mut r = completed();
-    assert_eq!(r.enqueue(None, t0()), EnqueueOutcome::Requeued, "None: newest");
+    assert_eq!(
+        r.enqueue(None, t0()),
+        EnqueueOutcome::Requeued,
+        "None: newest"
+    );
     assert_eq!(r.state, State::Ready);
 }
 
@@ -131,10 +139,16 @@ fn enqueue_on_in_progress_is_pending_until_the_step_ends() {
     assert_eq!(r.enqueue(snap("s1", 1), t0()), EnqueueOutcome::Deferred);
     assert_eq!(r.pending, None, "the running step already aims there");
     assert_eq!(r.enqueue(snap("s2", 2), t0()), EnqueueOutcome::Deferred);
-    assert_eq!((r.state, &r.lease, &r.snapshot), (State::InProgress, &lease, &snap("s1", 1)));
+    assert_eq!(
+        (r.state, &r.lease, &r.snapshot),
+        (State::InProgress, &lease, &snap("s1", 1))
+    );
     assert_eq!(r.pending.as_ref().unwrap().snapshot, snap("s2", 2));
     assert_eq!(r.complete(&c, t0()).unwrap(), State::Ready);
-    assert_eq!((r.snapshot.clone(), r.pending.clone()), (snap("s2", 2), None));
+    assert_eq!(
+        (r.snapshot.clone(), r.pending.clone()),
+        (snap("s2", 2), None)
+    );
     r.check_invariants().unwrap();
 }
 
@@ -142,8 +156,14 @@ fn enqueue_on_in_progress_is_pending_until_the_step_ends() {
 fn pending_work_survives_a_failure_and_a_redrive() {
     let (mut r, c) = in_progress();
     r.enqueue(snap("s2", 2), t0());
-    assert_eq!(r.fail(&c, temporary("x"), t0(), &policy()).unwrap(), State::Failed);
-    assert_eq!((r.snapshot.clone(), r.pending.clone()), (snap("s2", 2), None));
+    assert_eq!(
+        r.fail(&c, temporary("x"), t0(), &policy()).unwrap(),
+        State::Failed
+    );
+    assert_eq!(
+        (r.snapshot.clone(), r.pending.clone()),
+        (snap("s2", 2), None)
+    );
     let (mut r, _) = in_progress();
     r.enqueue(snap("s3", 3), t0());
     r.expire(t0() + 30 * S).unwrap();
@@ -155,7 +175,10 @@ fn enqueue_on_failed_keeps_the_backoff() {
     let mut r = failed();
     let until = r.next_eligible;
     assert_eq!(r.enqueue(snap("s2", 2), t0()), EnqueueOutcome::Backoff);
-    assert_eq!((r.state, r.next_eligible, r.attempts), (State::Failed, until, 1));
+    assert_eq!(
+        (r.state, r.next_eligible, r.attempts),
+        (State::Failed, until, 1)
+    );
     assert_eq!(r.snapshot, snap("s2", 2));
 }
 
@@ -163,7 +186,10 @@ fn enqueue_on_failed_keeps_the_backoff() {
 fn enqueue_on_dead_stays_dead() {
     let mut r = dead();
     assert_eq!(r.enqueue(snap("s2", 2), t0()), EnqueueOutcome::StillDead);
-    assert_eq!((r.state, r.dead_reason), (State::Dead, Some(DeadReason::PermanentError)));
+    assert_eq!(
+        (r.state, r.dead_reason),
+        (State::Dead, Some(DeadReason::PermanentError))
+    );
     assert_eq!(r.snapshot, snap("s2", 2), "a retry aims at the newest");
 }
 
@@ -173,44 +199,91 @@ fn acquire_grants_a_lease_with_a_new_generation() {
     let c = r.acquire(&worker("w1"), t0(), &policy()).unwrap();
     assert_eq!(r.state, State::InProgress);
     assert_eq!(r.lease.as_ref().unwrap().expires, t0() + 30 * S);
-    assert_eq!((c.owner.clone(), c.generation, c.key.clone()), (worker("w1"), 1, key()));
+    assert_eq!(
+        (c.owner.clone(), c.generation, c.key.clone()),
+        (worker("w1"), 1, key())
+    );
     r.complete(&c, t0()).unwrap();
     r.enqueue(None, t0());
-    assert_eq!(r.acquire(&worker("w1"), t0(), &policy()).unwrap().generation, 2);
+    assert_eq!(
+        r.acquire(&worker("w1"), t0(), &policy())
+            .unwrap()
+            .generation,
+        2
+    );
 }
 
 #[test]
 fn acquire_is_refused_from_in_progress_completed_and_dead() {
     let (mut r, _) = in_progress();
-    not_allowed(r.acquire(&worker("w2"), t0(), &policy()).unwrap_err(), Op::Acquire, State::InProgress);
+    not_allowed(
+        r.acquire(&worker("w2"), t0(), &policy()).unwrap_err(),
+        Op::Acquire,
+        State::InProgress,
+    );
     let mut r = completed();
-    not_allowed(r.acquire(&worker("w2"), t0(), &policy()).unwrap_err(), Op::Acquire, State::Completed);
+    not_allowed(
+        r.acquire(&worker("w2"), t0(), &policy()).unwrap_err(),
+        Op::Acquire,
+        State::Completed,
+    );
     let mut r = dead();
-    not_allowed(r.acquire(&worker("w2"), t0(), &policy()).unwrap_err(), Op::Acquire, State::Dead);
+    not_allowed(
+        r.acquire(&worker("w2"), t0(), &policy()).unwrap_err(),
+        Op::Acquire,
+        State::Dead,
+    );
 }
 
 #[test]
 fn a_failed_record_is_acquired_only_after_its_backoff() {
     let mut r = failed();
     let e = r.acquire(&worker("w1"), t0(), &policy()).unwrap_err();
-    assert_eq!(e, TransitionError::NotEligible { key: key(), until: t0() + S });
+    assert_eq!(
+        e,
+        TransitionError::NotEligible {
+            key: key(),
+            until: t0() + S
+        }
+    );
     assert!(e.is_temporary());
     assert_eq!(r.state, State::Failed, "a refusal changes nothing");
     assert!(!r.is_eligible(t0()) && r.is_eligible(t0() + S));
     r.acquire(&worker("w1"), t0() + S, &policy()).unwrap();
-    assert_eq!((r.state, r.next_eligible, r.attempts), (State::InProgress, None, 1));
+    assert_eq!(
+        (r.state, r.next_eligible, r.attempts),
+        (State::InProgress, None, 1)
+    );
 }
 
 #[test]
 fn heartbeat_renews_only_the_current_lease() {
     let (mut r, c) = in_progress();
-    assert_eq!(r.heartbeat(&c, t0() + 10 * S, &policy()).unwrap(), t0() + 40 * S);
+    assert_eq!(
+        r.heartbeat(&c, t0() + 10 * S, &policy()).unwrap(),
+        t0() + 40 * S
+    );
     assert_eq!(r.lease.as_ref().unwrap().expires, t0() + 40 * S);
-    let other = Claim { owner: worker("w2"), ..c.clone() };
-    let stale = Claim { generation: 0, ..c.clone() };
+    let other = Claim {
+        owner: worker("w2"),
+        ..c.clone()
+    };
+    let stale = Claim {
+        generation: 0,
+        ..c.clone()
+    };
     for bad in [other, stale] {
         let e = r.heartbeat(&bad, t0(), &policy()).unwrap_err();
-        assert!(matches!(e, TransitionError::LeaseLost { op: Op::Heartbeat, .. }), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                TransitionError::LeaseLost {
+                    op: Op::Heartbeat,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("lost"), "{e}");
     }
     // past its expiry but not taken back: still held
@@ -229,11 +302,17 @@ fn heartbeat_complete_and_fail_lose_the_lease_after_a_redrive() {
     };
     lost(r.heartbeat(&c, t0(), &policy()).unwrap_err(), Op::Heartbeat);
     lost(r.complete(&c, t0()).unwrap_err(), Op::Complete);
-    lost(r.fail(&c, temporary("x"), t0(), &policy()).unwrap_err(), Op::Fail);
+    lost(
+        r.fail(&c, temporary("x"), t0(), &policy()).unwrap_err(),
+        Op::Fail,
+    );
     // re-acquired by another worker: the old claim stays lost
     let c2 = r.acquire(&worker("w2"), t0() + 31 * S, &policy()).unwrap();
     let e = r.complete(&c, t0()).unwrap_err();
-    assert!(matches!(e, TransitionError::LeaseLost { current: 2, .. }), "{e:?}");
+    assert!(
+        matches!(e, TransitionError::LeaseLost { current: 2, .. }),
+        "{e:?}"
+    );
     assert_eq!(r.complete(&c2, t0() + 32 * S).unwrap(), State::Completed);
 }
 
@@ -243,7 +322,10 @@ fn claim_operations_on_ended_records_are_lost_leases() {
     for mut r in all_but_in_progress() {
         let state = r.state;
         let e = r.complete(&c, t0()).unwrap_err();
-        assert!(matches!(e, TransitionError::LeaseLost { state: s, .. } if s == state), "{e:?}");
+        assert!(
+            matches!(e, TransitionError::LeaseLost { state: s, .. } if s == state),
+            "{e:?}"
+        );
         assert_eq!(r.state, state);
     }
 }
@@ -274,7 +356,10 @@ fn temporary_failures_back_off_exponentially_then_die() {
         now += wait;
     }
     assert_eq!(waits, vec![S, 2 * S, 4 * S], "doubling from start");
-    assert_eq!((r.attempts, r.dead_reason), (4, Some(DeadReason::AttemptsExhausted)));
+    assert_eq!(
+        (r.attempts, r.dead_reason),
+        (4, Some(DeadReason::AttemptsExhausted))
+    );
     assert_eq!(r.last_error, Some(temporary("busy")));
     assert_eq!(p.backoff(5), 8 * S, "capped at max");
     assert_eq!(p.backoff(u32::MAX), 8 * S, "no overflow");
@@ -283,8 +368,14 @@ fn temporary_failures_back_off_exponentially_then_die() {
 #[test]
 fn a_permanent_failure_is_dead_at_once() {
     let (mut r, c) = in_progress();
-    assert_eq!(r.fail(&c, permanent("diverged"), t0(), &policy()).unwrap(), State::Dead);
-    assert_eq!((r.attempts, r.dead_reason), (1, Some(DeadReason::PermanentError)));
+    assert_eq!(
+        r.fail(&c, permanent("diverged"), t0(), &policy()).unwrap(),
+        State::Dead
+    );
+    assert_eq!(
+        (r.attempts, r.dead_reason),
+        (1, Some(DeadReason::PermanentError))
+    );
     assert_eq!(r.last_error.as_ref().unwrap().class, ErrorClass::Permanent);
     assert_eq!((&r.lease, r.next_eligible), (&None, None));
 }
@@ -293,7 +384,10 @@ fn a_permanent_failure_is_dead_at_once() {
 fn expire_redrives_only_an_expired_lease() {
     let (mut r, _) = in_progress();
     let e = r.expire(t0() + 29 * S).unwrap_err();
-    assert!(matches!(e, TransitionError::NotExpired { .. }) && e.is_temporary(), "{e:?}");
+    assert!(
+        matches!(e, TransitionError::NotExpired { .. }) && e.is_temporary(),
+        "{e:?}"
+    );
     assert_eq!(r.state, State::InProgress);
     assert_eq!(r.expire(t0() + 30 * S).unwrap(), worker("w1"));
     assert_eq!((r.state, r.attempts, &r.lease), (State::Ready, 0, &None));
@@ -309,13 +403,24 @@ fn expire_redrives_only_an_expired_lease() {
 fn retry_revives_dead_and_failed_records() {
     for mut r in [dead(), failed()] {
         r.retry(t0() + S).unwrap();
-        assert_eq!((r.state, r.attempts, r.dead_reason, r.next_eligible), (State::Ready, 0, None, None));
+        assert_eq!(
+            (r.state, r.attempts, r.dead_reason, r.next_eligible),
+            (State::Ready, 0, None, None)
+        );
         assert!(r.last_error.is_some(), "kept for the operator");
         r.check_invariants().unwrap();
     }
     not_allowed(ready().retry(t0()).unwrap_err(), Op::Retry, State::Ready);
-    not_allowed(completed().retry(t0()).unwrap_err(), Op::Retry, State::Completed);
-    not_allowed(in_progress().0.retry(t0()).unwrap_err(), Op::Retry, State::InProgress);
+    not_allowed(
+        completed().retry(t0()).unwrap_err(),
+        Op::Retry,
+        State::Completed,
+    );
+    not_allowed(
+        in_progress().0.retry(t0()).unwrap_err(),
+        Op::Retry,
+        State::InProgress,
+    );
 }
 
 #[test]
@@ -323,17 +428,38 @@ fn drop_is_refused_only_while_in_progress() {
     for r in all_but_in_progress() {
         r.check_drop().unwrap();
     }
-    not_allowed(in_progress().0.check_drop().unwrap_err(), Op::Drop, State::InProgress);
+    not_allowed(
+        in_progress().0.check_drop().unwrap_err(),
+        Op::Drop,
+        State::InProgress,
+    );
 }
 
 #[test]
 fn policy_is_validated() {
-    assert_eq!(Policy::new(Duration::ZERO, S, S, 1), Err(PolicyError::Zero { what: "the lease" }));
-    assert!(matches!(Policy::new(S, Duration::ZERO, S, 1), Err(PolicyError::Zero { .. })));
-    assert!(matches!(Policy::new(S, 2 * S, S, 1), Err(PolicyError::BackoffOrder { .. })));
+    assert_eq!(
+        Policy::new(Duration::ZERO, S, S, 1),
+        Err(PolicyError::Zero { what: "the lease" })
+    );
+    assert!(matches!(
+        Policy::new(S, Duration::ZERO, S, 1),
+        Err(PolicyError::Zero { .. })
+    ));
+    assert!(matches!(
+        Policy::new(S, 2 * S, S, 1),
+        Err(PolicyError::BackoffOrder { .. })
+    ));
     assert_eq!(Policy::new(S, S, S, 0), Err(PolicyError::NoAttempts));
     let d = Policy::default();
-    assert_eq!((d.lease(), d.backoff_start(), d.backoff_max(), d.max_attempts()), (60 * S, 10 * S, 600 * S, 8));
+    assert_eq!(
+        (
+            d.lease(),
+            d.backoff_start(),
+            d.backoff_max(),
+            d.max_attempts()
+        ),
+        (60 * S, 10 * S, 600 * S, 8)
+    );
 }
 
 #[test]

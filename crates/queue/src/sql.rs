@@ -87,7 +87,10 @@ pub(crate) fn read(r: &Row<'_>) -> rusqlite::Result<Record> {
     } else {
         None
     };
-    let last_error = match (r.get::<_, Option<String>>(10)?, r.get::<_, Option<String>>(11)?) {
+    let last_error = match (
+        r.get::<_, Option<String>>(10)?,
+        r.get::<_, Option<String>>(11)?,
+    ) {
         (Some(message), Some(c)) => Some(LastError {
             message,
             class: class_serde::parse(&c).ok_or_else(|| bad(11, Unknown(c)))?,
@@ -173,7 +176,9 @@ pub(crate) fn write(
         &pn,
         &pg,
         &new.last_error.as_ref().map(|e| e.message.as_str()),
-        &new.last_error.as_ref().map(|e| class_serde::as_str(e.class)),
+        &new.last_error
+            .as_ref()
+            .map(|e| class_serde::as_str(e.class)),
         &new.dead_reason.map(DeadReason::as_str),
         &new.lease.as_ref().map(|l| l.owner.as_str()),
         &new.lease.as_ref().map(|l| to_ms(l.expires)),

@@ -145,7 +145,11 @@ impl Ctx<'_> {
 
 impl Queue {
     /// Opens (creating and migrating if need be) the database at `path`.
-    pub async fn open(path: impl AsRef<Path>, policy: Policy, clock: Arc<dyn Clock>) -> Result<Queue> {
+    pub async fn open(
+        path: impl AsRef<Path>,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Queue> {
         let path = path.as_ref().to_owned();
         let p = path.clone();
         let conn = tokio::task::spawn_blocking(move || schema::open(&p))
@@ -253,7 +257,13 @@ impl Queue {
     /// failed past its backoff) for `worker`; `None` when there is none.
     /// Atomic: no two callers, in any process, get the same record.
     pub async fn acquire(&self, worker: &WorkerId, scope: &Filter) -> Result<Option<Acquired>> {
-        let (worker, scope) = (worker.clone(), Filter { state: None, ..scope.clone() });
+        let (worker, scope) = (
+            worker.clone(),
+            Filter {
+                state: None,
+                ..scope.clone()
+            },
+        );
         self.tx("acquire", move |tx, ctx| {
             let (cond, values) = sql::filter_sql(&scope, 2);
             let query = format!(
@@ -264,7 +274,9 @@ impl Queue {
             );
             let params = std::iter::once(Value::Integer(sql::to_ms(ctx.now)))
                 .chain(values.into_iter().map(Value::Text));
-            let mut stmt = tx.prepare(&query).map_err(ctx.sql("find a record to acquire"))?;
+            let mut stmt = tx
+                .prepare(&query)
+                .map_err(ctx.sql("find a record to acquire"))?;
             let found = stmt
                 .query_map(params_from_iter(params), sql::read)
                 .map_err(ctx.sql("find a record to acquire"))?
@@ -378,7 +390,11 @@ impl Queue {
             old.check_drop()?;
             tx.execute(
                 "DELETE FROM records WHERE job = ?1 AND target = ?2 AND filesystem = ?3",
-                [key.job.as_str(), key.target.as_str(), key.filesystem.as_str()],
+                [
+                    key.job.as_str(),
+                    key.target.as_str(),
+                    key.filesystem.as_str(),
+                ],
             )
             .map_err(ctx.sql("drop a record"))?;
             Ok(old)
@@ -441,9 +457,10 @@ impl Queue {
                 .map_err(ctx.sql("count records"))?;
             let rows = stmt
                 .query_map(params_from_iter(values), |r| {
-                    let target = TargetName::new(&r.get::<_, String>(0)?)
-                        .map_err(|e| sql::bad(0, e))?;
-                    let state: State = r.get::<_, String>(1)?.parse().map_err(|e| sql::bad(1, e))?;
+                    let target =
+                        TargetName::new(&r.get::<_, String>(0)?).map_err(|e| sql::bad(0, e))?;
+                    let state: State =
+                        r.get::<_, String>(1)?.parse().map_err(|e| sql::bad(1, e))?;
                     Ok((target, state, r.get::<_, i64>(2)?))
                 })
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
@@ -460,7 +477,10 @@ impl Queue {
     /// The earliest time a failed record in `scope` becomes eligible (for a
     /// worker that found nothing to do and wants to sleep until then).
     pub async fn next_eligible(&self, scope: &Filter) -> Result<Option<SystemTime>> {
-        let scope = Filter { state: None, ..scope.clone() };
+        let scope = Filter {
+            state: None,
+            ..scope.clone()
+        };
         self.read("find the next eligible time", move |tx, ctx| {
             let (cond, values) = sql::filter_sql(&scope, 1);
             let ms: Option<i64> = tx

@@ -19,6 +19,8 @@ enum Action {
     Heartbeat(usize),
     Complete(usize),
     Fail(usize, bool),
+    /// heartbeat (0), complete (1) or fail (2) with any claim ever issued
+    Stale(usize, u8),
     Expire,
     Retry,
     Advance(u16),
@@ -32,6 +34,7 @@ fn action() -> impl Strategy<Value = Action> {
         w.clone().prop_map(Action::Heartbeat),
         w.clone().prop_map(Action::Complete),
         (w, any::<bool>()).prop_map(|(w, p)| Action::Fail(w, p)),
+        (0usize..8, 0u8..3).prop_map(|(i, op)| Action::Stale(i, op)),
         Just(Action::Expire),
         Just(Action::Retry),
         (0u16..40).prop_map(Action::Advance),
@@ -53,6 +56,8 @@ proptest! {
         let mut now = t0();
         let mut r = Record::new(key("j", "t", "pool/fs"), None, now);
         let mut claims: [Option<Claim>; 3] = [None, None, None];
+        // every claim ever issued; only the newest may ever succeed
+        let mut issued: Vec<Claim> = Vec::new();
         for a in actions {
             let before = r.clone();
             let ok = match a {
@@ -62,7 +67,7 @@ proptest! {
                     true
                 }
                 Action::Acquire(w) => match r.acquire(&workers[w], now, &p) {
-                    Ok(c) => { claims[w] = Some(c); true }
+                    Ok(c) => { issued.push(c.clone()); claims[w] = Some(c); true }
                     Err(_) => false,
                 },
                 Action::Heartbeat(w) => claims[w].as_ref().is_some_and(|c| r.heartbeat(c, now, &p).is_ok()),
@@ -71,6 +76,19 @@ proptest! {
                     let class = if permanent { ErrorClass::Permanent } else { ErrorClass::Temporary };
                     r.fail(c, LastError { message: "x".into(), class }, now, &p).is_ok()
                 }),
+                Action::Stale(i, op) => {
+                    let Some(c) = (!issued.is_empty()).then(|| issued[i % issued.len()].clone()) else { continue };
+                    let ok = match op {
+                        0 => r.heartbeat(&c, now, &p).is_ok(),
+                        1 => r.complete(&c, now).is_ok(),
+                        _ => r.fail(&c, LastError { message: "x".into(), class: ErrorClass::Temporary }, now, &p).is_ok(),
+                    };
+                    if ok {
+                        prop_assert_eq!(before.state, State::InProgress);
+                        prop_assert_eq!(Some(&c), issued.last(), "a stale claim succeeded");
+                    }
+                    ok
+                }
                 Action::Expire => r.expire(now).is_ok(),
                 Action::Retry => r.retry(now).is_ok(),
                 Action::Advance(s) => { now += Duration::from_secs(u64::from(s)); true }

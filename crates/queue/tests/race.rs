@@ -13,17 +13,24 @@ const RECORDS: usize = 120;
 
 async fn race(workers: usize, complete: bool) {
     let (_dir, path) = db_path();
-    let setup = Queue::open(&path, policy(), Arc::new(SystemClock)).await.unwrap();
+    let setup = Queue::open(&path, policy(), Arc::new(SystemClock))
+        .await
+        .unwrap();
     for i in 0..RECORDS {
         let target = ["a", "b", "c"][i % 3];
-        setup.enqueue(key("backup", target, &format!("pool/fs{i}")), None).await.unwrap();
+        setup
+            .enqueue(key("backup", target, &format!("pool/fs{i}")), None)
+            .await
+            .unwrap();
     }
     let mut tasks = Vec::new();
     for w in 0..workers {
         // each worker opens its own handle: its own SQLite connection
         let path = path.clone();
         tasks.push(tokio::spawn(async move {
-            let q = Queue::open(&path, policy(), Arc::new(SystemClock)).await.unwrap();
+            let q = Queue::open(&path, policy(), Arc::new(SystemClock))
+                .await
+                .unwrap();
             let me = worker(&format!("w{w}"));
             let mut taken: Vec<RecordKey> = Vec::new();
             while let Some(got) = q.acquire(&me, &Filter::default()).await.unwrap() {
@@ -48,11 +55,23 @@ async fn race(workers: usize, complete: bool) {
     }
     let twice: Vec<_> = owners.iter().filter(|(_, w)| w.len() > 1).collect();
     assert!(twice.is_empty(), "taken more than once: {twice:?}");
-    assert_eq!(owners.len(), RECORDS, "every record taken; per worker {per_worker:?}");
-    let want = if complete { State::Completed } else { State::InProgress };
+    assert_eq!(
+        owners.len(),
+        RECORDS,
+        "every record taken; per worker {per_worker:?}"
+    );
+    let want = if complete {
+        State::Completed
+    } else {
+        State::InProgress
+    };
     let rows = setup.list(&Filter::default()).await.unwrap();
     assert!(rows.iter().all(|r| r.state == want && r.generation == 1));
-    let holders: BTreeSet<_> = rows.iter().filter_map(|r| r.lease.as_ref()).map(|l| l.owner.clone()).collect();
+    let holders: BTreeSet<_> = rows
+        .iter()
+        .filter_map(|r| r.lease.as_ref())
+        .map(|l| l.owner.clone())
+        .collect();
     assert_eq!(holders.is_empty(), complete);
     eprintln!("{workers} workers, complete={complete}: taken per worker {per_worker:?}");
 }
