@@ -379,7 +379,7 @@ impl Record {
         self.updated = now;
     }
 
-    /// The record's structural invariants (see [`crate::model`]); `Err`
+    /// The record's structural invariants (see [`Record`]); `Err`
     /// names the first one broken. Used by the tests and by the store
     /// before every write.
     pub fn check_invariants(&self) -> Result<(), &'static str> {

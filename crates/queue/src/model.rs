@@ -296,6 +296,10 @@ pub struct Claim {
 }
 
 /// One unit of replication work: a row of `zrelay queue list`.
+///
+/// Invariants ([`Record::check_invariants`]): a lease exactly when
+/// `in_progress`; pending work only while `in_progress`; a dead reason
+/// exactly when `dead`; a next-eligible time only when `failed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Record {
     /// (job, target, filesystem).
