@@ -212,6 +212,12 @@ fn sink_pull_source_snap_samples() {
     assert!(
         matches!(&*s.snapshotting, Snapshotting::Cron { timestamp_format: TimestampFormat::Iso8601, timestamp_location, .. } if timestamp_location == "Europe/Berlin")
     );
+    assert!(!s.per_client_cursors, "zrepl's shared names by default");
+    let c = load_sample("source_pullers.yml");
+    let JobKind::Source(s) = &c.jobs[0].kind else {
+        panic!()
+    };
+    assert!(s.per_client_cursors);
 
     let c = load_sample("snap.yml");
     let JobKind::Snap(s) = &c.jobs[0].kind else {
