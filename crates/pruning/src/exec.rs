@@ -137,6 +137,10 @@ pub async fn try_prune(
 
 /// Human text for a reason `zfs destroy` gave for keeping a snapshot.
 fn refusal(why: &str) -> String {
+    // The endpoint's own protections (another puller's needs) say so themselves.
+    if why.starts_with("protected: ") {
+        return why.to_string();
+    }
     let why = match why {
         "Held" => "it is held (zfs hold)",
         "Busy" => "dataset is busy (held or in use)",

@@ -27,6 +27,10 @@ pub fn cases() -> Vec<Case> {
         e2e!("DaemonPushSinkLocal", push_sink_local),
         e2e!("DaemonPullSourceTcp", pull_source_tcp),
         e2e!(
+            "DaemonTwoPullersOwnCursorsTls",
+            super::pullers::two_pullers_own_cursors
+        ),
+        e2e!(
             "DaemonTlsRefusesUnknownAndMissingClientCerts",
             super::daemons_more::tls_refusals
         ),
@@ -140,7 +144,7 @@ impl Tree {
     }
 }
 
-fn global(dir: &str, name: &str) -> String {
+pub(crate) fn global(dir: &str, name: &str) -> String {
     format!(
         "global:\n  control:\n    sockpath: \"{dir}/{name}.sock\"\n  history:\n    path: \"{dir}/{name}.sqlite\"\n  serve:\n    stdinserver:\n      sockdir: \"{dir}/stdinserver\"\n"
     )

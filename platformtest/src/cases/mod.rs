@@ -8,6 +8,7 @@ pub mod daemons;
 pub mod daemons_more;
 pub mod daemons_periods;
 pub mod operator;
+pub mod pullers;
 pub mod replication;
 pub mod rig;
 pub mod security_peer;

@@ -45,7 +45,7 @@ pub fn needed_by_siblings(
             let (_, who) = cursors.iter().find(|(txg, _)| v.createtxg > *txg)?;
             Some((
                 v.name.clone(),
-                format!("client {who} of this source has not received it yet (its replication cursor is older)"),
+                format!("protected: client {who} of this source has not received it yet (its replication cursor is older)"),
             ))
         })
         .collect()
