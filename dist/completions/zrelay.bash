@@ -946,7 +946,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__status)
-            opts="-d -h -V --mode --job --watch --config --help --version"
+            opts="-d -h -V --mode --job --delay --watch --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -961,6 +961,10 @@ _zrelay() {
                     return 0
                     ;;
                 --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -92,7 +92,7 @@ complete -c zrelay -n "__fish_zrelay_using_subcommand status" -l mode -d 'Output
 dump\t'Plain text (the default when stdout is not a terminal)'
 raw\t'JSON, with the schema of docs/status-schema.md'"
 complete -c zrelay -n "__fish_zrelay_using_subcommand status" -l job -d 'Only this job' -r
-complete -c zrelay -n "__fish_zrelay_using_subcommand status" -s d -l watch -d 'Dump mode: repeat every interval (e.g. 1s) until interrupted. Interactive mode: the refresh interval (default 1s)' -r
+complete -c zrelay -n "__fish_zrelay_using_subcommand status" -s d -l watch -l delay -d 'Dump mode: repeat every interval (e.g. 1s) until interrupted. Interactive mode: the refresh interval (default 1s). `--delay` is zrepl\'s spelling' -r
 complete -c zrelay -n "__fish_zrelay_using_subcommand status" -l config -d 'The configuration file (default: the first that exists of /etc/zrelay/zrelay.yml, /etc/zrepl/zrepl.yml, /usr/local/etc/zrepl/zrepl.yml). Accepted before or after the subcommand' -r -F
 complete -c zrelay -n "__fish_zrelay_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zrelay -n "__fish_zrelay_using_subcommand status" -s V -l version -d 'Print version'

@@ -73,6 +73,20 @@ fn config_is_global_before_or_after_the_subcommand() {
 }
 
 #[test]
+fn status_accepts_zrepls_delay_spelling() {
+    for args in [
+        &["status", "--delay", "3s"][..],
+        &["status", "-d", "3s"],
+        &["status", "--watch", "3"],
+    ] {
+        let Command::Status(a) = parse(args).unwrap().command else {
+            panic!("not status")
+        };
+        assert_eq!(a.watch, Some(std::time::Duration::from_secs(3)), "{args:?}");
+    }
+}
+
+#[test]
 fn configcheck_accepts_skip_cert_check() {
     let cli = parse(&["configcheck", "--skip-cert-check", "--format", "yaml"]).unwrap();
     let Command::Configcheck(a) = cli.command else {

@@ -185,9 +185,10 @@ pub struct StatusArgs {
     #[arg(long)]
     job: Option<String>,
     /// Dump mode: repeat every interval (e.g. 1s) until interrupted.
-    /// Interactive mode: the refresh interval (default 1s).
-    #[arg(long, short = 'd', value_parser = parse_secs)]
-    watch: Option<Duration>,
+    /// Interactive mode: the refresh interval (default 1s). `--delay` is
+    /// zrepl's spelling.
+    #[arg(long, short = 'd', visible_alias = "delay", value_parser = parse_secs)]
+    pub(crate) watch: Option<Duration>,
 }
 
 fn parse_secs(s: &str) -> Result<Duration> {
