@@ -34,6 +34,9 @@ _zrelay() {
             zrelay,history)
                 cmd="zrelay__subcmd__history"
                 ;;
+            zrelay,migrate)
+                cmd="zrelay__subcmd__migrate"
+                ;;
             zrelay,prune)
                 cmd="zrelay__subcmd__prune"
                 ;;
@@ -76,6 +79,9 @@ _zrelay() {
             zrelay__subcmd__help,history)
                 cmd="zrelay__subcmd__help__subcmd__history"
                 ;;
+            zrelay__subcmd__help,migrate)
+                cmd="zrelay__subcmd__help__subcmd__migrate"
+                ;;
             zrelay__subcmd__help,prune)
                 cmd="zrelay__subcmd__help__subcmd__prune"
                 ;;
@@ -100,6 +106,12 @@ _zrelay() {
             zrelay__subcmd__help,zfs-abstraction)
                 cmd="zrelay__subcmd__help__subcmd__zfs__subcmd__abstraction"
                 ;;
+            zrelay__subcmd__help__subcmd__migrate,0.0.X:0.1:placeholder)
+                cmd="zrelay__subcmd__help__subcmd__migrate__subcmd__0.0.X:0.1:placeholder"
+                ;;
+            zrelay__subcmd__help__subcmd__migrate,replication-cursor:v1-v2)
+                cmd="zrelay__subcmd__help__subcmd__migrate__subcmd__replication__subcmd__cursor:v1__subcmd__v2"
+                ;;
             zrelay__subcmd__help__subcmd__test,decoderesumetoken)
                 cmd="zrelay__subcmd__help__subcmd__test__subcmd__decoderesumetoken"
                 ;;
@@ -109,6 +121,9 @@ _zrelay() {
             zrelay__subcmd__help__subcmd__test,placeholder)
                 cmd="zrelay__subcmd__help__subcmd__test__subcmd__placeholder"
                 ;;
+            zrelay__subcmd__help__subcmd__zfs__subcmd__abstraction,create)
+                cmd="zrelay__subcmd__help__subcmd__zfs__subcmd__abstraction__subcmd__create"
+                ;;
             zrelay__subcmd__help__subcmd__zfs__subcmd__abstraction,list)
                 cmd="zrelay__subcmd__help__subcmd__zfs__subcmd__abstraction__subcmd__list"
                 ;;
@@ -117,6 +132,27 @@ _zrelay() {
                 ;;
             zrelay__subcmd__help__subcmd__zfs__subcmd__abstraction,release-stale)
                 cmd="zrelay__subcmd__help__subcmd__zfs__subcmd__abstraction__subcmd__release__subcmd__stale"
+                ;;
+            zrelay__subcmd__help__subcmd__zfs__subcmd__abstraction__subcmd__create,step)
+                cmd="zrelay__subcmd__help__subcmd__zfs__subcmd__abstraction__subcmd__create__subcmd__step"
+                ;;
+            zrelay__subcmd__migrate,0.0.X:0.1:placeholder)
+                cmd="zrelay__subcmd__migrate__subcmd__0.0.X:0.1:placeholder"
+                ;;
+            zrelay__subcmd__migrate,help)
+                cmd="zrelay__subcmd__migrate__subcmd__help"
+                ;;
+            zrelay__subcmd__migrate,replication-cursor:v1-v2)
+                cmd="zrelay__subcmd__migrate__subcmd__replication__subcmd__cursor:v1__subcmd__v2"
+                ;;
+            zrelay__subcmd__migrate__subcmd__help,0.0.X:0.1:placeholder)
+                cmd="zrelay__subcmd__migrate__subcmd__help__subcmd__0.0.X:0.1:placeholder"
+                ;;
+            zrelay__subcmd__migrate__subcmd__help,help)
+                cmd="zrelay__subcmd__migrate__subcmd__help__subcmd__help"
+                ;;
+            zrelay__subcmd__migrate__subcmd__help,replication-cursor:v1-v2)
+                cmd="zrelay__subcmd__migrate__subcmd__help__subcmd__replication__subcmd__cursor:v1__subcmd__v2"
                 ;;
             zrelay__subcmd__test,decoderesumetoken)
                 cmd="zrelay__subcmd__test__subcmd__decoderesumetoken"
@@ -142,6 +178,9 @@ _zrelay() {
             zrelay__subcmd__test__subcmd__help,placeholder)
                 cmd="zrelay__subcmd__test__subcmd__help__subcmd__placeholder"
                 ;;
+            zrelay__subcmd__zfs__subcmd__abstraction,create)
+                cmd="zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create"
+                ;;
             zrelay__subcmd__zfs__subcmd__abstraction,help)
                 cmd="zrelay__subcmd__zfs__subcmd__abstraction__subcmd__help"
                 ;;
@@ -153,6 +192,21 @@ _zrelay() {
                 ;;
             zrelay__subcmd__zfs__subcmd__abstraction,release-stale)
                 cmd="zrelay__subcmd__zfs__subcmd__abstraction__subcmd__release__subcmd__stale"
+                ;;
+            zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create,help)
+                cmd="zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create__subcmd__help"
+                ;;
+            zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create,step)
+                cmd="zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create__subcmd__step"
+                ;;
+            zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create__subcmd__help,help)
+                cmd="zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create__subcmd__help__subcmd__help"
+                ;;
+            zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create__subcmd__help,step)
+                cmd="zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create__subcmd__help__subcmd__step"
+                ;;
+            zrelay__subcmd__zfs__subcmd__abstraction__subcmd__help,create)
+                cmd="zrelay__subcmd__zfs__subcmd__abstraction__subcmd__help__subcmd__create"
                 ;;
             zrelay__subcmd__zfs__subcmd__abstraction__subcmd__help,help)
                 cmd="zrelay__subcmd__zfs__subcmd__abstraction__subcmd__help__subcmd__help"
@@ -166,6 +220,9 @@ _zrelay() {
             zrelay__subcmd__zfs__subcmd__abstraction__subcmd__help,release-stale)
                 cmd="zrelay__subcmd__zfs__subcmd__abstraction__subcmd__help__subcmd__release__subcmd__stale"
                 ;;
+            zrelay__subcmd__zfs__subcmd__abstraction__subcmd__help__subcmd__create,step)
+                cmd="zrelay__subcmd__zfs__subcmd__abstraction__subcmd__help__subcmd__create__subcmd__step"
+                ;;
             *)
                 ;;
         esac
@@ -173,12 +230,16 @@ _zrelay() {
 
     case "${cmd}" in
         zrelay)
-            opts="-h -V --help --version version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction help"
+            opts="-h -V --config --help --version version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -187,7 +248,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__configcheck)
-            opts="-q -h -V --format --what --quiet --config --help --version"
+            opts="-q -h -V --format --what --quiet --skip-cert-check --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -231,12 +292,16 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__gencompletion)
-            opts="-h -V --help --version bash zsh fish"
+            opts="-h -V --config --help --version bash zsh fish"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -245,12 +310,16 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__genman)
-            opts="-h -V --help --version"
+            opts="-h -V --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -259,7 +328,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__help)
-            opts="version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction help"
+            opts="version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction migrate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -345,6 +414,48 @@ _zrelay() {
         zrelay__subcmd__help__subcmd__history)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__migrate)
+            opts="replication-cursor:v1-v2 0.0.X:0.1:placeholder"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__migrate__subcmd__0.0.X:0.1:placeholder)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__migrate__subcmd__replication__subcmd__cursor:v1__subcmd__v2)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -497,8 +608,36 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__help__subcmd__zfs__subcmd__abstraction)
-            opts="list release-all release-stale"
+            opts="list release-all release-stale create"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__zfs__subcmd__abstraction__subcmd__create)
+            opts="step"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__zfs__subcmd__abstraction__subcmd__create__subcmd__step)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -586,6 +725,116 @@ _zrelay() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        zrelay__subcmd__migrate)
+            opts="-h -V --config --help --version replication-cursor:v1-v2 0.0.X:0.1:placeholder help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__migrate__subcmd__0.0.X:0.1:placeholder)
+            opts="-h -V --dry-run --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__migrate__subcmd__help)
+            opts="replication-cursor:v1-v2 0.0.X:0.1:placeholder help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__migrate__subcmd__help__subcmd__0.0.X:0.1:placeholder)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__migrate__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__migrate__subcmd__help__subcmd__replication__subcmd__cursor:v1__subcmd__v2)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__migrate__subcmd__replication__subcmd__cursor:v1__subcmd__v2)
+            opts="-h -V --dry-run --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         zrelay__subcmd__prune)
             opts="-h -V --dry-run --json --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -605,7 +854,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__replicate)
-            opts="-q -h -V --job --from --exclude --to --initial --protection-initial --protection-incremental --steps --size-estimates --encrypted --raw --send-properties --backup-properties --large-blocks --compressed --embedded-data --override --inherit --placeholder-encryption --force-overwrite --watchdog-secs --max-attempts --json --quiet --help --version"
+            opts="-q -h -V --job --from --exclude --to --initial --protection-initial --protection-incremental --steps --size-estimates --encrypted --raw --send-properties --backup-properties --large-blocks --compressed --embedded-data --override --inherit --placeholder-encryption --force-overwrite --watchdog-secs --max-attempts --json --quiet --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -667,6 +916,10 @@ _zrelay() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -693,7 +946,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__status)
-            opts="-d -h -V --mode --job --watch --config --help --version"
+            opts="-d -h -V --mode --job --delay --watch --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -708,6 +961,10 @@ _zrelay() {
                     return 0
                     ;;
                 --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -745,12 +1002,16 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__test)
-            opts="-h -V --help --version filesystems placeholder decoderesumetoken help"
+            opts="-h -V --config --help --version filesystems placeholder decoderesumetoken help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -759,13 +1020,17 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__test__subcmd__decoderesumetoken)
-            opts="-h -V --token --json --help --version"
+            opts="-h -V --token --json --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -873,13 +1138,17 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__test__subcmd__placeholder)
-            opts="-h -V --all --dataset --help --version"
+            opts="-h -V --all --dataset --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --dataset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -891,12 +1160,16 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__version)
-            opts="-h -V --short --help --version"
+            opts="-h -V --short --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -905,8 +1178,44 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__zfs__subcmd__abstraction)
-            opts="-h -V --help --version list release-all release-stale help"
+            opts="-h -V --config --help --version list release-all release-stale create help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create)
+            opts="-h -V --config --help --version step help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create__subcmd__help)
+            opts="step help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -918,9 +1227,103 @@ _zrelay() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create__subcmd__help__subcmd__step)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__zfs__subcmd__abstraction__subcmd__create__subcmd__step)
+            opts="-t -j -h -V --target --job --jobid --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --job)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         zrelay__subcmd__zfs__subcmd__abstraction__subcmd__help)
-            opts="list release-all release-stale help"
+            opts="list release-all release-stale create help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__zfs__subcmd__abstraction__subcmd__help__subcmd__create)
+            opts="step"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__zfs__subcmd__abstraction__subcmd__help__subcmd__create__subcmd__step)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -989,7 +1392,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__zfs__subcmd__abstraction__subcmd__list)
-            opts="-p -h -V --fs --job --type --concurrency --json --help --version"
+            opts="-p -h -V --fs --job --type --concurrency --json --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1012,6 +1415,10 @@ _zrelay() {
                     return 0
                     ;;
                 -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1023,7 +1430,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__zfs__subcmd__abstraction__subcmd__release__subcmd__all)
-            opts="-p -h -V --fs --job --type --concurrency --dry-run --json --help --version"
+            opts="-p -h -V --fs --job --type --concurrency --dry-run --json --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1046,6 +1453,10 @@ _zrelay() {
                     return 0
                     ;;
                 -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1057,7 +1468,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__zfs__subcmd__abstraction__subcmd__release__subcmd__stale)
-            opts="-p -h -V --fs --job --type --concurrency --dry-run --json --help --version"
+            opts="-p -h -V --fs --job --type --concurrency --dry-run --json --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1080,6 +1491,10 @@ _zrelay() {
                     return 0
                     ;;
                 -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -85,8 +85,14 @@ pub use validate::global::{
 use error::KeyPath;
 use validate::{Cx, Source};
 
-/// Where [`find_config`] looks when no path is given, in order.
-pub const DEFAULT_CONFIG_PATHS: [&str; 2] = ["/etc/zrelay/zrelay.yml", "/etc/zrepl/zrepl.yml"];
+/// Where [`find_config`] looks when no path is given, in order: zrelay's
+/// own path, then zrepl's on Linux and on FreeBSD (`/usr/local/etc`), so a
+/// zrepl installation is picked up unchanged.
+pub const DEFAULT_CONFIG_PATHS: [&str; 3] = [
+    "/etc/zrelay/zrelay.yml",
+    "/etc/zrepl/zrepl.yml",
+    "/usr/local/etc/zrepl/zrepl.yml",
+];
 
 /// Read and validate the configuration at `path` and the files it includes.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -126,9 +132,18 @@ pub fn parse_str(text: &str, origin: &Path) -> Result<Config, ConfigError> {
 /// The configuration file to use: `explicit` (`--config`) if given, else
 /// the first of [`DEFAULT_CONFIG_PATHS`] that exists.
 pub fn find_config(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    find_config_under(explicit, Path::new("/"))
+}
+
+/// [`find_config`] with [`DEFAULT_CONFIG_PATHS`] taken below `root`
+/// instead of `/` (tests); an explicit path is used as given.
+pub fn find_config_under(explicit: Option<&Path>, root: &Path) -> Result<PathBuf, ConfigError> {
     let tried: Vec<PathBuf> = match explicit {
         Some(p) => vec![p.to_path_buf()],
-        None => DEFAULT_CONFIG_PATHS.iter().map(PathBuf::from).collect(),
+        None => DEFAULT_CONFIG_PATHS
+            .iter()
+            .map(|p| root.join(p.trim_start_matches('/')))
+            .collect(),
     };
     match tried.iter().find(|p| p.is_file()) {
         Some(p) => Ok(p.clone()),

@@ -27,6 +27,20 @@ impl Config {
     pub fn job(&self, name: &str) -> Option<&Job> {
         self.jobs.iter().find(|j| j.name.as_str() == name)
     }
+
+    /// Install the environment knobs read at startup: kept in
+    /// `global.knobs`, and copied to where each job reads them (every push
+    /// and pull job's [`ReplicationConfig::max_attempts`]).
+    pub fn set_knobs(&mut self, knobs: crate::Knobs) {
+        self.global.knobs = knobs;
+        for job in &mut self.jobs {
+            match &mut job.kind {
+                JobKind::Push(p) => p.replication.max_attempts = knobs.replication_max_attempts,
+                JobKind::Pull(p) => p.replication.max_attempts = knobs.replication_max_attempts,
+                JobKind::Sink(_) | JobKind::Source(_) | JobKind::Snap(_) => {}
+            }
+        }
+    }
 }
 
 /// `global`.
@@ -226,6 +240,10 @@ pub struct ReplicationConfig {
     /// *zrelay extension* `replication.schedule` (push only): replicate on
     /// this schedule, independent of snapshotting (zrepl #397).
     pub schedule: Option<Schedule>,
+    /// Attempts of one replication invocation: not a YAML key but zrepl's
+    /// `ZREPL_REPLICATION_MAX_ATTEMPTS` knob (default 3), set by
+    /// [`Config::set_knobs`].
+    pub max_attempts: u32,
 }
 
 impl Default for ReplicationConfig {
@@ -237,6 +255,7 @@ impl Default for ReplicationConfig {
             size_estimates: 4,
             snapshot_filter: None,
             schedule: None,
+            max_attempts: crate::knobs::REPLICATION_MAX_ATTEMPTS_DEFAULT,
         }
     }
 }

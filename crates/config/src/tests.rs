@@ -344,7 +344,8 @@ fn find_config_lists_what_it_tried() {
         let e = find_config(None).unwrap_err().to_string();
         assert_eq!(
             e,
-            "no configuration file found; tried /etc/zrelay/zrelay.yml, /etc/zrepl/zrepl.yml"
+            "no configuration file found; tried /etc/zrelay/zrelay.yml, /etc/zrepl/zrepl.yml, \
+             /usr/local/etc/zrepl/zrepl.yml"
         );
     }
     let e = load(&missing).unwrap_err();
@@ -353,6 +354,37 @@ fn find_config_lists_what_it_tried() {
         "{e}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Without `--config`: zrelay's path first, then zrepl's Linux path, then
+/// zrepl's FreeBSD path; the first that exists wins.
+#[test]
+fn find_config_searches_zrelay_then_zrepl_paths_in_order() {
+    let root = std::env::temp_dir().join(format!("zrelay-config-order-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let paths = [
+        root.join("etc/zrelay/zrelay.yml"),
+        root.join("etc/zrepl/zrepl.yml"),
+        root.join("usr/local/etc/zrepl/zrepl.yml"),
+    ];
+    let e = find_config_under(None, &root).unwrap_err();
+    assert!(
+        matches!(&e, ConfigError::NotFound { tried } if tried[..] == paths[..]),
+        "{e}"
+    );
+    for p in &paths {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "jobs: []\n").unwrap();
+    }
+    for p in &paths {
+        assert_eq!(&find_config_under(None, &root).unwrap(), p);
+        std::fs::remove_file(p).unwrap();
+    }
+    // An explicit path is the only one tried, even when defaults exist.
+    std::fs::write(&paths[2], "jobs: []\n").unwrap();
+    let explicit = root.join("other.yml");
+    assert!(find_config_under(Some(&explicit), &root).is_err());
+    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]

@@ -1,6 +1,8 @@
-//! `zrelay zfs-abstraction list|release-all|release-stale`: zrepl's command
-//! for the holds and bookmarks replication leaves on ZFS (step holds,
-//! last-received holds, replication cursors, tentative cursors).
+//! `zrelay zfs-abstraction list|release-all|release-stale|create step`:
+//! zrepl's command for the holds and bookmarks replication leaves on ZFS
+//! (step holds, last-received holds, replication cursors, tentative
+//! cursors). `create step` places a step hold, as zrepl's does (for
+//! debugging; replication places its own).
 //!
 //! Staleness is zrepl's (see `zrelay_endpoint::abstractions::listing`). As in
 //! zrepl, no configuration is needed: the job comes from the names.
@@ -15,8 +17,9 @@ use zrelay_endpoint::abstractions::{
     AbstractionFilter, AbstractionKind, JobId,
 };
 use zrelay_endpoint::FsFilter;
+use zrelay_zfs::name::VersionKind;
 use zrelay_zfs::parse::ListedDataset;
-use zrelay_zfs::{DatasetPath, RealZfs, Zfs};
+use zrelay_zfs::{DatasetPath, RealZfs, SnapshotName, Zfs};
 
 /// `zrelay zfs-abstraction`.
 #[derive(Args)]
@@ -33,6 +36,26 @@ enum ZabsCommand {
     ReleaseAll(ReleaseArgs),
     /// Remove the stale matching abstractions (those replication no longer needs).
     ReleaseStale(ReleaseArgs),
+    /// Create an abstraction (for debugging; replication creates its own).
+    #[command(subcommand)]
+    Create(CreateCommand),
+}
+
+#[derive(Subcommand)]
+enum CreateCommand {
+    /// Place a step hold (`zrepl_STEP_J_<job>`) on a snapshot.
+    Step(CreateStepArgs),
+}
+
+/// `zrelay zfs-abstraction create step`.
+#[derive(Args)]
+pub(crate) struct CreateStepArgs {
+    /// The snapshot to hold (`pool/fs@snap`).
+    #[arg(short = 't', long, value_name = "SNAP")]
+    pub(crate) target: String,
+    /// The job the hold is for.
+    #[arg(short = 'j', long = "jobid", visible_alias = "job", value_name = "JOB")]
+    pub(crate) jobid: String,
 }
 
 /// The filters shared by every subcommand.
@@ -111,7 +134,46 @@ pub async fn run(a: ZabsArgs) -> Result<()> {
             let stale = partition_stale(abs).stale;
             release(&zfs, &stale, &a).await
         }
+        ZabsCommand::Create(CreateCommand::Step(a)) => {
+            println!("{}", create_step(&zfs, &a).await?);
+            Ok(())
+        }
     }
+}
+
+/// Hold the target snapshot with the job's step hold tag (idempotent) and
+/// return the hold as an abstraction.
+pub(crate) async fn create_step(zfs: &dyn Zfs, a: &CreateStepArgs) -> Result<Abstraction> {
+    let job = JobId::new(&a.jobid).context("--jobid")?;
+    let snap = SnapshotName::parse(&a.target).map_err(|e| {
+        let hint = if a.target.contains('#') {
+            " (a step hold is placed on a snapshot, not a bookmark)"
+        } else {
+            ""
+        };
+        anyhow!("--target {:?} is not a snapshot name{hint}: {e}", a.target)
+    })?;
+    let versions = zfs
+        .list_versions(snap.fs())
+        .await
+        .with_context(|| format!("get info about target {:?}", a.target))?;
+    let Some(v) = versions
+        .iter()
+        .find(|v| v.kind == VersionKind::Snapshot && v.name == snap.name())
+    else {
+        bail!("snapshot {snap} does not exist");
+    };
+    let tag = job.step_hold_tag();
+    zfs.hold(&snap, &tag).await.context("create step hold")?;
+    Ok(Abstraction {
+        kind: AbstractionKind::StepHold,
+        fs: snap.fs().clone(),
+        version: v.name.clone(),
+        hold_tag: Some(tag),
+        job: Some(job.as_str().to_string()),
+        guid: v.guid,
+        createtxg: v.createtxg,
+    })
 }
 
 /// Every dataset of every imported pool, with its snapshots and bookmarks.
@@ -297,6 +359,45 @@ mod tests {
             e.contains("\"step-bookmark\"") && e.contains("last-received-hold"),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn create_step_holds_the_snapshot_for_the_job() {
+        let zfs = zrelay_fake::FakeZfs::new();
+        let fs = zfs.add_pool("tank").unwrap().child("a").unwrap();
+        zfs.create(&fs, &[]).await.unwrap();
+        let s1 = SnapshotName::new(&fs, "s1").unwrap();
+        zfs.snapshot(std::slice::from_ref(&s1)).await.unwrap();
+        let args = |t: &str, j: &str| CreateStepArgs {
+            target: t.into(),
+            jobid: j.into(),
+        };
+        let a = create_step(&zfs, &args("tank/a@s1", "backup"))
+            .await
+            .unwrap();
+        assert_eq!(
+            a.to_string(),
+            r#"step-hold "zrepl_STEP_J_backup" on tank/a@s1"#
+        );
+        assert_eq!(a.guid, zfs.guid("tank/a@s1").await.unwrap());
+        assert_eq!(zfs.holds(&s1).await.unwrap(), ["zrepl_STEP_J_backup"]);
+        // Idempotent, and listed as zrepl lists it.
+        create_step(&zfs, &args("tank/a@s1", "backup"))
+            .await
+            .unwrap();
+        let listed = zfs.list(&fs).await.unwrap();
+        let abs = list_abstractions(&zfs, &listed, &AbstractionFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(abs, [a]);
+        for (t, j, want) in [
+            ("tank/a@nope", "backup", "does not exist"),
+            ("tank/a#bm", "backup", "not a bookmark"),
+            ("tank/a@s1", "_bad", "--jobid"),
+        ] {
+            let e = create_step(&zfs, &args(t, j)).await.unwrap_err();
+            assert!(format!("{e:#}").contains(want), "{t} {j}: {e:#}");
+        }
     }
 
     #[test]

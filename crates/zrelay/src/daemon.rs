@@ -22,12 +22,16 @@ use crate::progress;
 /// seconds) from this file instead of the system clock.
 pub const TEST_CLOCK_ENV: &str = "ZRELAY_TEST_CLOCK_FILE";
 
-/// Where the configuration comes from.
-#[derive(Args, Clone)]
+/// Where the configuration comes from: the global `--config FILE`, given
+/// before or after the subcommand (as zrepl's), read by the commands that
+/// need a configuration and ignored by the others.
+#[derive(Args, Clone, Default)]
 pub(crate) struct ConfigArg {
-    /// The configuration file (default: /etc/zrelay/zrelay.yml, then /etc/zrepl/zrepl.yml).
-    #[arg(long)]
-    config: Option<PathBuf>,
+    /// The configuration file (default: the first that exists of
+    /// /etc/zrelay/zrelay.yml, /etc/zrepl/zrepl.yml, /usr/local/etc/zrepl/zrepl.yml).
+    /// Accepted before or after the subcommand.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
 }
 
 impl ConfigArg {
@@ -39,16 +43,15 @@ impl ConfigArg {
 
 /// `zrelay daemon`.
 #[derive(Args)]
-pub struct DaemonArgs {
-    #[command(flatten)]
-    config: ConfigArg,
-}
+pub struct DaemonArgs {}
 
 /// Run every job of the configuration until SIGINT or SIGTERM.
-pub async fn daemon(a: DaemonArgs) -> Result<()> {
-    let mut config = a.config.load()?;
+pub async fn daemon(_a: DaemonArgs, cfg: &ConfigArg) -> Result<()> {
+    let mut config = cfg.load()?;
     // The environment is read here, once; the daemon reads none of it.
-    config.global.knobs = zrelay_config::Knobs::from_env(|k| std::env::var(k).ok())?;
+    let env = |k: &str| std::env::var(k).ok();
+    config.set_knobs(zrelay_config::Knobs::from_env(env)?);
+    let ignored = zrelay_config::Knobs::ignored_set(env);
     let clock: Option<Arc<dyn zrelay_snapshot::Clock>> = std::env::var_os(TEST_CLOCK_ENV)
         .map(|path| Arc::new(zrelay_snapshot::FileClock::new(path)) as _);
     let metrics = Arc::new(zrelay_metrics::Metrics::new(
@@ -67,6 +70,9 @@ pub async fn daemon(a: DaemonArgs) -> Result<()> {
         },
     )?;
     info!(config = %config.origin.display(), jobs = config.jobs.len(), "starting");
+    for (knob, why) in ignored {
+        tracing::warn!("{knob} is set but zrelay does not read it: {why}");
+    }
     let cancel = CancellationToken::new();
     let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
@@ -114,13 +120,11 @@ pub struct SignalArgs {
     /// exit non-zero if any filesystem failed.
     #[arg(long)]
     wait: bool,
-    #[command(flatten)]
-    config: ConfigArg,
 }
 
 /// Send a signal to a job of the running daemon.
-pub async fn signal_cmd(a: SignalArgs) -> Result<()> {
-    let config = a.config.load()?;
+pub async fn signal_cmd(a: SignalArgs, cfg: &ConfigArg) -> Result<()> {
+    let config = cfg.load()?;
     let sig = match a.signal {
         SignalName::Wakeup => Signal::Wakeup,
         SignalName::Reset => Signal::Reset,
@@ -181,11 +185,10 @@ pub struct StatusArgs {
     #[arg(long)]
     job: Option<String>,
     /// Dump mode: repeat every interval (e.g. 1s) until interrupted.
-    /// Interactive mode: the refresh interval (default 1s).
-    #[arg(long, short = 'd', value_parser = parse_secs)]
-    watch: Option<Duration>,
-    #[command(flatten)]
-    config: ConfigArg,
+    /// Interactive mode: the refresh interval (default 1s). `--delay` is
+    /// zrepl's spelling.
+    #[arg(long, short = 'd', visible_alias = "delay", value_parser = parse_secs)]
+    pub(crate) watch: Option<Duration>,
 }
 
 fn parse_secs(s: &str) -> Result<Duration> {
@@ -217,8 +220,8 @@ pub(crate) async fn fetch_status(
 }
 
 /// Show the running daemon's status.
-pub async fn status(a: StatusArgs) -> Result<()> {
-    let config = a.config.load()?;
+pub async fn status(a: StatusArgs, cfg: &ConfigArg) -> Result<()> {
+    let config = cfg.load()?;
     let sock = config.global.control_sockpath.clone();
     let tty = std::io::stdout().is_terminal();
     let mode = a.mode.unwrap_or(if tty {
@@ -263,14 +266,12 @@ pub async fn status(a: StatusArgs) -> Result<()> {
 pub struct StdinserverArgs {
     /// The client identity (one of a stdinserver serve's `client_identities`).
     identity: String,
-    #[command(flatten)]
-    config: ConfigArg,
 }
 
 /// The ssh forced command: connect stdin/stdout to the daemon's socket for
 /// this identity.
-pub async fn stdinserver(a: StdinserverArgs) -> Result<()> {
-    let config = a.config.load()?;
+pub async fn stdinserver(a: StdinserverArgs, cfg: &ConfigArg) -> Result<()> {
+    let config = cfg.load()?;
     zrelay_transport::stdinserver_proxy(
         &config.global.stdinserver_sockdir,
         &a.identity,
@@ -294,13 +295,22 @@ pub struct ConfigcheckArgs {
     /// Only check; print nothing on success.
     #[arg(long, short)]
     quiet: bool,
-    #[command(flatten)]
-    config: ConfigArg,
+    /// zrepl's flag to skip loading TLS certificate and key files. A no-op
+    /// in zrelay, accepted for compatibility: configcheck never reads them
+    /// (the daemon does, when a job starts).
+    #[arg(long)]
+    pub(crate) skip_cert_check: bool,
 }
 
 /// Parse and validate the configuration; exit 0 only if it is valid.
-pub async fn configcheck(a: ConfigcheckArgs) -> Result<()> {
-    let config = a.config.load()?;
+pub async fn configcheck(a: ConfigcheckArgs, cfg: &ConfigArg) -> Result<()> {
+    let mut config = cfg.load()?;
+    // The daemon would refuse a malformed knob at startup: so does the check.
+    let env = |k: &str| std::env::var(k).ok();
+    config.set_knobs(zrelay_config::Knobs::from_env(env)?);
+    for (knob, why) in zrelay_config::Knobs::ignored_set(env) {
+        eprintln!("warning: {knob} is set but zrelay does not read it: {why}");
+    }
     if !a.quiet {
         print!("{}", config.render(a.format, a.what));
     }
@@ -324,13 +334,11 @@ pub struct PruneArgs {
     /// Print the reports as JSON.
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    config: ConfigArg,
 }
 
 /// Prune a job of the running daemon now (or only show what would go).
-pub async fn prune(a: PruneArgs) -> Result<()> {
-    let config = a.config.load()?;
+pub async fn prune(a: PruneArgs, cfg: &ConfigArg) -> Result<()> {
+    let config = cfg.load()?;
     let req = Request::Prune {
         job: a.job.clone(),
         dry_run: a.dry_run,

@@ -1,6 +1,8 @@
-//! `zrelay gencompletion SHELL` and `zrelay genman`: shell completions and
-//! the man page, generated from the command line definition by clap
-//! (`dist/` holds the generated files; a test keeps them current).
+//! `zrelay gencompletion SHELL [PATH]` and `zrelay genman`: shell
+//! completions and the man page, generated from the command line definition
+//! by clap (`dist/` holds the generated files; a test keeps them current).
+//! As in zrepl, `gencompletion` writes to PATH when given (zrelay also
+//! prints to stdout without one).
 
 use anyhow::Result;
 use clap::{Args, CommandFactory, ValueEnum};
@@ -20,7 +22,9 @@ pub enum Shell {
 #[derive(Args)]
 pub struct CompletionArgs {
     /// The shell.
-    shell: Shell,
+    pub(crate) shell: Shell,
+    /// Write the script to this file (zrepl's form) instead of stdout.
+    pub(crate) path: Option<std::path::PathBuf>,
 }
 
 /// The completion script for `shell`.
@@ -43,11 +47,16 @@ pub fn man() -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Print the completion script.
+/// Write the completion script to the path, or print it.
 pub fn gencompletion(a: CompletionArgs) -> Result<()> {
+    use anyhow::Context;
     use std::io::Write;
-    std::io::stdout().write_all(&completion(a.shell))?;
-    Ok(())
+    let script = completion(a.shell);
+    match &a.path {
+        Some(p) => std::fs::write(p, &script)
+            .with_context(|| format!("writing the completion script to {}", p.display())),
+        None => Ok(std::io::stdout().write_all(&script)?),
+    }
 }
 
 /// Print the man page.
@@ -65,6 +74,25 @@ mod tests {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../dist")
             .join(rel)
+    }
+
+    #[test]
+    fn gencompletion_writes_to_the_path_when_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("_zrelay");
+        gencompletion(CompletionArgs {
+            shell: Shell::Zsh,
+            path: Some(path.clone()),
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), completion(Shell::Zsh));
+        let bad = dir.path().join("missing/dir/_zrelay");
+        let e = gencompletion(CompletionArgs {
+            shell: Shell::Zsh,
+            path: Some(bad),
+        })
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("missing/dir/_zrelay"), "{e:#}");
     }
 
     /// dist/ holds what the current command line generates: regenerate with

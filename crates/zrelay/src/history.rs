@@ -27,8 +27,6 @@ pub struct HistoryArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    config: ConfigArg,
 }
 
 fn parse_age(s: &str) -> Result<Duration> {
@@ -49,8 +47,8 @@ fn parse_age(s: &str) -> Result<Duration> {
 }
 
 /// Print the history.
-pub async fn run(a: HistoryArgs) -> Result<()> {
-    let config = a.config.load()?;
+pub async fn run(a: HistoryArgs, cfg: &ConfigArg) -> Result<()> {
+    let config = cfg.load()?;
     let path = &config.global.history_path;
     let history = History::open_read_only(path)
         .await

@@ -8,6 +8,7 @@ mod daemon;
 mod gen;
 mod history;
 mod logging;
+mod migrate;
 mod progress;
 mod replicate;
 mod status_tui;
@@ -21,6 +22,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "zrelay", version, about, propagate_version = true)]
 pub(crate) struct Cli {
+    #[command(flatten)]
+    config: daemon::ConfigArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,7 +44,7 @@ enum Command {
     Prune(daemon::PruneArgs),
     /// Show the durable record of replication attempts (invocations, attempts, steps).
     History(history::HistoryArgs),
-    /// Print a shell completion script (bash, zsh or fish).
+    /// Write a shell completion script (bash, zsh or fish) to PATH, or print it.
     Gencompletion(gen::CompletionArgs),
     /// Print the man page (roff).
     Genman,
@@ -51,8 +54,10 @@ enum Command {
     Stdinserver(daemon::StdinserverArgs),
     /// Test a job's filesystems filter, placeholder state, or a resume token.
     Test(testcmd::TestArgs),
-    /// List or release zrepl's holds and cursor bookmarks on ZFS.
+    /// List, release or create zrepl's holds and cursor bookmarks on ZFS.
     ZfsAbstraction(abstraction::ZabsArgs),
+    /// zrepl's migrations of on-ZFS state (replication-cursor:v1-v2).
+    Migrate(migrate::MigrateArgs),
 }
 
 fn main() {
@@ -81,19 +86,24 @@ async fn run(cli: Cli) -> Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
+    let cfg = &cli.config;
     match cli.command {
         Command::Version(a) => version::run(a).await,
         Command::Replicate(a) => replicate::run(a).await,
-        Command::Daemon(a) => daemon::daemon(a).await,
-        Command::Signal(a) => daemon::signal_cmd(a).await,
-        Command::Status(a) => daemon::status(a).await,
-        Command::Stdinserver(a) => daemon::stdinserver(a).await,
-        Command::Configcheck(a) => daemon::configcheck(a).await,
-        Command::History(a) => history::run(a).await,
+        Command::Daemon(a) => daemon::daemon(a, cfg).await,
+        Command::Signal(a) => daemon::signal_cmd(a, cfg).await,
+        Command::Status(a) => daemon::status(a, cfg).await,
+        Command::Stdinserver(a) => daemon::stdinserver(a, cfg).await,
+        Command::Configcheck(a) => daemon::configcheck(a, cfg).await,
+        Command::History(a) => history::run(a, cfg).await,
         Command::Gencompletion(a) => gen::gencompletion(a),
         Command::Genman => gen::genman(),
-        Command::Prune(a) => daemon::prune(a).await,
-        Command::Test(a) => testcmd::run(a).await,
+        Command::Prune(a) => daemon::prune(a, cfg).await,
+        Command::Test(a) => testcmd::run(a, cfg).await,
         Command::ZfsAbstraction(a) => abstraction::run(a).await,
+        Command::Migrate(a) => migrate::run(a, cfg).await,
     }
 }
+
+#[cfg(test)]
+mod cli_tests;

@@ -45,8 +45,6 @@ struct FilesystemsArgs {
     /// Test this dataset name (it need not exist).
     #[arg(long)]
     input: Option<String>,
-    #[command(flatten)]
-    config: ConfigArg,
 }
 
 /// `zrelay test placeholder`.
@@ -73,9 +71,9 @@ struct DecodeArgs {
 }
 
 /// Run a `test` subcommand.
-pub async fn run(a: TestArgs) -> Result<()> {
+pub async fn run(a: TestArgs, cfg: &ConfigArg) -> Result<()> {
     match a.command {
-        TestCommand::Filesystems(a) => filesystems(a).await,
+        TestCommand::Filesystems(a) => filesystems(a, cfg).await,
         TestCommand::Placeholder(a) => placeholder(a).await,
         TestCommand::Decoderesumetoken(a) => decode(a).await,
     }
@@ -116,8 +114,8 @@ pub(crate) fn verdict(filter: &FsFilter, fs: &DatasetPath) -> String {
     }
 }
 
-async fn filesystems(a: FilesystemsArgs) -> Result<()> {
-    let config = a.config.load()?;
+async fn filesystems(a: FilesystemsArgs, cfg: &ConfigArg) -> Result<()> {
+    let config = cfg.load()?;
     let filter = job_filter(&config, &a.job)?;
     let paths = match &a.input {
         Some(input) => vec![DatasetPath::parse(input)

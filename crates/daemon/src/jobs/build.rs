@@ -40,6 +40,7 @@ pub fn driver_config(r: &ReplicationConfig) -> DriverConfig {
         steps: r.steps,
         size_estimates: r.size_estimates,
         snapshot_filter: r.snapshot_filter.clone(),
+        max_attempts: r.max_attempts,
         ..DriverConfig::default()
     }
 }
