@@ -110,10 +110,12 @@ pub(crate) async fn migrate_fs(
     let owner = match owners[..] {
         [] => return Some(Verdict::NoOwner),
         [one] => one,
-        [a, b, ..] => return Some(Verdict::Refused(format!(
+        [a, b, ..] => {
+            return Some(Verdict::Refused(format!(
             "jobs \"{a}\" and \"{b}\" both include {}: cannot attribute the v1 cursor to either",
             ds.path
-        ))),
+        )))
+        }
     };
     let newest_v2 = ds
         .versions
