@@ -350,3 +350,72 @@ jobs:
     );
     Ok(())
 }
+
+/// `zfs-abstraction create step` places zrepl's step hold; `migrate
+/// replication-cursor:v1-v2` removes a v1 cursor only once the owning job's
+/// v2 cursor superseded it, and `--dry-run` removes nothing; `--config`
+/// works before the subcommand.
+pub async fn create_step_and_migrate_cursor(ctx: &Ctx) -> Result<()> {
+    let scratch = Scratch::new(ctx)?;
+    let fs = ctx.ds("src");
+    ctx.zfs.create(&fs, &[]).await?;
+    let (s1, g1) = snap(ctx, &fs, "s1").await?;
+    let (s2, g2) = snap(ctx, &fs, "s2").await?;
+    let s1_name = s1.to_string();
+    zrelay_ok(&[
+        "zfs-abstraction",
+        "create",
+        "step",
+        "-t",
+        &s1_name,
+        "-j",
+        "pushjob",
+    ])
+    .await?;
+    let holds = ctx.sh(&format!("zfs holds -H '{s1}'")).await?;
+    ensure!(holds.contains("zrepl_STEP_J_pushjob"), "holds: {holds}");
+    ctx.sh(&format!("zfs release zrepl_STEP_J_pushjob '{s1}'"))
+        .await?;
+
+    let v1 = bookmark(ctx, &s1, g1, "zrepl_replication_cursor").await?;
+    let cfg = scratch.write(
+        "zrelay.yml",
+        &format!(
+            "global:\n  control:\n    sockpath: \"{dir}/control.sock\"\njobs:\n  - name: pushjob\n    type: push\n    connect: {{type: tcp, address: \"127.0.0.1:1\"}}\n    filesystems:\n      \"{fs}\": true\n    snapshotting: {{type: manual}}\n    pruning:\n      keep_sender: [{{type: not_replicated}}]\n      keep_receiver: [{{type: last_n, count: 1}}]\n",
+            dir = scratch.dir.display()
+        ),
+    )?;
+    let cfg = cfg.to_str().context("config path")?;
+    let bookmarks = || async {
+        ctx.sh(&format!("zfs list -H -t bookmark -o name '{fs}'"))
+            .await
+    };
+    let migrate = |dry: bool| async move {
+        let mut args = vec!["--config", cfg, "migrate", "replication-cursor:v1-v2"];
+        if dry {
+            args.push("--dry-run");
+        }
+        zrelay(&args).await
+    };
+    // no v2 cursor yet: refused, the v1 cursor stays
+    let (ok, out, err) = migrate(false).await?;
+    ensure!(
+        !ok,
+        "without a v2 cursor the migration must refuse:\n{out}{err}"
+    );
+    ensure!(bookmarks().await?.contains(&v1), "v1 cursor destroyed");
+    // the job's v2 cursor at a later snapshot supersedes it
+    let v2 = format!("zrepl_CURSOR_G_{g2:016x}_J_pushjob");
+    bookmark(ctx, &s2, g2, &v2).await?;
+    let (ok, out, err) = migrate(true).await?;
+    ensure!(ok, "dry run: {out}{err}");
+    ensure!(bookmarks().await?.contains(&v1), "a dry run destroyed {v1}");
+    let (ok, out, err) = migrate(false).await?;
+    ensure!(ok, "migration: {out}{err}");
+    let left = bookmarks().await?;
+    ensure!(
+        !left.contains("zrepl_replication_cursor") && left.contains(&v2),
+        "after the migration: {left}"
+    );
+    Ok(())
+}

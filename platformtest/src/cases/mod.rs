@@ -90,6 +90,10 @@ pub fn all() -> Vec<Case> {
         ),
         case!("CliTestFilesystems", cli_tools::test_filesystems),
         case!(
+            "CliCreateStepAndMigrateCursor",
+            cli_tools::create_step_and_migrate_cursor
+        ),
+        case!(
             "SecurityTokenForgedRawokRefused",
             security_tokens::forged_rawok_token_refused
         ),
