@@ -37,6 +37,9 @@ _zrelay() {
             zrelay,migrate)
                 cmd="zrelay__subcmd__migrate"
                 ;;
+            zrelay,monitor)
+                cmd="zrelay__subcmd__monitor"
+                ;;
             zrelay,prune)
                 cmd="zrelay__subcmd__prune"
                 ;;
@@ -82,6 +85,9 @@ _zrelay() {
             zrelay__subcmd__help,migrate)
                 cmd="zrelay__subcmd__help__subcmd__migrate"
                 ;;
+            zrelay__subcmd__help,monitor)
+                cmd="zrelay__subcmd__help__subcmd__monitor"
+                ;;
             zrelay__subcmd__help,prune)
                 cmd="zrelay__subcmd__help__subcmd__prune"
                 ;;
@@ -111,6 +117,12 @@ _zrelay() {
                 ;;
             zrelay__subcmd__help__subcmd__migrate,replication-cursor:v1-v2)
                 cmd="zrelay__subcmd__help__subcmd__migrate__subcmd__replication__subcmd__cursor:v1__subcmd__v2"
+                ;;
+            zrelay__subcmd__help__subcmd__monitor,alive)
+                cmd="zrelay__subcmd__help__subcmd__monitor__subcmd__alive"
+                ;;
+            zrelay__subcmd__help__subcmd__monitor,snapshots)
+                cmd="zrelay__subcmd__help__subcmd__monitor__subcmd__snapshots"
                 ;;
             zrelay__subcmd__help__subcmd__test,decoderesumetoken)
                 cmd="zrelay__subcmd__help__subcmd__test__subcmd__decoderesumetoken"
@@ -153,6 +165,24 @@ _zrelay() {
                 ;;
             zrelay__subcmd__migrate__subcmd__help,replication-cursor:v1-v2)
                 cmd="zrelay__subcmd__migrate__subcmd__help__subcmd__replication__subcmd__cursor:v1__subcmd__v2"
+                ;;
+            zrelay__subcmd__monitor,alive)
+                cmd="zrelay__subcmd__monitor__subcmd__alive"
+                ;;
+            zrelay__subcmd__monitor,help)
+                cmd="zrelay__subcmd__monitor__subcmd__help"
+                ;;
+            zrelay__subcmd__monitor,snapshots)
+                cmd="zrelay__subcmd__monitor__subcmd__snapshots"
+                ;;
+            zrelay__subcmd__monitor__subcmd__help,alive)
+                cmd="zrelay__subcmd__monitor__subcmd__help__subcmd__alive"
+                ;;
+            zrelay__subcmd__monitor__subcmd__help,help)
+                cmd="zrelay__subcmd__monitor__subcmd__help__subcmd__help"
+                ;;
+            zrelay__subcmd__monitor__subcmd__help,snapshots)
+                cmd="zrelay__subcmd__monitor__subcmd__help__subcmd__snapshots"
                 ;;
             zrelay__subcmd__test,decoderesumetoken)
                 cmd="zrelay__subcmd__test__subcmd__decoderesumetoken"
@@ -230,7 +260,7 @@ _zrelay() {
 
     case "${cmd}" in
         zrelay)
-            opts="-h -V --config --help --version version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction migrate help"
+            opts="-h -V --config --help --version version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction migrate monitor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -328,7 +358,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__help)
-            opts="version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction migrate help"
+            opts="version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction migrate monitor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -454,6 +484,48 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__help__subcmd__migrate__subcmd__replication__subcmd__cursor:v1__subcmd__v2)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__monitor)
+            opts="alive snapshots"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__monitor__subcmd__alive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__monitor__subcmd__snapshots)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -824,6 +896,140 @@ _zrelay() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__monitor)
+            opts="-h -V --config --help --version alive snapshots help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__monitor__subcmd__alive)
+            opts="-h -V --json --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__monitor__subcmd__help)
+            opts="alive snapshots help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__monitor__subcmd__help__subcmd__alive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__monitor__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__monitor__subcmd__help__subcmd__snapshots)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__monitor__subcmd__snapshots)
+            opts="-w -c -h -V --job --warning --critical --prefix --json --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --job)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --warning)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --critical)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -9,6 +9,7 @@ mod gen;
 mod history;
 mod logging;
 mod migrate;
+mod monitor;
 mod progress;
 mod replicate;
 mod status_tui;
@@ -58,6 +59,8 @@ enum Command {
     ZfsAbstraction(abstraction::ZabsArgs),
     /// zrepl's migrations of on-ZFS state (replication-cursor:v1-v2).
     Migrate(migrate::MigrateArgs),
+    /// Monitoring checks with Nagios exit codes: alive, snapshots.
+    Monitor(monitor::MonitorArgs),
 }
 
 fn main() {
@@ -102,6 +105,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Test(a) => testcmd::run(a, cfg).await,
         Command::ZfsAbstraction(a) => abstraction::run(a).await,
         Command::Migrate(a) => migrate::run(a, cfg).await,
+        Command::Monitor(a) => monitor::run(a, cfg).await,
     }
 }
 

@@ -80,7 +80,7 @@ pub async fn run(a: TestArgs, cfg: &ConfigArg) -> Result<()> {
 }
 
 /// The `filesystems` filter of job `name`, or why there is none.
-fn job_filter<'a>(config: &'a Config, name: &str) -> Result<&'a FsFilter> {
+pub(crate) fn job_filter<'a>(config: &'a Config, name: &str) -> Result<&'a FsFilter> {
     let Some(job) = config.job(name) else {
         let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
         bail!(

@@ -419,3 +419,65 @@ pub async fn create_step_and_migrate_cursor(ctx: &Ctx) -> Result<()> {
     );
     Ok(())
 }
+
+/// `zrelay monitor` on real ZFS: the Nagios exit codes OK (0), WARNING (1),
+/// CRITICAL (2) and UNKNOWN (3), with performance data and `--json`.
+pub async fn monitor_exit_codes(ctx: &Ctx) -> Result<()> {
+    let scratch = Scratch::new(ctx)?;
+    let root = &ctx.root;
+    for rel in ["mon", "mon/a", "mon/empty"] {
+        ctx.zfs.create(&ctx.ds(rel), &[]).await?;
+    }
+    snap(ctx, &ctx.ds("mon/a"), "zrepl_1").await?;
+    let cfg = scratch.write(
+        "zrelay.yml",
+        &format!(
+            "global:\n  control:\n    sockpath: \"{dir}/control.sock\"\njobs:\n  - name: snapjob\n    type: snap\n    filesystems:\n      \"{root}/mon/a\": true\n    snapshotting: {{type: manual}}\n    pruning:\n      keep: [{{type: last_n, count: 10}}]\n  - name: withempty\n    type: snap\n    filesystems:\n      \"{root}/mon<\": true\n    snapshotting: {{type: manual}}\n    pruning:\n      keep: [{{type: last_n, count: 10}}]\n",
+            dir = scratch.dir.display()
+        ),
+    )?;
+    let cfg = cfg.to_str().context("config path")?;
+    let code = |args: Vec<&'static str>| async move {
+        let mut all = vec!["--config", cfg, "monitor"];
+        all.extend(args);
+        let out = Command::new(zrelay_bin()?)
+            .args(&all)
+            .output()
+            .await
+            .context("running zrelay monitor")?;
+        anyhow::Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
+    };
+    let snaps =
+        |job: &'static str, w: &'static str| vec!["snapshots", "--job", job, "-w", w, "-c", "1h"];
+    let (c, out) = code(snaps("snapjob", "30m")).await?;
+    ensure!(
+        c == Some(0) && out.starts_with("SNAPSHOTS OK - 1 filesystem(s)"),
+        "{c:?} {out}"
+    );
+    ensure!(out.contains(&format!("'{root}/mon/a'=")), "perfdata: {out}");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let (c, out) = code(snaps("snapjob", "1s")).await?;
+    ensure!(
+        c == Some(1) && out.starts_with("SNAPSHOTS WARNING"),
+        "{c:?} {out}"
+    );
+    let (c, out) = code(snaps("withempty", "30m")).await?;
+    ensure!(
+        c == Some(2) && out.contains(&format!("{root}/mon/empty has no snapshot")),
+        "{c:?} {out}"
+    );
+    let (c, out) = code(snaps("nosuchjob", "30m")).await?;
+    ensure!(
+        c == Some(3) && out.starts_with("SNAPSHOTS UNKNOWN"),
+        "{c:?} {out}"
+    );
+    let (c, out) = code(vec!["alive", "--json"]).await?;
+    ensure!(
+        c == Some(2) && out.contains("\"status\":\"CRITICAL\""),
+        "no daemon runs: {c:?} {out}"
+    );
+    Ok(())
+}

@@ -93,6 +93,7 @@ pub fn all() -> Vec<Case> {
             "CliCreateStepAndMigrateCursor",
             cli_tools::create_step_and_migrate_cursor
         ),
+        case!("CliMonitorExitCodes", cli_tools::monitor_exit_codes),
         case!(
             "SecurityTokenForgedRawokRefused",
             security_tokens::forged_rawok_token_refused
