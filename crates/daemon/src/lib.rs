@@ -188,8 +188,7 @@ impl Daemon {
             ))
         });
         self.restore_metrics(&history, &metrics).await;
-        let workers_cancel = cancel.child_token();
-        let mut sup = supervisor::Supervisor::new(workers_cancel.clone(), self.policy);
+        let mut sup = supervisor::Supervisor::new(cancel.child_token(), self.policy);
         let mut jobs = Jobs {
             zfs_log: self.zfs_log.clone(),
             started_at: zrelay_replication::report::unix(std::time::SystemTime::now()),
@@ -271,12 +270,6 @@ impl Daemon {
                 let _ = t.await;
             }
             info!("daemon stopped");
-        });
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            info!("shutting down: stopping jobs");
-            workers_cancel.cancel();
         });
         Ok(Running { jobs, done })
     }

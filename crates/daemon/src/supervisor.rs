@@ -168,7 +168,10 @@ impl Supervisor {
         loop {
             let next_restart = self.slots.iter().filter_map(|s| s.restart).min();
             tokio::select! {
-                _ = self.cancel.cancelled() => break,
+                _ = self.cancel.cancelled() => {
+                    info!("shutting down: stopping workers");
+                    break;
+                }
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     match joined {
                         Ok((i, r)) => self.ended(i, r),

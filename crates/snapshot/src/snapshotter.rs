@@ -128,33 +128,28 @@ impl Snapshotter {
     /// The same snapshotter on another clock (tests: [`crate::TokioClock`]).
     /// Call before cloning or running.
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Snapshotter {
-        match Arc::try_unwrap(self.inner) {
-            Ok(mut inner) => {
-                inner.clock = clock;
-                Snapshotter {
-                    inner: Arc::new(inner),
-                }
-            }
-            Err(inner) => {
-                warn!(job = %inner.job, "with_clock on a shared snapshotter is ignored");
-                Snapshotter { inner }
-            }
-        }
+        self.configure("with_clock", |inner| inner.clock = clock)
     }
 
     /// The same snapshotter keeping `n` bytes of each hook's output
     /// (`ZREPL_MAX_HOOK_LOG_SIZE`, read once at startup). Call before
     /// cloning or running.
     pub fn with_hook_log_max(self, n: usize) -> Snapshotter {
+        self.configure("with_hook_log_max", |inner| inner.hook_log_max = n)
+    }
+
+    /// Apply `set` to the state if this is its only handle; on a shared
+    /// snapshotter the change is ignored, with a warning naming `what`.
+    fn configure(self, what: &str, set: impl FnOnce(&mut Inner)) -> Snapshotter {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
-                inner.hook_log_max = n;
+                set(&mut inner);
                 Snapshotter {
                     inner: Arc::new(inner),
                 }
             }
             Err(inner) => {
-                warn!(job = %inner.job, "with_hook_log_max on a shared snapshotter is ignored");
+                warn!(job = %inner.job, "{what} on a shared snapshotter is ignored");
                 Snapshotter { inner }
             }
         }
