@@ -295,8 +295,8 @@ pub struct PruningConfig {
 /// `type: push`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushJob {
-    /// `connect`.
-    pub connect: ConnectOptions,
+    /// `connect`, or the zrelay extension `targets`.
+    pub to: PushTargets,
     /// `filesystems`.
     pub filesystems: FsFilter,
     /// `send`.
@@ -307,6 +307,90 @@ pub struct PushJob {
     pub pruning: PruningConfig,
     /// `replication` and `conflict_resolution`.
     pub replication: ReplicationConfig,
+}
+
+/// Where a push job replicates to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushTargets {
+    /// zrepl's `connect`: one target. Cursors, step holds and the
+    /// last-received hold keep zrepl's names (`…_J_<job>`).
+    One(ConnectOptions),
+    /// *zrelay extension* `targets` (with `fan_out`): each target has its
+    /// own cursor, step holds and last-received hold, named after
+    /// `<job>:<target>`, and is driven on its own.
+    Many {
+        /// `targets`, in file order; names are unique.
+        targets: Vec<PushTarget>,
+        /// `fan_out`.
+        fan_out: FanOut,
+    },
+}
+
+impl PushTargets {
+    /// Every target's `connect`.
+    pub fn connects(&self) -> Vec<&ConnectOptions> {
+        match self {
+            PushTargets::One(c) => vec![c],
+            PushTargets::Many { targets, .. } => targets.iter().map(|t| &t.connect).collect(),
+        }
+    }
+
+    /// zrepl's single `connect`, when the job has one.
+    pub fn single(&self) -> Option<&ConnectOptions> {
+        match self {
+            PushTargets::One(c) => Some(c),
+            PushTargets::Many { .. } => None,
+        }
+    }
+}
+
+/// *zrelay extension*: one entry of a push job's `targets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushTarget {
+    /// `name`: `[A-Za-z0-9_.-]`, at most 64 bytes, unique in the job.
+    pub name: String,
+    /// `connect`.
+    pub connect: ConnectOptions,
+    /// `bandwidth_limit`: overrides `send.bandwidth_limit` for this target
+    /// (each target has its own bucket).
+    pub bandwidth_limit: Option<BandwidthLimit>,
+    /// `protection`: overrides `replication.protection`.
+    pub protection: Option<Protection>,
+}
+
+/// *zrelay extension* `fan_out`: how a push job drives its `targets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FanOut {
+    /// `concurrency`: targets replicated at once (default: all).
+    pub concurrency: usize,
+    /// `health_check_interval` (default 30s): how often each target is
+    /// pinged.
+    pub health_check_interval: Duration,
+    /// `health_check_timeout` (default 10s): a ping that takes longer
+    /// fails.
+    pub health_check_timeout: Duration,
+    /// `backoff_start` (default 10s): the wait after a target's first
+    /// failed invocation; doubles per failure.
+    pub backoff_start: Duration,
+    /// `backoff_max` (default 10m).
+    pub backoff_max: Duration,
+    /// `protection_grace` (default: none, protect forever): a target
+    /// unhealthy for longer stops keeping snapshots on the sender.
+    pub protection_grace: Option<Duration>,
+}
+
+impl FanOut {
+    /// The defaults, for a job with `targets` of `n` entries.
+    pub fn defaults(n: usize) -> FanOut {
+        FanOut {
+            concurrency: n.max(1),
+            health_check_interval: Duration::from_secs(30),
+            health_check_timeout: Duration::from_secs(10),
+            backoff_start: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(600),
+            protection_grace: None,
+        }
+    }
 }
 
 /// `type: sink`.

@@ -200,7 +200,12 @@ impl RawJob {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPush {
     pub(crate) name: String,
-    pub(crate) connect: RawConnect,
+    /// zrepl's one target; absent when `targets` (zrelay extension) is set.
+    pub(crate) connect: Option<RawConnect>,
+    /// zrelay extension: several targets, each with its own name.
+    pub(crate) targets: Option<Vec<RawTarget>>,
+    /// zrelay extension: how `targets` are driven.
+    pub(crate) fan_out: Option<RawFanOut>,
     pub(crate) filesystems: Ordered<bool>,
     pub(crate) send: Option<RawSend>,
     pub(crate) snapshotting: RawSnapshotting,
@@ -364,5 +369,7 @@ pub(crate) struct RawLocalServe {
 
 mod limits;
 mod parts;
+mod targets;
 pub(crate) use limits::RawLimits;
 pub(crate) use parts::*;
+pub(crate) use targets::{RawFanOut, RawTarget};

@@ -82,7 +82,7 @@ fn job_defaults_are_zrepls() {
         panic!()
     };
     assert!(
-        matches!(p.connect, ConnectOptions::Tcp { dial_timeout, .. } if dial_timeout == Duration::from_secs(10))
+        matches!(p.to.single().unwrap(), ConnectOptions::Tcp { dial_timeout, .. } if *dial_timeout == Duration::from_secs(10))
     );
     assert_eq!(p.send, SendConfig::default());
     assert!(!p.send.options.encrypted);

@@ -116,7 +116,7 @@ fn push_sample() {
         panic!()
     };
     assert!(
-        matches!(&p.connect, ConnectOptions::Tcp { dial_timeout, .. } if *dial_timeout == secs(30))
+        matches!(p.to.single().unwrap(), ConnectOptions::Tcp { dial_timeout, .. } if *dial_timeout == secs(30))
     );
     let bw = p.send.bandwidth_limit.unwrap();
     assert_eq!(bw.max_bytes_per_sec, 24_641_536);
@@ -219,6 +219,30 @@ fn sink_pull_source_snap_samples() {
     };
     assert!(s.per_client_cursors);
 
+    let c = load_sample("fan_out.yml");
+    let JobKind::Push(p) = &c.jobs[0].kind else {
+        panic!()
+    };
+    let PushTargets::Many { targets, fan_out } = &p.to else {
+        panic!("{:?}", p.to)
+    };
+    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["east", "west", "offsite"]);
+    assert!(targets[0].bandwidth_limit.is_none() && targets[0].protection.is_none());
+    assert_eq!(
+        targets[2].bandwidth_limit.map(|b| b.max_bytes_per_sec),
+        Some(2 << 20)
+    );
+    assert_eq!(
+        targets[2].protection.map(|p| p.incremental),
+        Some(Guarantee::GuaranteeIncremental)
+    );
+    assert_eq!(fan_out.concurrency, 2);
+    assert_eq!(fan_out.health_check_timeout, secs(5));
+    assert_eq!(fan_out.backoff_max, secs(600));
+    assert_eq!(fan_out.protection_grace, Some(secs(72 * 3600)));
+    assert_eq!(p.to.connects().len(), 3);
+
     let c = load_sample("snap.yml");
     let JobKind::Snap(s) = &c.jobs[0].kind else {
         panic!()
@@ -233,7 +257,7 @@ fn transport_pair_samples() {
         panic!()
     };
     assert!(
-        matches!(&p.connect, ConnectOptions::Tls { server_cn, dial_timeout, .. } if server_cn == "backups" && *dial_timeout == secs(90))
+        matches!(p.to.single().unwrap(), ConnectOptions::Tls { server_cn, dial_timeout, .. } if server_cn == "backups" && *dial_timeout == secs(90))
     );
     let c = load_sample("tls_sink.yml");
     let JobKind::Sink(s) = &c.jobs[0].kind else {
@@ -263,7 +287,7 @@ fn transport_pair_samples() {
         panic!()
     };
     assert!(
-        matches!(&p.connect, ConnectOptions::Local { dial_timeout, .. } if *dial_timeout == secs(2))
+        matches!(p.to.single().unwrap(), ConnectOptions::Local { dial_timeout, .. } if *dial_timeout == secs(2))
     );
     assert_eq!(*p.snapshotting, Snapshotting::Manual);
 }

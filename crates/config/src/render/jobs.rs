@@ -13,7 +13,13 @@ pub(super) fn job(j: &Job) -> Out {
     let mut put = |k: &str, v: Out| m.push((k.to_string(), v));
     match &j.kind {
         JobKind::Push(p) => {
-            put("connect", connect(&p.connect));
+            match &p.to {
+                PushTargets::One(c) => put("connect", connect(c)),
+                PushTargets::Many { targets, fan_out } => {
+                    put("targets", Out::L(targets.iter().map(target).collect()));
+                    put("fan_out", fan_out_out(fan_out));
+                }
+            }
             put("filesystems", filter(&p.filesystems));
             put("send", send(&p.send));
             put("snapshotting", snapshotting(&p.snapshotting));
@@ -90,6 +96,45 @@ fn limits(l: &Limits) -> Out {
             Out::N(l.max_steps_per_request as u64),
         ),
     ])
+}
+
+fn target(t: &PushTarget) -> Out {
+    let mut m: Vec<(String, Out)> = vec![
+        ("name".into(), Out::s(&t.name)),
+        ("connect".into(), connect(&t.connect)),
+    ];
+    bandwidth(&mut m, &t.bandwidth_limit);
+    if let Some(p) = &t.protection {
+        m.push(("protection".into(), protection(p)));
+    }
+    Out::M(m)
+}
+
+fn protection(p: &zrelay_endpoint::Protection) -> Out {
+    Out::map([
+        ("initial", Out::s(p.initial.as_str())),
+        ("incremental", Out::s(p.incremental.as_str())),
+    ])
+}
+
+fn fan_out_out(f: &FanOut) -> Out {
+    let mut m: Vec<(String, Out)> = vec![
+        ("concurrency".into(), Out::N(f.concurrency as u64)),
+        (
+            "health_check_interval".into(),
+            Out::S(go_duration(f.health_check_interval)),
+        ),
+        (
+            "health_check_timeout".into(),
+            Out::S(go_duration(f.health_check_timeout)),
+        ),
+        ("backoff_start".into(), Out::S(go_duration(f.backoff_start))),
+        ("backoff_max".into(), Out::S(go_duration(f.backoff_max))),
+    ];
+    if let Some(g) = f.protection_grace {
+        m.push(("protection_grace".into(), Out::S(go_duration(g))));
+    }
+    Out::M(m)
 }
 
 fn connect(c: &ConnectOptions) -> Out {
@@ -394,13 +439,7 @@ fn keep(k: &KeepRule) -> Out {
 
 fn replication(r: &ReplicationConfig) -> Out {
     let mut m = vec![
-        (
-            "protection".to_string(),
-            Out::map([
-                ("initial", Out::s(r.protection.initial.as_str())),
-                ("incremental", Out::s(r.protection.incremental.as_str())),
-            ]),
-        ),
+        ("protection".to_string(), protection(&r.protection)),
         (
             "concurrency".into(),
             Out::map([

@@ -29,7 +29,14 @@ pub(super) fn job(cx: Cx<'_>, path: &KeyPath, raw: &RawJob, global: &Global) -> 
         RawJob::Push(j) => {
             let filesystems = cx.filter(&path.k("filesystems"), &j.filesystems)?;
             JobKind::Push(PushJob {
-                connect: connect(cx, &path.k("connect"), &j.connect)?,
+                to: super::targets::push_targets(
+                    cx,
+                    path,
+                    &name,
+                    j.connect.as_ref(),
+                    j.targets.as_ref(),
+                    j.fan_out.as_ref(),
+                )?,
                 send: parts::send(cx, &path.k("send"), j.send.as_ref())?,
                 snapshotting: parts::snapshotting(
                     cx,
@@ -123,7 +130,7 @@ fn identity(cx: Cx<'_>, path: &KeyPath, s: &str) -> R<String> {
     Ok(s.to_string())
 }
 
-fn connect(cx: Cx<'_>, path: &KeyPath, raw: &RawConnect) -> R<ConnectOptions> {
+pub(super) fn connect(cx: Cx<'_>, path: &KeyPath, raw: &RawConnect) -> R<ConnectOptions> {
     let dial = |v: &Option<String>, d| cx.go_duration(&path.k("dial_timeout"), v, d, false);
     Ok(match raw {
         RawConnect::Tcp(c) => ConnectOptions::Tcp {
@@ -257,11 +264,12 @@ pub(super) fn check_local_connects(jobs: &[Job], sites: &[Site<'_>]) -> R<()> {
         })
         .collect();
     for (j, site) in jobs.iter().zip(sites) {
-        let connect = match &j.kind {
-            JobKind::Push(p) => &p.connect,
-            JobKind::Pull(p) => &p.connect,
+        let connects = match &j.kind {
+            JobKind::Push(p) => p.to.connects(),
+            JobKind::Pull(p) => vec![&p.connect],
             _ => continue,
         };
+        for connect in connects {
         if let ConnectOptions::Local { listener_name, .. } = connect {
             if !listeners.contains(&listener_name.as_str()) {
                 let known = if listeners.is_empty() {
@@ -277,6 +285,7 @@ pub(super) fn check_local_connects(jobs: &[Job], sites: &[Site<'_>]) -> R<()> {
                     ),
                 ));
             }
+        }
         }
     }
     Ok(())

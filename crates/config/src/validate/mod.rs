@@ -9,6 +9,7 @@ pub(crate) mod global;
 mod jobs;
 mod limits;
 mod parts;
+pub(crate) mod targets;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -20,7 +20,7 @@ use crate::model::{
     TimestampFormat,
 };
 use crate::raw::{
-    RawBandwidthLimit, RawConflictResolution, RawGuarantee, RawHook, RawInitial, RawKeep,
+    RawBandwidthLimit, RawConflictResolution, RawGuarantee, RawHook, RawInitial, RawKeep, RawProtection,
     RawPlaceholderEncryption, RawPruningSenderReceiver, RawRecv, RawReplication, RawSend,
     RawSnapshotting,
 };
@@ -325,7 +325,7 @@ pub(super) fn recv(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawRecv>) -> R<RecvC
 }
 
 /// `bandwidth_limit`: `None` when `max` is negative (the default `-1 B`).
-fn bandwidth(
+pub(super) fn bandwidth(
     cx: Cx<'_>,
     path: &KeyPath,
     raw: Option<&RawBandwidthLimit>,
@@ -355,6 +355,14 @@ fn bandwidth(
     }))
 }
 
+/// `protection` of `replication` (or of a target).
+pub(super) fn protection(p: &RawProtection) -> Protection {
+    Protection {
+        initial: guarantee(p.initial),
+        incremental: guarantee(p.incremental),
+    }
+}
+
 fn guarantee(g: Option<RawGuarantee>) -> Guarantee {
     match g {
         None | Some(RawGuarantee::Resumability) => Guarantee::GuaranteeResumability,
@@ -382,10 +390,7 @@ pub(super) fn replication(
     let Some(r) = raw else { return Ok(out) };
     let path = job.k("replication");
     if let Some(p) = &r.protection {
-        out.protection = Protection {
-            initial: guarantee(p.initial),
-            incremental: guarantee(p.incremental),
-        };
+        out.protection = protection(p);
     }
     if let Some(c) = &r.concurrency {
         let at_least_1 = |key: &str, v: Option<i64>, default: usize| -> R<usize> {
