@@ -16,6 +16,8 @@ pub enum JobState {
     Idle,
     /// Replicating (an invocation runs).
     Replicating,
+    /// A fan-out target waiting for a free lane (`fan_out.concurrency`).
+    Waiting,
     /// Serving clients (passive jobs).
     Serving,
     /// Could not start or stopped on an error (see `last_error`); the
@@ -58,6 +60,51 @@ pub struct JobStatus {
     /// When the supervisor restarts the failed job (unix seconds).
     #[serde(default)]
     pub restart_at: Option<u64>,
+    /// A fan-out push job (zrelay extension `targets`): every target, in
+    /// configuration order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetStatus>,
+}
+
+/// One target of a fan-out push job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetStatus {
+    /// The target's name.
+    pub name: String,
+    /// The job name its cursor and holds carry (`<job>:<target>`).
+    pub cursor_job: String,
+    /// Its address.
+    pub endpoint: String,
+    /// What its lane does now.
+    pub state: JobState,
+    /// Health checks and backoff.
+    pub health: crate::jobs::health::HealthStatus,
+    /// Invocations started so far.
+    pub invocations: u64,
+    /// The running invocation's live report.
+    pub current: Option<Report>,
+    /// The last finished invocation's report.
+    pub last: Option<Report>,
+    /// The last error, or why the last wakeup skipped it.
+    pub last_error: Option<String>,
+    /// The last pruning of this target (the sender and its receiver).
+    pub last_pruning: Vec<zrelay_pruning::PruneReport>,
+    /// Seconds since the newest snapshot this target has of the
+    /// filesystem that lags most was created (from the last report).
+    pub lag_seconds: Option<u64>,
+}
+
+/// What a waited-for wakeup did to one target of a fan-out job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetSignalled {
+    /// The target's name.
+    pub target: String,
+    /// Why it was not attempted.
+    pub skipped: Option<String>,
+    /// The invocation's report.
+    pub report: Option<Report>,
+    /// The pruning that followed.
+    pub pruning: Vec<zrelay_pruning::PruneReport>,
 }
 
 impl JobStatus {
@@ -78,6 +125,7 @@ impl JobStatus {
             snapshotter: None,
             restarts: 0,
             restart_at: None,
+            targets: Vec::new(),
         }
     }
 }
@@ -131,6 +179,9 @@ pub struct Signalled {
     pub snapshot: Option<zrelay_snapshot::SnapshotReport>,
     /// Pruning that ran as part of the signal.
     pub pruning: Vec<zrelay_pruning::PruneReport>,
+    /// A waited-for wakeup of a fan-out job: what each target did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetSignalled>,
 }
 
 impl Signalled {
@@ -141,6 +192,7 @@ impl Signalled {
             report: None,
             snapshot: None,
             pruning: Vec::new(),
+            targets: Vec::new(),
         }
     }
 }

@@ -28,6 +28,7 @@ pub use abstractions::JobId;
 pub use confine::{confine, ClientIdentity, ConfineError};
 pub use error::{EndpointError, Result};
 pub use filter::{FsFilter, ListRoots, RulePath};
+pub use sender::siblings::{SiblingRole, Siblings};
 pub use sender::{LocalSender, SendOptions};
 pub use throttle::{
     throttle_receiver, throttle_sender, Bucket, RateLimit, ThrottledReceiver, ThrottledSender,

@@ -154,6 +154,31 @@ pub async fn signal_cmd(a: SignalArgs, cfg: &ConfigArg) -> Result<()> {
                 eprint!("{}", p.render());
                 ok &= p.succeeded();
             }
+            let mut behind = Vec::new();
+            for t in &s.targets {
+                eprintln!("target {}:", t.target);
+                if let Some(why) = &t.skipped {
+                    eprintln!("  {why}");
+                    behind.push(t.target.as_str());
+                }
+                if let Some(r) = &t.report {
+                    progress::summary(r);
+                    if !r.succeeded() {
+                        behind.push(t.target.as_str());
+                    }
+                }
+                for p in &t.pruning {
+                    eprint!("{}", p.render());
+                    ok &= p.succeeded();
+                }
+            }
+            if !behind.is_empty() {
+                bail!(
+                    "job {}: not replicated to every target: {}",
+                    a.job,
+                    behind.join(", ")
+                );
+            }
             if !ok {
                 bail!("job {}: not every filesystem succeeded", a.job);
             }

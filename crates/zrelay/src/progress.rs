@@ -177,6 +177,58 @@ pub fn job_status(j: &zrelay_daemon::status::JobStatus) -> String {
         let now = zrelay_replication::report::unix(std::time::SystemTime::now());
         let _ = write!(s, "\n  next run in {}s", at.saturating_sub(now));
     }
+    let now = zrelay_replication::report::unix(std::time::SystemTime::now());
+    for t in &j.targets {
+        let _ = write!(s, "\n  {}", target_line(t, now));
+        let report = t.current.as_ref().or(t.last.as_ref());
+        for f in report.map(|r| r.filesystems.as_slice()).unwrap_or_default() {
+            let _ = write!(s, "\n      {}", line(f));
+        }
+        if let Some(e) = &t.last_error {
+            let _ = write!(s, "\n      last error: {e}");
+        }
+    }
+    s
+}
+
+/// One target of a fan-out job on one line: state, health, backoff, lag.
+pub fn target_line(t: &zrelay_daemon::status::TargetStatus, now: u64) -> String {
+    use std::fmt::Write;
+    let name = |v: serde_json::Result<serde_json::Value>| {
+        v.ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let h = &t.health;
+    let mut s = format!(
+        "target {} ({}): {}, {} since {}s",
+        t.name,
+        t.endpoint,
+        name(serde_json::to_value(t.state)),
+        name(serde_json::to_value(h.health)),
+        now.saturating_sub(h.since)
+    );
+    if let Some(until) = h.backoff_until {
+        let _ = write!(
+            s,
+            ", backing off {}s after {} failure(s), next attempt in {}s",
+            h.backoff_seconds,
+            h.failures,
+            until.saturating_sub(now)
+        );
+    }
+    match t.lag_seconds {
+        Some(l) => {
+            let _ = write!(s, ", lag {l}s");
+        }
+        None => s.push_str(", lag unknown"),
+    }
+    if !h.protecting {
+        s.push_str(", no longer protects the sender's snapshots (protection_grace)");
+    }
+    if let Some(e) = &h.error {
+        let _ = write!(s, "; health check: {e}");
+    }
     s
 }
 

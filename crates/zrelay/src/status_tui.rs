@@ -242,6 +242,19 @@ impl App {
                 j.restarts
             )));
         }
+        let now = zrelay_replication::report::unix(SystemTime::now());
+        for t in &j.targets {
+            let line = crate::progress::target_line(t, now);
+            info.push(match t.health.health {
+                zrelay_daemon::jobs::health::Health::Unhealthy => {
+                    Line::from(Span::styled(line, Style::new().fg(Color::Red)))
+                }
+                _ if t.health.backoff_until.is_some() => {
+                    Line::from(Span::styled(line, Style::new().fg(Color::Yellow)))
+                }
+                _ => Line::from(line),
+            });
+        }
         let report: Option<&Report> = j.current.as_ref().or(j.last.as_ref());
         let fss: Vec<&FsReport> = report
             .map(|r| r.filesystems.iter().collect())

@@ -270,22 +270,22 @@ pub(super) fn check_local_connects(jobs: &[Job], sites: &[Site<'_>]) -> R<()> {
             _ => continue,
         };
         for connect in connects {
-        if let ConnectOptions::Local { listener_name, .. } = connect {
-            if !listeners.contains(&listener_name.as_str()) {
-                let known = if listeners.is_empty() {
-                    "there is none".to_string()
-                } else {
-                    format!("known: {}", listeners.join(", "))
-                };
-                return Err(site.cx.err(
+            if let ConnectOptions::Local { listener_name, .. } = connect {
+                if !listeners.contains(&listener_name.as_str()) {
+                    let known = if listeners.is_empty() {
+                        "there is none".to_string()
+                    } else {
+                        format!("known: {}", listeners.join(", "))
+                    };
+                    return Err(site.cx.err(
                     &site.path.k("connect").k("listener_name"),
                     format!(
                         "no job serves the local listener {listener_name:?} ({known}); \
                          a local connect needs a sink or source with serve type local in this configuration"
                     ),
                 ));
+                }
             }
-        }
         }
     }
     Ok(())

@@ -20,9 +20,9 @@ use crate::model::{
     TimestampFormat,
 };
 use crate::raw::{
-    RawBandwidthLimit, RawConflictResolution, RawGuarantee, RawHook, RawInitial, RawKeep, RawProtection,
-    RawPlaceholderEncryption, RawPruningSenderReceiver, RawRecv, RawReplication, RawSend,
-    RawSnapshotting,
+    RawBandwidthLimit, RawConflictResolution, RawGuarantee, RawHook, RawInitial, RawKeep,
+    RawPlaceholderEncryption, RawProtection, RawPruningSenderReceiver, RawRecv, RawReplication,
+    RawSend, RawSnapshotting,
 };
 use crate::{cron, timestamp, units};
 

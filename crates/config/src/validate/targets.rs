@@ -68,7 +68,10 @@ pub(super) fn push_targets(
         }
         (None, Some(c)) => {
             if fan_out.is_some() {
-                return Err(cx.err(&path.k("fan_out"), "only a job with `targets` has `fan_out`"));
+                return Err(cx.err(
+                    &path.k("fan_out"),
+                    "only a job with `targets` has `fan_out`",
+                ));
             }
             return Ok(PushTargets::One(connect(cx, &path.k("connect"), c)?));
         }
@@ -112,7 +115,8 @@ pub(super) fn push_targets(
 fn fan_out_config(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawFanOut>, n: usize) -> R<FanOut> {
     let d = FanOut::defaults(n);
     let Some(r) = raw else { return Ok(d) };
-    let dur = |key: &str, v: &Option<String>, default| cx.go_duration(&path.k(key), v, default, true);
+    let dur =
+        |key: &str, v: &Option<String>, default| cx.go_duration(&path.k(key), v, default, true);
     let concurrency = match r.concurrency {
         None => d.concurrency,
         Some(c) if c >= 1 => usize::try_from(c).unwrap_or(usize::MAX).min(n.max(1)),
@@ -133,7 +137,11 @@ fn fan_out_config(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawFanOut>, n: usize)
     }
     let protection_grace = match &r.protection_grace {
         None => None,
-        Some(_) => Some(dur("protection_grace", &r.protection_grace, std::time::Duration::ZERO)?),
+        Some(_) => Some(dur(
+            "protection_grace",
+            &r.protection_grace,
+            std::time::Duration::ZERO,
+        )?),
     };
     Ok(FanOut {
         concurrency,
@@ -173,6 +181,8 @@ mod tests {
             assert!(e.contains(says), "{bad:?}: {e}");
         }
         let long = "x".repeat(65);
-        assert!(check_target_name(&long).unwrap_err().contains("longer than 64"));
+        assert!(check_target_name(&long)
+            .unwrap_err()
+            .contains("longer than 64"));
     }
 }

@@ -12,6 +12,11 @@
 //!   step's holds stay for the resume (the driver's guarantees).
 //! - Pruning follows every invocation that was not cancelled, always with a
 //!   fresh listing of the sender (its cursors protect the receiver).
+//! - As one target (lane) of a fan-out push job ([`super::fanout`]), the
+//!   worker never attempts its target while the target's [`Gate`] says
+//!   unhealthy or backing off: the invocation is skipped, and runs as soon
+//!   as the gate opens; at most `fan_out.concurrency` lanes of a job run
+//!   invocations at once.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -27,6 +32,7 @@ use zrelay_replication::report::unix;
 use zrelay_replication::{Driver, DriverConfig, Report};
 use zrelay_snapshot::{Clock, CronSchedule};
 
+use super::health::{Gate, Skip};
 use super::record::InvocationRecord;
 use super::snap::SnapPart;
 use super::{Command, Woken};
@@ -67,6 +73,18 @@ pub(crate) struct ActiveParts {
     pub metrics: Option<Arc<zrelay_metrics::Metrics>>,
     pub clock: Arc<dyn Clock>,
     pub snap: Option<SnapPart>,
+    /// As one target of a fan-out push job.
+    pub target: Option<TargetPart>,
+}
+
+/// What makes a worker one target (lane) of a fan-out push job.
+pub(crate) struct TargetPart {
+    /// The target's name.
+    pub name: String,
+    /// Its health and backoff.
+    pub gate: Arc<Gate>,
+    /// The job's lanes that may run at once.
+    pub workers: Arc<tokio::sync::Semaphore>,
 }
 
 /// One push or pull job.
@@ -74,6 +92,10 @@ pub(crate) struct ActiveWorker {
     p: ActiveParts,
     commands: Mutex<mpsc::UnboundedReceiver<Command>>,
     status: Publisher,
+    /// The creation time (unix seconds, 0: unknown) of the newest snapshot
+    /// the receiver has of the filesystem that lags most, as of the last
+    /// pruning's listing.
+    replicated_through: std::sync::atomic::AtomicU64,
 }
 
 impl ActiveWorker {
@@ -93,6 +115,7 @@ impl ActiveWorker {
             p,
             commands: Mutex::new(rx),
             status,
+            replicated_through: std::sync::atomic::AtomicU64::new(0),
         };
         (w, commands)
     }
@@ -105,6 +128,22 @@ impl ActiveWorker {
     /// `push` or `pull`.
     pub fn kind(&self) -> &'static str {
         self.p.kind
+    }
+
+    /// The job status now (a fan-out job reads its targets' this way).
+    pub fn job_status(&self) -> JobStatus {
+        self.status.read()
+    }
+
+    /// See the field; `None` before the first pruning.
+    pub fn replicated_through(&self) -> Option<u64> {
+        match self
+            .replicated_through
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => None,
+            t => Some(t),
+        }
     }
 
     fn first(&self) -> Next {
@@ -157,6 +196,9 @@ impl ActiveWorker {
         let mut next = self.first();
         let mut waiters = Vec::new();
         let mut again = false;
+        // A skipped invocation (target unhealthy or backing off) runs as
+        // soon as the target's gate opens.
+        let mut pending = false;
         loop {
             if !again {
                 self.publish_next(next);
@@ -171,6 +213,7 @@ impl ActiveWorker {
                         None => break,
                     },
                     _ = self.sleep(next) => {}
+                    _ = self.eligible(), if pending => {}
                 }
             }
             while let Ok(c) = commands.try_recv() {
@@ -203,6 +246,7 @@ impl ActiveWorker {
                     },
                 }
             };
+            pending = woken.skipped.is_some();
             for w in waiters.drain(..) {
                 let _ = w.send(woken.clone());
             }
@@ -216,9 +260,70 @@ impl ActiveWorker {
         }
     }
 
+    /// Returns once the target's gate lets it run (never for a job that is
+    /// not a fan-out target).
+    async fn eligible(&self) {
+        let Some(t) = &self.p.target else {
+            return std::future::pending().await;
+        };
+        let mut rx = t.gate.subscribe();
+        loop {
+            let h = rx.borrow_and_update().clone();
+            match h.may_run(self.p.clock.now()) {
+                Ok(()) => return,
+                Err(Skip::Backoff { until, .. }) => tokio::select! {
+                    _ = self.p.clock.sleep_until(until) => {}
+                    r = rx.changed() => if r.is_err() { std::future::pending::<()>().await },
+                },
+                Err(Skip::Unhealthy { .. }) => {
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        }
+    }
+
     /// One invocation: replicate, then prune both sides (unless cancelled).
+    /// A fan-out target that may not run now is skipped, and waits for a
+    /// free lane of its job otherwise.
     async fn invocation(&self, token: &CancellationToken) -> Woken {
         let p = &self.p;
+        let mut _permit = None;
+        if let Some(t) = &p.target {
+            if let Err(skip) = t.gate.read().may_run(p.clock.now()) {
+                if matches!(skip, Skip::Unhealthy { .. }) {
+                    t.gate.invocation_ended(p.clock.now(), false);
+                    let h = t.gate.read().status(p.clock.now());
+                    warn!(
+                        job = %p.name,
+                        target = %t.name,
+                        failures = h.failures,
+                        backoff_seconds = h.backoff_seconds,
+                        "{skip}"
+                    );
+                } else {
+                    info!(job = %p.name, target = %t.name, "{skip}");
+                }
+                let why = skip.to_string();
+                self.status.update(|s| s.last_error = Some(why.clone()));
+                return Woken {
+                    report: None,
+                    pruning: Vec::new(),
+                    skipped: Some(why),
+                    targets: Vec::new(),
+                };
+            }
+            self.status.update(|s| s.state = JobState::Waiting);
+            _permit = tokio::select! {
+                p = t.workers.clone().acquire_owned() => p.ok(),
+                _ = token.cancelled() => None,
+            };
+            if token.is_cancelled() {
+                self.status.update(|s| s.state = JobState::Idle);
+                return Woken::default();
+            }
+        }
         let mut driver = Driver::new(
             p.driver.clone(),
             p.sender.clone(),
@@ -278,6 +383,22 @@ impl ActiveWorker {
         .instrument(span)
         .await;
         self.status.set_live(None);
+        if let (Some(t), false) = (&p.target, token.is_cancelled()) {
+            let progressed = report.planning_error.is_none()
+                && (report.failed().next().is_none()
+                    || report.filesystems.iter().any(|f| f.steps_done > 0));
+            t.gate.invocation_ended(p.clock.now(), progressed);
+            if !progressed {
+                let h = t.gate.read().status(p.clock.now());
+                warn!(
+                    job = %p.name,
+                    target = %t.name,
+                    failures = h.failures,
+                    backoff_seconds = h.backoff_seconds,
+                    "target backs off after a failed invocation"
+                );
+            }
+        }
         self.status.update(|s| {
             s.state = JobState::Idle;
             s.last_error = report.planning_error.clone().or_else(|| {
@@ -294,6 +415,8 @@ impl ActiveWorker {
         Woken {
             report: Some(report),
             pruning,
+            skipped: None,
+            targets: Vec::new(),
         }
     }
 
@@ -302,8 +425,14 @@ impl ActiveWorker {
     async fn prune(&self) -> Vec<zrelay_pruning::PruneReport> {
         let p = &self.p;
         let listing = p.sender.list_filesystems().await.ok();
-        if let (Some(m), Some(l)) = (&p.metrics, &listing) {
-            record_lag(m, p.name.as_str(), l, &*p.receiver).await;
+        if let Some(l) = &listing {
+            if p.metrics.is_some() || p.target.is_some() {
+                let through =
+                    replicated_through(p.metrics.as_deref(), p.name.as_str(), l, &*p.receiver)
+                        .await;
+                self.replicated_through
+                    .store(through.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+            }
         }
         let started = std::time::Instant::now();
         let pruned = p.pruner.run(false, listing).await;
@@ -372,16 +501,18 @@ fn log_report(report: &Report) {
 }
 
 /// Per-filesystem lag metrics: the creation time of the newest snapshot
-/// both sides have (zrepl #516, #875).
-async fn record_lag(
-    m: &zrelay_metrics::Metrics,
+/// both sides have (zrepl #516, #875). Returns the oldest of these times
+/// over the filesystems both sides have.
+async fn replicated_through(
+    m: Option<&zrelay_metrics::Metrics>,
     job: &str,
     sender: &[FsListing],
     receiver: &dyn Receiver,
-) {
+) -> Option<u64> {
     let Ok(r) = receiver.list_filesystems().await else {
-        return;
+        return None;
     };
+    let mut oldest: Option<u64> = None;
     let received: std::collections::HashMap<_, _> = r.iter().map(|l| (&l.path, l)).collect();
     for l in sender {
         let Some(rl) = received.get(&l.path) else {
@@ -400,9 +531,13 @@ async fn record_lag(
             .max_by_key(|v| v.createtxg);
         if let Some(v) = newest {
             let ts = u64::try_from(v.creation).unwrap_or(0);
-            for side in [zrelay_metrics::Side::Sender, zrelay_metrics::Side::Receiver] {
-                m.fs_lag(job, l.path.as_str(), side, ts);
+            oldest = Some(oldest.map_or(ts, |o| o.min(ts)));
+            if let Some(m) = m {
+                for side in [zrelay_metrics::Side::Sender, zrelay_metrics::Side::Receiver] {
+                    m.fs_lag(job, l.path.as_str(), side, ts);
+                }
             }
         }
     }
+    oldest
 }

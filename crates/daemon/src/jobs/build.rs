@@ -9,8 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use zrelay_config::{
-    Job, JobKind, Limits, PullInterval, PullJob, PushJob, ReplicationConfig, Schedule, SinkJob,
-    SnapJob, SourceJob,
+    Job, JobKind, Limits, PullInterval, PullJob, PushJob, PushTargets, ReplicationConfig, Schedule,
+    SinkJob, SnapJob, SourceJob,
 };
 use zrelay_endpoint::{
     throttle_receiver, throttle_sender, Bucket, FsFilter, JobId, LocalReceiver, LocalSender,
@@ -45,6 +45,16 @@ pub fn driver_config(r: &ReplicationConfig) -> DriverConfig {
     }
 }
 
+/// When a push job replicates on its own: on `replication.schedule`
+/// (zrelay extension), else only when woken (by its snapshotter).
+pub(crate) fn push_every(r: &ReplicationConfig) -> Every {
+    match &r.schedule {
+        Some(Schedule::Interval(d)) => Every::Interval(*d),
+        Some(Schedule::Cron(c)) => Every::Cron(Box::new(c.clone())),
+        None => Every::Manual,
+    }
+}
+
 /// The protocol settings of a serving job: the daemon's, with the job's `limits`.
 pub fn serving_rpc(base: &RpcConfig, l: &Limits) -> RpcConfig {
     RpcConfig {
@@ -61,7 +71,7 @@ pub fn serving_rpc(base: &RpcConfig, l: &Limits) -> RpcConfig {
 
 /// A job-wide token bucket for `bandwidth_limit` (shared by the job's
 /// concurrent steps, as in zrepl), or `None` without a limit.
-fn bucket(limit: &Option<zrelay_config::BandwidthLimit>) -> Option<Arc<Bucket>> {
+pub(super) fn bucket(limit: &Option<zrelay_config::BandwidthLimit>) -> Option<Arc<Bucket>> {
     limit.map(|l| {
         Arc::new(Bucket::new(RateLimit {
             bytes_per_sec: l.max_bytes_per_sec,
@@ -97,7 +107,7 @@ pub(crate) struct Ctx {
 fn none() -> Control {
     Control {
         commands: None,
-        pruner: None,
+        pruners: Vec::new(),
         snapshots: None,
     }
 }
@@ -123,7 +133,12 @@ impl Ctx {
         })
     }
 
-    fn local_sender(&self, job: &JobId, filter: &FsFilter, send: &SendOptions) -> Arc<dyn Sender> {
+    pub(super) fn local_sender(
+        &self,
+        job: &JobId,
+        filter: &FsFilter,
+        send: &SendOptions,
+    ) -> Arc<dyn Sender> {
         Arc::new(LocalSender::new(
             self.zfs.clone(),
             job.clone(),
@@ -132,13 +147,18 @@ impl Ctx {
         ))
     }
 
-    fn snapshotter(&self, job: &JobId, filter: &FsFilter, plan: &SnapshotPlan) -> Snapshotter {
+    pub(super) fn snapshotter(
+        &self,
+        job: &JobId,
+        filter: &FsFilter,
+        plan: &SnapshotPlan,
+    ) -> Snapshotter {
         Snapshotter::from_plan(job.as_str(), filter.clone(), plan.clone(), self.zfs.clone())
             .with_clock(self.clock.clone())
             .with_hook_log_max(self.hook_log_max)
     }
 
-    fn connector(
+    pub(super) fn connector(
         &self,
         job: &JobId,
         connect: &ConnectOptions,
@@ -162,7 +182,13 @@ impl Ctx {
     }
 
     fn push(&self, name: &JobId, p: &PushJob) -> Result<Built, DaemonError> {
-        let connector = self.connector(name, &p.connect)?;
+        let connect = match &p.to {
+            PushTargets::One(c) => c,
+            PushTargets::Many { targets, fan_out } => {
+                return self.push_fan_out(name, p, targets, fan_out)
+            }
+        };
+        let connector = self.connector(name, connect)?;
         let endpoint = connector.describe();
         let sender = throttle_sender(
             self.local_sender(name, &p.filesystems, &p.send.options),
@@ -170,11 +196,7 @@ impl Ctx {
         );
         let receiver: Arc<dyn Receiver> =
             Arc::new(RemoteReceiver::new(connector, self.rpc.clone()));
-        let every = match &p.replication.schedule {
-            Some(Schedule::Interval(d)) => Every::Interval(*d),
-            Some(Schedule::Cron(c)) => Every::Cron(Box::new(c.clone())),
-            None => Every::Manual,
-        };
+        let every = push_every(&p.replication);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // With `replication.schedule` (zrelay extension), replication
         // follows its own schedule, not the snapshotter.
@@ -239,7 +261,7 @@ impl Ctx {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn active_parts(
+    pub(super) fn active_parts(
         &self,
         name: &JobId,
         kind: &'static str,
@@ -268,6 +290,7 @@ impl Ctx {
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),
             snap: None,
+            target: None,
         }
     }
 
@@ -285,7 +308,7 @@ impl Ctx {
             worker: Arc::new(worker),
             control: Control {
                 commands: Some(tx),
-                pruner: Some(pruner),
+                pruners: vec![pruner],
                 snapshots,
             },
             passive: false,
@@ -330,7 +353,7 @@ impl Ctx {
             kind,
             control: Control {
                 commands: None,
-                pruner: None,
+                pruners: Vec::new(),
                 snapshots,
             },
             passive: true,
@@ -382,7 +405,7 @@ impl Ctx {
             kind: "snap",
             control: Control {
                 commands: Some(commands),
-                pruner: Some(pruner),
+                pruners: vec![pruner],
                 snapshots: Some(snapshots),
             },
             passive: false,

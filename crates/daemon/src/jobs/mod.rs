@@ -14,6 +14,8 @@
 pub mod active;
 pub mod build;
 pub mod caps;
+pub mod fanout;
+pub mod health;
 pub mod passive;
 pub(crate) mod record;
 pub mod snap;
@@ -31,13 +33,20 @@ use crate::supervisor::Supervised;
 use crate::worker::WorkerStatus;
 
 /// What a wakeup did, for a waiting caller.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Woken {
     /// The invocation's replication report (push, pull).
     pub report: Option<Report>,
     /// The pruning that followed (or, for a snap job, that the wakeup ran).
     pub pruning: Vec<PruneReport>,
+    /// A fan-out target that was not attempted: why.
+    pub skipped: Option<String>,
+    /// A fan-out job: what each target did.
+    pub targets: Vec<TargetWoken>,
 }
+
+/// What a wakeup did to one target of a fan-out job.
+pub(crate) type TargetWoken = crate::status::TargetSignalled;
 
 /// A request to a job's worker.
 pub(crate) enum Command {
@@ -52,8 +61,9 @@ pub(crate) enum Command {
 pub(crate) struct Control {
     /// Commands (push, pull, snap).
     pub commands: Option<mpsc::UnboundedSender<Command>>,
-    /// The job's pruning, for `zrelay prune` (push, pull, snap).
-    pub pruner: Option<Arc<JobPruner>>,
+    /// The job's pruning, for `zrelay prune` (push, pull, snap; one per
+    /// target of a fan-out push job).
+    pub pruners: Vec<Arc<JobPruner>>,
     /// Snapshot triggers (push, source, snap).
     pub snapshots: Option<mpsc::Sender<zrelay_snapshot::Trigger>>,
 }
@@ -83,12 +93,14 @@ impl Jobs {
     /// No such job, or a job that does not prune.
     pub async fn prune(&self, job: &str, dry_run: bool) -> Result<Vec<PruneReport>, DaemonError> {
         let e = self.entry(job)?;
-        let p = e
-            .control
-            .pruner
-            .as_ref()
-            .ok_or_else(|| bad(e, "prune", "only push, pull and snap jobs prune"))?;
-        Ok(p.run(dry_run, None).await)
+        if e.control.pruners.is_empty() {
+            return Err(bad(e, "prune", "only push, pull and snap jobs prune"));
+        }
+        let mut reports = Vec::new();
+        for p in &e.control.pruners {
+            reports.extend(p.run(dry_run, None).await);
+        }
+        Ok(reports)
     }
 
     /// The whole daemon's status.
@@ -206,13 +218,16 @@ impl Jobs {
                 let woken = rx
                     .await
                     .map_err(|_| bad("the job stopped before the invocation finished"))?;
-                let message = match woken.report {
-                    Some(_) => format!("job {job}: invocation finished"),
-                    None => format!("job {job}: pruned"),
+                let message = match (&woken.report, &woken.skipped, woken.targets.len()) {
+                    (_, _, n) if n > 0 => format!("job {job}: {n} targets answered"),
+                    (Some(_), _, _) => format!("job {job}: invocation finished"),
+                    (None, Some(why), _) => format!("job {job}: {why}"),
+                    (None, None, _) => format!("job {job}: pruned"),
                 };
                 Ok(Signalled {
                     report: woken.report,
                     pruning: woken.pruning,
+                    targets: woken.targets,
                     ..Signalled::message(message)
                 })
             }

@@ -19,7 +19,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 use zrelay_endpoint::{
-    ClientIdentity, JobId, LocalReceiver, LocalSender, Receiver, RecvOptions, Sender,
+    ClientIdentity, JobId, LocalReceiver, LocalSender, Receiver, RecvOptions, Sender, SiblingRole,
+    Siblings,
 };
 use zrelay_rpc::{Endpoints, RpcConfig};
 use zrelay_transport::{RateLog, LOG_INTERVAL};
@@ -120,7 +121,7 @@ impl Serves {
                     DaemonError::Config(format!("job {job}: client {identity}: {e}"))
                 })?;
                 let s = LocalSender::new(zfs.clone(), id, filter.clone(), send.clone())
-                    .with_siblings(format!("{job}:"));
+                    .with_siblings(Siblings::new(format!("{job}:"), SiblingRole::Client));
                 Endpoints {
                     sender: Some(zrelay_endpoint::throttle_sender(
                         Arc::new(s),

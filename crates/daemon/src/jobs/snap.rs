@@ -183,7 +183,7 @@ impl Worker for SnapWorker {
                         Some(Command::Wakeup(reply)) => {
                             let pruning = self.prune().await;
                             if let Some(reply) = reply {
-                                let _ = reply.send(Woken { report: None, pruning });
+                                let _ = reply.send(Woken { pruning, ..Woken::default() });
                             }
                         }
                         Some(Command::Reset(reply)) => {

@@ -2,6 +2,7 @@
 //! ZFS and the local transport, no VM. Each test names the behaviour it
 //! guards; each was checked to fail with that behaviour broken.
 
+mod fanout;
 mod lifecycle;
 mod pullers;
 mod rig;

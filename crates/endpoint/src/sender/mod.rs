@@ -87,9 +87,9 @@ pub struct LocalSender {
     /// the identical step within [`VALIDATION_TTL`]; at most
     /// [`VALIDATION_CACHE_MAX`] entries (the oldest go first).
     validated: Mutex<ValidationCache<ValidatedSendArgs>>,
-    /// With per-client cursors, the job-name prefix (`<job>:`) of this
-    /// sender's siblings, whose unreceived snapshots destroys keep.
-    siblings: Option<String>,
+    /// With per-client cursors or fan-out targets, this sender's siblings,
+    /// whose unreceived snapshots destroys keep.
+    siblings: Option<siblings::Siblings>,
 }
 
 /// How long a validation done for a size estimate is reused for the send.
@@ -125,11 +125,10 @@ impl LocalSender {
     }
 
     /// This sender serves one client of a source job with per-client
-    /// cursors; its siblings are the jobs named `prefix<client>`, and a
-    /// destroy keeps what they have not received
-    /// ([`siblings::needed_by_siblings`]).
-    pub fn with_siblings(mut self, prefix: impl Into<String>) -> Self {
-        self.siblings = Some(prefix.into());
+    /// cursors, or one target of a fan-out push job; a destroy keeps what
+    /// its siblings have not received ([`siblings::needed_by_siblings`]).
+    pub fn with_siblings(mut self, siblings: siblings::Siblings) -> Self {
+        self.siblings = Some(siblings);
         self
     }
 
@@ -314,9 +313,9 @@ impl Sender for LocalSender {
         self.check_allowed(fs)?;
         let mut kept = Vec::new();
         let mut names = snapshots.to_vec();
-        if let Some(prefix) = &self.siblings {
+        if let Some(sib) = &self.siblings {
             let versions = self.list_versions(fs).await?;
-            let needed = siblings::needed_by_siblings(&versions, &self.job, prefix);
+            let needed = siblings::needed_by_siblings(&versions, &self.job, sib);
             names.retain(|n| match needed.get(n) {
                 Some(why) => {
                     kept.push((n.clone(), why.clone()));
