@@ -208,14 +208,15 @@ pub fn target_line(t: &zrelay_daemon::status::TargetStatus, now: u64) -> String 
         name(serde_json::to_value(h.health)),
         now.saturating_sub(h.since)
     );
-    if let Some(until) = h.backoff_until {
+    if h.failures > 0 {
         let _ = write!(
             s,
-            ", backing off {}s after {} failure(s), next attempt in {}s",
-            h.backoff_seconds,
-            h.failures,
-            until.saturating_sub(now)
+            ", backoff {}s after {} failure(s)",
+            h.backoff_seconds, h.failures
         );
+        if let Some(until) = h.backoff_until {
+            let _ = write!(s, ", next attempt in {}s", until.saturating_sub(now));
+        }
     }
     match t.lag_seconds {
         Some(l) => {

@@ -31,6 +31,10 @@ pub fn cases() -> Vec<Case> {
             super::pullers::two_pullers_own_cursors
         ),
         e2e!(
+            "DaemonFanOutThreeSinksDeadOneBacksOffAndCatchesUp",
+            super::fanout::fan_out_three_sinks
+        ),
+        e2e!(
             "DaemonTlsRefusesUnknownAndMissingClientCerts",
             super::daemons_more::tls_refusals
         ),

@@ -7,6 +7,7 @@ pub mod cli_tools;
 pub mod daemons;
 pub mod daemons_more;
 pub mod daemons_periods;
+pub mod fanout;
 pub mod operator;
 pub mod pullers;
 pub mod replication;

@@ -113,9 +113,10 @@ pub struct HealthStatus {
     pub error: Option<String>,
     /// Consecutive failed invocations.
     pub failures: u32,
-    /// No invocation before this (unix seconds).
+    /// No invocation before this (unix seconds; only while it is ahead).
     pub backoff_until: Option<u64>,
-    /// The current backoff, in seconds (0 when not backing off).
+    /// The backoff the consecutive failures earned, in seconds (0 without
+    /// failures); it doubles per failure up to the maximum.
     pub backoff_seconds: u64,
     /// Whether its replication cursor still protects the sender's
     /// snapshots (false once unhealthy for longer than the grace).
@@ -227,7 +228,7 @@ impl TargetHealth {
             error: self.error.clone(),
             failures: self.failures,
             backoff_until: backing_off.map(unix),
-            backoff_seconds: if backing_off.is_some() {
+            backoff_seconds: if self.failures > 0 {
                 self.policy.backoff(self.failures).as_secs()
             } else {
                 0
