@@ -43,6 +43,9 @@ _zrelay() {
             zrelay,prune)
                 cmd="zrelay__subcmd__prune"
                 ;;
+            zrelay,queue)
+                cmd="zrelay__subcmd__queue"
+                ;;
             zrelay,replicate)
                 cmd="zrelay__subcmd__replicate"
                 ;;
@@ -91,6 +94,9 @@ _zrelay() {
             zrelay__subcmd__help,prune)
                 cmd="zrelay__subcmd__help__subcmd__prune"
                 ;;
+            zrelay__subcmd__help,queue)
+                cmd="zrelay__subcmd__help__subcmd__queue"
+                ;;
             zrelay__subcmd__help,replicate)
                 cmd="zrelay__subcmd__help__subcmd__replicate"
                 ;;
@@ -123,6 +129,15 @@ _zrelay() {
                 ;;
             zrelay__subcmd__help__subcmd__monitor,snapshots)
                 cmd="zrelay__subcmd__help__subcmd__monitor__subcmd__snapshots"
+                ;;
+            zrelay__subcmd__help__subcmd__queue,drop)
+                cmd="zrelay__subcmd__help__subcmd__queue__subcmd__drop"
+                ;;
+            zrelay__subcmd__help__subcmd__queue,list)
+                cmd="zrelay__subcmd__help__subcmd__queue__subcmd__list"
+                ;;
+            zrelay__subcmd__help__subcmd__queue,retry)
+                cmd="zrelay__subcmd__help__subcmd__queue__subcmd__retry"
                 ;;
             zrelay__subcmd__help__subcmd__test,decoderesumetoken)
                 cmd="zrelay__subcmd__help__subcmd__test__subcmd__decoderesumetoken"
@@ -183,6 +198,30 @@ _zrelay() {
                 ;;
             zrelay__subcmd__monitor__subcmd__help,snapshots)
                 cmd="zrelay__subcmd__monitor__subcmd__help__subcmd__snapshots"
+                ;;
+            zrelay__subcmd__queue,drop)
+                cmd="zrelay__subcmd__queue__subcmd__drop"
+                ;;
+            zrelay__subcmd__queue,help)
+                cmd="zrelay__subcmd__queue__subcmd__help"
+                ;;
+            zrelay__subcmd__queue,list)
+                cmd="zrelay__subcmd__queue__subcmd__list"
+                ;;
+            zrelay__subcmd__queue,retry)
+                cmd="zrelay__subcmd__queue__subcmd__retry"
+                ;;
+            zrelay__subcmd__queue__subcmd__help,drop)
+                cmd="zrelay__subcmd__queue__subcmd__help__subcmd__drop"
+                ;;
+            zrelay__subcmd__queue__subcmd__help,help)
+                cmd="zrelay__subcmd__queue__subcmd__help__subcmd__help"
+                ;;
+            zrelay__subcmd__queue__subcmd__help,list)
+                cmd="zrelay__subcmd__queue__subcmd__help__subcmd__list"
+                ;;
+            zrelay__subcmd__queue__subcmd__help,retry)
+                cmd="zrelay__subcmd__queue__subcmd__help__subcmd__retry"
                 ;;
             zrelay__subcmd__test,decoderesumetoken)
                 cmd="zrelay__subcmd__test__subcmd__decoderesumetoken"
@@ -260,7 +299,7 @@ _zrelay() {
 
     case "${cmd}" in
         zrelay)
-            opts="-h -V --config --help --version version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction migrate monitor help"
+            opts="-h -V --config --help --version version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction migrate monitor queue help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -358,7 +397,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__help)
-            opts="version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction migrate monitor help"
+            opts="version replicate daemon signal status prune history gencompletion genman configcheck stdinserver test zfs-abstraction migrate monitor queue help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -542,6 +581,62 @@ _zrelay() {
         zrelay__subcmd__help__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__queue)
+            opts="list retry drop"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__queue__subcmd__drop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__queue__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__queue__subcmd__retry)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1044,6 +1139,160 @@ _zrelay() {
         zrelay__subcmd__prune)
             opts="-h -V --dry-run --json --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__queue)
+            opts="-h -V --config --help --version list retry drop help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__queue__subcmd__drop)
+            opts="-h -V --json --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__queue__subcmd__help)
+            opts="list retry drop help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__queue__subcmd__help__subcmd__drop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__queue__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__queue__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__queue__subcmd__help__subcmd__retry)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__queue__subcmd__list)
+            opts="-h -V --job --target --state --json --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --job)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__queue__subcmd__retry)
+            opts="-h -V --json --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

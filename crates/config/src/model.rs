@@ -60,9 +60,43 @@ pub struct Global {
     /// *zrelay extension* `history.max_age`: older records are trimmed
     /// (default 30d).
     pub history_max_age: std::time::Duration,
+    /// *zrelay extension* `queue`: the durable work queue.
+    pub queue: QueueConfig,
     /// zrepl's environment knobs, read once at startup
     /// ([`crate::Knobs::from_env`]; not YAML keys).
     pub knobs: crate::Knobs,
+}
+
+/// *zrelay extension* `global.queue`: the durable work queue of
+/// replication (one record per job, target and filesystem).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// `path` (default: `queue.sqlite` beside the history).
+    pub path: PathBuf,
+    /// `lease` (default 60s): a step's record is re-driven when its worker
+    /// has not renewed the lease for this long (a killed daemon).
+    pub lease: Duration,
+    /// `backoff_start` (default 10s): the wait after a record's first
+    /// failure; doubles per consecutive failure.
+    pub backoff_start: Duration,
+    /// `backoff_max` (default 10m).
+    pub backoff_max: Duration,
+    /// `max_attempts` (default 8): consecutive failures after which a
+    /// record is dead (waits for `zrelay queue retry`).
+    pub max_attempts: u32,
+}
+
+impl QueueConfig {
+    /// The defaults, the database beside `history_path`.
+    pub fn beside(history_path: &std::path::Path) -> QueueConfig {
+        QueueConfig {
+            path: history_path.with_file_name("queue.sqlite"),
+            lease: Duration::from_secs(60),
+            backoff_start: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(600),
+            max_attempts: 8,
+        }
+    }
 }
 
 /// Default of `global.history.path` (zrelay extension).

@@ -56,6 +56,19 @@ pub(crate) struct RawGlobal {
     pub(crate) serve: Option<RawGlobalServe>,
     /// zrelay extension.
     pub(crate) history: Option<RawHistory>,
+    /// zrelay extension.
+    pub(crate) queue: Option<RawQueue>,
+}
+
+/// zrelay extension: `global.queue`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQueue {
+    pub(crate) path: Option<String>,
+    pub(crate) lease: Option<String>,
+    pub(crate) backoff_start: Option<String>,
+    pub(crate) backoff_max: Option<String>,
+    pub(crate) max_attempts: Option<i64>,
 }
 
 /// zrelay extension: `global.history`.

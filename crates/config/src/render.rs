@@ -327,6 +327,16 @@ fn global(g: &Global) -> Out {
                 ),
             ]),
         ),
+        (
+            "queue",
+            Out::map([
+                ("path", Out::s(g.queue.path.display())),
+                ("lease", Out::S(go_duration(g.queue.lease))),
+                ("backoff_start", Out::S(go_duration(g.queue.backoff_start))),
+                ("backoff_max", Out::S(go_duration(g.queue.backoff_max))),
+                ("max_attempts", Out::N(u64::from(g.queue.max_attempts))),
+            ]),
+        ),
     ])
 }
 

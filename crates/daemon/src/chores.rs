@@ -27,14 +27,14 @@ pub const OBSERVE_EVERY: Duration = Duration::from_secs(1);
 pub const TRIM_EVERY: Duration = Duration::from_secs(86_400);
 
 /// A chore's counters: written by the chore, read by value.
-struct Counters {
-    name: &'static str,
+pub(crate) struct Counters {
+    pub(crate) name: &'static str,
     runs: AtomicU64,
     last_error: watch::Sender<Option<String>>,
 }
 
 impl Counters {
-    fn new(name: &'static str) -> Counters {
+    pub(crate) fn new(name: &'static str) -> Counters {
         Counters {
             name,
             runs: AtomicU64::new(0),
@@ -42,12 +42,12 @@ impl Counters {
         }
     }
 
-    fn ran(&self, error: Option<String>) {
+    pub(crate) fn ran(&self, error: Option<String>) {
         self.runs.fetch_add(1, Ordering::Relaxed);
         self.last_error.send_replace(error);
     }
 
-    fn status(&self) -> WorkerStatus {
+    pub(crate) fn status(&self) -> WorkerStatus {
         WorkerStatus::Chore(ChoreStatus {
             name: self.name.to_string(),
             runs: self.runs.load(Ordering::Relaxed),

@@ -139,6 +139,33 @@ impl Daemon {
         Ok(history)
     }
 
+    /// Open the durable work queue (`global.queue`). Without it the jobs
+    /// still replicate, but nothing re-drives a killed daemon's steps: the
+    /// failure is logged, not fatal.
+    async fn open_queue(&self) -> Option<zrelay_queue::Queue> {
+        let q = &self.config.global.queue;
+        let policy = match zrelay_queue::Policy::new(
+            q.lease,
+            q.backoff_start,
+            q.backoff_max,
+            q.max_attempts,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "queue: invalid policy; running without the work queue");
+                return None;
+            }
+        };
+        let clock: Arc<dyn zrelay_queue::Clock> = Arc::new(zrelay_queue::SystemClock);
+        match zrelay_queue::Queue::open(&q.path, policy, clock).await {
+            Ok(queue) => Some(queue),
+            Err(e) => {
+                warn!(error = %e, "queue: cannot open; running without the work queue");
+                None
+            }
+        }
+    }
+
     /// After a restart, last-successful and lag metrics come from the history.
     async fn restore_metrics(&self, history: &History, metrics: &zrelay_metrics::Metrics) {
         for job in &self.config.jobs {
@@ -209,18 +236,28 @@ impl Daemon {
         }
         let trim = chores::HistoryTrim::new(history.clone(), g.history_max_age);
         jobs.chores.push(sup.start(Arc::new(trim)));
+        let queue = self.open_queue().await;
 
         let ctx = jobs::build::Ctx {
             zfs: self.zfs.clone(),
             rpc: self.rpc.clone(),
             sockdir: g.stdinserver_sockdir.clone(),
             history: Some(history),
-            metrics: Some(metrics),
+            metrics: Some(metrics.clone()),
             clock: self.clock.clone(),
+            queue: queue.clone(),
             destroy_batch: g.knobs.destroy_max_batch,
             hook_log_max: g.knobs.max_hook_log_size,
         };
-        let built: Vec<_> = self.config.jobs.iter().map(|j| (j, ctx.build(j))).collect();
+        let mut built: Vec<_> = self.config.jobs.iter().map(|j| (j, ctx.build(j))).collect();
+        let lanes: Vec<_> = built
+            .iter_mut()
+            .flat_map(|(_, b)| std::mem::take(&mut b.lanes))
+            .collect();
+        if let Some(q) = queue {
+            let w = jobs::redrive::Redrive::new(q, lanes, self.clock.clone(), Some(metrics));
+            jobs.chores.push(sup.start(Arc::new(w)));
+        }
         // Passive jobs first: their listeners must exist before active jobs
         // dial. Entries stay in configuration order.
         let mut entries: Vec<Option<jobs::Entry>> = Vec::new();

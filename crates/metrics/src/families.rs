@@ -167,6 +167,7 @@ pub struct Metrics {
     control_begin: Family<EndpointLabels, Counter>,
     control_finished: Hist<EndpointLabels>,
     snapshots: Family<SnapLabels, Counter>,
+    pub(crate) manager: crate::manager::Manager,
     pub(crate) observed: Mutex<ObserveState>,
 }
 
@@ -212,6 +213,7 @@ impl Metrics {
             control_begin: Family::default(),
             control_finished: Family::new_with_constructor(control_hist),
             snapshots: Family::default(),
+            manager: crate::manager::Manager::register(&mut r),
             observed: Mutex::default(),
             registry: Registry::default(),
         };

@@ -25,6 +25,9 @@
 //! | `zrelay_control_request_finished` | histogram | `endpoint` | seconds control-socket requests took |
 //! | `zrelay_snapshotter_snapshots` | counter | `zrelay_job`, `result` (`ok`/`error`) | snapshots the snapshotter tried to take |
 //!
+//! The replication manager's families (targets and the work queue) are
+//! listed in [`manager`].
+//!
 //! # Invariants
 //!
 //! - Label values are stored raw and escaped (`\\`, `\"`, `\n`) when encoded,
@@ -49,6 +52,7 @@
 
 mod families;
 mod http;
+pub mod manager;
 mod observe;
 mod text;
 

@@ -37,6 +37,10 @@ pub struct DriverConfig {
     /// zrelay extension (`replication.snapshot_filter`, zrepl #403): only
     /// sender snapshots whose name matches are replicated.
     pub snapshot_filter: Option<SnapshotFilter>,
+    /// Filesystems (sender's names) not to replicate in this run, with the
+    /// reason (the daemon's work queue: dead records wait for an operator).
+    /// Reported as skipped; they block no other filesystem.
+    pub skip: std::collections::BTreeMap<String, String>,
 }
 
 /// Which sender snapshots replication considers (zrelay extension),
@@ -137,6 +141,7 @@ impl Default for DriverConfig {
             watchdog: Duration::from_secs(600),
             commit_window: Duration::from_secs(30),
             snapshot_filter: None,
+            skip: std::collections::BTreeMap::new(),
         }
     }
 }

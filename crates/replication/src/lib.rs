@@ -25,5 +25,5 @@ pub use config::{DriverConfig, InvalidFilter, SnapshotFilter};
 pub mod observer;
 pub use driver::Driver;
 pub use error::ReplicationError;
-pub use observer::{NoObserver, Observer, StepEnd};
+pub use observer::{NoObserver, Observer, StepEnd, Tee};
 pub use report::{AttemptState, FsReport, FsState, Report, ReportHandle, StepReport};

@@ -34,3 +34,32 @@ pub trait Observer: Send + Sync {
 pub struct NoObserver;
 
 impl Observer for NoObserver {}
+
+/// Two observers of one run: `primary`'s step ids are the ones passed to
+/// both on `step_finished`, so `secondary` must not rely on its own ids
+/// (it gets the filesystem with every call).
+pub struct Tee {
+    /// Its ids are used.
+    pub primary: std::sync::Arc<dyn Observer>,
+    /// Sees every event too.
+    pub secondary: std::sync::Arc<dyn Observer>,
+}
+
+impl Observer for Tee {
+    fn attempt_started(&self, n: u32) {
+        self.primary.attempt_started(n);
+        self.secondary.attempt_started(n);
+    }
+    fn attempt_finished(&self, n: u32, state: AttemptState, error: Option<&str>) {
+        self.primary.attempt_finished(n, state, error);
+        self.secondary.attempt_finished(n, state, error);
+    }
+    fn step_started(&self, fs: &str, step: &StepReport) -> u64 {
+        self.secondary.step_started(fs, step);
+        self.primary.step_started(fs, step)
+    }
+    fn step_finished(&self, id: u64, fs: &str, bytes: u64, end: StepEnd) {
+        self.secondary.step_finished(id, fs, bytes, end.clone());
+        self.primary.step_finished(id, fs, bytes, end);
+    }
+}

@@ -510,3 +510,25 @@ async fn the_observer_sees_attempts_and_steps_in_order() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_skipped_filesystem_is_reported_and_not_sent_while_the_others_are() {
+    let w = World::new(&["a", "b"]).await;
+    w.snap("a", "1").await;
+    w.snap("b", "1").await;
+    let rec = Arc::new(Recording {
+        inner: w.sender(),
+        order: Mutex::new(Vec::new()),
+    });
+    let a = w.src.child("a").unwrap();
+    let mut c = cfg();
+    c.skip
+        .insert(a.to_string(), "dead in the work queue: diverged".into());
+    let d = Driver::new(c, rec.clone(), w.receiver(), CancellationToken::new());
+    let r = d.run().await;
+    assert_eq!(*rec.order.lock().unwrap(), ["b@1"]);
+    let fa = state_of(&r, "a");
+    assert_eq!(fa.state, FsState::Skipped, "{fa:#?}");
+    assert_eq!(fa.info.as_deref(), Some("dead in the work queue: diverged"));
+    assert_eq!(state_of(&r, "b").state, FsState::Done);
+}

@@ -11,6 +11,7 @@ mod logging;
 mod migrate;
 mod monitor;
 mod progress;
+mod queue;
 mod replicate;
 mod status_tui;
 mod testcmd;
@@ -61,6 +62,8 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Monitoring checks with Nagios exit codes: alive, snapshots.
     Monitor(monitor::MonitorArgs),
+    /// The durable work queue: list records, retry or drop one.
+    Queue(queue::QueueArgs),
 }
 
 fn main() {
@@ -106,6 +109,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ZfsAbstraction(a) => abstraction::run(a).await,
         Command::Migrate(a) => migrate::run(a, cfg).await,
         Command::Monitor(a) => monitor::run(a, cfg).await,
+        Command::Queue(a) => queue::run(a, cfg).await,
     }
 }
 

@@ -100,6 +100,7 @@ pub(super) fn global(cx: Cx<'_>, raw: Option<&RawGlobal>) -> R<Global> {
         Some(s) => crate::units::parse_positive_duration(s)
             .map_err(|e| cx.err(&path.k("history").k("max_age"), e))?,
     };
+    let queue = queue(cx, &path.k("queue"), raw.queue.as_ref(), &history_path)?;
     Ok(Global {
         logging,
         monitoring,
@@ -107,7 +108,48 @@ pub(super) fn global(cx: Cx<'_>, raw: Option<&RawGlobal>) -> R<Global> {
         stdinserver_sockdir,
         history_path,
         history_max_age,
+        queue,
         knobs: crate::Knobs::default(),
+    })
+}
+
+fn queue(
+    cx: Cx<'_>,
+    path: &KeyPath,
+    raw: Option<&crate::raw::RawQueue>,
+    history_path: &std::path::Path,
+) -> R<crate::model::QueueConfig> {
+    let d = crate::model::QueueConfig::beside(history_path);
+    let Some(r) = raw else { return Ok(d) };
+    let dur =
+        |key: &str, v: &Option<String>, default| cx.go_duration(&path.k(key), v, default, true);
+    let backoff_start = dur("backoff_start", &r.backoff_start, d.backoff_start)?;
+    let backoff_max = dur("backoff_max", &r.backoff_max, d.backoff_max)?;
+    if backoff_start > backoff_max {
+        return Err(cx.err(
+            &path.k("backoff_max"),
+            format!("must be at least backoff_start ({backoff_start:?}), got {backoff_max:?}"),
+        ));
+    }
+    let max_attempts = match r.max_attempts {
+        None => d.max_attempts,
+        Some(n) if (1..=1000).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(cx.err(
+                &path.k("max_attempts"),
+                format!("must be between 1 and 1000, got {n}"),
+            ))
+        }
+    };
+    Ok(crate::model::QueueConfig {
+        path: match r.path.as_deref() {
+            None => d.path,
+            Some(s) => cx.file_path(&path.k("path"), s)?,
+        },
+        lease: dur("lease", &r.lease, d.lease)?,
+        backoff_start,
+        backoff_max,
+        max_attempts,
     })
 }
 

@@ -75,6 +75,8 @@ pub(crate) struct ActiveParts {
     pub snap: Option<SnapPart>,
     /// As one target of a fan-out push job.
     pub target: Option<TargetPart>,
+    /// The durable work queue's records of this job (and target).
+    pub work: Option<super::work::WorkPart>,
 }
 
 /// What makes a worker one target (lane) of a fan-out push job.
@@ -324,18 +326,31 @@ impl ActiveWorker {
                 return Woken::default();
             }
         }
-        let mut driver = Driver::new(
-            p.driver.clone(),
-            p.sender.clone(),
-            p.receiver.clone(),
-            token.clone(),
-        );
+        let mut cfg = p.driver.clone();
+        let journal = match &p.work {
+            Some(w) => {
+                let records = w.records().await;
+                cfg.skip = super::work::WorkPart::dead(&records, w.job.as_str(), w.target.as_str());
+                Some(w.journal(records))
+            }
+            None => None,
+        };
+        let mut driver = Driver::new(cfg, p.sender.clone(), p.receiver.clone(), token.clone());
         let record = match &p.history {
             Some(h) => Some(InvocationRecord::begin(h, p.name.as_str(), driver.report()).await),
             None => None,
         };
-        if let Some(r) = &record {
-            driver = driver.with_observer(r.observer.clone());
+        let observer: Option<Arc<dyn zrelay_replication::Observer>> = match (&record, &journal) {
+            (Some(r), Some(j)) => Some(Arc::new(zrelay_replication::Tee {
+                primary: r.observer.clone(),
+                secondary: j.observer.clone(),
+            })),
+            (Some(r), None) => Some(r.observer.clone()),
+            (None, Some(j)) => Some(j.observer.clone()),
+            (None, None) => None,
+        };
+        if let Some(o) = observer {
+            driver = driver.with_observer(o);
         }
         let mut n = 0;
         self.status.update(|s| {
@@ -368,6 +383,9 @@ impl ActiveWorker {
             drop(driver);
             if let Some(r) = record {
                 r.finish(&report).await;
+            }
+            if let Some(j) = journal {
+                j.finish(&report).await;
             }
             log_report(&report);
             if let Some(m) = &p.metrics {

@@ -88,6 +88,9 @@ pub(crate) struct Built {
     /// Sink and source jobs start first: their listeners must exist
     /// before active jobs dial.
     pub passive: bool,
+    /// The lanes the work queue's re-drive chore wakes (push and pull
+    /// jobs: one, or one per target).
+    pub lanes: Vec<super::redrive::LaneHandle>,
 }
 
 /// What every builder needs: the daemon's injected dependencies.
@@ -98,6 +101,8 @@ pub(crate) struct Ctx {
     pub history: Option<zrelay_history::History>,
     pub metrics: Option<Arc<zrelay_metrics::Metrics>>,
     pub clock: Arc<dyn Clock>,
+    /// The durable work queue (when it could be opened).
+    pub queue: Option<zrelay_queue::Queue>,
     /// At most this many snapshots per destroy (0: one per filesystem).
     pub destroy_batch: usize,
     /// Bytes of hook output kept.
@@ -130,6 +135,7 @@ impl Ctx {
             kind,
             control: none(),
             passive: false,
+            lanes: Vec::new(),
         })
     }
 
@@ -260,6 +266,18 @@ impl Ctx {
         Ok(self.active_built(worker, None))
     }
 
+    /// The queue as the lane (`job`, `target`) sees it.
+    pub(super) fn work_part(&self, job: &str, target: &str) -> Option<super::work::WorkPart> {
+        let queue = self.queue.clone()?;
+        Some(super::work::WorkPart {
+            queue,
+            job: zrelay_queue::JobId::new(job).ok()?,
+            target: zrelay_queue::TargetName::new(target).ok()?,
+            worker: super::work::worker_id(job, target)?,
+            metrics: self.metrics.clone(),
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn active_parts(
         &self,
@@ -291,6 +309,7 @@ impl Ctx {
             clock: self.clock.clone(),
             snap: None,
             target: None,
+            work: self.work_part(name.as_str(), super::work::DEFAULT_TARGET),
         }
     }
 
@@ -303,6 +322,12 @@ impl Ctx {
         snapshots: Option<tokio::sync::mpsc::Sender<zrelay_snapshot::Trigger>>,
     ) -> Built {
         let pruner = worker.pruner();
+        let lanes = vec![super::redrive::LaneHandle {
+            job: worker.name().to_string(),
+            target: super::work::DEFAULT_TARGET.to_string(),
+            commands: tx.clone(),
+            gate: None,
+        }];
         Built {
             kind: worker.kind(),
             worker: Arc::new(worker),
@@ -312,6 +337,7 @@ impl Ctx {
                 snapshots,
             },
             passive: false,
+            lanes,
         }
     }
 
@@ -357,6 +383,7 @@ impl Ctx {
                 snapshots,
             },
             passive: true,
+            lanes: Vec::new(),
         }
     }
 
@@ -409,6 +436,7 @@ impl Ctx {
                 snapshots: Some(snapshots),
             },
             passive: false,
+            lanes: Vec::new(),
         }
     }
 }

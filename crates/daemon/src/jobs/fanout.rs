@@ -319,6 +319,7 @@ impl super::build::Ctx {
         };
         let mut lanes = Vec::with_capacity(targets.len());
         let mut pruners = Vec::with_capacity(targets.len());
+        let mut handles = Vec::with_capacity(targets.len());
         for t in targets {
             let lane_id = JobId::new(&format!("{name}:{}", t.name))
                 .map_err(|e| DaemonError::Config(format!("job {name}: target {}: {e}", t.name)))?;
@@ -355,6 +356,7 @@ impl super::build::Ctx {
                 push_every(&p.replication),
                 &p.pruning,
             );
+            parts.work = self.work_part(name.as_str(), &t.name);
             parts.target = Some(TargetPart {
                 name: t.name.clone(),
                 gate: gate.clone(),
@@ -363,6 +365,12 @@ impl super::build::Ctx {
             let (tx, rx) = mpsc::unbounded_channel();
             let (worker, commands) = ActiveWorker::with_channel(parts, endpoint.clone(), tx, rx);
             pruners.push(worker.pruner());
+            handles.push(super::redrive::LaneHandle {
+                job: name.to_string(),
+                target: t.name.clone(),
+                commands: commands.clone(),
+                gate: Some(gate.clone()),
+            });
             lanes.push(Lane {
                 name: t.name.clone(),
                 endpoint,
@@ -412,6 +420,7 @@ impl super::build::Ctx {
                 snapshots: Some(triggers),
             },
             passive: false,
+            lanes: handles,
         })
     }
 }

@@ -18,7 +18,9 @@ pub mod fanout;
 pub mod health;
 pub mod passive;
 pub(crate) mod record;
+pub(crate) mod redrive;
 pub mod snap;
+pub(crate) mod work;
 
 use std::sync::Arc;
 

@@ -5,5 +5,6 @@
 mod fanout;
 mod lifecycle;
 mod pullers;
+mod queue;
 mod rig;
 mod signals;

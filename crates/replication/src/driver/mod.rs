@@ -160,6 +160,13 @@ impl Driver {
         let mut units = Vec::new();
         let mut commits = Vec::new();
         for p in plans {
+            if let Some(why) = self.cfg.skip.get(p.fs.as_str()) {
+                self.report.fs(p.fs.as_str(), |r| {
+                    r.state = FsState::Skipped;
+                    r.info = Some(why.clone());
+                });
+                continue;
+            }
             self.add_plan(p, &mut units, &mut commits);
         }
         self.estimate(&mut units).await;
