@@ -236,7 +236,18 @@ impl Daemon {
         }
         let trim = chores::HistoryTrim::new(history.clone(), g.history_max_age);
         jobs.chores.push(sup.start(Arc::new(trim)));
-        let queue = self.open_queue().await;
+        // Only push and pull jobs have work records.
+        let active = self.config.jobs.iter().any(|j| {
+            matches!(
+                j.kind,
+                zrelay_config::JobKind::Push(_) | zrelay_config::JobKind::Pull(_)
+            )
+        });
+        let queue = if active {
+            self.open_queue().await
+        } else {
+            None
+        };
 
         let ctx = jobs::build::Ctx {
             zfs: self.zfs.clone(),

@@ -35,6 +35,10 @@ pub fn cases() -> Vec<Case> {
             super::fanout::fan_out_three_sinks
         ),
         e2e!(
+            "DaemonFanOutKilledMidStepIsReDrivenAndResumes",
+            super::fanout_crash::crash_redrive
+        ),
+        e2e!(
             "DaemonTlsRefusesUnknownAndMissingClientCerts",
             super::daemons_more::tls_refusals
         ),

@@ -8,6 +8,7 @@ pub mod daemons;
 pub mod daemons_more;
 pub mod daemons_periods;
 pub mod fanout;
+pub mod fanout_crash;
 pub mod operator;
 pub mod pullers;
 pub mod replication;
