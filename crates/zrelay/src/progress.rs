@@ -55,6 +55,9 @@ fn line(f: &FsReport) -> String {
     if let Some(e) = &f.last_error {
         s.push_str(&format!("\n             error: {e}"));
     }
+    if let Some(i) = &f.info {
+        s.push_str(&format!("\n             {i}"));
+    }
     s
 }
 

@@ -39,6 +39,10 @@ pub fn cases() -> Vec<Case> {
             super::fanout_crash::crash_redrive
         ),
         e2e!(
+            "DaemonNoDowngradeDeadRecordRetriedAfterFix",
+            super::no_downgrade::no_downgrade
+        ),
+        e2e!(
             "DaemonTlsRefusesUnknownAndMissingClientCerts",
             super::daemons_more::tls_refusals
         ),
