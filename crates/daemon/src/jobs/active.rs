@@ -453,7 +453,16 @@ impl ActiveWorker {
             }
         }
         let started = std::time::Instant::now();
+        let run = super::record::RunRecord::begin(
+            p.history.as_ref(),
+            p.name.as_str(),
+            zrelay_history::Kind::Prune,
+        )
+        .await;
         let pruned = p.pruner.run(false, listing).await;
+        if let Some(r) = run {
+            r.end(super::record::pruning_error(&pruned)).await;
+        }
         if let Some(m) = &p.metrics {
             // Both sides are pruned in one pass; the time is shared.
             let secs = started.elapsed().as_secs_f64() / pruned.len().max(1) as f64;

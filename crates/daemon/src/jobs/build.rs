@@ -213,6 +213,7 @@ impl Ctx {
         let (snap, triggers) = SnapPart::new(
             self.snapshotter(name, &p.filesystems, &p.snapshotting),
             after,
+            self.history.clone(),
         );
         let parts = self.active_parts(
             name,
@@ -414,6 +415,7 @@ impl Ctx {
         let snap = SnapPart::new(
             self.snapshotter(name, &s.filesystems, &s.snapshotting),
             After::Nothing,
+            self.history.clone(),
         );
         self.passive(name, "source", &s.serve, serves, &s.limits, Some(snap))
     }
@@ -425,8 +427,12 @@ impl Ctx {
             self.destroy_batch,
         ));
         let snapshotter = self.snapshotter(name, &s.filesystems, &s.snapshotting);
-        let (worker, commands, snapshots) =
-            SnapWorker::new(name.clone(), snapshotter, pruner.clone());
+        let (worker, commands, snapshots) = SnapWorker::new(
+            name.clone(),
+            snapshotter,
+            pruner.clone(),
+            self.history.clone(),
+        );
         Built {
             worker: Arc::new(worker),
             kind: "snap",

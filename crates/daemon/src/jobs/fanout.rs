@@ -392,6 +392,7 @@ impl super::build::Ctx {
         let (snap, triggers) = SnapPart::new(
             self.snapshotter(name, &p.filesystems, &p.snapshotting),
             after,
+            self.history.clone(),
         );
         let endpoints = lanes
             .iter()

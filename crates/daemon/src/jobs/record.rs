@@ -193,3 +193,55 @@ fn progress(h: &History, steps: &HashMap<u64, (StepId, String)>, r: &Report) {
         }
     }
 }
+
+/// A snapshot round or a pruning run in the history: an invocation of its
+/// kind, begun when the run starts and ended with its outcome.
+pub(crate) struct RunRecord {
+    history: History,
+    id: InvocationId,
+}
+
+impl RunRecord {
+    /// Begin recording a run of `kind` for `job` (`None` without a history
+    /// or when it cannot be written; the failure is logged).
+    pub async fn begin(history: Option<&History>, job: &str, kind: Kind) -> Option<RunRecord> {
+        let history = history?;
+        let id = log_err("an invocation", history.begin_invocation(job, kind).await)?;
+        Some(RunRecord {
+            history: history.clone(),
+            id,
+        })
+    }
+
+    /// End it: completed, or failed with `error`.
+    pub async fn end(self, error: Option<String>) {
+        let state = if error.is_none() {
+            State::Completed
+        } else {
+            State::Failed
+        };
+        log_err(
+            "an invocation's end",
+            self.history
+                .end_invocation(self.id, state, error.as_deref())
+                .await,
+        );
+    }
+}
+
+/// The error of a pruning run for the history: the failed sides' errors
+/// (`None` when every side succeeded).
+pub(crate) fn pruning_error(reports: &[zrelay_pruning::PruneReport]) -> Option<String> {
+    let errors: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.succeeded())
+        .map(|r| {
+            let why = r.error.clone().unwrap_or_else(|| {
+                let n = r.filesystems.iter().filter(|f| f.error.is_some()).count();
+                format!("{n} filesystem(s) failed")
+            });
+            format!("{:?}: {why}", r.side)
+        })
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
+}

@@ -36,6 +36,8 @@ pub(crate) struct SnapPart {
     snapshotter: Snapshotter,
     triggers: Mutex<mpsc::Receiver<zrelay_snapshot::Trigger>>,
     after: After,
+    /// Where each round is recorded (an invocation of kind `snapshot`).
+    pub history: Option<zrelay_history::History>,
 }
 
 impl SnapPart {
@@ -43,12 +45,14 @@ impl SnapPart {
     pub fn new(
         snapshotter: Snapshotter,
         after: After,
+        history: Option<zrelay_history::History>,
     ) -> (SnapPart, mpsc::Sender<zrelay_snapshot::Trigger>) {
         let (tx, rx) = mpsc::channel(16);
         let p = SnapPart {
             snapshotter,
             triggers: Mutex::new(rx),
             after,
+            history,
         };
         (p, tx)
     }
@@ -74,6 +78,20 @@ impl SnapPart {
         let follow = async {
             while let Some(report) = done_rx.recv().await {
                 log(&report);
+                let job = self.snapshotter.job().to_string();
+                let run = super::record::RunRecord::begin(
+                    self.history.as_ref(),
+                    &job,
+                    zrelay_history::Kind::Snapshot,
+                )
+                .await;
+                if let Some(r) = run {
+                    let error = report.error.clone().or_else(|| {
+                        let failed = report.filesystems.iter().filter(|f| !f.ok).count();
+                        (failed > 0).then(|| format!("{failed} filesystem(s) not snapshotted"))
+                    });
+                    r.end(error).await;
+                }
                 match &self.after {
                     After::Replicate(tx) => {
                         if tx.send(Command::Wakeup(None)).is_err() {
@@ -124,13 +142,14 @@ impl SnapWorker {
         name: JobId,
         snapshotter: Snapshotter,
         pruner: Arc<JobPruner>,
+        history: Option<zrelay_history::History>,
     ) -> (
         SnapWorker,
         mpsc::UnboundedSender<Command>,
         mpsc::Sender<zrelay_snapshot::Trigger>,
     ) {
         let (rounds_tx, rounds_rx) = mpsc::channel(16);
-        let (snap, triggers) = SnapPart::new(snapshotter, After::Report(rounds_tx));
+        let (snap, triggers) = SnapPart::new(snapshotter, After::Report(rounds_tx), history);
         let (tx, rx) = mpsc::unbounded_channel();
         let status = Publisher::new(
             JobStatus::new(name.as_str(), "snap", "local".into()),
@@ -148,7 +167,16 @@ impl SnapWorker {
     }
 
     async fn prune(&self) -> Vec<zrelay_pruning::PruneReport> {
+        let run = super::record::RunRecord::begin(
+            self.snap.history.as_ref(),
+            self.name.as_str(),
+            zrelay_history::Kind::Prune,
+        )
+        .await;
         let pruned = self.pruner.run(false, None).await;
+        if let Some(r) = run {
+            r.end(super::record::pruning_error(&pruned)).await;
+        }
         self.status.update(|s| s.last_pruning = pruned.clone());
         pruned
     }

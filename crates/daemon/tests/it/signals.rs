@@ -98,6 +98,29 @@ async fn signal_snapshot_takes_a_snapshot_now() {
     let s = rig.signal("snapper", Signal::Wakeup, true).await.unwrap();
     assert_eq!(s.pruning.len(), 1);
     assert_eq!(rig.job("snapper").last_pruning.len(), 1);
+    // The history records the snapshot round and the pruning run.
+    let history = zrelay_history::History::open_read_only(dir.path().join("history.sqlite"))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows = history
+            .query(zrelay_history::Filter::default())
+            .await
+            .unwrap();
+        let done = |k: zrelay_history::Kind| {
+            rows.iter().any(|r| {
+                r.invocation.kind == k
+                    && r.invocation.job == "snapper"
+                    && r.invocation.state == zrelay_history::State::Completed
+            })
+        };
+        if done(zrelay_history::Kind::Snapshot) && done(zrelay_history::Kind::Prune) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{rows:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     rig.stop().await;
 }
 
