@@ -43,6 +43,10 @@ pub fn cases() -> Vec<Case> {
             super::no_downgrade::no_downgrade
         ),
         e2e!(
+            "DaemonFanOutPruningKeepsUntilEveryTargetOrGrace",
+            super::fanout_grace::pruning_across_targets
+        ),
+        e2e!(
             "DaemonTlsRefusesUnknownAndMissingClientCerts",
             super::daemons_more::tls_refusals
         ),

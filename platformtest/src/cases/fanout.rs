@@ -14,7 +14,7 @@ use super::daemons::{global, Tree};
 use crate::daemons::{free_port, tail, Daemon, Scratch, SecondPool};
 use crate::harness::Ctx;
 
-fn sink_yaml(dir: &str, name: &str, port: u16, root: &str) -> String {
+pub(super) fn sink_yaml(dir: &str, name: &str, port: u16, root: &str) -> String {
     format!(
         "{}jobs:\n  - name: {name}\n    type: sink\n    root_fs: \"{root}\"\n    serve: {{type: tcp, listen: \"127.0.0.1:{port}\", clients: {{\"127.0.0.1\": \"alice\"}}}}\n",
         global(dir, name)
@@ -30,7 +30,7 @@ fn push_yaml(dir: &str, src: &str, ports: [u16; 3]) -> String {
 }
 
 /// `zrelay status --mode raw` of the push daemon: the job `fan`'s targets.
-async fn targets(push: &Daemon) -> Result<Vec<Value>> {
+pub(super) async fn targets(push: &Daemon) -> Result<Vec<Value>> {
     let (ok, out, err) = push.cli(&["status", "--mode", "raw"]).await?;
     ensure!(ok, "status: {err}");
     let v: Value = serde_json::from_str(&out).with_context(|| out.clone())?;
@@ -40,7 +40,7 @@ async fn targets(push: &Daemon) -> Result<Vec<Value>> {
         .unwrap_or_default())
 }
 
-fn target<'a>(ts: &'a [Value], name: &str) -> &'a Value {
+pub(super) fn target<'a>(ts: &'a [Value], name: &str) -> &'a Value {
     ts.iter()
         .find(|t| t["name"] == name)
         .unwrap_or(&Value::Null)
@@ -63,7 +63,7 @@ fn done(t: &Value, invocations: u64) -> bool {
 }
 
 /// Poll the push daemon's status until `f` holds (at most `secs`).
-async fn wait_until(
+pub(super) async fn wait_until(
     push: &Daemon,
     secs: u64,
     what: &str,

@@ -9,6 +9,7 @@ pub mod daemons_more;
 pub mod daemons_periods;
 pub mod fanout;
 pub mod fanout_crash;
+pub mod fanout_grace;
 pub mod no_downgrade;
 pub mod operator;
 pub mod pullers;
