@@ -157,3 +157,27 @@ impl crate::Metrics {
         self.manager.latency.get_or_create(&l).observe(secs);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn target_and_queue_families_are_exposed() {
+        let m = crate::Metrics::new("0.1.0", "zrelay 0.1.0");
+        m.target_health("fan", "east", false, true);
+        m.queue_depth("fan", "east", "dead", 2);
+        m.step_started("fan", "east", Some(42.0));
+        m.step_started("fan", "east", None);
+        m.step_finished("fan", "east", 3.0);
+        let out = m.encode();
+        for want in [
+            r#"zrelay_target_healthy{zrelay_job="fan",target="east"} 0"#,
+            r#"zrelay_target_protecting{zrelay_job="fan",target="east"} 1"#,
+            r#"zrelay_queue_records{zrelay_job="fan",target="east",state="dead"} 2"#,
+            r#"zrelay_target_steps_in_flight{zrelay_job="fan",target="east"} 1"#,
+            r#"zrelay_step_latency_seconds_count{zrelay_job="fan",target="east"} 1"#,
+            r#"zrelay_step_delay_seconds_sum{zrelay_job="fan",target="east"} 42.0"#,
+        ] {
+            assert!(out.contains(want), "{want}\n{out}");
+        }
+    }
+}

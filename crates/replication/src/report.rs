@@ -89,6 +89,10 @@ pub struct StepReport {
     pub bytes_expected: Option<u64>,
     /// Bytes moved so far.
     pub bytes_replicated: u64,
+    /// When the `to` snapshot was created (unix seconds), when known: the
+    /// step's delay is its start minus this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_created: Option<u64>,
 }
 
 /// One filesystem as reported.

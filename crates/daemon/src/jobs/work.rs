@@ -132,7 +132,7 @@ impl WorkPart {
 }
 
 enum Event {
-    Started(String),
+    Started(String, Option<u64>),
     Finished(String, std::time::Instant),
     Dead(String, String),
     End(Report, oneshot::Sender<()>),
@@ -144,8 +144,10 @@ pub(crate) struct JournalObserver {
 }
 
 impl Observer for JournalObserver {
-    fn step_started(&self, fs: &str, _step: &StepReport) -> u64 {
-        let _ = self.tx.send(Event::Started(fs.to_string()));
+    fn step_started(&self, fs: &str, step: &StepReport) -> u64 {
+        let _ = self
+            .tx
+            .send(Event::Started(fs.to_string(), step.to_created));
         0
     }
     fn step_finished(&self, _id: u64, fs: &str, _bytes: u64, end: StepEnd) {
@@ -214,9 +216,11 @@ async fn run(
             }
         };
         match ev {
-            Event::Started(fs) => {
+            Event::Started(fs, created) => {
                 if let Some(m) = &w.metrics {
-                    m.step_started(&job, &target, None);
+                    let now = zrelay_replication::report::unix(std::time::SystemTime::now());
+                    let delay = created.map(|c| now.saturating_sub(c) as f64);
+                    m.step_started(&job, &target, delay);
                 }
                 running.insert(fs.clone(), std::time::Instant::now());
                 if let std::collections::hash_map::Entry::Vacant(e) = claims.entry(fs) {

@@ -46,6 +46,7 @@ fn step_report(step: &StepReq, estimate: Option<u64>) -> StepReport {
         resumed: step.resume_token.is_some(),
         bytes_expected: estimate,
         bytes_replicated: 0,
+        to_created: u64::try_from(step.to.creation).ok().filter(|c| *c > 0),
     }
 }
 

@@ -134,7 +134,11 @@ async fn oversized_frames_are_refused_and_partial_ones_cost_what_arrived() {
         let mut f = vec![k::CONTROL];
         f.extend_from_slice(&(1u32 << 20).to_be_bytes());
         f.extend_from_slice(&vec![b' '; 768 << 10]);
-        s.write_all(&f).await.unwrap();
+        // A request refused as busy (over the job's request memory) may be
+        // closed while it is still being written: that is a refusal too.
+        if s.write_all(&f).await.is_err() {
+            return;
+        }
         time_to_close(&mut s, Duration::from_secs(10)).await;
     })
     .await;
