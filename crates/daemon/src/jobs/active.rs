@@ -262,6 +262,20 @@ impl ActiveWorker {
         }
     }
 
+    /// Count a failure against the target (its backoff grows) and say so.
+    fn failed_on(&self, t: &TargetPart, what: &str) {
+        let now = self.p.clock.now();
+        t.gate.invocation_ended(now, false);
+        let h = t.gate.read().status(now);
+        warn!(
+            job = %self.p.name,
+            target = %t.name,
+            failures = h.failures,
+            backoff_seconds = h.backoff_seconds,
+            "{what}"
+        );
+    }
+
     /// Returns once the target's gate lets it run (never for a job that is
     /// not a fan-out target).
     async fn eligible(&self) {
@@ -295,15 +309,7 @@ impl ActiveWorker {
         if let Some(t) = &p.target {
             if let Err(skip) = t.gate.read().may_run(p.clock.now()) {
                 if matches!(skip, Skip::Unhealthy { .. }) {
-                    t.gate.invocation_ended(p.clock.now(), false);
-                    let h = t.gate.read().status(p.clock.now());
-                    warn!(
-                        job = %p.name,
-                        target = %t.name,
-                        failures = h.failures,
-                        backoff_seconds = h.backoff_seconds,
-                        "{skip}"
-                    );
+                    self.failed_on(t, &skip.to_string());
                 } else {
                     info!(job = %p.name, target = %t.name, "{skip}");
                 }
@@ -405,16 +411,10 @@ impl ActiveWorker {
             let progressed = report.planning_error.is_none()
                 && (report.failed().next().is_none()
                     || report.filesystems.iter().any(|f| f.steps_done > 0));
-            t.gate.invocation_ended(p.clock.now(), progressed);
-            if !progressed {
-                let h = t.gate.read().status(p.clock.now());
-                warn!(
-                    job = %p.name,
-                    target = %t.name,
-                    failures = h.failures,
-                    backoff_seconds = h.backoff_seconds,
-                    "target backs off after a failed invocation"
-                );
+            if progressed {
+                t.gate.invocation_ended(p.clock.now(), true);
+            } else {
+                self.failed_on(t, "target backs off after a failed invocation");
             }
         }
         self.status.update(|s| {

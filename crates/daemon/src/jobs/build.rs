@@ -204,17 +204,7 @@ impl Ctx {
             Arc::new(RemoteReceiver::new(connector, self.rpc.clone()));
         let every = push_every(&p.replication);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        // With `replication.schedule` (zrelay extension), replication
-        // follows its own schedule, not the snapshotter.
-        let after = match p.replication.schedule {
-            None => After::Replicate(tx.clone()),
-            Some(_) => After::Nothing,
-        };
-        let (snap, triggers) = SnapPart::new(
-            self.snapshotter(name, &p.filesystems, &p.snapshotting),
-            after,
-            self.history.clone(),
-        );
+        let (snap, triggers) = self.push_snap(name, p, &tx);
         let parts = self.active_parts(
             name,
             "push",
@@ -265,6 +255,29 @@ impl Ctx {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let worker = ActiveWorker::with_channel(parts, endpoint, tx, rx);
         Ok(self.active_built(worker, None))
+    }
+
+    /// A push job's snapshotter, whose rounds wake the job through
+    /// `commands`, unless `replication.schedule` (zrelay extension) gives
+    /// replication its own schedule.
+    pub(super) fn push_snap(
+        &self,
+        name: &JobId,
+        p: &PushJob,
+        commands: &tokio::sync::mpsc::UnboundedSender<super::Command>,
+    ) -> (
+        SnapPart,
+        tokio::sync::mpsc::Sender<zrelay_snapshot::Trigger>,
+    ) {
+        let after = match p.replication.schedule {
+            None => After::Replicate(commands.clone()),
+            Some(_) => After::Nothing,
+        };
+        SnapPart::new(
+            self.snapshotter(name, &p.filesystems, &p.snapshotting),
+            after,
+            self.history.clone(),
+        )
     }
 
     /// The queue as the lane (`job`, `target`) sees it.

@@ -307,7 +307,6 @@ impl super::build::Ctx {
         use super::active::{ActiveParts, TargetPart};
         use super::build::{bucket, push_every, Built};
         use super::health::HealthPolicy;
-        use super::snap::After;
         use super::Control;
 
         let (lapsed_tx, lapsed) = watch::channel(BTreeSet::new());
@@ -385,15 +384,7 @@ impl super::build::Ctx {
             });
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let after = match p.replication.schedule {
-            None => After::Replicate(tx.clone()),
-            Some(_) => After::Nothing,
-        };
-        let (snap, triggers) = SnapPart::new(
-            self.snapshotter(name, &p.filesystems, &p.snapshotting),
-            after,
-            self.history.clone(),
-        );
+        let (snap, triggers) = self.push_snap(name, p, &tx);
         let endpoints = lanes
             .iter()
             .map(|l| format!("{}={}", l.name, l.endpoint))
