@@ -341,6 +341,25 @@ pub struct PushJob {
     pub pruning: PruningConfig,
     /// `replication` and `conflict_resolution`.
     pub replication: ReplicationConfig,
+    /// *zrelay extension* `replicas`: what happens to the replicas of
+    /// filesystems renamed or destroyed here. Off by default.
+    pub replicas: Replicas,
+}
+
+/// *zrelay extension* `replicas` of a push job. Both need the receiving
+/// side's consent (`recv.replicas` of its sink).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replicas {
+    /// `follow_renames`: when a replicated filesystem is renamed here (its
+    /// snapshots' GUIDs show up under the new name, whose replica does not
+    /// exist yet), rename its replica on each target before replicating, so
+    /// replication goes on incrementally.
+    pub follow_renames: bool,
+    /// `delete_after`: when a replicated filesystem is destroyed here (its
+    /// name exists no more; one merely no longer matched by `filesystems`
+    /// never counts), destroy its replica on each target once it has been
+    /// gone this long. `None`: never.
+    pub delete_after: Option<Duration>,
 }
 
 /// Where a push job replicates to.

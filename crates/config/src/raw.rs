@@ -225,6 +225,8 @@ pub(crate) struct RawPush {
     pub(crate) pruning: RawPruningSenderReceiver,
     pub(crate) replication: Option<RawReplication>,
     pub(crate) conflict_resolution: Option<RawConflictResolution>,
+    /// zrelay extension: renamed and destroyed filesystems' replicas.
+    pub(crate) replicas: Option<RawReplicas>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -385,4 +387,4 @@ mod parts;
 mod targets;
 pub(crate) use limits::RawLimits;
 pub(crate) use parts::*;
-pub(crate) use targets::{RawFanOut, RawTarget};
+pub(crate) use targets::{RawFanOut, RawReplicas, RawTarget};

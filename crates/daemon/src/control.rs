@@ -83,6 +83,9 @@ pub enum Response {
     Pruned {
         /// The reports.
         reports: Vec<zrelay_pruning::PruneReport>,
+        /// A push job's replica judgements (`replicas` rules), one per target.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replicas: Vec<crate::jobs::replicas::ReplicaReport>,
     },
     /// The request failed.
     Error {
@@ -201,7 +204,7 @@ async fn answer(req: Request, jobs: &Jobs) -> Response {
         },
         Request::Status => Response::Status(Box::new(jobs.daemon_status())),
         Request::Prune { job, dry_run } => match jobs.prune(&job, dry_run).await {
-            Ok(reports) => Response::Pruned { reports },
+            Ok((reports, replicas)) => Response::Pruned { reports, replicas },
             Err(e) => Response::Error {
                 message: e.to_string(),
             },

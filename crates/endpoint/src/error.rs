@@ -71,6 +71,17 @@ pub enum EndpointError {
         resume_token: Option<String>,
     },
 
+    /// A replica rename or destroy (zrelay extension) was refused: not
+    /// allowed by this side's `recv.replicas`, not this job's replica, or not
+    /// safe as it stands. Nothing was changed.
+    #[error("replica '{fs}': {reason}")]
+    ReplicaRefused {
+        /// The replica, as the receiver names it.
+        fs: String,
+        /// Why.
+        reason: String,
+    },
+
     /// The peer could not be reached or broke the connection.
     #[error("transport: {0}")]
     Transport(String),
@@ -130,7 +141,8 @@ impl Classify for EndpointError {
             | EndpointError::InvalidRequest(_)
             | EndpointError::RootMissing(_)
             | EndpointError::WouldOverwrite { .. }
-            | EndpointError::Placeholder { .. } => ErrorClass::Permanent,
+            | EndpointError::Placeholder { .. }
+            | EndpointError::ReplicaRefused { .. } => ErrorClass::Permanent,
         }
     }
 }

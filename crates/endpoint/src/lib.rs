@@ -37,5 +37,6 @@ pub use throttle::{
 pub use traits::{Receiver, Sender};
 pub mod receiver;
 pub use receiver::{
-    pump, LocalReceiver, PlaceholderEncryption, PumpError, RecvOptions, PROTECTED_PROPERTIES,
+    pump, LocalReceiver, PlaceholderEncryption, PumpError, RecvOptions, ReplicaPolicy,
+    PROTECTED_PROPERTIES,
 };

@@ -303,6 +303,14 @@ impl Receiver for ThrottledReceiver {
         self.inner.destroy_snapshots(fs, snapshots).await
     }
 
+    async fn rename_replica(&self, from: &DatasetPath, to: &DatasetPath) -> Result<()> {
+        self.inner.rename_replica(from, to).await
+    }
+
+    async fn destroy_replica(&self, fs: &DatasetPath) -> Result<()> {
+        self.inner.destroy_replica(fs).await
+    }
+
     fn describe(&self) -> String {
         self.inner.describe()
     }

@@ -58,6 +58,14 @@ pub trait Sender: Send + Sync {
     fn describe(&self) -> String;
 }
 
+/// The refusal of a receiver that does not manage whole replicas.
+fn replicas_unsupported(fs: &DatasetPath, who: String) -> EndpointError {
+    EndpointError::ReplicaRefused {
+        fs: fs.to_string(),
+        reason: format!("{who} does not rename or destroy replicas"),
+    }
+}
+
 /// The receiving side of a replication.
 #[async_trait]
 pub trait Receiver: Send + Sync {
@@ -82,6 +90,25 @@ pub trait Receiver: Send + Sync {
         fs: &DatasetPath,
         snapshots: &[String],
     ) -> Result<DestroyOutcome>;
+
+    /// zrelay extension: the sender's filesystem `from` was renamed to `to`;
+    /// rename its replica to match, creating placeholders for missing
+    /// parents, so that replication goes on incrementally. Refused unless
+    /// this side allows it (`recv.replicas.rename`), the replica is this
+    /// job's and `to`'s replica does not exist.
+    async fn rename_replica(&self, from: &DatasetPath, to: &DatasetPath) -> Result<()> {
+        let _ = to;
+        Err(replicas_unsupported(from, self.describe()))
+    }
+
+    /// zrelay extension: the sender's filesystem `fs` was destroyed; destroy
+    /// its replica (its snapshots, bookmarks, partial receive and itself,
+    /// never a child). Refused unless this side allows it
+    /// (`recv.replicas.destroy`), the replica is this job's (it holds this
+    /// job's last-received hold, or is a placeholder) and it has no children.
+    async fn destroy_replica(&self, fs: &DatasetPath) -> Result<()> {
+        Err(replicas_unsupported(fs, self.describe()))
+    }
 
     /// A short description for logs and reports.
     fn describe(&self) -> String;

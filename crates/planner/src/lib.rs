@@ -26,9 +26,13 @@ use zrelay_zfs::{Classify, DatasetPath, ErrorClass};
 
 mod diff;
 mod plan;
+mod replicas;
 
 pub use diff::{incremental_path, sort_versions};
 pub use plan::{plan, plan_fs};
+pub use replicas::{
+    gone, replica_actions, replica_fates, Fate, ReplicaAction, ReplicaFate, ReplicaRules, SourceSide,
+};
 
 /// What to do when the receiver has no snapshot of a filesystem yet
 /// (zrepl's `conflict_resolution.initial_replication`).

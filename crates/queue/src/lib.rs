@@ -71,6 +71,7 @@
 
 mod clock;
 mod error;
+mod gone;
 pub mod machine;
 mod model;
 mod schema;

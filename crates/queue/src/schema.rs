@@ -14,7 +14,7 @@ use crate::error::{QueueError, Result};
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// How long a connection waits for another one's write lock.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,6 +53,18 @@ CREATE TABLE records (
 CREATE INDEX records_eligible ON records (state, next_eligible, updated);
 CREATE INDEX records_target ON records (target, state);
 CREATE INDEX records_lease ON records (state, lease_expires);
+"#;
+
+/// Version 2: when each receiver-only filesystem of a job's target was first
+/// seen with its source gone (the grace of replica deletion counts from it).
+const V2: &str = r#"
+CREATE TABLE gone_sources (
+    job        TEXT    NOT NULL,
+    target     TEXT    NOT NULL,
+    filesystem TEXT    NOT NULL,
+    since      INTEGER NOT NULL,
+    PRIMARY KEY (job, target, filesystem)
+) WITHOUT ROWID;
 "#;
 
 /// Opens (creating if need be) the database read-write and migrates it.

@@ -122,14 +122,14 @@ impl std::fmt::Debug for Queue {
 }
 
 /// The context a database call runs in.
-struct Ctx<'a> {
-    path: &'a Path,
-    now: SystemTime,
+pub(crate) struct Ctx<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) now: SystemTime,
     policy: &'a Policy,
 }
 
 impl Ctx<'_> {
-    fn sql(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> QueueError + '_ {
+    pub(crate) fn sql(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> QueueError + '_ {
         move |e| QueueError::sqlite(self.path, op, e)
     }
 
@@ -180,7 +180,7 @@ impl Queue {
 
     /// Runs `f` in one immediate transaction on the blocking pool; commits
     /// when `f` succeeds. The work completes even if the future is dropped.
-    async fn tx<T, F>(&self, op: &'static str, f: F) -> Result<T>
+    pub(crate) async fn tx<T, F>(&self, op: &'static str, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>, &Ctx<'_>) -> Result<T> + Send + 'static,

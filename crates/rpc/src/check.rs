@@ -163,7 +163,12 @@ pub(crate) fn request(req: &Request, cfg: &RpcConfig) -> Checked {
         R::Ping | R::SenderListFilesystems | R::ReceiverListFilesystems => Ok(()),
         R::SenderListVersions { fs }
         | R::SenderReplicationCursor { fs }
-        | R::ReceiverListVersions { fs } => path(fs),
+        | R::ReceiverListVersions { fs }
+        | R::ReceiverDestroyReplica { fs } => path(fs),
+        R::ReceiverRenameReplica { from, to } => {
+            path(from)?;
+            path(to)
+        }
         R::SenderEstimate { steps, .. } => {
             count(steps.len(), max, "steps")?;
             steps.iter().try_for_each(step)

@@ -315,6 +315,14 @@ impl Session {
                 self.answer(name, async { Ok(batch(ep(r?.commit(&reqs).await)?)) })
                     .await
             }
+            R::ReceiverRenameReplica { from, to } => {
+                self.answer(name, async { ep(r?.rename_replica(&from, &to).await) })
+                    .await
+            }
+            R::ReceiverDestroyReplica { fs } => {
+                self.answer(name, async { ep(r?.destroy_replica(&fs).await) })
+                    .await
+            }
             R::SenderSend { step } => match s {
                 Ok(s) => self.send(name, s, step).await,
                 Err(w) => self.reply_error(name, &w).await.map(|()| Flow::Next),

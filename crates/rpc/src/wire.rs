@@ -66,6 +66,12 @@ pub(crate) enum Request {
     /// Reply: `Vec<Result<(), WireError>>`.
     #[serde(rename = "receiver.commit")]
     ReceiverCommit { reqs: Vec<CommitReq> },
+    /// zrelay extension. Reply: `null` once renamed.
+    #[serde(rename = "receiver.rename_replica")]
+    ReceiverRenameReplica { from: DatasetPath, to: DatasetPath },
+    /// zrelay extension. Reply: `null` once destroyed (or already gone).
+    #[serde(rename = "receiver.destroy_replica")]
+    ReceiverDestroyReplica { fs: DatasetPath },
 }
 
 impl Request {
@@ -87,6 +93,8 @@ impl Request {
             Request::ReceiverDestroySnapshots { .. } => "receiver.destroy_snapshots",
             Request::ReceiverReceive { .. } => "receiver.receive",
             Request::ReceiverCommit { .. } => "receiver.commit",
+            Request::ReceiverRenameReplica { .. } => "receiver.rename_replica",
+            Request::ReceiverDestroyReplica { .. } => "receiver.destroy_replica",
         }
     }
 }

@@ -284,6 +284,14 @@ impl Receiver for FailingReceiver {
         self.inner.destroy_snapshots(fs, snapshots).await
     }
 
+    async fn rename_replica(&self, from: &DatasetPath, to: &DatasetPath) -> zrelay_endpoint::Result<()> {
+        self.inner.rename_replica(from, to).await
+    }
+
+    async fn destroy_replica(&self, fs: &DatasetPath) -> zrelay_endpoint::Result<()> {
+        self.inner.destroy_replica(fs).await
+    }
+
     fn describe(&self) -> String {
         format!("failing {}", self.inner.describe())
     }

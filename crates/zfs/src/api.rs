@@ -315,6 +315,11 @@ pub trait Zfs: Send + Sync {
     /// `zfs rollback` to the most recent snapshot `snap` (never `-r`).
     async fn rollback(&self, snap: &SnapshotName) -> Result<()>;
 
+    /// `zfs rename from to` of a filesystem (never `-p`, `-r` or `-f`): its
+    /// children, snapshots and bookmarks move with it, and GUIDs and holds are
+    /// kept. Fails when `to` exists or its parent does not.
+    async fn rename(&self, from: &DatasetPath, to: &DatasetPath) -> Result<()>;
+
     /// Decode a resume token. Pure ([`crate::resume_token::decode`]): no
     /// command runs, and implementations should not override it.
     async fn resume_token_info(&self, token: &str) -> Result<ResumeTokenInfo> {

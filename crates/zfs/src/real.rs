@@ -342,6 +342,17 @@ impl Zfs for RealZfs {
         self.run_on(cmd, &name).await.map(drop)
     }
 
+    async fn rename(&self, from: &DatasetPath, to: &DatasetPath) -> Result<()> {
+        for d in [from, to] {
+            DestroyTarget::Dataset(d.clone()).check_no_range()?;
+        }
+        let cmd = self
+            .runner
+            .zfs()
+            .args(["rename", from.as_str(), to.as_str()]);
+        self.run_on(cmd, from.as_str()).await.map(drop)
+    }
+
     async fn rollback(&self, snap: &SnapshotName) -> Result<()> {
         let cmd = self.runner.zfs().args(["rollback", &snap.to_string()]);
         self.run_on(cmd, &snap.to_string()).await.map(drop)

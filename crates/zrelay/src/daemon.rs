@@ -353,7 +353,8 @@ pub struct PruneArgs {
     /// The job (push, pull or snap).
     job: String,
     /// Destroy nothing: list what would be destroyed on each side, and why
-    /// each survivor survives.
+    /// each survivor survives; for a push job with `replicas` rules, also
+    /// which replicas would be renamed or destroyed.
     #[arg(long)]
     dry_run: bool,
     /// Print the reports as JSON.
@@ -368,20 +369,34 @@ pub async fn prune(a: PruneArgs, cfg: &ConfigArg) -> Result<()> {
         job: a.job.clone(),
         dry_run: a.dry_run,
     };
-    let reports = match control::request(&config.global.control_sockpath, &req).await? {
-        Response::Pruned { reports } => reports,
-        Response::Error { message } => bail!("{message}"),
-        other => bail!("unexpected answer from the daemon: {other:?}"),
-    };
-    if a.json {
+    let (reports, replicas) =
+        match control::request(&config.global.control_sockpath, &req).await? {
+            Response::Pruned { reports, replicas } => (reports, replicas),
+            Response::Error { message } => bail!("{message}"),
+            other => bail!("unexpected answer from the daemon: {other:?}"),
+        };
+    if a.json && replicas.is_empty() {
         println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else if a.json {
+        // A job with `replicas` rules: the pruning reports and the replicas.
+        let both = serde_json::json!({ "pruning": reports, "replicas": replicas });
+        println!("{}", serde_json::to_string_pretty(&both)?);
     } else {
         for r in &reports {
+            print!("{}", r.render());
+        }
+        for r in &replicas {
             print!("{}", r.render());
         }
     }
     if reports.iter().any(|r| !r.succeeded()) {
         bail!("job {}: pruning had errors", a.job);
+    }
+    let failed = replicas
+        .iter()
+        .any(|r| r.error.is_some() || r.replicas.iter().any(|l| l.error.is_some()));
+    if failed {
+        bail!("job {}: replica renames or destroys had errors", a.job);
     }
     Ok(())
 }

@@ -154,6 +154,15 @@ pub(crate) struct RawRecv {
     pub(crate) bandwidth_limit: Option<RawBandwidthLimit>,
     /// *zrelay extension*: allow `zfs recv -F` over a non-placeholder.
     pub(crate) force_overwrite: Option<bool>,
+    /// *zrelay extension*: what the sending job may do to whole replicas.
+    pub(crate) replicas: Option<RawRecvReplicas>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRecvReplicas {
+    pub(crate) rename: Option<bool>,
+    pub(crate) destroy: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]

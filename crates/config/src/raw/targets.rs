@@ -28,3 +28,11 @@ pub(crate) struct RawFanOut {
     pub(crate) backoff_max: Option<String>,
     pub(crate) protection_grace: Option<String>,
 }
+
+/// `replicas` of a push job. Every key is optional.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReplicas {
+    pub(crate) follow_renames: Option<bool>,
+    pub(crate) delete_after: Option<String>,
+}

@@ -26,6 +26,16 @@ pub(super) fn job(j: &Job) -> Out {
             put("pruning", pruning(&p.pruning));
             put("replication", replication(&p.replication));
             put("conflict_resolution", conflict(&p.replication));
+            if p.replicas != Replicas::default() {
+                let mut r = vec![(
+                    "follow_renames".to_string(),
+                    Out::B(p.replicas.follow_renames),
+                )];
+                if let Some(d) = p.replicas.delete_after {
+                    r.push(("delete_after".into(), Out::s(go_duration(d))));
+                }
+                put("replicas", Out::M(r));
+            }
         }
         JobKind::Sink(s) => {
             put("serve", serve(&s.serve));
@@ -321,6 +331,15 @@ fn recv(r: &RecvConfig) -> Out {
     bandwidth(&mut m, &r.bandwidth_limit);
     if o.force_overwrite {
         m.push(("force_overwrite".into(), Out::B(true)));
+    }
+    if o.replicas != Default::default() {
+        m.push((
+            "replicas".into(),
+            Out::map([
+                ("rename", Out::B(o.replicas.rename)),
+                ("destroy", Out::B(o.replicas.destroy)),
+            ]),
+        ));
     }
     Out::M(m)
 }

@@ -53,6 +53,7 @@ pub(super) fn job(cx: Cx<'_>, path: &KeyPath, raw: &RawJob, global: &Global) -> 
                     j.conflict_resolution.as_ref(),
                     true,
                 )?,
+                replicas: super::targets::replicas(cx, &path.k("replicas"), j.replicas.as_ref())?,
             })
         }
         RawJob::Sink(j) => JobKind::Sink(SinkJob {

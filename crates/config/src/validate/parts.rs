@@ -318,6 +318,12 @@ pub(super) fn recv(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawRecv>) -> R<RecvC
         Some(RawPlaceholderEncryption::Inherit) => PlaceholderEncryption::Inherit,
     };
     options.force_overwrite = r.force_overwrite.unwrap_or(false);
+    if let Some(rp) = &r.replicas {
+        options.replicas = zrelay_endpoint::ReplicaPolicy {
+            rename: rp.rename.unwrap_or(false),
+            destroy: rp.destroy.unwrap_or(false),
+        };
+    }
     Ok(RecvConfig {
         options,
         bandwidth_limit: bandwidth(cx, &path.k("bandwidth_limit"), r.bandwidth_limit.as_ref())?,

@@ -13,8 +13,8 @@ use super::jobs::connect;
 use super::parts::{bandwidth, protection};
 use super::{Cx, R};
 use crate::error::KeyPath;
-use crate::model::{FanOut, PushTarget, PushTargets};
-use crate::raw::{RawConnect, RawFanOut, RawTarget};
+use crate::model::{FanOut, PushTarget, PushTargets, Replicas};
+use crate::raw::{RawConnect, RawFanOut, RawReplicas, RawTarget};
 
 /// The longest target name.
 pub const MAX_TARGET_NAME: usize = 64;
@@ -158,6 +158,26 @@ fn fan_out_config(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawFanOut>, n: usize)
         backoff_start,
         backoff_max,
         protection_grace,
+    })
+}
+
+/// `replicas` of a push job.
+pub(super) fn replicas(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawReplicas>) -> R<Replicas> {
+    let Some(r) = raw else {
+        return Ok(Replicas::default());
+    };
+    let delete_after = match &r.delete_after {
+        None => None,
+        Some(_) => Some(cx.go_duration(
+            &path.k("delete_after"),
+            &r.delete_after,
+            std::time::Duration::ZERO,
+            true,
+        )?),
+    };
+    Ok(Replicas {
+        follow_renames: r.follow_renames.unwrap_or(false),
+        delete_after,
     })
 }
 

@@ -77,6 +77,8 @@ pub(crate) struct ActiveParts {
     pub target: Option<TargetPart>,
     /// The durable work queue's records of this job (and target).
     pub work: Option<super::work::WorkPart>,
+    /// A push job's `replicas` rules for this target.
+    pub replicas: Option<Arc<super::replicas::ReplicaPart>>,
 }
 
 /// What makes a worker one target (lane) of a fan-out push job.
@@ -125,6 +127,11 @@ impl ActiveWorker {
     /// The job's pruning.
     pub fn pruner(&self) -> Arc<JobPruner> {
         self.p.pruner.clone()
+    }
+
+    /// The job's `replicas` rules, when set.
+    pub(crate) fn replicas(&self) -> Option<Arc<super::replicas::ReplicaPart>> {
+        self.p.replicas.clone()
     }
 
     /// `push` or `pull`.
@@ -331,6 +338,10 @@ impl ActiveWorker {
                 self.status.update(|s| s.state = JobState::Idle);
                 return Woken::default();
             }
+        }
+        if let Some(r) = &p.replicas {
+            // Renames first, so a renamed filesystem's next step is incremental.
+            r.run(false).await;
         }
         let mut cfg = p.driver.clone();
         let journal = match &p.work {

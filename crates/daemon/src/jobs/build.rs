@@ -114,6 +114,7 @@ fn none() -> Control {
         commands: None,
         pruners: Vec::new(),
         snapshots: None,
+        replicas: Vec::new(),
     }
 }
 
@@ -205,6 +206,14 @@ impl Ctx {
         let every = push_every(&p.replication);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let (snap, triggers) = self.push_snap(name, p, &tx);
+        let replicas = self.replica_part(
+            name,
+            super::work::DEFAULT_TARGET,
+            name.as_str(),
+            &p.replicas,
+            sender.clone(),
+            receiver.clone(),
+        );
         let parts = self.active_parts(
             name,
             "push",
@@ -217,6 +226,7 @@ impl Ctx {
         let worker = ActiveWorker::with_channel(
             ActiveParts {
                 snap: Some(snap),
+                replicas,
                 ..parts
             },
             endpoint,
@@ -324,7 +334,45 @@ impl Ctx {
             snap: None,
             target: None,
             work: self.work_part(name.as_str(), super::work::DEFAULT_TARGET),
+            replicas: None,
         }
+    }
+
+    /// A lane's `replicas` handling, `None` when the rules are off.
+    pub(super) fn replica_part(
+        &self,
+        job: &JobId,
+        target: &str,
+        lane: &str,
+        rules: &zrelay_config::model::Replicas,
+        sender: Arc<dyn Sender>,
+        receiver: Arc<dyn Receiver>,
+    ) -> Option<Arc<super::replicas::ReplicaPart>> {
+        let rules = zrelay_planner::ReplicaRules {
+            follow_renames: rules.follow_renames,
+            delete_after: rules.delete_after,
+        };
+        if rules == zrelay_planner::ReplicaRules::default() {
+            return None;
+        }
+        let store = self.queue.clone().and_then(|q| {
+            Some((
+                q,
+                zrelay_queue::JobId::new(job.as_str()).ok()?,
+                zrelay_queue::TargetName::new(target).ok()?,
+            ))
+        });
+        Some(Arc::new(super::replicas::ReplicaPart {
+            lane: lane.to_string(),
+            rules,
+            zfs: self.zfs.clone(),
+            sender,
+            receiver,
+            clock: self.clock.clone(),
+            store,
+            memory: Default::default(),
+            running: Default::default(),
+        }))
     }
 
     fn active_built(
@@ -336,6 +384,7 @@ impl Ctx {
         snapshots: Option<tokio::sync::mpsc::Sender<zrelay_snapshot::Trigger>>,
     ) -> Built {
         let pruner = worker.pruner();
+        let replicas = worker.replicas().into_iter().collect();
         let lanes = vec![super::redrive::LaneHandle {
             job: worker.name().to_string(),
             target: super::work::DEFAULT_TARGET.to_string(),
@@ -349,6 +398,7 @@ impl Ctx {
                 commands: Some(tx),
                 pruners: vec![pruner],
                 snapshots,
+                replicas,
             },
             passive: false,
             lanes,
@@ -395,6 +445,7 @@ impl Ctx {
                 commands: None,
                 pruners: Vec::new(),
                 snapshots,
+                replicas: Vec::new(),
             },
             passive: true,
             lanes: Vec::new(),
@@ -453,6 +504,7 @@ impl Ctx {
                 commands: Some(commands),
                 pruners: vec![pruner],
                 snapshots: Some(snapshots),
+                replicas: Vec::new(),
             },
             passive: false,
             lanes: Vec::new(),

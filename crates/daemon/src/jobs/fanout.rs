@@ -318,6 +318,7 @@ impl super::build::Ctx {
         };
         let mut lanes = Vec::with_capacity(targets.len());
         let mut pruners = Vec::with_capacity(targets.len());
+        let mut replicas = Vec::new();
         let mut handles = Vec::with_capacity(targets.len());
         for t in targets {
             let lane_id = JobId::new(&format!("{name}:{}", t.name))
@@ -346,6 +347,15 @@ impl super::build::Ctx {
                 repl.protection = pr;
             }
             let gate = Arc::new(Gate::new(policy, self.clock.now()));
+            let replica = self.replica_part(
+                name,
+                &t.name,
+                lane_id.as_str(),
+                &p.replicas,
+                sender.clone(),
+                receiver.clone(),
+            );
+            replicas.extend(replica.clone());
             let mut parts: ActiveParts = self.active_parts(
                 &lane_id,
                 "push",
@@ -356,6 +366,7 @@ impl super::build::Ctx {
                 &p.pruning,
             );
             parts.work = self.work_part(name.as_str(), &t.name);
+            parts.replicas = replica;
             parts.target = Some(TargetPart {
                 name: t.name.clone(),
                 gate: gate.clone(),
@@ -410,6 +421,7 @@ impl super::build::Ctx {
                 commands: Some(tx),
                 pruners,
                 snapshots: Some(triggers),
+                replicas,
             },
             passive: false,
             lanes: handles,

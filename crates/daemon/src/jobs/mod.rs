@@ -19,6 +19,7 @@ pub mod health;
 pub mod passive;
 pub(crate) mod record;
 pub(crate) mod redrive;
+pub mod replicas;
 pub mod snap;
 pub(crate) mod work;
 
@@ -68,6 +69,8 @@ pub(crate) struct Control {
     pub pruners: Vec<Arc<JobPruner>>,
     /// Snapshot triggers (push, source, snap).
     pub snapshots: Option<mpsc::Sender<zrelay_snapshot::Trigger>>,
+    /// A push job's `replicas` rules, one per target (none when off).
+    pub replicas: Vec<Arc<replicas::ReplicaPart>>,
 }
 
 /// One registered job.
@@ -93,7 +96,13 @@ impl Jobs {
     ///
     /// # Errors
     /// No such job, or a job that does not prune.
-    pub async fn prune(&self, job: &str, dry_run: bool) -> Result<Vec<PruneReport>, DaemonError> {
+    /// With `replicas` rules, also judges (and unless `dry_run`, renames and
+    /// destroys) the replicas the job no longer replicates under their names.
+    pub async fn prune(
+        &self,
+        job: &str,
+        dry_run: bool,
+    ) -> Result<(Vec<PruneReport>, Vec<replicas::ReplicaReport>), DaemonError> {
         let e = self.entry(job)?;
         if e.control.pruners.is_empty() {
             return Err(bad(e, "prune", "only push, pull and snap jobs prune"));
@@ -102,7 +111,11 @@ impl Jobs {
         for p in &e.control.pruners {
             reports.extend(p.run(dry_run, None).await);
         }
-        Ok(reports)
+        let mut judged = Vec::new();
+        for r in &e.control.replicas {
+            judged.push(r.run(dry_run).await);
+        }
+        Ok((reports, judged))
     }
 
     /// The whole daemon's status.

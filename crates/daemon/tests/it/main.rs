@@ -6,5 +6,6 @@ mod fanout;
 mod lifecycle;
 mod pullers;
 mod queue;
+mod replicas;
 mod rig;
 mod signals;

@@ -12,7 +12,7 @@
 //! Resume tokens of partial receives are decoded in process
 //! ([`zrelay_zfs::resume_token`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -25,9 +25,12 @@ use zrelay_zfs::{DatasetPath, PropertyValue, RecvArgs, Zfs};
 mod begin;
 mod commit;
 mod kind;
+mod parents;
 mod props;
+mod replicas;
 
 pub use kind::StreamKind;
+pub use replicas::ReplicaPolicy;
 pub use props::PROTECTED_PROPERTIES;
 
 use crate::abstractions::{JobId, PLACEHOLDER_PROPERTY};
@@ -68,6 +71,9 @@ pub struct RecvOptions {
     /// [`PROTECTED_PROPERTIES`] the sender's values may set. Empty (the
     /// default): none; each is excluded with `-x` ([`RecvOptions::recv_props`]).
     pub allow_from_sender: Vec<String>,
+    /// zrelay extension `recv.replicas`: whether the sender's job may rename
+    /// or destroy whole replicas here. Both off by default.
+    pub replicas: ReplicaPolicy,
 }
 
 /// The buffer of [`pump`]: large, so that a stream moves in few syscalls.
@@ -252,36 +258,7 @@ impl LocalReceiver {
     /// Before a full receive: decide whether `-F` is needed (placeholder or
     /// opt-in) and create missing parents as placeholders.
     async fn prepare_full(&self, step: &StepReq, target: &DatasetPath) -> Result<bool> {
-        let mut chain = vec![target.clone()];
-        let mut p = target.parent();
-        while let Some(a) = p {
-            if !a.has_prefix(&self.root) {
-                break;
-            }
-            p = a.parent();
-            chain.push(a);
-        }
-        chain.reverse(); // root first, target last
-        let names: Vec<String> = chain.iter().map(|c| c.to_string()).collect();
-        let got = self
-            .zfs
-            .get_many(
-                &names,
-                &[PLACEHOLDER_PROPERTY, "encryption", "receive_resume_token"],
-            )
-            .await
-            .map_err(|e| EndpointError::zfs(format!("inspect {target} and its parents"), e))?;
-        let mut state: Vec<Option<BTreeMap<String, PropertyValue>>> = Vec::new();
-        for (c, (_, r)) in chain.iter().zip(got) {
-            match r {
-                Ok(props) => state.push(Some(props)),
-                Err(e) if e.is_does_not_exist() => state.push(None),
-                Err(e) => return Err(EndpointError::zfs(format!("inspect {c}"), e)),
-            }
-        }
-        if state[0].is_none() {
-            return Err(EndpointError::RootMissing(self.root.clone()));
-        }
+        let (chain, state) = self.inspect_chain(target).await?;
         if let Some(Some(props)) = state.last() {
             let placeholder = props
                 .get(PLACEHOLDER_PROPERTY)
@@ -314,40 +291,8 @@ impl LocalReceiver {
             }
             return Err(EndpointError::WouldOverwrite { fs: target.clone() });
         }
-        // Create the missing parents (not the target itself), top down.
-        let mut parent_encrypted = encrypted(state[0].as_ref().and_then(|p| p.get("encryption")));
-        for (i, c) in chain.iter().enumerate().take(chain.len() - 1).skip(1) {
-            if let Some(props) = &state[i] {
-                parent_encrypted = encrypted(props.get("encryption"));
-                continue;
-            }
-            let mut props = vec![(PLACEHOLDER_PROPERTY.to_string(), "on".to_string())];
-            match self.opts.placeholder_encryption {
-                PlaceholderEncryption::Unspecified if parent_encrypted => {
-                    return Err(EndpointError::Placeholder {
-                        fs: c.clone(),
-                        reason: "its parent is encrypted and recv.placeholder.encryption is unspecified; set it to `inherit` (encrypt on receive) or `off` (untrusted receiver of raw sends)".into(),
-                    });
-                }
-                PlaceholderEncryption::Unspecified => {}
-                PlaceholderEncryption::Off => {
-                    props.push(("encryption".into(), "off".into()));
-                    parent_encrypted = false;
-                }
-                PlaceholderEncryption::Inherit => {}
-            }
-            debug!(fs = %c, "creating placeholder");
-            if let Err(e) = self.zfs.create(c, &props).await {
-                // A concurrent step may have created it a moment ago.
-                if self.zfs.guid(c.as_str()).await.is_err() {
-                    return Err(EndpointError::Placeholder {
-                        fs: c.clone(),
-                        reason: e.to_string(),
-                    });
-                }
-                debug!(fs = %c, "placeholder appeared concurrently");
-            }
-        }
+        let n = chain.len() - 1;
+        self.create_parents(&chain[..n], &state[..n]).await?;
         Ok(false)
     }
 
@@ -579,6 +524,14 @@ impl Receiver for LocalReceiver {
         let out = crate::versions::destroy(self.zfs.as_ref(), &target, snapshots).await;
         self.versions.lock().unwrap().remove(&target);
         out
+    }
+
+    async fn rename_replica(&self, from: &DatasetPath, to: &DatasetPath) -> Result<()> {
+        self.rename_replica_impl(from, to).await
+    }
+
+    async fn destroy_replica(&self, fs: &DatasetPath) -> Result<()> {
+        self.destroy_replica_impl(fs).await
     }
 
     fn describe(&self) -> String {

@@ -10,6 +10,7 @@ use crate::PlannedStep;
 mod diff_table;
 mod plan_table;
 mod props;
+mod replicas;
 
 fn version(kind: VersionKind, name: &str, guid: u64, txg: u64) -> FsVersion {
     FsVersion {

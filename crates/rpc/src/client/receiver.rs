@@ -125,6 +125,21 @@ impl Receiver for RemoteReceiver {
             .await
     }
 
+    async fn rename_replica(&self, from: &DatasetPath, to: &DatasetPath) -> Result<()> {
+        self.client
+            .endpoint_call(Request::ReceiverRenameReplica {
+                from: from.clone(),
+                to: to.clone(),
+            })
+            .await
+    }
+
+    async fn destroy_replica(&self, fs: &DatasetPath) -> Result<()> {
+        self.client
+            .endpoint_call(Request::ReceiverDestroyReplica { fs: fs.clone() })
+            .await
+    }
+
     fn describe(&self) -> String {
         format!("remote receiver at {}", self.client.peer)
     }

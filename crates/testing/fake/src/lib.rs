@@ -87,6 +87,8 @@ pub enum FakeOp {
     Destroy,
     /// [`Zfs::rollback`].
     Rollback,
+    /// [`Zfs::rename`].
+    Rename,
     /// [`Zfs::resume_token_info`].
     ResumeTokenInfo,
     /// [`Zfs::send_dry`].
@@ -400,6 +402,11 @@ impl Zfs for FakeZfs {
     async fn destroy(&self, target: &DestroyTarget) -> Result<()> {
         self.enter(&[FakeOp::Destroy])?;
         self.with(|st| st.destroy(target))
+    }
+
+    async fn rename(&self, from: &DatasetPath, to: &DatasetPath) -> Result<()> {
+        self.enter(&[FakeOp::Rename])?;
+        self.with(|st| st.rename(from, to))
     }
 
     async fn rollback(&self, snap: &SnapshotName) -> Result<()> {

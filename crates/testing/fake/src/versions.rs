@@ -270,4 +270,57 @@ impl State {
         ds.data = data;
         Ok(())
     }
+
+    /// `zfs rename from to`: the filesystem and its descendants move; GUIDs,
+    /// snapshots, bookmarks and holds go with them.
+    pub fn rename(&mut self, from: &DatasetPath, to: &DatasetPath) -> Result<()> {
+        for d in [from, to] {
+            DestroyTarget::Dataset(d.clone()).check_no_range()?;
+        }
+        let cmd = format!("zfs rename {from} {to}");
+        self.ds(from)?;
+        if from.pool() != to.pool() {
+            return Err(cmd_err(
+                cmd,
+                format!("cannot rename to '{to}': datasets must be within same pool"),
+            ));
+        }
+        if from.is_pool() || from.is_ancestor_of(to) {
+            return Err(cmd_err(
+                cmd,
+                format!("cannot rename '{from}': New dataset name cannot be a descendant of current dataset name"),
+            ));
+        }
+        if self.datasets.contains_key(to) {
+            return Err(cmd_err(
+                cmd,
+                format!("cannot rename to '{to}': dataset already exists"),
+            ));
+        }
+        match to.parent() {
+            Some(p) if self.datasets.contains_key(&p) => {}
+            _ => {
+                return Err(cmd_err(
+                    cmd,
+                    format!("cannot rename to '{to}': parent does not exist"),
+                ))
+            }
+        }
+        let moving: Vec<DatasetPath> = self
+            .datasets
+            .keys()
+            .filter(|p| p.has_prefix(from))
+            .cloned()
+            .collect();
+        for old in moving {
+            let rel = old.strip_prefix(from).unwrap_or_default();
+            let new = to
+                .join(&rel)
+                .map_err(|e| cmd_err(format!("zfs rename {from} {to}"), e.to_string()))?;
+            if let Some(ds) = self.datasets.remove(&old) {
+                self.datasets.insert(new, ds);
+            }
+        }
+        Ok(())
+    }
 }

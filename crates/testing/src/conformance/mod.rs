@@ -116,6 +116,7 @@ pub fn all() -> Vec<Case> {
         case!("GetSetInheritAndRollback", ops::get_set_inherit_and_rollback),
         case!("ListPools", ops::list_pools),
         case!("DestroyNeverTakesARange", ops::destroy_never_takes_a_range),
+        case!("RenameKeepsIdentityAndRefusesClobbering", ops::rename_keeps_identity_and_refuses_clobbering),
         case!("IncrementalFromBookmarkAndIntermediates", ops::incremental_from_bookmark_and_intermediates),
         case!("BatchHoldReleaseHolds", batch::batch_hold_release_holds),
         case!("BatchGetMany", batch::batch_get_many),

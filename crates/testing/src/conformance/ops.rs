@@ -195,3 +195,57 @@ pub(super) async fn destroy_never_takes_a_range(fx: &dyn Fixture) -> Outcome {
     ensure_case!(left == ["a", "b", "c"], "snapshots left: {left:?}");
     Ok(())
 }
+
+/// `rename` moves a filesystem with its children, snapshots, bookmarks and
+/// holds, keeping GUIDs; it refuses an existing target and a missing parent.
+pub(super) async fn rename_keeps_identity_and_refuses_clobbering(fx: &dyn Fixture) -> Outcome {
+    let z = fx.zfs();
+    let a = fs_with_snaps(fx, "ren a", &["s1", "s2"]).await?;
+    let child = fs_with_snaps(fx, "ren a/kid", &["k1"]).await?;
+    let s1 = snap(&a, "s1");
+    z.hold(&s1, "zrelay_test_hold").await.ctx("hold")?;
+    let mark = BookmarkName::new(&a, "m1").ctx("bookmark name")?;
+    let g1 = z.guid(&s1.to_string()).await.ctx("guid s1")?;
+    z.bookmark(&VersionRef::Snapshot(s1.clone()), g1, &mark)
+        .await
+        .ctx("bookmark")?;
+    let kid_guid = z.guid(&snap(&child, "k1").to_string()).await.ctx("guid k1")?;
+    let taken = fs_with_snaps(fx, "ren taken", &[]).await?;
+    ensure_case!(
+        z.rename(&a, &taken).await.is_err(),
+        "rename onto an existing filesystem ran"
+    );
+    let orphan = ds(fx, "ren nowhere/b");
+    ensure_case!(
+        z.rename(&a, &orphan).await.is_err(),
+        "rename under a missing parent ran"
+    );
+    let b = ds(fx, "ren b");
+    z.rename(&a, &b).await.ctx("rename")?;
+    ensure_case!(
+        z.guid(a.as_str()).await.is_err_and(|e| e.is_does_not_exist()),
+        "the old name still exists"
+    );
+    let s1b = snap(&b, "s1");
+    ensure_case!(
+        z.guid(&s1b.to_string()).await.ctx("guid after")? == g1,
+        "the snapshot's GUID changed"
+    );
+    let holds = z.holds(&s1b).await.ctx("holds after")?;
+    ensure_case!(
+        holds == ["zrelay_test_hold"],
+        "holds after the rename: {holds:?}"
+    );
+    let names = version_names(fx, &b, None).await?;
+    ensure_case!(
+        names == ["m1", "s1", "s2"] || names == ["s1", "m1", "s2"],
+        "versions after the rename: {names:?}"
+    );
+    let kid = ds(fx, "ren b/kid");
+    ensure_case!(
+        z.guid(&snap(&kid, "k1").to_string()).await.ctx("child after")? == kid_guid,
+        "the child did not move with its parent"
+    );
+    z.release(&s1b, "zrelay_test_hold").await.ctx("release")?;
+    Ok(())
+}
