@@ -31,7 +31,8 @@ mod replicas;
 pub use diff::{incremental_path, sort_versions};
 pub use plan::{plan, plan_fs};
 pub use replicas::{
-    gone, replica_actions, replica_fates, Fate, ReplicaAction, ReplicaFate, ReplicaRules, SourceSide,
+    gone, replica_actions, replica_fates, Fate, ReplicaAction, ReplicaFate, ReplicaRules,
+    SourceSide,
 };
 
 /// What to do when the receiver has no snapshot of a filesystem yet

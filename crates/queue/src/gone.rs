@@ -97,16 +97,23 @@ mod tests {
     async fn first_sighting_is_kept_until_the_source_is_back() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000)));
-        let q = Queue::open(dir.path().join("q.sqlite"), Policy::default(), clock.clone())
-            .await
-            .unwrap();
+        let q = Queue::open(
+            dir.path().join("q.sqlite"),
+            Policy::default(),
+            clock.clone(),
+        )
+        .await
+        .unwrap();
         let (job, t) = (JobId::new("j").unwrap(), TargetName::new("east").unwrap());
         let other = TargetName::new("west").unwrap();
         let at = |s| UNIX_EPOCH + Duration::from_secs(s);
         let got = q.observe_gone(&job, &t, &[p("a/x")]).await.unwrap();
         assert_eq!(got[&p("a/x")], at(1_000));
         clock.advance(Duration::from_secs(60));
-        let got = q.observe_gone(&job, &t, &[p("a/x"), p("a/y")]).await.unwrap();
+        let got = q
+            .observe_gone(&job, &t, &[p("a/x"), p("a/y")])
+            .await
+            .unwrap();
         assert_eq!(got[&p("a/x")], at(1_000), "the first sighting counts");
         assert_eq!(got[&p("a/y")], at(1_060));
         assert!(q.observe_gone(&job, &other, &[]).await.unwrap().is_empty());
@@ -114,7 +121,10 @@ mod tests {
         clock.advance(Duration::from_secs(60));
         let got = q.observe_gone(&job, &t, &[p("a/y")]).await.unwrap();
         assert_eq!(got.len(), 1);
-        let got = q.observe_gone(&job, &t, &[p("a/x"), p("a/y")]).await.unwrap();
+        let got = q
+            .observe_gone(&job, &t, &[p("a/x"), p("a/y")])
+            .await
+            .unwrap();
         assert_eq!(got[&p("a/x")], at(1_120));
         assert_eq!(got[&p("a/y")], at(1_060));
         drop(q);

@@ -284,7 +284,11 @@ impl Receiver for FailingReceiver {
         self.inner.destroy_snapshots(fs, snapshots).await
     }
 
-    async fn rename_replica(&self, from: &DatasetPath, to: &DatasetPath) -> zrelay_endpoint::Result<()> {
+    async fn rename_replica(
+        &self,
+        from: &DatasetPath,
+        to: &DatasetPath,
+    ) -> zrelay_endpoint::Result<()> {
         self.inner.rename_replica(from, to).await
     }
 

@@ -369,12 +369,11 @@ pub async fn prune(a: PruneArgs, cfg: &ConfigArg) -> Result<()> {
         job: a.job.clone(),
         dry_run: a.dry_run,
     };
-    let (reports, replicas) =
-        match control::request(&config.global.control_sockpath, &req).await? {
-            Response::Pruned { reports, replicas } => (reports, replicas),
-            Response::Error { message } => bail!("{message}"),
-            other => bail!("unexpected answer from the daemon: {other:?}"),
-        };
+    let (reports, replicas) = match control::request(&config.global.control_sockpath, &req).await? {
+        Response::Pruned { reports, replicas } => (reports, replicas),
+        Response::Error { message } => bail!("{message}"),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    };
     if a.json && replicas.is_empty() {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else if a.json {

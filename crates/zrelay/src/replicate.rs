@@ -187,6 +187,8 @@ pub fn build(args: &ReplicateArgs, zfs: Arc<dyn Zfs>) -> Result<(Driver, Cancell
         // The received filesystems' mountpoint, setuid, exec, devices and
         // shares come from the target's tree, as on a sink.
         allow_from_sender: Vec::new(),
+        // A one-off replication renames and destroys no whole replicas.
+        replicas: Default::default(),
     };
     let sender = LocalSender::new(zfs.clone(), job.clone(), filter, send);
     let receiver = LocalReceiver::new(zfs, job, to, recv);

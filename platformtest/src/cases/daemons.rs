@@ -47,6 +47,10 @@ pub fn cases() -> Vec<Case> {
             super::fanout_grace::pruning_across_targets
         ),
         e2e!(
+            "DaemonReplicasRenamedFollowDestroyedGoAfterGrace",
+            super::replicas::renames_and_deletion
+        ),
+        e2e!(
             "DaemonTlsRefusesUnknownAndMissingClientCerts",
             super::daemons_more::tls_refusals
         ),

@@ -13,6 +13,7 @@ pub mod fanout_grace;
 pub mod no_downgrade;
 pub mod operator;
 pub mod pullers;
+pub mod replicas;
 pub mod replication;
 pub mod rig;
 pub mod security_peer;

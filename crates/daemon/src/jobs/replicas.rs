@@ -17,10 +17,12 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
-use zrelay_endpoint::{FsListing, FsVersion, Receiver, Sender};
-use zrelay_planner::{gone, replica_actions, replica_fates, ReplicaAction, ReplicaRules, SourceSide};
-use zrelay_snapshot::Clock;
 use zrelay_endpoint::abstractions::{parse_hold_tag, AbstractionKind};
+use zrelay_endpoint::{FsListing, FsVersion, Receiver, Sender};
+use zrelay_planner::{
+    gone, replica_actions, replica_fates, ReplicaAction, ReplicaRules, SourceSide,
+};
+use zrelay_snapshot::Clock;
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 
 /// One replica's judgement and what was done, for `zrelay prune` and logs.
@@ -96,7 +98,11 @@ pub(crate) struct ReplicaPart {
     pub receiver: Arc<dyn Receiver>,
     pub clock: Arc<dyn Clock>,
     /// Where first sightings are kept: (queue, job, target).
-    pub store: Option<(zrelay_queue::Queue, zrelay_queue::JobId, zrelay_queue::TargetName)>,
+    pub store: Option<(
+        zrelay_queue::Queue,
+        zrelay_queue::JobId,
+        zrelay_queue::TargetName,
+    )>,
     /// First sightings without a queue.
     pub memory: std::sync::Mutex<BTreeMap<DatasetPath, SystemTime>>,
     /// Renames and destroys run one lane at a time.
@@ -189,7 +195,12 @@ impl ReplicaPart {
                 m.clone()
             }
         };
-        Ok(replica_actions(&fates, self.rules, &since, self.clock.now()))
+        Ok(replica_actions(
+            &fates,
+            self.rules,
+            &since,
+            self.clock.now(),
+        ))
     }
 
     /// Leave out of the sender's listing the datasets that are themselves
@@ -205,7 +216,12 @@ impl ReplicaPart {
         let guids: BTreeSet<u64> = receiver
             .iter()
             .filter(|r| !matched.contains(&r.path))
-            .flat_map(|r| r.versions.iter().filter(|v| v.is_snapshot()).map(|v| v.guid))
+            .flat_map(|r| {
+                r.versions
+                    .iter()
+                    .filter(|v| v.is_snapshot())
+                    .map(|v| v.guid)
+            })
             .collect();
         let mut received = BTreeSet::new();
         for d in everywhere.iter().filter(|d| !matched.contains(&d.path)) {
@@ -225,7 +241,10 @@ impl ReplicaPart {
                 .map_err(|e| format!("read the holds of {}: {e}", d.path))?;
             let is_replica = holds.iter().any(|(_, tags)| {
                 tags.iter().any(|t| {
-                    matches!(parse_hold_tag(t), Some((AbstractionKind::LastReceivedHold, _)))
+                    matches!(
+                        parse_hold_tag(t),
+                        Some((AbstractionKind::LastReceivedHold, _))
+                    )
                 })
             });
             if is_replica {

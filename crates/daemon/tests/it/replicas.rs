@@ -70,9 +70,9 @@ async fn destroy_fs(z: &FakeZfs, fs: &str) {
     let path = p(fs);
     for v in z.list_versions(&path).await.unwrap() {
         let t = match v.kind {
-            zrelay_zfs::name::VersionKind::Snapshot => DestroyTarget::Snapshot(
-                zrelay_zfs::SnapshotName::new(&path, &v.name).unwrap(),
-            ),
+            zrelay_zfs::name::VersionKind::Snapshot => {
+                DestroyTarget::Snapshot(zrelay_zfs::SnapshotName::new(&path, &v.name).unwrap())
+            }
             zrelay_zfs::name::VersionKind::Bookmark => DestroyTarget::Bookmark(
                 zrelay_zfs::name::BookmarkName::new(&path, &v.name).unwrap(),
             ),
@@ -91,7 +91,13 @@ async fn renamed_replicas_follow_and_destroyed_ones_go_after_the_grace() {
     let (z, _) = rig::source_fs(1_000).await;
     data(&z).await;
     let dir = tempfile::tempdir().unwrap();
-    let rig = rig::start(&z, dir.path(), &jobs("replicas1", ALL, ALLOW), Opts::default()).await;
+    let rig = rig::start(
+        &z,
+        dir.path(),
+        &jobs("replicas1", ALL, ALLOW),
+        Opts::default(),
+    )
+    .await;
     let s = rig.signal("push", Signal::Wakeup, true).await.unwrap();
     let r = s.report.unwrap();
     assert!(r.succeeded(), "{r:#?}");
@@ -105,7 +111,13 @@ async fn renamed_replicas_follow_and_destroyed_ones_go_after_the_grace() {
 
     // c leaves the filter; a is renamed; b is destroyed.
     let dir = tempfile::tempdir().unwrap();
-    let rig = rig::start(&z, dir.path(), &jobs("replicas2", NOT_C, ALLOW), Opts::default()).await;
+    let rig = rig::start(
+        &z,
+        dir.path(),
+        &jobs("replicas2", NOT_C, ALLOW),
+        Opts::default(),
+    )
+    .await;
     z.rename(&p("p/data/a"), &p("p/data/a2")).await.unwrap();
     z.write(&p("p/data/a2"), 1_000).unwrap();
     rig::snap(&z, &p("p/data/a2"), "zrepl_2").await;
@@ -180,7 +192,9 @@ async fn a_sink_that_did_not_opt_in_refuses_and_keeps_its_replicas() {
         .filter_map(|l| l.error.clone())
         .collect();
     assert!(
-        errors.iter().any(|e| e.contains("recv.replicas.destroy is off")),
+        errors
+            .iter()
+            .any(|e| e.contains("recv.replicas.destroy is off")),
         "{judged:#?}"
     );
     assert!(exists(&z, "p/sink/c1/p/data/a").await);

@@ -30,8 +30,8 @@ mod props;
 mod replicas;
 
 pub use kind::StreamKind;
-pub use replicas::ReplicaPolicy;
 pub use props::PROTECTED_PROPERTIES;
+pub use replicas::ReplicaPolicy;
 
 use crate::abstractions::{JobId, PLACEHOLDER_PROPERTY};
 use crate::confine::{client_root, confine, ClientIdentity};

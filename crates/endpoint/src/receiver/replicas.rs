@@ -188,10 +188,9 @@ impl LocalReceiver {
         }
         let me = &replica.listed[0];
         if me.resume_token.is_some() {
-            self.zfs
-                .recv_abort(&target)
-                .await
-                .map_err(|e| EndpointError::zfs(format!("abort the partial receive of {target}"), e))?;
+            self.zfs.recv_abort(&target).await.map_err(|e| {
+                EndpointError::zfs(format!("abort the partial receive of {target}"), e)
+            })?;
         }
         let ours: Vec<SnapshotName> = replica
             .holds
@@ -207,7 +206,11 @@ impl LocalReceiver {
         {
             r.map_err(|e| EndpointError::zfs(format!("release {tag} on {target}"), e))?;
         }
-        let snaps: Vec<String> = replica.holds.iter().map(|(s, _)| s.name().to_string()).collect();
+        let snaps: Vec<String> = replica
+            .holds
+            .iter()
+            .map(|(s, _)| s.name().to_string())
+            .collect();
         if !snaps.is_empty() {
             let report = self
                 .zfs

@@ -117,7 +117,10 @@ fn a_missing_pool_or_an_empty_sender_judges_nothing_gone() {
     );
     let recv = [listing("pool/a", &[snap("s", 1, 1)])];
     let f = fates(&[], &[listing("pool", &[])], &recv);
-    assert!(matches!(fate_of(&f, "pool/a"), Some(Fate::Kept { .. })), "{f:?}");
+    assert!(
+        matches!(fate_of(&f, "pool/a"), Some(Fate::Kept { .. })),
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -127,7 +130,10 @@ fn renames_are_not_followed_onto_existing_replicas_or_ambiguous_sources() {
     // the new name's replica exists already
     let recv = [listing("pool/old", &[snap("a", 1, 10)]), new.clone()];
     let f = fates(&[new.clone()], &[new.clone()], &recv);
-    assert!(matches!(fate_of(&f, "pool/old"), Some(Fate::Kept { .. })), "{f:?}");
+    assert!(
+        matches!(fate_of(&f, "pool/old"), Some(Fate::Kept { .. })),
+        "{f:?}"
+    );
     // two sender filesystems hold its snapshots
     let recv = [listing("pool/old", &[snap("a", 1, 10)])];
     let both = [new.clone(), copy];
@@ -142,7 +148,10 @@ fn renames_are_not_followed_onto_existing_replicas_or_ambiguous_sources() {
         listing("pool/old2", &[snap("a", 1, 10)]),
     ];
     let f = fates(&[new.clone()], &[new], &recv);
-    assert!(matches!(fate_of(&f, "pool/old1"), Some(Fate::Renamed { .. })));
+    assert!(matches!(
+        fate_of(&f, "pool/old1"),
+        Some(Fate::Renamed { .. })
+    ));
     assert!(matches!(fate_of(&f, "pool/old2"), Some(Fate::Kept { .. })));
 }
 

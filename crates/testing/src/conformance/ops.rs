@@ -209,7 +209,10 @@ pub(super) async fn rename_keeps_identity_and_refuses_clobbering(fx: &dyn Fixtur
     z.bookmark(&VersionRef::Snapshot(s1.clone()), g1, &mark)
         .await
         .ctx("bookmark")?;
-    let kid_guid = z.guid(&snap(&child, "k1").to_string()).await.ctx("guid k1")?;
+    let kid_guid = z
+        .guid(&snap(&child, "k1").to_string())
+        .await
+        .ctx("guid k1")?;
     let taken = fs_with_snaps(fx, "ren taken", &[]).await?;
     ensure_case!(
         z.rename(&a, &taken).await.is_err(),
@@ -223,7 +226,9 @@ pub(super) async fn rename_keeps_identity_and_refuses_clobbering(fx: &dyn Fixtur
     let b = ds(fx, "ren b");
     z.rename(&a, &b).await.ctx("rename")?;
     ensure_case!(
-        z.guid(a.as_str()).await.is_err_and(|e| e.is_does_not_exist()),
+        z.guid(a.as_str())
+            .await
+            .is_err_and(|e| e.is_does_not_exist()),
         "the old name still exists"
     );
     let s1b = snap(&b, "s1");
@@ -243,7 +248,10 @@ pub(super) async fn rename_keeps_identity_and_refuses_clobbering(fx: &dyn Fixtur
     );
     let kid = ds(fx, "ren b/kid");
     ensure_case!(
-        z.guid(&snap(&kid, "k1").to_string()).await.ctx("child after")? == kid_guid,
+        z.guid(&snap(&kid, "k1").to_string())
+            .await
+            .ctx("child after")?
+            == kid_guid,
         "the child did not move with its parent"
     );
     z.release(&s1b, "zrelay_test_hold").await.ctx("release")?;
