@@ -242,6 +242,8 @@ fn sink_pull_source_snap_samples() {
     assert_eq!(fan_out.backoff_max, secs(600));
     assert_eq!(fan_out.protection_grace, Some(secs(72 * 3600)));
     assert_eq!(p.to.connects().len(), 3);
+    assert!(p.replicas.follow_renames);
+    assert_eq!(p.replicas.delete_after, Some(secs(168 * 3600)));
 
     let c = load_sample("snap.yml");
     let JobKind::Snap(s) = &c.jobs[0].kind else {
@@ -401,6 +403,7 @@ fn include_and_extension_samples() {
         panic!()
     };
     assert!(s.recv.options.force_overwrite);
+    assert!(s.recv.options.replicas.rename && s.recv.options.replicas.destroy);
     assert_eq!(s.recv.options.allow_from_sender, ["setuid", "exec"]);
     let (_, x) = s.recv.options.recv_props(true);
     assert_eq!(x, ["mountpoint", "devices", "sharenfs", "sharesmb"]);
