@@ -99,7 +99,7 @@ complete -c zrelay -n "__fish_zrelay_using_subcommand status" -l config -d 'The 
 complete -c zrelay -n "__fish_zrelay_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zrelay -n "__fish_zrelay_using_subcommand status" -s V -l version -d 'Print version'
 complete -c zrelay -n "__fish_zrelay_using_subcommand prune" -l config -d 'The configuration file (default: the first that exists of /etc/zrelay/zrelay.yml, /etc/zrepl/zrepl.yml, /usr/local/etc/zrepl/zrepl.yml). Accepted before or after the subcommand' -r -F
-complete -c zrelay -n "__fish_zrelay_using_subcommand prune" -l dry-run -d 'Destroy nothing: list what would be destroyed on each side, and why each survivor survives'
+complete -c zrelay -n "__fish_zrelay_using_subcommand prune" -l dry-run -d 'Destroy nothing: list what would be destroyed on each side, and why each survivor survives; for a push job with `replicas` rules, also which replicas would be renamed or destroyed'
 complete -c zrelay -n "__fish_zrelay_using_subcommand prune" -l json -d 'Print the reports as JSON'
 complete -c zrelay -n "__fish_zrelay_using_subcommand prune" -s h -l help -d 'Print help'
 complete -c zrelay -n "__fish_zrelay_using_subcommand prune" -s V -l version -d 'Print version'

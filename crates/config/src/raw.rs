@@ -186,7 +186,7 @@ pub(crate) struct RawPrometheus {
 #[serde(rename = "type-tagged")]
 pub(crate) enum RawJob {
     #[serde(rename = "push")]
-    Push(RawPush),
+    Push(Box<RawPush>),
     #[serde(rename = "sink")]
     Sink(RawSink),
     #[serde(rename = "pull")]

@@ -129,7 +129,8 @@ fn renames_are_not_followed_onto_existing_replicas_or_ambiguous_sources() {
     let copy = listing("pool/copy", &[snap("a", 1, 10)]);
     // the new name's replica exists already
     let recv = [listing("pool/old", &[snap("a", 1, 10)]), new.clone()];
-    let f = fates(&[new.clone()], &[new.clone()], &recv);
+    let one = std::slice::from_ref(&new);
+    let f = fates(one, one, &recv);
     assert!(
         matches!(fate_of(&f, "pool/old"), Some(Fate::Kept { .. })),
         "{f:?}"
@@ -147,7 +148,8 @@ fn renames_are_not_followed_onto_existing_replicas_or_ambiguous_sources() {
         listing("pool/old1", &[snap("a", 1, 10)]),
         listing("pool/old2", &[snap("a", 1, 10)]),
     ];
-    let f = fates(&[new.clone()], &[new], &recv);
+    let one = std::slice::from_ref(&new);
+    let f = fates(one, one, &recv);
     assert!(matches!(
         fate_of(&f, "pool/old1"),
         Some(Fate::Renamed { .. })

@@ -113,6 +113,9 @@ impl Zfs for Recording {
     async fn rollback(&self, snap: &SnapshotName) -> Result<()> {
         self.fake.rollback(snap).await
     }
+    async fn rename(&self, from: &DatasetPath, to: &DatasetPath) -> Result<()> {
+        self.fake.rename(from, to).await
+    }
     async fn resume_token_info(&self, token: &str) -> Result<ResumeTokenInfo> {
         self.fake.resume_token_info(token).await
     }
