@@ -127,6 +127,9 @@ _zrelay() {
             zrelay__subcmd__help__subcmd__monitor,alive)
                 cmd="zrelay__subcmd__help__subcmd__monitor__subcmd__alive"
                 ;;
+            zrelay__subcmd__help__subcmd__monitor,replication)
+                cmd="zrelay__subcmd__help__subcmd__monitor__subcmd__replication"
+                ;;
             zrelay__subcmd__help__subcmd__monitor,snapshots)
                 cmd="zrelay__subcmd__help__subcmd__monitor__subcmd__snapshots"
                 ;;
@@ -187,6 +190,9 @@ _zrelay() {
             zrelay__subcmd__monitor,help)
                 cmd="zrelay__subcmd__monitor__subcmd__help"
                 ;;
+            zrelay__subcmd__monitor,replication)
+                cmd="zrelay__subcmd__monitor__subcmd__replication"
+                ;;
             zrelay__subcmd__monitor,snapshots)
                 cmd="zrelay__subcmd__monitor__subcmd__snapshots"
                 ;;
@@ -195,6 +201,9 @@ _zrelay() {
                 ;;
             zrelay__subcmd__monitor__subcmd__help,help)
                 cmd="zrelay__subcmd__monitor__subcmd__help__subcmd__help"
+                ;;
+            zrelay__subcmd__monitor__subcmd__help,replication)
+                cmd="zrelay__subcmd__monitor__subcmd__help__subcmd__replication"
                 ;;
             zrelay__subcmd__monitor__subcmd__help,snapshots)
                 cmd="zrelay__subcmd__monitor__subcmd__help__subcmd__snapshots"
@@ -537,7 +546,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__help__subcmd__monitor)
-            opts="alive snapshots"
+            opts="alive snapshots replication"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -551,6 +560,20 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__help__subcmd__monitor__subcmd__alive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__help__subcmd__monitor__subcmd__replication)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1003,7 +1026,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__monitor)
-            opts="-h -V --config --help --version alive snapshots help"
+            opts="-h -V --config --help --version alive snapshots replication help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1039,7 +1062,7 @@ _zrelay() {
             return 0
             ;;
         zrelay__subcmd__monitor__subcmd__help)
-            opts="alive snapshots help"
+            opts="alive snapshots replication help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1080,6 +1103,20 @@ _zrelay() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        zrelay__subcmd__monitor__subcmd__help__subcmd__replication)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         zrelay__subcmd__monitor__subcmd__help__subcmd__snapshots)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1087,6 +1124,48 @@ _zrelay() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zrelay__subcmd__monitor__subcmd__replication)
+            opts="-w -c -h -V --job --target --warning --critical --json --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --job)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --warning)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --critical)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

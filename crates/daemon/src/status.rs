@@ -64,6 +64,21 @@ pub struct JobStatus {
     /// configuration order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetStatus>,
+    /// A push or pull job (and each target of a fan-out job): how far each
+    /// of the sender's filesystems is replicated, as of the last pruning's
+    /// listing (after every invocation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicated: Vec<FsReplicated>,
+}
+
+/// How far one filesystem is replicated to one receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsReplicated {
+    /// The sender's filesystem.
+    pub fs: String,
+    /// The creation time (unix seconds) of the newest sender snapshot the
+    /// receiver has; `None`: the receiver has none of its snapshots.
+    pub through: Option<u64>,
 }
 
 /// One target of a fan-out push job.
@@ -92,6 +107,9 @@ pub struct TargetStatus {
     /// Seconds since the newest snapshot this target has of the
     /// filesystem that lags most was created (from the last report).
     pub lag_seconds: Option<u64>,
+    /// How far each filesystem is replicated to this target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicated: Vec<FsReplicated>,
 }
 
 /// What a waited-for wakeup did to one target of a fan-out job.
@@ -126,6 +144,7 @@ impl JobStatus {
             restarts: 0,
             restart_at: None,
             targets: Vec::new(),
+            replicated: Vec::new(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `zrelay monitor alive|snapshots`: checks for Nagios, Icinga and the like
+//! `zrelay monitor alive|snapshots|replication`: checks for Nagios, Icinga and the like
 //! (zrepl's fork's `zrepl monitor`, bzfs's `--monitor-snapshots`).
 //!
 //! Invariants:
@@ -8,7 +8,7 @@
 //! - One line of text, `CHECK STATE - summary | perfdata`, or with `--json`
 //!   one JSON object with the same facts.
 //! - The judgement is a pure function of what was measured ([`judge_ages`],
-//!   [`judge_alive`]); only `run` does I/O.
+//!   [`judge_alive`], [`judge_lag`]); only `run` does I/O.
 
 use std::time::{Duration, SystemTime};
 
@@ -35,6 +35,28 @@ enum Check {
     Alive(Output),
     /// The age of the newest snapshot of each of a job's filesystems.
     Snapshots(SnapshotsArgs),
+    /// The replication lag of each of a push or pull job's filesystems (and
+    /// target): the age of the newest sender snapshot the receiver has, as
+    /// the daemon saw it after its last invocation.
+    Replication(ReplicationArgs),
+}
+
+#[derive(Args)]
+struct ReplicationArgs {
+    /// The push or pull job.
+    #[arg(long)]
+    job: String,
+    /// Only this target of a fan-out push job.
+    #[arg(long)]
+    target: Option<String>,
+    /// WARNING when a lag is longer than this (zrepl durations: 90m, 2h, 1d).
+    #[arg(long, short = 'w', value_parser = duration)]
+    warning: Duration,
+    /// CRITICAL when a lag is longer than this, or nothing is replicated.
+    #[arg(long, short = 'c', value_parser = duration)]
+    critical: Duration,
+    #[command(flatten)]
+    out: Output,
 }
 
 #[derive(Args)]
@@ -167,6 +189,36 @@ pub fn judge_ages(ages: &[(String, Option<Duration>)], warn: Duration, crit: Dur
     }
 }
 
+/// The replication lag of each filesystem (and target): `None` when the
+/// receiver has none of its snapshots.
+pub fn judge_lag(lags: &[(String, Option<Duration>)], warn: Duration, crit: Duration) -> Verdict {
+    let v = judge_ages(lags, warn, crit);
+    let summary = if v.status == Level::Unknown {
+        "the daemon has not listed this job's receiver yet (no invocation has ended)".into()
+    } else if v.status == Level::Ok {
+        let worst = lags
+            .iter()
+            .filter_map(|(_, a)| *a)
+            .max()
+            .unwrap_or_default();
+        format!(
+            "{} filesystem(s), every lag at most {}s",
+            lags.len(),
+            worst.as_secs()
+        )
+    } else {
+        v.summary
+            .replace("has no snapshot", "has nothing replicated")
+            .replace(" newest snapshot ", " lag ")
+            .replace("s old", "s")
+    };
+    Verdict {
+        check: "REPLICATION",
+        summary,
+        ..v
+    }
+}
+
 /// The daemon's status, or why it could not be had.
 pub fn judge_alive(status: Result<&DaemonStatus, String>) -> Verdict {
     match status {
@@ -249,6 +301,15 @@ pub async fn run(a: MonitorArgs, cfg: &ConfigArg) -> ! {
                 json,
             )
         }
+        Check::Replication(r) => {
+            let json = r.out.json;
+            (
+                replication(&r, cfg)
+                    .await
+                    .unwrap_or_else(|e| unknown("REPLICATION", &e)),
+                json,
+            )
+        }
     };
     std::process::exit(print(&v, json))
 }
@@ -261,6 +322,57 @@ async fn alive(cfg: &ConfigArg) -> Result<Verdict> {
         Ok(other) => judge_alive(Err(format!("unexpected answer {other:?}"))),
         Err(e) => judge_alive(Err(e.to_string())),
     })
+}
+
+async fn replication(a: &ReplicationArgs, cfg: &ConfigArg) -> Result<Verdict> {
+    let config = cfg.load()?;
+    let status = match control::request(&config.global.control_sockpath, &Request::Status).await? {
+        Response::Status(s) => s,
+        other => anyhow::bail!("unexpected answer from the daemon: {other:?}"),
+    };
+    let Some(job) = status.jobs.iter().find(|j| j.name == a.job) else {
+        anyhow::bail!("the daemon has no job {:?}", a.job);
+    };
+    if job.kind != "push" && job.kind != "pull" {
+        anyhow::bail!(
+            "job {} is a {} job; only push and pull jobs replicate",
+            job.name,
+            job.kind
+        );
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let lag = |t: Option<u64>| t.map(|t| Duration::from_secs(now.saturating_sub(t)));
+    let mut lags = Vec::new();
+    if job.targets.is_empty() {
+        if a.target.is_some() {
+            anyhow::bail!("job {} has no targets (it is not a fan-out job)", job.name);
+        }
+        lags.extend(
+            job.replicated
+                .iter()
+                .map(|f| (f.fs.clone(), lag(f.through))),
+        );
+    } else {
+        let mut found = false;
+        for t in &job.targets {
+            if a.target.as_ref().is_some_and(|w| *w != t.name) {
+                continue;
+            }
+            found = true;
+            lags.extend(
+                t.replicated
+                    .iter()
+                    .map(|f| (format!("{}:{}", t.name, f.fs), lag(f.through))),
+            );
+        }
+        if !found {
+            anyhow::bail!("job {} has no target {:?}", job.name, a.target);
+        }
+    }
+    Ok(judge_lag(&lags, a.warning, a.critical))
 }
 
 async fn snapshots(a: &SnapshotsArgs, cfg: &ConfigArg) -> Result<Verdict> {
@@ -327,6 +439,24 @@ mod tests {
         assert!(none.summary.contains("has no snapshot") && none.perfdata[0].contains("=U;"));
         let empty = judge_ages(&[], w, c);
         assert_eq!(empty.status.code(), 3);
+    }
+
+    #[test]
+    fn lags_are_judged_per_filesystem_and_target() {
+        let (w, c) = (Duration::from_secs(600), Duration::from_secs(3600));
+        let ok = judge_lag(&[("a:p/x".into(), s(30)), ("b:p/x".into(), s(90))], w, c);
+        assert_eq!(ok.status, Level::Ok, "{ok:?}");
+        assert_eq!(ok.check, "REPLICATION");
+        assert!(ok.summary.contains("at most 90s"), "{ok:?}");
+        let warn = judge_lag(&[("a:p/x".into(), s(30)), ("b:p/x".into(), s(900))], w, c);
+        assert_eq!(
+            (warn.status.code(), warn.summary.as_str()),
+            (1, "b:p/x lag 900s")
+        );
+        let never = judge_lag(&[("a:p/x".into(), None)], w, c);
+        assert_eq!(never.status.code(), 2);
+        assert!(never.summary.contains("nothing replicated"), "{never:?}");
+        assert_eq!(judge_lag(&[], w, c).status.code(), 3);
     }
 
     #[test]

@@ -170,6 +170,32 @@ pub async fn renames_and_deletion(ctx: &Ctx) -> Result<()> {
             !holds.contains("zrepl_STEP") && holds.contains("zrepl_last_received_J_sink"),
             "no step hold is left, the last-received holds are there: {holds}"
         );
+        // `zrelay monitor replication`: the plugin's four exit codes.
+        let mon = |w: &'static str, c: &'static str, job: &'static str| {
+            let push = &push;
+            async move {
+                push.cli(&["monitor", "replication", "--job", job, "-w", w, "-c", c])
+                    .await
+            }
+        };
+        let (ok, out, err) = mon("1h", "2h", "push").await?;
+        ensure!(
+            ok && out.starts_with("REPLICATION OK") && out.contains(&format!("'{a2}'=")),
+            "{out}{err}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for (w, c, job, word, code) in [
+            ("1s", "1h", "push", "WARNING", 1),
+            ("1s", "1s", "push", "CRITICAL", 2),
+            ("1s", "1s", "nosuch", "UNKNOWN", 3),
+        ] {
+            let (_, out, err) = mon(w, c, job).await?;
+            ensure!(
+                out.starts_with(&format!("REPLICATION {word}"))
+                    && err.contains(&format!("exit status: {code}")),
+                "-w {w} -c {c} --job {job}: {out}{err}"
+            );
+        }
         Ok(())
     }
     .await;

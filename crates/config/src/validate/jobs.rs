@@ -62,6 +62,12 @@ pub(super) fn job(cx: Cx<'_>, path: &KeyPath, raw: &RawJob, global: &Global) -> 
             recv: parts::recv(cx, &path.k("recv"), j.recv.as_ref())?,
             limits: super::limits::limits(cx, &path.k("limits"), j.limits.as_ref())?,
         }),
+        RawJob::Pull(j) if j.recv.as_ref().is_some_and(|r| r.replicas.is_some()) => {
+            return Err(cx.err(
+                &path.k("recv").k("replicas"),
+                "applies to sink jobs only: a pull job's sender does not rename or destroy its replicas",
+            ))
+        }
         RawJob::Pull(j) => JobKind::Pull(PullJob {
             connect: connect(cx, &path.k("connect"), &j.connect)?,
             root_fs: root_fs(cx, &path.k("root_fs"), &j.root_fs)?,

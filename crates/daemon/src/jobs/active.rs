@@ -37,7 +37,7 @@ use super::record::InvocationRecord;
 use super::snap::SnapPart;
 use super::{Command, Woken};
 use crate::error::DaemonError;
-use crate::status::{JobState, JobStatus};
+use crate::status::{FsReplicated, JobState, JobStatus};
 use crate::worker::{Publisher, Worker, WorkerStatus};
 
 /// When an active job runs on its own.
@@ -455,12 +455,13 @@ impl ActiveWorker {
         let p = &self.p;
         let listing = p.sender.list_filesystems().await.ok();
         if let Some(l) = &listing {
-            if p.metrics.is_some() || p.target.is_some() {
-                let through =
-                    replicated_through(p.metrics.as_deref(), p.name.as_str(), l, &*p.receiver)
-                        .await;
+            if let Some(per_fs) =
+                replicated_through(p.metrics.as_deref(), p.name.as_str(), l, &*p.receiver).await
+            {
+                let oldest = per_fs.iter().filter_map(|f| f.through).min();
                 self.replicated_through
-                    .store(through.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+                    .store(oldest.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+                self.status.update(|s| s.replicated = per_fs);
             }
         }
         let started = std::time::Instant::now();
@@ -539,21 +540,29 @@ fn log_report(report: &Report) {
 }
 
 /// Per-filesystem lag metrics: the creation time of the newest snapshot
-/// both sides have (zrepl #516, #875). Returns the oldest of these times
-/// over the filesystems both sides have.
+/// both sides have (zrepl #516, #875), for each of the sender's
+/// filesystems (`None` where the receiver has none); `None` when the
+/// receiver cannot be listed.
 async fn replicated_through(
     m: Option<&zrelay_metrics::Metrics>,
     job: &str,
     sender: &[FsListing],
     receiver: &dyn Receiver,
-) -> Option<u64> {
+) -> Option<Vec<FsReplicated>> {
     let Ok(r) = receiver.list_filesystems().await else {
         return None;
     };
-    let mut oldest: Option<u64> = None;
+    let mut out = Vec::with_capacity(sender.len());
     let received: std::collections::HashMap<_, _> = r.iter().map(|l| (&l.path, l)).collect();
     for l in sender {
+        if !l.versions.iter().any(|v| v.is_snapshot()) {
+            continue; // nothing to replicate, no lag
+        }
         let Some(rl) = received.get(&l.path) else {
+            out.push(FsReplicated {
+                fs: l.path.to_string(),
+                through: None,
+            });
             continue;
         };
         let on_receiver: std::collections::HashSet<u64> = rl
@@ -567,9 +576,12 @@ async fn replicated_through(
             .iter()
             .filter(|v| v.is_snapshot() && on_receiver.contains(&v.guid))
             .max_by_key(|v| v.createtxg);
+        out.push(FsReplicated {
+            fs: l.path.to_string(),
+            through: newest.map(|v| u64::try_from(v.creation).unwrap_or(0)),
+        });
         if let Some(v) = newest {
             let ts = u64::try_from(v.creation).unwrap_or(0);
-            oldest = Some(oldest.map_or(ts, |o| o.min(ts)));
             if let Some(m) = m {
                 for side in [zrelay_metrics::Side::Sender, zrelay_metrics::Side::Receiver] {
                     m.fs_lag(job, l.path.as_str(), side, ts);
@@ -577,5 +589,5 @@ async fn replicated_through(
             }
         }
     }
-    oldest
+    Some(out)
 }

@@ -235,6 +235,7 @@ impl FanOutWorker {
             last: s.last,
             last_error: s.last_error,
             last_pruning: s.last_pruning,
+            replicated: s.replicated,
             lag_seconds: lane
                 .worker
                 .replicated_through()
