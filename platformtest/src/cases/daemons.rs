@@ -51,6 +51,10 @@ pub fn cases() -> Vec<Case> {
             super::replicas::renames_and_deletion
         ),
         e2e!(
+            "DaemonTakesOverZreplStateIncrementally",
+            super::takeover::takeover
+        ),
+        e2e!(
             "DaemonTlsRefusesUnknownAndMissingClientCerts",
             super::daemons_more::tls_refusals
         ),

@@ -19,6 +19,7 @@ pub mod rig;
 pub mod security_peer;
 pub mod security_recv;
 pub mod security_tokens;
+pub mod takeover;
 pub mod zfs_layer;
 
 macro_rules! case {
