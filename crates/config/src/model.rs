@@ -190,6 +190,11 @@ pub enum Monitoring {
         listen: String,
         /// `listen_freebind`.
         listen_freebind: bool,
+        /// *zrelay extension* `metric_names: zrepl`: export zrepl's
+        /// families under zrepl's names and labels (`zrepl_…`,
+        /// `zrepl_job`, `jobid`) for zrepl's Grafana dashboard and alerts;
+        /// zrelay's own families keep their names. Default: `zrelay`.
+        zrepl_names: bool,
     },
 }
 

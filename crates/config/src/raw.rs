@@ -179,6 +179,8 @@ pub(crate) enum RawMonitoring {
 pub(crate) struct RawPrometheus {
     pub(crate) listen: String,
     pub(crate) listen_freebind: Option<bool>,
+    /// zrelay extension: `zrelay` (default) or `zrepl`.
+    pub(crate) metric_names: Option<String>,
 }
 
 /// One job, by `type`.

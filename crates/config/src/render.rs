@@ -296,11 +296,18 @@ fn global(g: &Global) -> Out {
             Monitoring::Prometheus {
                 listen,
                 listen_freebind,
-            } => Out::map([
-                ("type", Out::s("prometheus")),
-                ("listen", Out::s(listen)),
-                ("listen_freebind", Out::B(*listen_freebind)),
-            ]),
+                zrepl_names,
+            } => {
+                let mut m = vec![
+                    ("type".to_string(), Out::s("prometheus")),
+                    ("listen".to_string(), Out::s(listen)),
+                    ("listen_freebind".to_string(), Out::B(*listen_freebind)),
+                ];
+                if *zrepl_names {
+                    m.push(("metric_names".into(), Out::s("zrepl")));
+                }
+                Out::M(m)
+            }
         })
         .collect();
     Out::map([

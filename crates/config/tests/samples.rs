@@ -361,7 +361,8 @@ fn hooks_grids_logging_monitoring_samples() {
         c.global.monitoring,
         vec![Monitoring::Prometheus {
             listen: ":9811".into(),
-            listen_freebind: true
+            listen_freebind: true,
+            zrepl_names: true,
         }]
     );
     assert_eq!(c.global.control_sockpath, Path::new("/run/zrelay/control"));

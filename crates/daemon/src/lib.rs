@@ -226,7 +226,9 @@ impl Daemon {
             let zrelay_config::Monitoring::Prometheus {
                 listen,
                 listen_freebind,
+                zrepl_names,
             } = m;
+            metrics.set_zrepl_names(*zrepl_names);
             let w = chores::MetricsEndpoint::new(metrics.clone(), listen.clone(), *listen_freebind);
             jobs.chores.push(sup.start(Arc::new(w)));
         }

@@ -167,6 +167,9 @@ pub struct Metrics {
     control_begin: Family<EndpointLabels, Counter>,
     control_finished: Hist<EndpointLabels>,
     snapshots: Family<SnapLabels, Counter>,
+    unmatched: Family<JobLabels, Counter>,
+    /// Export zrepl's names too ([`Metrics::encode_zrepl`]).
+    zrepl_names: std::sync::atomic::AtomicBool,
     pub(crate) manager: crate::manager::Manager,
     pub(crate) observed: Mutex<ObserveState>,
 }
@@ -213,6 +216,8 @@ impl Metrics {
             control_begin: Family::default(),
             control_finished: Family::new_with_constructor(control_hist),
             snapshots: Family::default(),
+            unmatched: Family::default(),
+            zrepl_names: std::sync::atomic::AtomicBool::new(false),
             manager: crate::manager::Manager::register(&mut r),
             observed: Mutex::default(),
             registry: Registry::default(),
@@ -281,6 +286,11 @@ impl Metrics {
             "snapshotter_snapshots",
             "Snapshots the snapshotter tried to take, by result",
             m.snapshots.clone(),
+        );
+        r.register(
+            "zfs_list_unmatched_user_specified_dataset_count",
+            "Datasets a job's filesystems filter names explicitly that a listing did not find",
+            m.unmatched.clone(),
         );
         let m = Metrics { registry: r, ..m };
         let now = SystemTime::now()
@@ -403,6 +413,25 @@ impl Metrics {
                 side: side.as_str().into(),
             });
         }
+    }
+
+    /// `n` datasets that `job`'s `filesystems` filter names explicitly were
+    /// not found by one listing (zrepl's
+    /// `zfs_list_unmatched_user_specified_dataset_count`).
+    pub fn unmatched_user_specified(&self, job: &str, n: u64) {
+        self.unmatched.get_or_create(&jl(job)).inc_by(n);
+    }
+
+    /// Serve zrepl's names ([`Metrics::encode_zrepl`]) from the endpoint
+    /// (`global.monitoring[].metric_names: zrepl`).
+    pub fn set_zrepl_names(&self, on: bool) {
+        self.zrepl_names
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// See [`Metrics::set_zrepl_names`].
+    pub fn zrepl_names(&self) -> bool {
+        self.zrepl_names.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The registry, e.g. to encode it with another `prometheus-client` encoder.

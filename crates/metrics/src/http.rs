@@ -237,7 +237,11 @@ async fn handle(metrics: &Metrics, mut s: TcpStream) -> std::io::Result<()> {
             false,
         ),
         Some(h) => {
-            let (ct, body) = if wants_classic_text(h.accept) {
+            let (ct, body) = if metrics.zrepl_names() {
+                // zrepl's names are those of Go's client: counters without
+                // `_total`, which only the 0.0.4 format can carry.
+                (CONTENT_TYPE_TEXT, metrics.encode_zrepl())
+            } else if wants_classic_text(h.accept) {
                 (CONTENT_TYPE_TEXT, metrics.encode_text())
             } else {
                 (CONTENT_TYPE_OPENMETRICS, metrics.encode())

@@ -25,8 +25,11 @@
 //! | `zrelay_control_request_finished` | histogram | `endpoint` | seconds control-socket requests took |
 //! | `zrelay_snapshotter_snapshots` | counter | `zrelay_job`, `result` (`ok`/`error`) | snapshots the snapshotter tried to take |
 //!
+//! | `zrelay_zfs_list_unmatched_user_specified_dataset_count` | counter | `zrelay_job` | include rules of a push job's `filesystems` whose dataset a listing did not find |
+//!
 //! The replication manager's families (targets and the work queue) are
-//! listed in [`manager`].
+//! listed in [`manager`]. With `metric_names: zrepl`, the endpoint serves
+//! zrepl's names for the families zrelay shares with zrepl (`zrepl` module).
 //!
 //! # Invariants
 //!
@@ -55,6 +58,7 @@ mod http;
 pub mod manager;
 mod observe;
 mod text;
+mod zrepl;
 
 pub use families::{Metrics, Side};
 pub use http::{bind, serve, serve_on, CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT};

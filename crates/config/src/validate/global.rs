@@ -72,9 +72,23 @@ pub(super) fn global(cx: Cx<'_>, raw: Option<&RawGlobal>) -> R<Global> {
             ));
         }
         let RawMonitoring::Prometheus(m) = m;
+        let zrepl_names = match m.metric_names.as_deref() {
+            None | Some("zrelay") => false,
+            Some("zrepl") => true,
+            Some(other) => {
+                return Err(cx.err(
+                    &p.k("metric_names"),
+                    format!(
+                        "must be `zrelay` or `zrepl`, got \"{}\"",
+                        other.escape_debug()
+                    ),
+                ))
+            }
+        };
         monitoring.push(Monitoring::Prometheus {
             listen: cx.host_port(&p.k("listen"), &m.listen)?,
             listen_freebind: m.listen_freebind.unwrap_or(false),
+            zrepl_names,
         });
     }
     let control_sockpath = match raw.control.as_ref().and_then(|c| c.sockpath.as_deref()) {

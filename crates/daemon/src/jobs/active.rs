@@ -79,6 +79,8 @@ pub(crate) struct ActiveParts {
     pub work: Option<super::work::WorkPart>,
     /// A push job's `replicas` rules for this target.
     pub replicas: Option<Arc<super::replicas::ReplicaPart>>,
+    /// A push job's `filesystems`, for the unmatched-dataset metric.
+    pub filter: Option<zrelay_endpoint::FsFilter>,
 }
 
 /// What makes a worker one target (lane) of a fan-out push job.
@@ -454,6 +456,9 @@ impl ActiveWorker {
     async fn prune(&self) -> Vec<zrelay_pruning::PruneReport> {
         let p = &self.p;
         let listing = p.sender.list_filesystems().await.ok();
+        if let (Some(l), Some(m), Some(f)) = (&listing, &p.metrics, &p.filter) {
+            m.unmatched_user_specified(p.name.as_str(), unmatched(f, l));
+        }
         if let Some(l) = &listing {
             if let Some(per_fs) =
                 replicated_through(p.metrics.as_deref(), p.name.as_str(), l, &*p.receiver).await
@@ -537,6 +542,18 @@ fn log_report(report: &Report) {
             "replication finished"
         );
     }
+}
+
+/// How many datasets the filter names in an include rule that the sender's
+/// listing did not find (zrepl's unmatched user-specified datasets).
+fn unmatched(filter: &zrelay_endpoint::FsFilter, listing: &[FsListing]) -> u64 {
+    let listed: std::collections::HashSet<&zrelay_zfs::DatasetPath> =
+        listing.iter().map(|l| &l.path).collect();
+    filter
+        .rules()
+        .iter()
+        .filter(|r| r.include && r.path.dataset().is_some_and(|d| !listed.contains(d)))
+        .count() as u64
 }
 
 /// Per-filesystem lag metrics: the creation time of the newest snapshot

@@ -227,6 +227,7 @@ impl Ctx {
             ActiveParts {
                 snap: Some(snap),
                 replicas,
+                filter: Some(p.filesystems.clone()),
                 ..parts
             },
             endpoint,
@@ -335,6 +336,7 @@ impl Ctx {
             target: None,
             work: self.work_part(name.as_str(), super::work::DEFAULT_TARGET),
             replicas: None,
+            filter: None,
         }
     }
 

@@ -197,7 +197,9 @@ async fn a_metrics_endpoint_that_cannot_bind_is_retried_while_jobs_run() {
             max_backoff: Duration::from_millis(200),
             ..Policy::default()
         }),
-        global: format!("  monitoring:\n  - type: prometheus\n    listen: \"{addr}\"\n"),
+        global: format!(
+            "  monitoring:\n  - type: prometheus\n    listen: \"{addr}\"\n    metric_names: zrepl\n"
+        ),
         ..Opts::default()
     };
     let rig = rig::start(&z, dir.path(), &rig::pair("metrics", ""), opts).await;
@@ -232,7 +234,17 @@ async fn a_metrics_endpoint_that_cannot_bind_is_retried_while_jobs_run() {
         body.starts_with("HTTP/1.") && body.contains(" 200 "),
         "{body}"
     );
-    assert!(body.contains("zrelay_"), "{body}");
+    // metric_names: zrepl: zrepl's names and labels for the shared
+    // families, zrelay's for its own.
+    assert!(
+        body.contains(
+            "\nzrepl_replication_bytes_replicated{zrepl_job=\"push\",filesystem=\"p/src\"} "
+        ) && body.contains(
+            "\nzrepl_zfs_list_unmatched_user_specified_dataset_count{jobid=\"push\"} 0\n"
+        ) && body
+            .contains("\nzrelay_filesystem_last_replicated_snapshot_timestamp{zrelay_job=\"push\""),
+        "{body}"
+    );
     let c = rig.chore("metrics-endpoint");
     assert!(c.runs >= 1 && c.last_error.is_none(), "{c:?}");
     rig.stop().await;
