@@ -61,6 +61,7 @@
 
 mod de;
 mod error;
+pub mod job_hooks;
 pub mod knobs;
 pub mod model;
 mod raw;
@@ -75,6 +76,7 @@ pub mod units;
 use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
+pub use job_hooks::{HookEvent, JobHook};
 pub use knobs::{KnobError, Knobs};
 pub use model::*;
 pub use render::{RenderFormat, RenderWhat, UnknownChoice};

@@ -349,6 +349,8 @@ pub struct PushJob {
     /// *zrelay extension* `replicas`: what happens to the replicas of
     /// filesystems renamed or destroyed here. Off by default.
     pub replicas: Replicas,
+    /// *zrelay extension* `hooks`: commands around invocations and pruning.
+    pub hooks: Vec<crate::JobHook>,
 }
 
 /// *zrelay extension* `replicas` of a push job. Both need the receiving
@@ -479,6 +481,8 @@ pub struct PullJob {
     pub pruning: PruningConfig,
     /// `replication` and `conflict_resolution`.
     pub replication: ReplicationConfig,
+    /// *zrelay extension* `hooks`: commands around invocations and pruning.
+    pub hooks: Vec<crate::JobHook>,
 }
 
 /// `type: source`.

@@ -229,6 +229,9 @@ pub(crate) struct RawPush {
     pub(crate) conflict_resolution: Option<RawConflictResolution>,
     /// zrelay extension: renamed and destroyed filesystems' replicas.
     pub(crate) replicas: Option<RawReplicas>,
+    /// zrelay extension: commands around invocations and pruning.
+    #[serde(default)]
+    pub(crate) hooks: Vec<crate::job_hooks::RawJobHook>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,6 +256,9 @@ pub(crate) struct RawPull {
     pub(crate) pruning: RawPruningSenderReceiver,
     pub(crate) replication: Option<RawReplication>,
     pub(crate) conflict_resolution: Option<RawConflictResolution>,
+    /// zrelay extension: commands around invocations and pruning.
+    #[serde(default)]
+    pub(crate) hooks: Vec<crate::job_hooks::RawJobHook>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -383,6 +383,15 @@ fn include_and_extension_samples() {
         panic!()
     };
     assert_eq!(p.replication.schedule, Some(Schedule::Interval(secs(3600))));
+    assert_eq!(p.hooks.len(), 2);
+    assert!(p.hooks[0].err_is_fatal && p.hooks[0].timeout == secs(10));
+    assert_eq!(
+        p.hooks[1].on,
+        [
+            zrelay_config::HookEvent::PostReplication,
+            zrelay_config::HookEvent::PostPruning
+        ]
+    );
     assert_eq!(
         p.replication.snapshot_filter,
         Some(SnapshotFilter::Prefix("zrepl_".into()))

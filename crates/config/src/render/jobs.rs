@@ -36,6 +36,9 @@ pub(super) fn job(j: &Job) -> Out {
                 }
                 put("replicas", Out::M(r));
             }
+            if !p.hooks.is_empty() {
+                put("hooks", job_hooks(&p.hooks));
+            }
         }
         JobKind::Sink(s) => {
             put("serve", serve(&s.serve));
@@ -57,6 +60,9 @@ pub(super) fn job(j: &Job) -> Out {
             put("pruning", pruning(&p.pruning));
             put("replication", replication(&p.replication));
             put("conflict_resolution", conflict(&p.replication));
+            if !p.hooks.is_empty() {
+                put("hooks", job_hooks(&p.hooks));
+            }
         }
         JobKind::Source(s) => {
             put("serve", serve(&s.serve));
@@ -492,4 +498,23 @@ fn replication(r: &ReplicationConfig) -> Out {
 
 fn conflict(r: &ReplicationConfig) -> Out {
     Out::map([("initial_replication", Out::s(r.initial.as_str()))])
+}
+
+fn job_hooks(hooks: &[crate::JobHook]) -> Out {
+    Out::L(
+        hooks
+            .iter()
+            .map(|h| {
+                Out::map([
+                    ("path", Out::s(h.path.display().to_string())),
+                    (
+                        "on",
+                        Out::L(h.on.iter().map(|e| Out::s(e.as_str())).collect()),
+                    ),
+                    ("timeout", Out::s(go_duration(h.timeout))),
+                    ("err_is_fatal", Out::B(h.err_is_fatal)),
+                ])
+            })
+            .collect(),
+    )
 }

@@ -54,6 +54,7 @@ pub(super) fn job(cx: Cx<'_>, path: &KeyPath, raw: &RawJob, global: &Global) -> 
                     true,
                 )?,
                 replicas: super::targets::replicas(cx, &path.k("replicas"), j.replicas.as_ref())?,
+                hooks: crate::job_hooks::job_hooks(cx, &path.k("hooks"), &j.hooks)?,
             })
         }
         RawJob::Sink(j) => JobKind::Sink(SinkJob {
@@ -81,6 +82,7 @@ pub(super) fn job(cx: Cx<'_>, path: &KeyPath, raw: &RawJob, global: &Global) -> 
                 j.conflict_resolution.as_ref(),
                 false,
             )?,
+            hooks: crate::job_hooks::job_hooks(cx, &path.k("hooks"), &j.hooks)?,
         }),
         RawJob::Source(j) => {
             let filesystems = cx.filter(&path.k("filesystems"), &j.filesystems)?;

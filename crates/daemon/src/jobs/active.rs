@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
+use zrelay_config::HookEvent;
 use zrelay_endpoint::{FsListing, JobId, Receiver, Sender};
 use zrelay_pruning::JobPruner;
 use zrelay_replication::report::unix;
@@ -81,6 +82,8 @@ pub(crate) struct ActiveParts {
     pub replicas: Option<Arc<super::replicas::ReplicaPart>>,
     /// A push job's `filesystems`, for the unmatched-dataset metric.
     pub filter: Option<zrelay_endpoint::FsFilter>,
+    /// The job's `hooks` (none: empty).
+    pub hooks: Option<Arc<super::hooks::JobHooks>>,
 }
 
 /// What makes a worker one target (lane) of a fan-out push job.
@@ -257,7 +260,14 @@ impl ActiveWorker {
                     },
                 }
             };
-            pending = woken.skipped.is_some();
+            // Wait for the gate only when it is what skipped this one (a
+            // fatal pre_replication hook waits for the next wakeup).
+            pending = woken.skipped.is_some()
+                && self
+                    .p
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| t.gate.read().may_run(self.p.clock.now()).is_err());
             for w in waiters.drain(..) {
                 let _ = w.send(woken.clone());
             }
@@ -341,6 +351,20 @@ impl ActiveWorker {
                 return Woken::default();
             }
         }
+        if let Some(h) = &p.hooks {
+            if let Err(why) = h.run(HookEvent::PreReplication, None).await {
+                self.status.update(|s| {
+                    s.state = JobState::Idle;
+                    s.last_error = Some(why.clone());
+                });
+                return Woken {
+                    report: None,
+                    pruning: Vec::new(),
+                    skipped: Some(why),
+                    targets: Vec::new(),
+                };
+            }
+        }
         if let Some(r) = &p.replicas {
             // Renames first, so a renamed filesystem's next step is incremental.
             r.run(false).await;
@@ -410,6 +434,15 @@ impl ActiveWorker {
             if let Some(m) = &p.metrics {
                 m.observe_report(p.name.as_str(), &report);
             }
+            if let Some(h) = &p.hooks {
+                let json = serde_json::to_value(&report).unwrap_or_default();
+                let outcome = super::hooks::Outcome {
+                    success: report.succeeded(),
+                    failed: report.failed().map(|f| f.fs.clone()).collect(),
+                    json: &json,
+                };
+                let _ = h.run(HookEvent::PostReplication, Some(outcome)).await;
+            }
             let pruning = if token.is_cancelled() {
                 Vec::new()
             } else {
@@ -476,7 +509,27 @@ impl ActiveWorker {
             zrelay_history::Kind::Prune,
         )
         .await;
+        if let Some(h) = &p.hooks {
+            if let Err(why) = h.run(HookEvent::PrePruning, None).await {
+                warn!(job = %p.name, "pruning skipped: {why}");
+                return Vec::new();
+            }
+        }
         let pruned = p.pruner.run(false, listing).await;
+        if let Some(h) = &p.hooks {
+            let json = serde_json::to_value(&pruned).unwrap_or_default();
+            let outcome = super::hooks::Outcome {
+                success: pruned.iter().all(|r| r.succeeded()),
+                failed: pruned
+                    .iter()
+                    .flat_map(|r| r.filesystems.iter())
+                    .filter(|f| f.error.is_some())
+                    .map(|f| f.fs.to_string())
+                    .collect(),
+                json: &json,
+            };
+            let _ = h.run(HookEvent::PostPruning, Some(outcome)).await;
+        }
         if let Some(r) = run {
             r.end(super::record::pruning_error(&pruned)).await;
         }

@@ -228,6 +228,7 @@ impl Ctx {
                 snap: Some(snap),
                 replicas,
                 filter: Some(p.filesystems.clone()),
+                hooks: self.job_hooks(name, &p.hooks),
                 ..parts
             },
             endpoint,
@@ -264,6 +265,10 @@ impl Ctx {
             &p.pruning,
         );
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let parts = ActiveParts {
+            hooks: self.job_hooks(name, &p.hooks),
+            ..parts
+        };
         let worker = ActiveWorker::with_channel(parts, endpoint, tx, rx);
         Ok(self.active_built(worker, None))
     }
@@ -337,7 +342,23 @@ impl Ctx {
             work: self.work_part(name.as_str(), super::work::DEFAULT_TARGET),
             replicas: None,
             filter: None,
+            hooks: None,
         }
+    }
+
+    /// A job's `hooks`, `None` when it has none.
+    pub(super) fn job_hooks(
+        &self,
+        job: &JobId,
+        hooks: &[zrelay_config::JobHook],
+    ) -> Option<Arc<super::hooks::JobHooks>> {
+        (!hooks.is_empty()).then(|| {
+            Arc::new(super::hooks::JobHooks {
+                job: job.to_string(),
+                hooks: hooks.to_vec(),
+                log_max: self.hook_log_max,
+            })
+        })
     }
 
     /// A lane's `replicas` handling, `None` when the rules are off.

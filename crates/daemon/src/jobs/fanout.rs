@@ -369,6 +369,7 @@ impl super::build::Ctx {
             parts.work = self.work_part(name.as_str(), &t.name);
             parts.replicas = replica;
             parts.filter = Some(p.filesystems.clone());
+            parts.hooks = self.job_hooks(&lane_id, &p.hooks);
             parts.target = Some(TargetPart {
                 name: t.name.clone(),
                 gate: gate.clone(),

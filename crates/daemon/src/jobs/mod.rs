@@ -16,6 +16,7 @@ pub mod build;
 pub mod caps;
 pub mod fanout;
 pub mod health;
+pub(crate) mod hooks;
 pub mod passive;
 pub(crate) mod record;
 pub(crate) mod redrive;

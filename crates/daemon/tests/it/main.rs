@@ -3,6 +3,7 @@
 //! guards; each was checked to fail with that behaviour broken.
 
 mod fanout;
+mod hooks;
 mod lifecycle;
 mod pullers;
 mod queue;

@@ -47,9 +47,52 @@ pub(super) async fn run(
     edge: HookEdge,
     ctx: &HookCtx<'_>,
 ) -> (Result<(), HookError>, String) {
+    run_command(CommandSpec {
+        path,
+        timeout,
+        env: hook_env(edge, ctx, timeout),
+        stdin: None,
+        job: ctx.job,
+        subject: ctx.fs.as_str(),
+        edge: edge.hook_type(),
+        log_max: ctx.log_max,
+    })
+    .await
+}
+
+/// One run of a command hook: snapshot hooks and the daemon's job hooks.
+#[derive(Debug, Clone)]
+pub struct CommandSpec<'a> {
+    /// The absolute path; run without arguments.
+    pub path: &'a Path,
+    /// The whole process group is killed when this passes.
+    pub timeout: Duration,
+    /// Variables on top of the daemon's environment.
+    pub env: Vec<(String, String)>,
+    /// Written to the command's standard input (then closed); `None`: `/dev/null`.
+    pub stdin: Option<Vec<u8>>,
+    /// For log lines: the job, what the hook runs for, and the edge or event.
+    pub job: &'a str,
+    /// For log lines: what the hook runs for (a filesystem, or the job).
+    pub subject: &'a str,
+    /// For log lines: the edge or event (`pre_snapshot`, `post_replication`).
+    pub edge: &'static str,
+    /// Bytes of combined output kept (the last ones).
+    pub log_max: usize,
+}
+
+/// Run a command hook: its own process group, killed at the timeout; each
+/// line of stdout logged at INFO, of stderr at WARN; the result and the
+/// captured output. A non-zero exit is an error.
+pub async fn run_command(spec: CommandSpec<'_>) -> (Result<(), HookError>, String) {
+    let (path, timeout) = (spec.path, spec.timeout);
     let mut cmd = tokio::process::Command::new(path);
-    cmd.envs(hook_env(edge, ctx, timeout))
-        .stdin(Stdio::null())
+    cmd.envs(spec.env)
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -66,12 +109,19 @@ pub(super) async fn run(
             )
         }
     };
-    let capture = Capture::shared(ctx.log_max);
+    if let (Some(mut w), Some(input)) = (child.stdin.take(), spec.stdin) {
+        // A hook that does not read its input must not block on it.
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = w.write_all(&input).await;
+        });
+    }
+    let capture = Capture::shared(spec.log_max);
     let log = LineLog {
-        job: ctx.job.to_string(),
-        fs: ctx.fs.to_string(),
+        job: spec.job.to_string(),
+        fs: spec.subject.to_string(),
         hook: path.display().to_string(),
-        edge: edge.hook_type(),
+        edge: spec.edge,
     };
     let mut pumps = Vec::new();
     if let Some(out) = child.stdout.take() {

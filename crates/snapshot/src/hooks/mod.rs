@@ -30,6 +30,7 @@ mod error;
 pub mod mysql;
 mod postgres;
 
+pub use command::{run_command, CommandSpec};
 pub use error::{DsnError, HookError};
 
 use std::sync::{Arc, Mutex};
