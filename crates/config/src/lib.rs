@@ -64,6 +64,7 @@ mod error;
 pub mod job_hooks;
 pub mod knobs;
 pub mod model;
+pub mod notify;
 mod raw;
 mod render;
 mod validate;
@@ -79,6 +80,7 @@ pub use error::ConfigError;
 pub use job_hooks::{HookEvent, JobHook};
 pub use knobs::{KnobError, Knobs};
 pub use model::*;
+pub use notify::Notify;
 pub use render::{RenderFormat, RenderWhat, UnknownChoice};
 pub use validate::global::{
     default_logging, DEFAULT_CONTROL_SOCKPATH, DEFAULT_STDINSERVER_SOCKDIR,

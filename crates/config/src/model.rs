@@ -62,6 +62,9 @@ pub struct Global {
     pub history_max_age: std::time::Duration,
     /// *zrelay extension* `queue`: the durable work queue.
     pub queue: QueueConfig,
+    /// *zrelay extension* `notify`: told about failed invocations and dead
+    /// work records.
+    pub notify: Option<crate::Notify>,
     /// zrepl's environment knobs, read once at startup
     /// ([`crate::Knobs::from_env`]; not YAML keys).
     pub knobs: crate::Knobs,

@@ -58,6 +58,8 @@ pub(crate) struct RawGlobal {
     pub(crate) history: Option<RawHistory>,
     /// zrelay extension.
     pub(crate) queue: Option<RawQueue>,
+    /// zrelay extension.
+    pub(crate) notify: Option<crate::notify::RawNotify>,
 }
 
 /// zrelay extension: `global.queue`.

@@ -310,22 +310,22 @@ fn global(g: &Global) -> Out {
             }
         })
         .collect();
-    Out::map([
-        ("logging", logging(&g.logging)),
-        ("monitoring", Out::L(monitoring)),
+    let mut m: Vec<(String, Out)> = vec![
+        ("logging".into(), logging(&g.logging)),
+        ("monitoring".into(), Out::L(monitoring)),
         (
-            "control",
+            "control".into(),
             Out::map([("sockpath", Out::s(g.control_sockpath.display()))]),
         ),
         (
-            "serve",
+            "serve".into(),
             Out::map([(
                 "stdinserver",
                 Out::map([("sockdir", Out::s(g.stdinserver_sockdir.display()))]),
             )]),
         ),
         (
-            "history",
+            "history".into(),
             Out::map([
                 ("path", Out::s(g.history_path.display())),
                 (
@@ -335,7 +335,7 @@ fn global(g: &Global) -> Out {
             ]),
         ),
         (
-            "queue",
+            "queue".into(),
             Out::map([
                 ("path", Out::s(g.queue.path.display())),
                 ("lease", Out::S(go_duration(g.queue.lease))),
@@ -344,7 +344,18 @@ fn global(g: &Global) -> Out {
                 ("max_attempts", Out::N(u64::from(g.queue.max_attempts))),
             ]),
         ),
-    ])
+    ];
+    if let Some(n) = &g.notify {
+        m.push((
+            "notify".into(),
+            Out::map([
+                ("command", Out::s(n.command.display())),
+                ("timeout", Out::S(go_duration(n.timeout))),
+                ("min_interval", Out::S(go_duration(n.min_interval))),
+            ]),
+        ));
+    }
+    Out::M(m)
 }
 
 fn logging(outlets: &[LogOutlet]) -> Out {

@@ -383,6 +383,8 @@ fn include_and_extension_samples() {
         panic!()
     };
     assert_eq!(p.replication.schedule, Some(Schedule::Interval(secs(3600))));
+    let n = c.global.notify.as_ref().expect("notify");
+    assert_eq!((n.timeout, n.min_interval), (secs(20), secs(1800)));
     assert_eq!(p.hooks.len(), 2);
     assert!(p.hooks[0].err_is_fatal && p.hooks[0].timeout == secs(10));
     assert_eq!(

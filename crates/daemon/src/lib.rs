@@ -261,6 +261,14 @@ impl Daemon {
             queue: queue.clone(),
             destroy_batch: g.knobs.destroy_max_batch,
             hook_log_max: g.knobs.max_hook_log_size,
+            notifier: g.notify.clone().map(|cfg| {
+                Arc::new(jobs::notify::Notifier {
+                    cfg,
+                    clock: self.clock.clone(),
+                    log_max: g.knobs.max_hook_log_size,
+                    limiter: Default::default(),
+                })
+            }),
         };
         let mut built: Vec<_> = self.config.jobs.iter().map(|j| (j, ctx.build(j))).collect();
         let lanes: Vec<_> = built

@@ -123,6 +123,7 @@ pub(super) fn global(cx: Cx<'_>, raw: Option<&RawGlobal>) -> R<Global> {
         history_path,
         history_max_age,
         queue,
+        notify: crate::notify::notify(cx, &path.k("notify"), raw.notify.as_ref())?,
         knobs: crate::Knobs::default(),
     })
 }

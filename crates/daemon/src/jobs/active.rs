@@ -84,6 +84,8 @@ pub(crate) struct ActiveParts {
     pub filter: Option<zrelay_endpoint::FsFilter>,
     /// The job's `hooks` (none: empty).
     pub hooks: Option<Arc<super::hooks::JobHooks>>,
+    /// `global.notify`.
+    pub notifier: Option<Arc<super::notify::Notifier>>,
 }
 
 /// What makes a worker one target (lane) of a fan-out push job.
@@ -433,6 +435,22 @@ impl ActiveWorker {
             log_report(&report);
             if let Some(m) = &p.metrics {
                 m.observe_report(p.name.as_str(), &report);
+            }
+            if let (Some(n), false) = (&p.notifier, report.succeeded() || token.is_cancelled()) {
+                let message = report.planning_error.clone().unwrap_or_else(|| {
+                    let failed: Vec<String> = report
+                        .failed()
+                        .map(|f| format!("{}: {}", f.fs, f.last_error.clone().unwrap_or_default()))
+                        .collect();
+                    format!("failed: {}", failed.join("; "))
+                });
+                let json = serde_json::to_value(&report).unwrap_or_default();
+                n.notify(
+                    p.name.as_str(),
+                    super::notify::NotifyEvent::InvocationFailed,
+                    message,
+                    json,
+                );
             }
             if let Some(h) = &p.hooks {
                 let json = serde_json::to_value(&report).unwrap_or_default();

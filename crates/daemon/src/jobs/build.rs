@@ -107,6 +107,8 @@ pub(crate) struct Ctx {
     pub destroy_batch: usize,
     /// Bytes of hook output kept.
     pub hook_log_max: usize,
+    /// `global.notify`.
+    pub notifier: Option<Arc<super::notify::Notifier>>,
 }
 
 fn none() -> Control {
@@ -305,6 +307,7 @@ impl Ctx {
             target: zrelay_queue::TargetName::new(target).ok()?,
             worker: super::work::worker_id(job, target)?,
             metrics: self.metrics.clone(),
+            notifier: self.notifier.clone(),
         })
     }
 
@@ -343,6 +346,7 @@ impl Ctx {
             replicas: None,
             filter: None,
             hooks: None,
+            notifier: self.notifier.clone(),
         }
     }
 

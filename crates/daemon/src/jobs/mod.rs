@@ -17,6 +17,7 @@ pub mod caps;
 pub mod fanout;
 pub mod health;
 pub(crate) mod hooks;
+pub(crate) mod notify;
 pub mod passive;
 pub(crate) mod record;
 pub(crate) mod redrive;

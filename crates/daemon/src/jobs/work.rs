@@ -43,6 +43,8 @@ pub(crate) struct WorkPart {
     pub worker: WorkerId,
     /// Steps in flight and their latency, per target.
     pub metrics: Option<Arc<zrelay_metrics::Metrics>>,
+    /// Told when a record goes dead.
+    pub notifier: Option<Arc<super::notify::Notifier>>,
 }
 
 /// The target name of a job with one target (push with `connect`, pull).
@@ -275,6 +277,23 @@ async fn fail(w: &WorkPart, c: &Claim, message: String, class: ErrorClass) {
     ) {
         if r.state == State::Dead {
             warn!(record = %r.key, reason = r.dead_reason.map_or("", |d| d.as_str()), "queue: record dead; `zrelay queue retry` once fixed");
+            if let Some(n) = &w.notifier {
+                let message = format!(
+                    "{} is dead in the work queue ({}); after fixing it, run `zrelay queue retry {} {} {}`",
+                    r.key,
+                    r.dead_reason.map_or("dead", |d| d.as_str()),
+                    r.key.job,
+                    r.key.target,
+                    r.key.filesystem
+                );
+                let json = serde_json::to_value(&r).unwrap_or_default();
+                n.notify(
+                    w.job.as_str(),
+                    super::notify::NotifyEvent::RecordDead,
+                    message,
+                    json,
+                );
+            }
         }
     }
 }

@@ -100,3 +100,63 @@ async fn hooks_run_in_order_with_their_environment_and_a_fatal_one_skips() {
     );
     rig.stop().await;
 }
+
+/// `global.notify`: a failed invocation and a record that went dead each
+/// tell the command (the rate limit itself is unit-tested in
+/// `jobs/notify.rs`, on an injected time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_tells_of_failures_and_dead_records_once_per_interval() {
+    let (z, src) = rig::source_fs(10_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("notified");
+    let cmd = script(
+        d,
+        "notify.sh",
+        &format!(
+            "echo \"$ZRELAY_NOTIFY_EVENT $ZRELAY_JOB $ZRELAY_SUPPRESSED $ZRELAY_MESSAGE\" >> '{}'",
+            log.display()
+        ),
+    );
+    let opts = Opts {
+        global: format!("  notify:\n    command: {cmd}\n    min_interval: 1h\n"),
+        ..Opts::default()
+    };
+    let rig = rig::start(&z, d, &rig::pair("notify1", ""), opts).await;
+    let s = rig.signal("push", Signal::Wakeup, true).await.unwrap();
+    assert!(s.report.unwrap().succeeded());
+    // The target diverges: the invocation fails and the record goes dead.
+    let received = zrelay_zfs::DatasetPath::parse(rig::RECEIVED).unwrap();
+    rig::snap(&z, &received, "local").await;
+    rig::snap(&z, &src, "zrepl_2").await;
+    for _ in 0..3 {
+        rig.signal("push", Signal::Wakeup, true).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        if t.contains("record_dead") && t.contains("invocation_failed") {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "notified: {t:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = std::fs::read_to_string(&log).unwrap_or(text);
+    let failed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("invocation_failed push 0 "))
+        .collect();
+    assert_eq!(failed.len(), 1, "{text}");
+    assert!(failed[0].contains("diverged"), "{text}");
+    let dead: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("record_dead push 0 "))
+        .collect();
+    assert_eq!(dead.len(), 1, "{text}");
+    assert!(
+        dead[0].contains("zrelay queue retry push default p/src"),
+        "{text}"
+    );
+    rig.stop().await;
+}
