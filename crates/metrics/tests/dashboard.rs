@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use zrelay_metrics::Metrics;
+mod common;
 
 #[test]
 fn every_metric_the_dashboard_queries_exists() {
@@ -21,17 +21,7 @@ fn every_metric_the_dashboard_queries_exists() {
         .collect();
     assert!(exprs.len() >= 10, "{exprs:?}");
     // Families as exported, with a sample of every family recorded.
-    let m = Metrics::new("0.0.0", "test");
-    m.replication_state_time("j", "working", 1.0);
-    m.bytes_replicated("j", "p/a", 1);
-    m.filesystem_errors("j", 0);
-    m.last_successful("j", 1);
-    m.pruning_time("j", zrelay_metrics::Side::Sender, 1.0);
-    m.log_entry("j", "warn");
-    m.zfs_command("zfs", "send", 1.0);
-    m.fs_lag("j", "p/a", zrelay_metrics::Side::Receiver, 1);
-    m.bytes_pending("j", "p/a", 1);
-    m.snapshot_taken("j", true);
+    let m = common::with_a_sample_in_every_family();
     let text = m.encode_text();
     let exported: BTreeSet<&str> = text
         .lines()

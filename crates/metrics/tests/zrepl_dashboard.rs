@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use zrelay_metrics::Metrics;
+mod common;
 
 /// Every PromQL text of the dashboard: panel targets and template variables.
 fn queries(v: &serde_json::Value, out: &mut Vec<String>) {
@@ -78,15 +78,7 @@ fn zrepls_dashboard_finds_every_metric_and_label() {
     assert!(wanted.len() >= 14, "{qs:#?}");
 
     // What a daemon exports once its jobs have run: a sample in every family.
-    let m = Metrics::new("0.0.0", "test");
-    m.replication_state_time("j", "working", 1.0);
-    m.bytes_replicated("j", "p/a", 1);
-    m.filesystem_errors("j", 0);
-    m.last_successful("j", 1);
-    m.pruning_time("j", zrelay_metrics::Side::Sender, 1.0);
-    m.log_entry("j", "warn");
-    m.zfs_command("zfs", "send", 1.0);
-    m.unmatched_user_specified("j", 0);
+    let m = common::with_a_sample_in_every_family();
     let text = m.encode_zrepl();
     let mut exported: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for l in text.lines().filter(|l| !l.starts_with('#')) {
