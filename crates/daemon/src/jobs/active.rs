@@ -436,31 +436,7 @@ impl ActiveWorker {
             if let Some(m) = &p.metrics {
                 m.observe_report(p.name.as_str(), &report);
             }
-            if let (Some(n), false) = (&p.notifier, report.succeeded() || token.is_cancelled()) {
-                let message = report.planning_error.clone().unwrap_or_else(|| {
-                    let failed: Vec<String> = report
-                        .failed()
-                        .map(|f| format!("{}: {}", f.fs, f.last_error.clone().unwrap_or_default()))
-                        .collect();
-                    format!("failed: {}", failed.join("; "))
-                });
-                let json = serde_json::to_value(&report).unwrap_or_default();
-                n.notify(
-                    p.name.as_str(),
-                    super::notify::NotifyEvent::InvocationFailed,
-                    message,
-                    json,
-                );
-            }
-            if let Some(h) = &p.hooks {
-                let json = serde_json::to_value(&report).unwrap_or_default();
-                let outcome = super::hooks::Outcome {
-                    success: report.succeeded(),
-                    failed: report.failed().map(|f| f.fs.clone()).collect(),
-                    json: &json,
-                };
-                let _ = h.run(HookEvent::PostReplication, Some(outcome)).await;
-            }
+            self.tell(&report, token.is_cancelled()).await;
             let pruning = if token.is_cancelled() {
                 Vec::new()
             } else {
@@ -499,6 +475,43 @@ impl ActiveWorker {
             pruning,
             skipped: None,
             targets: Vec::new(),
+        }
+    }
+
+    /// After an invocation: the notifier (when it failed) and the
+    /// post_replication hooks, from one serialisation of the report.
+    async fn tell(&self, report: &Report, cancelled: bool) {
+        let p = &self.p;
+        let notifier = p
+            .notifier
+            .as_ref()
+            .filter(|_| !report.succeeded() && !cancelled);
+        if notifier.is_none() && p.hooks.is_none() {
+            return;
+        }
+        let json = serde_json::to_value(report).unwrap_or_default();
+        if let Some(n) = notifier {
+            let message = report.planning_error.clone().unwrap_or_else(|| {
+                let failed: Vec<String> = report
+                    .failed()
+                    .map(|f| format!("{}: {}", f.fs, f.last_error.clone().unwrap_or_default()))
+                    .collect();
+                format!("failed: {}", failed.join("; "))
+            });
+            n.notify(
+                p.name.as_str(),
+                super::notify::NotifyEvent::InvocationFailed,
+                message,
+                json.clone(),
+            );
+        }
+        if let Some(h) = &p.hooks {
+            let outcome = super::hooks::Outcome {
+                success: report.succeeded(),
+                failed: report.failed().map(|f| f.fs.clone()).collect(),
+                json: &json,
+            };
+            let _ = h.run(HookEvent::PostReplication, Some(outcome)).await;
         }
     }
 

@@ -22,6 +22,7 @@ use zrelay_endpoint::{FsListing, FsVersion, Receiver, Sender};
 use zrelay_planner::{
     gone, replica_actions, replica_fates, ReplicaAction, ReplicaRules, SourceSide,
 };
+use zrelay_replication::report::unix;
 use zrelay_snapshot::Clock;
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 
@@ -107,12 +108,6 @@ pub(crate) struct ReplicaPart {
     pub memory: std::sync::Mutex<BTreeMap<DatasetPath, SystemTime>>,
     /// Renames and destroys run one lane at a time.
     pub running: tokio::sync::Mutex<()>,
-}
-
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl ReplicaPart {

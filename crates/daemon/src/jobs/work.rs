@@ -113,8 +113,9 @@ impl WorkPart {
                 (
                     fs.clone(),
                     format!(
-                        "dead in the work queue ({}): {why}; after fixing it, run `zrelay queue retry {job} {target} {fs}`",
-                        r.dead_reason.map_or("dead", |d| d.as_str())
+                        "dead in the work queue ({}): {why}; {}",
+                        r.dead_reason.map_or("dead", |d| d.as_str()),
+                        retry_hint(job, target, fs)
                     ),
                 )
             })
@@ -270,6 +271,11 @@ async fn acquire(w: &WorkPart, fs: &str) -> Option<Claim> {
     }
 }
 
+/// What an operator runs once a dead record's cause is fixed.
+fn retry_hint(job: &str, target: &str, fs: &str) -> String {
+    format!("after fixing it, run `zrelay queue retry {job} {target} {fs}`")
+}
+
 async fn fail(w: &WorkPart, c: &Claim, message: String, class: ErrorClass) {
     if let Some(r) = log(
         "record a failure",
@@ -279,12 +285,14 @@ async fn fail(w: &WorkPart, c: &Claim, message: String, class: ErrorClass) {
             warn!(record = %r.key, reason = r.dead_reason.map_or("", |d| d.as_str()), "queue: record dead; `zrelay queue retry` once fixed");
             if let Some(n) = &w.notifier {
                 let message = format!(
-                    "{} is dead in the work queue ({}); after fixing it, run `zrelay queue retry {} {} {}`",
+                    "{} is dead in the work queue ({}); {}",
                     r.key,
                     r.dead_reason.map_or("dead", |d| d.as_str()),
-                    r.key.job,
-                    r.key.target,
-                    r.key.filesystem
+                    retry_hint(
+                        r.key.job.as_str(),
+                        r.key.target.as_str(),
+                        r.key.filesystem.as_str()
+                    )
                 );
                 let json = serde_json::to_value(&r).unwrap_or_default();
                 n.notify(
