@@ -13,7 +13,7 @@
 //! least one known event and none twice, the timeout is positive, and
 //! `err_is_fatal` is only set on a hook with a `pre_*` event.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -89,15 +89,7 @@ pub(crate) fn job_hooks(cx: Cx<'_>, path: &KeyPath, raw: &[RawJobHook]) -> R<Vec
     let mut out = Vec::with_capacity(raw.len());
     for (i, h) in raw.iter().enumerate() {
         let p = path.i(i);
-        if !Path::new(&h.path).is_absolute() {
-            return Err(cx.err(
-                &p.k("path"),
-                format!(
-                    "hook command path \"{}\" must be absolute",
-                    h.path.escape_debug()
-                ),
-            ));
-        }
+        let command = cx.command_path(&p.k("path"), &h.path, "hook")?;
         let mut on = Vec::new();
         for (j, e) in h.on.iter().enumerate() {
             let Some(ev) = HookEvent::ALL.into_iter().find(|x| x.as_str() == e) else {
@@ -125,7 +117,7 @@ pub(crate) fn job_hooks(cx: Cx<'_>, path: &KeyPath, raw: &[RawJobHook]) -> R<Vec
             ));
         }
         out.push(JobHook {
-            path: PathBuf::from(&h.path),
+            path: command,
             on,
             timeout: cx.go_duration(&p.k("timeout"), &h.timeout, JOB_HOOK_TIMEOUT, true)?,
             err_is_fatal,

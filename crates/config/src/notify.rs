@@ -12,7 +12,7 @@
 //! Invariants (checked once, here): the path is absolute, both durations
 //! are positive.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -42,17 +42,8 @@ pub(crate) struct RawNotify {
 
 pub(crate) fn notify(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawNotify>) -> R<Option<Notify>> {
     let Some(r) = raw else { return Ok(None) };
-    if !Path::new(&r.command).is_absolute() {
-        return Err(cx.err(
-            &path.k("command"),
-            format!(
-                "notify command path \"{}\" must be absolute",
-                r.command.escape_debug()
-            ),
-        ));
-    }
     Ok(Some(Notify {
-        command: PathBuf::from(&r.command),
+        command: cx.command_path(&path.k("command"), &r.command, "notify")?,
         timeout: cx.go_duration(
             &path.k("timeout"),
             &r.timeout,

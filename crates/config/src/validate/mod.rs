@@ -73,6 +73,15 @@ impl<'a> Cx<'a> {
         Ok(PathBuf::from(self.non_empty(path, s)?))
     }
 
+    /// The absolute path of a command run without arguments (hooks,
+    /// notifications); `what` names it in the error (`hook`, `notify`).
+    pub(crate) fn command_path(&self, path: &KeyPath, s: &str, what: &str) -> R<PathBuf> {
+        if !Path::new(s).is_absolute() {
+            return Err(self.err(path, format!("{what} command path {s:?} must be absolute")));
+        }
+        Ok(PathBuf::from(s))
+    }
+
     /// A Go duration (`time.ParseDuration`) with a default; `positive`
     /// rejects zero (zrepl's `positive` tag; otherwise `zeropositive`).
     pub(crate) fn go_duration(

@@ -2,7 +2,6 @@
 //! replication and conflict resolution (and the zrelay extensions).
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::time::Duration;
 
 use zrelay_endpoint::{
@@ -116,15 +115,9 @@ fn hooks(cx: Cx<'_>, path: &KeyPath, raw: &[RawHook], job_fs: &FsFilter) -> R<Ve
         let timeout = |t: &Option<String>| cx.go_duration(&p.k("timeout"), t, HOOK_TIMEOUT, true);
         let hook = match h {
             RawHook::Command(c) => {
-                if !Path::new(&c.path).is_absolute() {
-                    return Err(cx.err(
-                        &p.k("path"),
-                        format!("hook command path {:?} must be absolute", c.path),
-                    ));
-                }
                 Hook {
                     kind: HookKind::Command {
-                        path: c.path.clone().into(),
+                        path: cx.command_path(&p.k("path"), &c.path, "hook")?,
                     },
                     timeout: timeout(&c.timeout)?,
                     // zrepl's default `{'<': true}`: every filesystem of the job.
