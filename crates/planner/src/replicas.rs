@@ -287,9 +287,7 @@ pub fn replica_actions(
                         fs,
                         reason: "its source is gone; delete_after is not set".into(),
                     }),
-                    Some(grace) if now >= since + grace => {
-                        destroys.push(ReplicaAction::Destroy { fs, since })
-                    }
+                    Some(grace) if now >= since + grace => destroys.push((fs, since)),
                     Some(grace) => rest.push(ReplicaAction::Wait {
                         fs,
                         since,
@@ -303,11 +301,12 @@ pub fn replica_actions(
             }),
         }
     }
-    destroys.sort_by_key(|a| match a {
-        ReplicaAction::Destroy { fs, .. } => std::cmp::Reverse(fs.components().count()),
-        _ => std::cmp::Reverse(0),
-    });
-    renames.extend(destroys);
+    destroys.sort_by_key(|(fs, _)| std::cmp::Reverse(fs.depth()));
+    renames.extend(
+        destroys
+            .into_iter()
+            .map(|(fs, since)| ReplicaAction::Destroy { fs, since }),
+    );
     renames.extend(rest);
     renames
 }
