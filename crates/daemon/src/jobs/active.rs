@@ -334,14 +334,7 @@ impl ActiveWorker {
                 } else {
                     info!(job = %p.name, target = %t.name, "{skip}");
                 }
-                let why = skip.to_string();
-                self.status.update(|s| s.last_error = Some(why.clone()));
-                return Woken {
-                    report: None,
-                    pruning: Vec::new(),
-                    skipped: Some(why),
-                    targets: Vec::new(),
-                };
+                return self.skip(skip.to_string());
             }
             self.status.update(|s| s.state = JobState::Waiting);
             _permit = tokio::select! {
@@ -355,16 +348,7 @@ impl ActiveWorker {
         }
         if let Some(h) = &p.hooks {
             if let Err(why) = h.run(HookEvent::PreReplication, None).await {
-                self.status.update(|s| {
-                    s.state = JobState::Idle;
-                    s.last_error = Some(why.clone());
-                });
-                return Woken {
-                    report: None,
-                    pruning: Vec::new(),
-                    skipped: Some(why),
-                    targets: Vec::new(),
-                };
+                return self.skip(why);
             }
         }
         if let Some(r) = &p.replicas {
@@ -475,6 +459,18 @@ impl ActiveWorker {
             pruning,
             skipped: None,
             targets: Vec::new(),
+        }
+    }
+
+    /// An invocation that did not run: why, in the status and for waiters.
+    fn skip(&self, why: String) -> Woken {
+        self.status.update(|s| {
+            s.state = JobState::Idle;
+            s.last_error = Some(why.clone());
+        });
+        Woken {
+            skipped: Some(why),
+            ..Woken::default()
         }
     }
 
