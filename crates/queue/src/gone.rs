@@ -20,13 +20,15 @@ use crate::{sql, Queue};
 
 impl Queue {
     /// Records that `gone` is the whole set of (job, target)'s receiver-only
-    /// filesystems whose source is gone now, and returns when each was first
-    /// seen so.
+    /// filesystems whose source is gone at `now` (the caller's clock, the
+    /// one its grace period is measured on), and returns when each was
+    /// first seen so.
     pub async fn observe_gone(
         &self,
         job: &JobId,
         target: &TargetName,
         gone: &[DatasetPath],
+        now: SystemTime,
     ) -> Result<BTreeMap<DatasetPath, SystemTime>> {
         let (job, target, gone) = (
             job.as_str().to_string(),
@@ -35,7 +37,6 @@ impl Queue {
         );
         self.tx("observe gone sources", move |tx, ctx| {
             let fail = ctx.sql("observe gone sources");
-            let now = ctx.now;
             let mut out = BTreeMap::new();
             let mut stmt = tx
                 .prepare(
@@ -96,7 +97,11 @@ mod tests {
     #[tokio::test]
     async fn first_sighting_is_kept_until_the_source_is_back() {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000)));
+        // The queue's own clock stands elsewhere: first sightings are the
+        // caller's times.
+        let clock = Arc::new(ManualClock::new(
+            UNIX_EPOCH + Duration::from_secs(9_999_999),
+        ));
         let q = Queue::open(
             dir.path().join("q.sqlite"),
             Policy::default(),
@@ -107,22 +112,30 @@ mod tests {
         let (job, t) = (JobId::new("j").unwrap(), TargetName::new("east").unwrap());
         let other = TargetName::new("west").unwrap();
         let at = |s| UNIX_EPOCH + Duration::from_secs(s);
-        let got = q.observe_gone(&job, &t, &[p("a/x")]).await.unwrap();
-        assert_eq!(got[&p("a/x")], at(1_000));
-        clock.advance(Duration::from_secs(60));
         let got = q
-            .observe_gone(&job, &t, &[p("a/x"), p("a/y")])
+            .observe_gone(&job, &t, &[p("a/x")], at(1_000))
+            .await
+            .unwrap();
+        assert_eq!(got[&p("a/x")], at(1_000));
+        let got = q
+            .observe_gone(&job, &t, &[p("a/x"), p("a/y")], at(1_060))
             .await
             .unwrap();
         assert_eq!(got[&p("a/x")], at(1_000), "the first sighting counts");
         assert_eq!(got[&p("a/y")], at(1_060));
-        assert!(q.observe_gone(&job, &other, &[]).await.unwrap().is_empty());
+        assert!(q
+            .observe_gone(&job, &other, &[], at(1_060))
+            .await
+            .unwrap()
+            .is_empty());
         // a/x is back: its grace starts over when it goes again
-        clock.advance(Duration::from_secs(60));
-        let got = q.observe_gone(&job, &t, &[p("a/y")]).await.unwrap();
+        let got = q
+            .observe_gone(&job, &t, &[p("a/y")], at(1_120))
+            .await
+            .unwrap();
         assert_eq!(got.len(), 1);
         let got = q
-            .observe_gone(&job, &t, &[p("a/x"), p("a/y")])
+            .observe_gone(&job, &t, &[p("a/x"), p("a/y")], at(1_120))
             .await
             .unwrap();
         assert_eq!(got[&p("a/x")], at(1_120));
@@ -132,7 +145,10 @@ mod tests {
         let q = Queue::open(dir.path().join("q.sqlite"), Policy::default(), clock)
             .await
             .unwrap();
-        let got = q.observe_gone(&job, &t, &[p("a/y")]).await.unwrap();
+        let got = q
+            .observe_gone(&job, &t, &[p("a/y")], at(1_180))
+            .await
+            .unwrap();
         assert_eq!(got[&p("a/y")], at(1_060));
     }
 }

@@ -175,13 +175,14 @@ impl ReplicaPart {
             &receiver,
         );
         let gone_now = gone(&fates);
+        // One time for the first sightings and the grace: the daemon's.
+        let now = self.clock.now();
         let since = match &self.store {
             Some((q, job, target)) => q
-                .observe_gone(job, target, &gone_now)
+                .observe_gone(job, target, &gone_now, now)
                 .await
                 .map_err(|e| format!("record gone sources: {e}"))?,
             None => {
-                let now = self.clock.now();
                 let mut m = self.memory.lock().unwrap_or_else(|e| e.into_inner());
                 m.retain(|fs, _| gone_now.contains(fs));
                 for fs in &gone_now {
@@ -190,12 +191,7 @@ impl ReplicaPart {
                 m.clone()
             }
         };
-        Ok(replica_actions(
-            &fates,
-            self.rules,
-            &since,
-            self.clock.now(),
-        ))
+        Ok(replica_actions(&fates, self.rules, &since, now))
     }
 
     /// Leave out of the sender's listing the datasets that are themselves
