@@ -358,10 +358,7 @@ async fn replication(a: &ReplicationArgs, cfg: &ConfigArg) -> Result<Verdict> {
             job.kind
         );
     }
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now = zrelay_replication::report::unix(SystemTime::now());
     let lag = |t: Option<u64>| t.map(|t| Duration::from_secs(now.saturating_sub(t)));
     let mut lags = Vec::new();
     if job.targets.is_empty() {
