@@ -330,4 +330,78 @@ mod tests {
         let target = r.target(&src).unwrap();
         assert_eq!(z.guid(&format!("{target}@a")).await.unwrap(), ga);
     }
+
+    /// The previous run's interrupted receive was still running when the
+    /// sender listed this side: the plan is a full step onto nothing, and
+    /// `zfs recv` finds the filesystem there. That is temporary (the retry
+    /// sees the saved token), not a conflict that kills the filesystem.
+    #[tokio::test]
+    async fn a_full_step_whose_destination_appears_after_the_plan_is_temporary() {
+        use zrelay_zfs::parse::StderrKind;
+        use zrelay_zfs::{Classify, ZfsError};
+        let z = Arc::new(FakeZfs::new());
+        let pool = z.add_pool("pool").unwrap();
+        let src = pool.child("src").unwrap();
+        let dst = pool.child("dst").unwrap();
+        z.create(&src, &[]).await.unwrap();
+        z.create(&dst, &[]).await.unwrap();
+        let a = SnapshotName::new(&src, "a").unwrap();
+        z.write(&src, 1000).unwrap();
+        z.snapshot(std::slice::from_ref(&a)).await.unwrap();
+        let ga = z.guid("pool/src@a").await.unwrap();
+        let r = LocalReceiver::new(
+            z.clone(),
+            JobId::new("j").unwrap(),
+            dst.clone(),
+            RecvOptions::default(),
+        );
+        let full = StepReq {
+            fs: src.clone(),
+            from: None,
+            to: FsVersion {
+                kind: VersionKind::Snapshot,
+                name: "a".into(),
+                guid: ga,
+                createtxg: 1,
+                creation: 0,
+            },
+            resume_token: None,
+            protection: Protection::default(),
+        };
+        for (stderr, kind) in [
+            ("cannot receive new filesystem stream: destination 'pool/dst/src' exists\nmust specify -F to overwrite it\n", StderrKind::AlreadyExists),
+            ("cannot receive new filesystem stream: destination pool/dst/src contains partially-complete state from \"zfs receive -s\".\n", StderrKind::ResumableStateExists),
+        ] {
+            z.fail_next_with(FakeOp::Recv, move || ZfsError::Command {
+                cmd: "zfs recv -s -u pool/dst/src".into(),
+                status: "exit code 1".into(),
+                stderr: stderr.into(),
+                kind,
+            });
+            let e = r
+                .receive(&full, send(&z, None, &a, ga).await)
+                .await
+                .unwrap_err();
+            assert!(e.is_temporary(), "{kind:?}: {e}");
+            assert!(e.to_string().contains("appeared after this step was planned"), "{e}");
+        }
+        // any other failure of the receive keeps its own class
+        z.fail_next_with(FakeOp::Recv, || ZfsError::Command {
+            cmd: "zfs recv -s -u pool/dst/src".into(),
+            status: "exit code 1".into(),
+            stderr: "cannot receive: permission denied\n".into(),
+            kind: StderrKind::PermissionDenied,
+        });
+        let e = r
+            .receive(&full, send(&z, None, &a, ga).await)
+            .await
+            .unwrap_err();
+        assert!(e.is_permanent(), "{e}");
+        // and the step then goes through
+        r.receive(&full, send(&z, None, &a, ga).await)
+            .await
+            .unwrap();
+        let target = r.target(&src).unwrap();
+        assert_eq!(z.guid(&format!("{target}@a")).await.unwrap(), ga);
+    }
 }

@@ -386,6 +386,37 @@ impl LocalReceiver {
     }
 }
 
+/// A full step planned onto nothing (no `-F`, no token) whose `zfs recv`
+/// found its destination existing, or holding partial state: the filesystem
+/// appeared after the plan (the previous run's interrupted receive was still
+/// going, or still being saved). Temporary: the retry plans again and sees
+/// its resume token, or a real conflict. Other errors are returned as they are.
+fn appeared_after_plan(step: &StepReq, target: &DatasetPath, e: EndpointError) -> EndpointError {
+    use zrelay_zfs::parse::StderrKind;
+    match e {
+        EndpointError::Zfs { context, source }
+            if step.from.is_none()
+                && matches!(
+                    *source,
+                    zrelay_zfs::ZfsError::Command {
+                        kind: StderrKind::AlreadyExists | StderrKind::ResumableStateExists,
+                        ..
+                    }
+                ) =>
+        {
+            info!(fs = %target, "the receiving filesystem appeared after this step was planned; the step is retried");
+            EndpointError::Stream {
+                fs: step.fs.clone(),
+                reason: format!(
+                    "{context}: {source} (it appeared after this step was planned: an interrupted receive still being saved?)"
+                ),
+                temporary: true,
+            }
+        }
+        e => e,
+    }
+}
+
 #[async_trait]
 impl Receiver for LocalReceiver {
     async fn list_filesystems(&self) -> Result<Vec<FsListing>> {
@@ -486,6 +517,11 @@ impl Receiver for LocalReceiver {
                 Ok(())
             }
             Err(e) => {
+                let e = if !force && step.resume_token.is_none() {
+                    appeared_after_plan(step, &target, e)
+                } else {
+                    e
+                };
                 let resume_token = match self
                     .zfs
                     .get(target.as_str(), &["receive_resume_token"])
