@@ -12,6 +12,7 @@ pub mod fanout_crash;
 pub mod fanout_grace;
 pub mod no_downgrade;
 pub mod operator;
+pub mod package;
 pub mod pullers;
 pub mod replicas;
 pub mod replication;
@@ -100,6 +101,10 @@ pub fn all() -> Vec<Case> {
             cli_tools::create_step_and_migrate_cursor
         ),
         case!("CliMonitorExitCodes", cli_tools::monitor_exit_codes),
+        case!(
+            "PackageInstallsAndRunsTheQuickstart",
+            package::package_installs_and_runs_the_quickstart
+        ),
         case!(
             "SecurityTokenForgedRawokRefused",
             security_tokens::forged_rawok_token_refused
