@@ -60,7 +60,7 @@ enum Command {
     ZfsAbstraction(abstraction::ZabsArgs),
     /// zrepl's migrations of on-ZFS state (replication-cursor:v1-v2).
     Migrate(migrate::MigrateArgs),
-    /// Monitoring checks with Nagios exit codes: alive, snapshots.
+    /// Monitoring checks with Nagios exit codes: alive, snapshots, replication.
     Monitor(monitor::MonitorArgs),
     /// The durable work queue: list records, retry or drop one.
     Queue(queue::QueueArgs),
