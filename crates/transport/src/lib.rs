@@ -52,6 +52,7 @@ pub mod ssh;
 pub mod stdinserver;
 pub mod tcp;
 pub mod tls;
+mod tls_pinned;
 
 use std::sync::Arc;
 

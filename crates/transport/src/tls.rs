@@ -5,6 +5,8 @@
 //! A subject with more than one CN is refused ([`subject_cn`]).
 //! The client verifies the server against `ca` with `server_cn` as the
 //! expected name (checked against the SANs, as Go and so zrepl do).
+//! Either side may also present, as it is, one of the other side's `ca`
+//! certificates: zrepl's self-signed setup ([`crate::tls_pinned`]).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -25,6 +28,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::error::{CertError, Refused};
 use crate::ratelog::{Backoff, KeyedRateLog, RateLog, LOG_INTERVAL};
 use crate::tcp::{accept_error_is_transient, bind, check_host_port, dial, ACCEPT_BACKOFF};
+use crate::tls_pinned::{Pinned, PinnedClientVerifier, PinnedServerVerifier};
 use crate::{Accepted, ClientIdentity, Conn, Connector, Listener, TransportError};
 
 fn provider() -> Arc<CryptoProvider> {
@@ -67,9 +71,13 @@ pub fn load_key(key: &str, path: &Path) -> Result<PrivateKeyDer<'static>, Transp
     })
 }
 
-fn load_roots(key: &str, path: &Path) -> Result<Arc<RootCertStore>, TransportError> {
+/// The trust anchors of `ca`, and its certificates as they are (a peer may
+/// present one of them itself: [`crate::tls_pinned`]).
+fn load_roots(key: &str, path: &Path) -> Result<(Arc<RootCertStore>, Pinned), TransportError> {
     let mut roots = RootCertStore::empty();
-    for (i, cert) in load_certs(key, path)?.into_iter().enumerate() {
+    let certs = load_certs(key, path)?;
+    let pinned = Pinned::new(&certs);
+    for (i, cert) in certs.into_iter().enumerate() {
         roots.add(cert).map_err(|e| {
             TransportError::config(format!(
                 "{key}: {}: certificate #{} is not usable as a CA: {e}",
@@ -78,7 +86,7 @@ fn load_roots(key: &str, path: &Path) -> Result<Arc<RootCertStore>, TransportErr
             ))
         })?;
     }
-    Ok(Arc::new(roots))
+    Ok((Arc::new(roots), pinned))
 }
 
 /// The subject CN of a DER certificate: the one and only CN of its subject.
@@ -142,13 +150,18 @@ impl TlsConnector {
                 server_cn.escape_debug()
             ))
         })?;
-        let roots = load_roots("connect.ca", ca)?;
+        let (roots, pinned) = load_roots("connect.ca", ca)?;
         let certs = load_certs("connect.cert", cert)?;
         let pkey = load_key("connect.key", key)?;
+        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider())
+            .build()
+            .map_err(|e| TransportError::config(format!("connect.ca {}: {e}", ca.display())))?;
+        let verifier = Arc::new(PinnedServerVerifier { inner, pinned });
         let config = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TransportError::config(format!("TLS setup: {e}")))?
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
             .with_client_auth_cert(certs, pkey)
             .map_err(|e| {
                 TransportError::config(format!(
@@ -253,12 +266,13 @@ impl TlsListener {
         if cns.is_empty() {
             tracing::warn!("tls serve.client_cns is empty: every connection will be refused");
         }
-        let roots = load_roots("serve.ca", ca)?;
+        let (roots, pinned) = load_roots("serve.ca", ca)?;
         let certs = load_certs("serve.cert", cert)?;
         let pkey = load_key("serve.key", key)?;
-        let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
+        let inner = WebPkiClientVerifier::builder_with_provider(roots, provider())
             .build()
             .map_err(|e| TransportError::config(format!("serve.ca {}: {e}", ca.display())))?;
+        let verifier = Arc::new(PinnedClientVerifier { inner, pinned });
         let config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TransportError::config(format!("TLS setup: {e}")))?

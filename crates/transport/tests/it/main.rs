@@ -6,3 +6,4 @@ mod ssh;
 mod stdinserver;
 mod tcp;
 mod tls;
+mod tls_self_signed;
