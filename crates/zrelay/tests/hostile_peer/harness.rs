@@ -66,7 +66,21 @@ impl Daemon {
         Self::start_with(LIMITS, nofile)
     }
 
+    /// [`Daemon::start`] with other limits. Ports are picked free and then
+    /// released, so another process may take one before the daemon binds
+    /// it: a start that fails with "address in use" is retried on new ports.
     pub fn start_with(limits: &str, nofile: Option<u32>) -> Daemon {
+        let mut tries = 0;
+        loop {
+            match Self::try_start(limits, nofile) {
+                Ok(d) => return d,
+                Err(log) if log.contains("in use") && tries < 3 => tries += 1,
+                Err(log) => panic!("the daemon exited at start:\n{log}"),
+            }
+        }
+    }
+
+    fn try_start(limits: &str, nofile: Option<u32>) -> Result<Daemon, String> {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
         let (sink, source) = (free_port(), free_port());
@@ -116,7 +130,7 @@ impl Daemon {
         let started = Instant::now();
         while !(d.listening(sink) && d.listening(source)) {
             if let Ok(Some(st)) = d.child.try_wait() {
-                panic!("the daemon exited at start ({st}):\n{}", d.log_text());
+                return Err(format!("({st})\n{}", d.log_text()));
             }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
@@ -125,7 +139,7 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        d
+        Ok(d)
     }
 
     fn listening(&self, port: u16) -> bool {
