@@ -68,6 +68,7 @@ pub mod notify;
 mod raw;
 mod render;
 mod validate;
+mod warning;
 mod yaml;
 
 pub mod cron;
@@ -77,6 +78,7 @@ pub mod units;
 use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
+pub use warning::ConfigWarning;
 pub use job_hooks::{HookEvent, JobHook};
 pub use knobs::{KnobError, Knobs};
 pub use model::*;
@@ -180,6 +182,7 @@ fn parse_source(text: &str, file: &Path) -> Result<Source, ConfigError> {
         file: file.to_path_buf(),
         root,
         raw,
+        warnings: Default::default(),
     })
 }
 
