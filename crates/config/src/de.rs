@@ -202,14 +202,19 @@ pub(crate) fn go_int(text: &str) -> Result<i128, String> {
     if let Some(v) = int {
         return Ok(if neg { -v } else { v });
     }
-    let float = regex_lite_float(&plain).then(|| plain.parse::<f64>().ok()).flatten();
+    let float = regex_lite_float(&plain)
+        .then(|| plain.parse::<f64>().ok())
+        .flatten();
     match float {
         Some(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(f as i128),
         Some(_) => Err(format!(
             "expected an integer, found {} (zrepl would round it down)",
             peer(text)
         )),
-        None => Err(format!("expected an integer, found string {:?}", peer(text))),
+        None => Err(format!(
+            "expected an integer, found string {:?}",
+            peer(text)
+        )),
     }
 }
 

@@ -78,7 +78,6 @@ pub mod units;
 use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
-pub use warning::ConfigWarning;
 pub use job_hooks::{HookEvent, JobHook};
 pub use knobs::{KnobError, Knobs};
 pub use model::*;
@@ -87,6 +86,7 @@ pub use render::{RenderFormat, RenderWhat, UnknownChoice};
 pub use validate::global::{
     default_logging, DEFAULT_CONTROL_SOCKPATH, DEFAULT_STDINSERVER_SOCKDIR,
 };
+pub use warning::ConfigWarning;
 
 use error::KeyPath;
 use validate::{Cx, Source};

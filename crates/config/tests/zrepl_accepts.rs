@@ -35,7 +35,8 @@ fn yml_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Load `f`, check it round-trips, and return its warnings as printed.
 fn accepted(f: &Path) -> Vec<String> {
-    let c = load(f).unwrap_or_else(|e| panic!("zrepl accepts {}, zrelay refuses: {e}", f.display()));
+    let c =
+        load(f).unwrap_or_else(|e| panic!("zrepl accepts {}, zrelay refuses: {e}", f.display()));
     let yaml = c.render(RenderFormat::Yaml, RenderWhat::All);
     let back = parse_str(&yaml, f)
         .unwrap_or_else(|e| panic!("{}: rendered YAML does not parse: {e}\n{yaml}", f.display()));
@@ -59,7 +60,9 @@ fn zrepls_own_samples_are_accepted() {
             // Two sinks serve the local listener "localsink".
             assert_eq!(warnings.len(), 1, "{warnings:?}");
             assert!(
-                warnings[0].contains("local listener name \"localsink\" is also used by job \"limited_sink\""),
+                warnings[0].contains(
+                    "local listener name \"localsink\" is also used by job \"limited_sink\""
+                ),
                 "{warnings:?}"
             );
         } else {

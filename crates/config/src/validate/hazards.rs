@@ -36,7 +36,13 @@ pub(super) fn job(cx: Cx<'_>, path: &KeyPath, job: &Job) {
         }
         JobKind::Snap(s) => {
             let name = own_snapshot(&s.snapshotting);
-            keep(cx, &pruning.k("keep"), &s.keep, name.as_deref(), Side::Local);
+            keep(
+                cx,
+                &pruning.k("keep"),
+                &s.keep,
+                name.as_deref(),
+                Side::Local,
+            );
         }
         JobKind::Sink(_) | JobKind::Source(_) => {}
     }
@@ -61,8 +67,20 @@ enum Side {
 }
 
 fn sides(cx: Cx<'_>, path: &KeyPath, p: &PruningConfig, name: Option<&str>) {
-    keep(cx, &path.k("keep_sender"), &p.keep_sender, name, Side::Sender);
-    keep(cx, &path.k("keep_receiver"), &p.keep_receiver, name, Side::Receiver);
+    keep(
+        cx,
+        &path.k("keep_sender"),
+        &p.keep_sender,
+        name,
+        Side::Sender,
+    );
+    keep(
+        cx,
+        &path.k("keep_receiver"),
+        &p.keep_receiver,
+        name,
+        Side::Receiver,
+    );
 }
 
 /// A name the job's snapshotter gives (`None` for manual snapshotting).

@@ -233,7 +233,10 @@ fn serve(cx: Cx<'_>, path: &KeyPath, raw: &RawServe, global: &Global) -> R<Serve
                     let at = path.k("handshake_timeout");
                     let t = cx.go_duration(&at, &s.handshake_timeout, HANDSHAKE, false)?;
                     if t.is_zero() {
-                        cx.warn(&at, "0: every TLS handshake times out at once (as in zrepl)");
+                        cx.warn(
+                            &at,
+                            "0: every TLS handshake times out at once (as in zrepl)",
+                        );
                     }
                     t
                 },

@@ -195,7 +195,11 @@ pub(crate) struct Site<'a> {
 pub(crate) fn build(main: &Source, includes: &[Source]) -> R<Config> {
     let cx = Cx::of(main);
     let global = global::global(cx, main.raw.global.as_ref())?;
-    let logging_given = main.raw.global.as_ref().is_some_and(|g| g.logging.is_some());
+    let logging_given = main
+        .raw
+        .global
+        .as_ref()
+        .is_some_and(|g| g.logging.is_some());
     hazards::global(cx, &global, logging_given);
     let mut jobs: Vec<Job> = Vec::new();
     let mut sites: Vec<Site<'_>> = Vec::new();
@@ -269,7 +273,9 @@ fn cross_job_rules(jobs: &[Job], sites: &[Site<'_>]) -> R<()> {
                         &sb.path.k("root_fs"),
                         format!(
                             "root_fs {:?} of job {:?} {how} root_fs {:?} of job {:?} ({}): \
-                             receiving jobs must not receive into the same or nested datasets",
+                             receiving jobs must not receive into the same or nested datasets \
+                             (zrepl 0.7 accepts it, but each job's receive-side pruning would \
+                             destroy the other job's snapshots)",
                             rb.as_str(),
                             jb.name.as_str(),
                             ra.as_str(),
@@ -290,13 +296,7 @@ fn cross_job_rules(jobs: &[Job], sites: &[Site<'_>]) -> R<()> {
 
 /// Two serving jobs sharing a listener, address or stdinserver identity:
 /// zrepl accepts it (the clash shows only at runtime), so it is a warning.
-fn same_serve(
-    ja: &Job,
-    sa: &Site<'_>,
-    va: &ServeOptions,
-    sb: &Site<'_>,
-    vb: &ServeOptions,
-) {
+fn same_serve(ja: &Job, sa: &Site<'_>, va: &ServeOptions, sb: &Site<'_>, vb: &ServeOptions) {
     let clash = |key: &str, what: String, runtime: &str| {
         sb.cx.warn(
             &sb.path.k("serve").k(key),
