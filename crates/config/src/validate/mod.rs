@@ -177,12 +177,43 @@ impl<'a> Cx<'a> {
     }
 
     /// A `filesystems` filter (`"<"` is every dataset of every pool).
+    ///
+    /// zrepl checks a pattern's path only for `@#|<>*`, a tab and a
+    /// trailing `/`: a pattern that passes that but can never name a ZFS
+    /// dataset (`"!pool/a<"`, `"pool//a"`, a character ZFS does not allow)
+    /// matches nothing in zrepl. It is dropped here, with a warning: the
+    /// filter selects the same datasets.
     pub(crate) fn filter(&self, path: &KeyPath, m: &Ordered<bool>) -> R<FsFilter> {
-        FsFilter::new(&m.0).map_err(|e| match &e {
+        let err = |e: FilterError| match &e {
             FilterError::Pattern { pattern, .. } => self.err(&path.k(pattern), e),
             FilterError::Duplicate(pattern) => self.err(&path.k(pattern), e),
-        })
+        };
+        match FsFilter::new(&m.0) {
+            Err(FilterError::Pattern { .. }) => {}
+            other => return other.map_err(err),
+        }
+        let mut kept = Vec::with_capacity(m.0.len());
+        for (pattern, include) in &m.0 {
+            match FsFilter::new(&[(pattern, *include)]) {
+                Err(FilterError::Pattern { source, .. }) if zrepl_pattern(pattern) => self.warn(
+                    &path.k(pattern),
+                    format!(
+                        "{source}: zrepl accepts this pattern, and it matches no dataset; ignored"
+                    ),
+                ),
+                _ => kept.push((pattern.as_str(), *include)),
+            }
+        }
+        FsFilter::new(&kept).map_err(err)
     }
+}
+
+/// Whether zrepl's `DatasetMapFilter.Add` accepts `pattern`: at most a
+/// trailing `<`, and a path (`zfs.NewDatasetPath`) without any of `@#|<>*`,
+/// a tab, or a trailing `/`.
+fn zrepl_pattern(pattern: &str) -> bool {
+    let p = pattern.strip_suffix('<').unwrap_or(pattern);
+    !p.contains(['@', '#', '|', '\t', '<', '>', '*']) && !p.ends_with('/')
 }
 
 /// Where a validated job came from, for rules across jobs.

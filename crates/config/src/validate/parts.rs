@@ -301,7 +301,16 @@ pub(super) fn recv(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawRecv>) -> R<RecvC
             let p = pp.k("inherit").i(i);
             let name = property(cx, &p, name)?;
             if !seen.insert(name.clone()) {
-                return Err(cx.err(&p, format!("property {name:?} is listed twice")));
+                // zrepl passes `-x` twice, which OpenZFS refuses.
+                cx.warn(
+                    &p,
+                    format!(
+                        "property {:?} is listed twice: zrepl passes `-x` twice and OpenZFS \
+                         refuses the receive; zrelay passes it once",
+                        peer(&name)
+                    ),
+                );
+                continue;
             }
             options.inherit_props.push(name);
         }
@@ -309,10 +318,15 @@ pub(super) fn recv(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawRecv>) -> R<RecvC
             let p = pp.k("override").k(name);
             let name = property(cx, &p, name)?;
             if seen.contains(&name) {
-                return Err(cx.err(
+                cx.warn(
                     &p,
-                    format!("property {name:?} cannot be both inherited and overridden"),
-                ));
+                    format!(
+                        "property {:?} is both inherited and overridden: `zfs receive` gets \
+                         both `-x` and `-o` for it (as from zrepl), which OpenZFS refuses, so \
+                         every receive of this job fails",
+                        peer(&name)
+                    ),
+                );
             }
             options.override_props.push((name, value.clone()));
         }
