@@ -61,6 +61,7 @@
 
 mod de;
 mod error;
+mod goyaml;
 pub mod job_hooks;
 pub mod knobs;
 pub mod model;

@@ -254,16 +254,23 @@ fn serve(cx: Cx<'_>, path: &KeyPath, raw: &RawServe, global: &Global) -> R<Serve
     })
 }
 
-/// A list of distinct valid identities.
+/// A list of valid identities, each once (zrepl accepts one listed twice:
+/// a warning, and it is kept once).
 fn identities(cx: Cx<'_>, path: &KeyPath, list: &[String]) -> R<Vec<String>> {
     let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(list.len());
     for (i, id) in list.iter().enumerate() {
         identity(cx, &path.i(i), id)?;
-        if !seen.insert(id.as_str()) {
-            return Err(cx.err(&path.i(i), format!("identity {id:?} is listed twice")));
+        if seen.insert(id.as_str()) {
+            out.push(id.clone());
+        } else {
+            cx.warn(
+                &path.i(i),
+                format!("identity {:?} is listed twice; it counts once", peer(id)),
+            );
         }
     }
-    Ok(list.to_vec())
+    Ok(out)
 }
 
 /// tcp `clients`: an IP or CIDR → identity; a CIDR's identity must contain

@@ -65,7 +65,7 @@ impl<'a> Cx<'a> {
     /// resolves one (`10`, `0x10`, `1_000`).
     fn bare_int(&self, path: &KeyPath) -> Option<i128> {
         match &self.node(path)?.value {
-            Value::Scalar { text, plain: true } => crate::de::go_int(text).ok(),
+            Value::Scalar { text, plain: true } => crate::goyaml::go_int(text).ok(),
             _ => None,
         }
     }
