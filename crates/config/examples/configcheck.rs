@@ -29,7 +29,12 @@ fn main() -> ExitCode {
     let mut failed = false;
     for f in files {
         match load(&f) {
-            Ok(c) => print!("{}", c.render(format, what)),
+            Ok(c) => {
+                for w in &c.warnings {
+                    eprintln!("warning: {w}");
+                }
+                print!("{}", c.render(format, what));
+            }
             Err(e) => {
                 println!("{e}");
                 failed = true;

@@ -24,6 +24,7 @@ use serde::forward_to_deserialize_any;
 use zrelay_zfs::peer_text::peer;
 
 use crate::error::KeyPath;
+use crate::goyaml::go_int;
 use crate::yaml::{Entry, Mark, Node, Value};
 
 /// The serde name of every enum chosen by a `type` key
@@ -178,10 +179,10 @@ macro_rules! ints {
             let Some(text) = self.plain() else {
                 return Err(self.mismatch("an integer"));
             };
-            let t = text.strip_prefix('+').unwrap_or(text);
-            let r = if let Ok(i) = t.parse::<i64>() {
+            let v = go_int(text).map_err(|m| DeError::new(m).at(&path, mark))?;
+            let r = if let Ok(i) = i64::try_from(v) {
                 visitor.visit_i64(i)
-            } else if let Ok(u) = t.parse::<u64>() {
+            } else if let Ok(u) = u64::try_from(v) {
                 visitor.visit_u64(u)
             } else {
                 return Err(self.mismatch("an integer"));

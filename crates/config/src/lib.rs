@@ -61,6 +61,7 @@
 
 mod de;
 mod error;
+mod goyaml;
 pub mod job_hooks;
 pub mod knobs;
 pub mod model;
@@ -68,6 +69,7 @@ pub mod notify;
 mod raw;
 mod render;
 mod validate;
+mod warning;
 mod yaml;
 
 pub mod cron;
@@ -85,6 +87,7 @@ pub use render::{RenderFormat, RenderWhat, UnknownChoice};
 pub use validate::global::{
     default_logging, DEFAULT_CONTROL_SOCKPATH, DEFAULT_STDINSERVER_SOCKDIR,
 };
+pub use warning::ConfigWarning;
 
 use error::KeyPath;
 use validate::{Cx, Source};
@@ -180,6 +183,7 @@ fn parse_source(text: &str, file: &Path) -> Result<Source, ConfigError> {
         file: file.to_path_buf(),
         root,
         raw,
+        warnings: Default::default(),
     })
 }
 

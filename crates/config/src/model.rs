@@ -12,7 +12,7 @@ use zrelay_transport::{ConnectOptions, ServeOptions};
 use zrelay_zfs::DatasetPath;
 
 /// A whole configuration (the main file plus its includes).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Where it was read from (the main file).
     pub origin: PathBuf,
@@ -20,7 +20,19 @@ pub struct Config {
     pub global: Global,
     /// `jobs`, in file order (includes after the main file's jobs).
     pub jobs: Vec<Job>,
+    /// Hazards zrepl accepts, found while validating (main file first,
+    /// then the included files). Diagnostics about the text, not part of
+    /// the configuration: equality ignores them.
+    pub warnings: Vec<crate::ConfigWarning>,
 }
+
+impl PartialEq for Config {
+    fn eq(&self, other: &Config) -> bool {
+        self.origin == other.origin && self.global == other.global && self.jobs == other.jobs
+    }
+}
+
+impl Eq for Config {}
 
 impl Config {
     /// The job named `name`.

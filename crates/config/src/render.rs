@@ -253,7 +253,7 @@ fn zrepl_duration(d: Duration) -> String {
 }
 
 /// A Go duration (`30s`, `1m30s`, `500ms`).
-fn go_duration(d: Duration) -> String {
+pub(crate) fn go_duration(d: Duration) -> String {
     if d.subsec_nanos() != 0 {
         return if d.subsec_nanos().checked_rem(1_000_000) == Some(0) {
             format!("{}ms", d.as_millis())

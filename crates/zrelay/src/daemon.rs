@@ -70,6 +70,9 @@ pub async fn daemon(_a: DaemonArgs, cfg: &ConfigArg) -> Result<()> {
         },
     )?;
     info!(config = %config.origin.display(), jobs = config.jobs.len(), "starting");
+    for w in &config.warnings {
+        tracing::warn!("configuration: {w}");
+    }
     for (knob, why) in ignored {
         tracing::warn!("{knob} is set but zrelay does not read it: {why}");
     }
@@ -328,6 +331,7 @@ pub struct ConfigcheckArgs {
 }
 
 /// Parse and validate the configuration; exit 0 only if it is valid.
+/// Warnings (hazards zrepl accepts) go to stderr as `warning: …`.
 pub async fn configcheck(a: ConfigcheckArgs, cfg: &ConfigArg) -> Result<()> {
     let mut config = cfg.load()?;
     // The daemon would refuse a malformed knob at startup: so does the check.
@@ -335,6 +339,10 @@ pub async fn configcheck(a: ConfigcheckArgs, cfg: &ConfigArg) -> Result<()> {
     config.set_knobs(zrelay_config::Knobs::from_env(env)?);
     for (knob, why) in zrelay_config::Knobs::ignored_set(env) {
         eprintln!("warning: {knob} is set but zrelay does not read it: {why}");
+    }
+    // Hazards zrepl accepts: reported, not refused (exit 0).
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
     }
     if !a.quiet {
         print!("{}", config.render(a.format, a.what));

@@ -6,6 +6,7 @@ use std::time::Duration;
 use zrelay_endpoint::{ClientIdentity, JobId};
 use zrelay_transport::options::ClientMapping;
 use zrelay_transport::{ConnectOptions, ServeOptions};
+use zrelay_zfs::peer_text::peer;
 use zrelay_zfs::DatasetPath;
 
 use super::parts;
@@ -22,6 +23,8 @@ const DIAL: Duration = Duration::from_secs(10);
 const LOCAL_DIAL: Duration = Duration::from_secs(2);
 /// Default tls handshake timeout.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+/// What a `dial_timeout` of 0 (zrepl: no timeout) becomes: a day.
+const NO_DIAL_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) fn job(cx: Cx<'_>, path: &KeyPath, raw: &RawJob, global: &Global) -> R<Job> {
     let name = JobId::new(raw.name()).map_err(|e| cx.err(&path.k("name"), e))?;
@@ -140,7 +143,24 @@ fn identity(cx: Cx<'_>, path: &KeyPath, s: &str) -> R<String> {
 }
 
 pub(super) fn connect(cx: Cx<'_>, path: &KeyPath, raw: &RawConnect) -> R<ConnectOptions> {
-    let dial = |v: &Option<String>, d| cx.go_duration(&path.k("dial_timeout"), v, d, false);
+    let at = path.k("dial_timeout");
+    // zrepl's tcp, tls and local connects read 0 as "no timeout" (Go's
+    // net.Dialer, `if dialTimeout > 0`): zrelay waits NO_DIAL_LIMIT.
+    let dial = |v: &Option<String>, d| {
+        let t = cx.go_duration(&at, v, d, false)?;
+        if v.is_some() && t.is_zero() {
+            cx.warn(
+                &at,
+                format!(
+                    "0 means no dial timeout in zrepl: a connect that never completes blocks \
+                     the job; zrelay gives up after {}",
+                    crate::render::go_duration(NO_DIAL_LIMIT)
+                ),
+            );
+            return Ok(NO_DIAL_LIMIT);
+        }
+        Ok(t)
+    };
     Ok(match raw {
         RawConnect::Tcp(c) => ConnectOptions::Tcp {
             address: cx.host_port(&path.k("address"), &c.address)?,
@@ -169,7 +189,13 @@ pub(super) fn connect(cx: Cx<'_>, path: &KeyPath, raw: &RawConnect) -> R<Connect
                 port: c.port,
                 identity_file: cx.file_path(&path.k("identity_file"), &c.identity_file)?,
                 options: c.options.clone(),
-                dial_timeout: dial(&c.dial_timeout, DIAL)?,
+                dial_timeout: {
+                    let t = cx.go_duration(&at, &c.dial_timeout, DIAL, false)?;
+                    if t.is_zero() {
+                        cx.warn(&at, "0: every ssh connect times out at once (as in zrepl)");
+                    }
+                    t
+                },
             }
         }
         RawConnect::Local(c) => ConnectOptions::Local {
@@ -203,12 +229,17 @@ fn serve(cx: Cx<'_>, path: &KeyPath, raw: &RawServe, global: &Global) -> R<Serve
                 cert: cx.file_path(&path.k("cert"), &s.cert)?,
                 key: cx.file_path(&path.k("key"), &s.key)?,
                 client_cns: identities(cx, &path.k("client_cns"), &s.client_cns)?,
-                handshake_timeout: cx.go_duration(
-                    &path.k("handshake_timeout"),
-                    &s.handshake_timeout,
-                    HANDSHAKE,
-                    false,
-                )?,
+                handshake_timeout: {
+                    let at = path.k("handshake_timeout");
+                    let t = cx.go_duration(&at, &s.handshake_timeout, HANDSHAKE, false)?;
+                    if t.is_zero() {
+                        cx.warn(
+                            &at,
+                            "0: every TLS handshake times out at once (as in zrepl)",
+                        );
+                    }
+                    t
+                },
             }
         }
         RawServe::Stdinserver(s) => ServeOptions::Stdinserver {
@@ -223,16 +254,23 @@ fn serve(cx: Cx<'_>, path: &KeyPath, raw: &RawServe, global: &Global) -> R<Serve
     })
 }
 
-/// A list of distinct valid identities.
+/// A list of valid identities, each once (zrepl accepts one listed twice:
+/// a warning, and it is kept once).
 fn identities(cx: Cx<'_>, path: &KeyPath, list: &[String]) -> R<Vec<String>> {
     let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(list.len());
     for (i, id) in list.iter().enumerate() {
         identity(cx, &path.i(i), id)?;
-        if !seen.insert(id.as_str()) {
-            return Err(cx.err(&path.i(i), format!("identity {id:?} is listed twice")));
+        if seen.insert(id.as_str()) {
+            out.push(id.clone());
+        } else {
+            cx.warn(
+                &path.i(i),
+                format!("identity {:?} is listed twice; it counts once", peer(id)),
+            );
         }
     }
-    Ok(list.to_vec())
+    Ok(out)
 }
 
 /// tcp `clients`: an IP or CIDR → identity; a CIDR's identity must contain
@@ -255,9 +293,11 @@ fn clients(cx: Cx<'_>, path: &KeyPath, raw: &Ordered<String>) -> R<Vec<ClientMap
     Ok(out)
 }
 
-/// Every `connect: {type: local}` must name a `serve: {type: local}`
-/// listener of this configuration (they live in the same daemon).
-pub(super) fn check_local_connects(jobs: &[Job], sites: &[Site<'_>]) -> R<()> {
+/// Every `connect: {type: local}` should name a `serve: {type: local}`
+/// listener of this configuration (they live in the same daemon). zrepl
+/// accepts a name nobody serves (every connect then fails), so this is a
+/// warning.
+pub(super) fn check_local_connects(jobs: &[Job], sites: &[Site<'_>]) {
     let listeners: Vec<&str> = jobs
         .iter()
         .filter_map(|j| match &j.kind {
@@ -284,18 +324,21 @@ pub(super) fn check_local_connects(jobs: &[Job], sites: &[Site<'_>]) -> R<()> {
                     let known = if listeners.is_empty() {
                         "there is none".to_string()
                     } else {
-                        format!("known: {}", listeners.join(", "))
+                        let v: Vec<String> =
+                            listeners.iter().map(|l| format!("{:?}", peer(l))).collect();
+                        format!("known: {}", v.join(", "))
                     };
-                    return Err(site.cx.err(
-                    &site.path.k("connect").k("listener_name"),
-                    format!(
-                        "no job serves the local listener {listener_name:?} ({known}); \
-                         a local connect needs a sink or source with serve type local in this configuration"
-                    ),
-                ));
+                    site.cx.warn(
+                        &site.path.k("connect").k("listener_name"),
+                        format!(
+                            "no job serves the local listener {:?} ({known}): every connect of \
+                             this job fails; a local connect needs a sink or source with serve \
+                             type local in this configuration",
+                            peer(listener_name)
+                        ),
+                    );
                 }
             }
         }
     }
-    Ok(())
 }

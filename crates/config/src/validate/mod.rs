@@ -6,6 +6,7 @@
 //! names) run after all files' jobs are validated.
 
 pub(crate) mod global;
+mod hazards;
 mod jobs;
 mod limits;
 mod parts;
@@ -18,12 +19,14 @@ use std::time::Duration;
 use zrelay_endpoint::filter::FilterError;
 use zrelay_endpoint::FsFilter;
 use zrelay_transport::ServeOptions;
+use zrelay_zfs::peer_text::peer;
 
-use crate::error::{invalid, locate, ConfigError, KeyPath};
+use crate::error::{invalid, locate, ConfigError, KeyPath, Seg};
 use crate::model::{Config, Job, JobKind};
 use crate::raw::{Ordered, RawConfig};
 use crate::units;
-use crate::yaml::Node;
+use crate::warning::Warnings;
+use crate::yaml::{Node, Value};
 
 pub(crate) type R<T> = Result<T, ConfigError>;
 
@@ -32,6 +35,8 @@ pub(crate) struct Source {
     pub(crate) file: PathBuf,
     pub(crate) root: Option<Node>,
     pub(crate) raw: RawConfig,
+    /// Hazards found while validating it.
+    pub(crate) warnings: Warnings,
 }
 
 /// Error reporting for one file.
@@ -39,6 +44,7 @@ pub(crate) struct Source {
 pub(crate) struct Cx<'a> {
     pub(crate) file: &'a Path,
     pub(crate) root: Option<&'a Node>,
+    warnings: &'a Warnings,
 }
 
 impl<'a> Cx<'a> {
@@ -46,7 +52,35 @@ impl<'a> Cx<'a> {
         Cx {
             file: &src.file,
             root: src.root.as_ref(),
+            warnings: &src.warnings,
         }
+    }
+
+    /// Record a warning about the key at `path`: a hazard zrepl accepts.
+    pub(crate) fn warn(&self, path: &KeyPath, msg: impl fmt::Display) {
+        self.warnings.push(self.file, self.root, path, msg);
+    }
+
+    /// The value at `path` if it is a plain (unquoted) integer, as go-yaml
+    /// resolves one (`10`, `0x10`, `1_000`).
+    fn bare_int(&self, path: &KeyPath) -> Option<i128> {
+        match &self.node(path)?.value {
+            Value::Scalar { text, plain: true } => crate::goyaml::go_int(text).ok(),
+            _ => None,
+        }
+    }
+
+    /// The node at `path`, if the document has it.
+    pub(crate) fn node(&self, path: &KeyPath) -> Option<&'a Node> {
+        let mut node = self.root?;
+        for seg in &path.0 {
+            node = match (seg, &node.value) {
+                (Seg::Key(k), Value::Map(entries)) => &entries.iter().find(|e| e.key == *k)?.value,
+                (Seg::Index(i), Value::Seq(items)) => items.get(*i)?,
+                _ => return None,
+            };
+        }
+        Some(node)
     }
 
     /// An error about the key at `path`.
@@ -92,7 +126,25 @@ impl<'a> Cx<'a> {
         positive: bool,
     ) -> R<Duration> {
         let Some(s) = v else { return Ok(default) };
-        let d = units::parse_go_duration(s).map_err(|e| self.err(path, e))?;
+        let d = match self.bare_int(path) {
+            // go-yaml sets a `time.Duration` from a plain integer as is:
+            // nanoseconds, as zrepl reads it.
+            Some(n) if n < 0 => {
+                return Err(self.err(path, format!("{n}: must be 0 or positive")));
+            }
+            Some(n) if n > 0 => {
+                let d = Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX));
+                self.warn(
+                    path,
+                    format!(
+                        "{n} has no unit: zrepl reads a bare integer as nanoseconds, so this is \
+                         {d:?}; write a unit, e.g. {n}s"
+                    ),
+                );
+                d
+            }
+            _ => units::parse_go_duration(s).map_err(|e| self.err(path, e))?,
+        };
         if positive && d.is_zero() {
             return Err(self.err(path, format!("{s:?}: must be positive")));
         }
@@ -125,12 +177,43 @@ impl<'a> Cx<'a> {
     }
 
     /// A `filesystems` filter (`"<"` is every dataset of every pool).
+    ///
+    /// zrepl checks a pattern's path only for `@#|<>*`, a tab and a
+    /// trailing `/`: a pattern that passes that but can never name a ZFS
+    /// dataset (`"!pool/a<"`, `"pool//a"`, a character ZFS does not allow)
+    /// matches nothing in zrepl. It is dropped here, with a warning: the
+    /// filter selects the same datasets.
     pub(crate) fn filter(&self, path: &KeyPath, m: &Ordered<bool>) -> R<FsFilter> {
-        FsFilter::new(&m.0).map_err(|e| match &e {
+        let err = |e: FilterError| match &e {
             FilterError::Pattern { pattern, .. } => self.err(&path.k(pattern), e),
             FilterError::Duplicate(pattern) => self.err(&path.k(pattern), e),
-        })
+        };
+        match FsFilter::new(&m.0) {
+            Err(FilterError::Pattern { .. }) => {}
+            other => return other.map_err(err),
+        }
+        let mut kept = Vec::with_capacity(m.0.len());
+        for (pattern, include) in &m.0 {
+            match FsFilter::new(&[(pattern, *include)]) {
+                Err(FilterError::Pattern { source, .. }) if zrepl_pattern(pattern) => self.warn(
+                    &path.k(pattern),
+                    format!(
+                        "{source}: zrepl accepts this pattern, and it matches no dataset; ignored"
+                    ),
+                ),
+                _ => kept.push((pattern.as_str(), *include)),
+            }
+        }
+        FsFilter::new(&kept).map_err(err)
     }
+}
+
+/// Whether zrepl's `DatasetMapFilter.Add` accepts `pattern`: at most a
+/// trailing `<`, and a path (`zfs.NewDatasetPath`) without any of `@#|<>*`,
+/// a tab, or a trailing `/`.
+fn zrepl_pattern(pattern: &str) -> bool {
+    let p = pattern.strip_suffix('<').unwrap_or(pattern);
+    !p.contains(['@', '#', '|', '\t', '<', '>', '*']) && !p.ends_with('/')
 }
 
 /// Where a validated job came from, for rules across jobs.
@@ -143,21 +226,34 @@ pub(crate) struct Site<'a> {
 pub(crate) fn build(main: &Source, includes: &[Source]) -> R<Config> {
     let cx = Cx::of(main);
     let global = global::global(cx, main.raw.global.as_ref())?;
+    let logging_given = main
+        .raw
+        .global
+        .as_ref()
+        .is_some_and(|g| g.logging.is_some());
+    hazards::global(cx, &global, logging_given);
     let mut jobs: Vec<Job> = Vec::new();
     let mut sites: Vec<Site<'_>> = Vec::new();
     for src in std::iter::once(main).chain(includes) {
         let cx = Cx::of(src);
         for (i, raw) in src.raw.jobs.iter().enumerate() {
             let path = KeyPath::root().k("jobs").i(i);
-            jobs.push(jobs::job(cx, &path, raw, &global)?);
+            let job = jobs::job(cx, &path, raw, &global)?;
+            hazards::job(cx, &path, &job);
+            jobs.push(job);
             sites.push(Site { cx, path });
         }
     }
     cross_job_rules(&jobs, &sites)?;
+    let warnings = std::iter::once(main)
+        .chain(includes)
+        .flat_map(|src| src.warnings.take())
+        .collect();
     Ok(Config {
         origin: main.file.clone(),
         global,
         jobs,
+        warnings,
     })
 }
 
@@ -208,7 +304,9 @@ fn cross_job_rules(jobs: &[Job], sites: &[Site<'_>]) -> R<()> {
                         &sb.path.k("root_fs"),
                         format!(
                             "root_fs {:?} of job {:?} {how} root_fs {:?} of job {:?} ({}): \
-                             receiving jobs must not receive into the same or nested datasets",
+                             receiving jobs must not receive into the same or nested datasets \
+                             (zrepl 0.7 accepts it, but each job's receive-side pruning would \
+                             destroy the other job's snapshots)",
                             rb.as_str(),
                             jb.name.as_str(),
                             ra.as_str(),
@@ -219,41 +317,46 @@ fn cross_job_rules(jobs: &[Job], sites: &[Site<'_>]) -> R<()> {
                 }
             }
             if let (Some(va), Some(vb)) = (serve_of(ja), serve_of(jb)) {
-                same_serve(ja, sa, va, sb, vb)?;
+                same_serve(ja, sa, va, sb, vb);
             }
         }
     }
-    jobs::check_local_connects(jobs, sites)
+    jobs::check_local_connects(jobs, sites);
+    Ok(())
 }
 
-/// Two serving jobs must not share a listener, address or stdinserver identity.
-fn same_serve(
-    ja: &Job,
-    sa: &Site<'_>,
-    va: &ServeOptions,
-    sb: &Site<'_>,
-    vb: &ServeOptions,
-) -> R<()> {
-    let conflict = |key: &str, what: String| {
-        Err(sb.cx.err(
+/// Two serving jobs sharing a listener, address or stdinserver identity:
+/// zrepl accepts it (the clash shows only at runtime), so it is a warning.
+fn same_serve(ja: &Job, sa: &Site<'_>, va: &ServeOptions, sb: &Site<'_>, vb: &ServeOptions) {
+    let clash = |key: &str, what: String, runtime: &str| {
+        sb.cx.warn(
             &sb.path.k("serve").k(key),
             format!(
-                "{what} is also used by job {:?} ({})",
+                "{what} is also used by job {:?} ({}): {runtime}",
                 ja.name.as_str(),
                 sa.cx.at(&sa.path.k("serve").k(key))
             ),
-        ))
+        )
     };
     match (va, vb) {
         (ServeOptions::Local { listener_name: a }, ServeOptions::Local { listener_name: b })
             if a == b =>
         {
-            conflict("listener_name", format!("local listener name {b:?}"))
+            clash(
+                "listener_name",
+                format!("local listener name {:?}", peer(b)),
+                "zrepl hands each connection to one of the jobs at random; in zrelay the job \
+                 that starts first serves it and the other job's listener fails to start",
+            )
         }
         (
             ServeOptions::Tcp { listen: a, .. } | ServeOptions::Tls { listen: a, .. },
             ServeOptions::Tcp { listen: b, .. } | ServeOptions::Tls { listen: b, .. },
-        ) if a == b => conflict("listen", format!("listen address {b:?}")),
+        ) if a == b => clash(
+            "listen",
+            format!("listen address {:?}", peer(b)),
+            "only one job can listen on it; the other job's listener fails to start",
+        ),
         (
             ServeOptions::Stdinserver {
                 client_identities: a,
@@ -263,13 +366,15 @@ fn same_serve(
                 client_identities: b,
                 ..
             },
-        ) => match b.iter().find(|id| a.contains(id)) {
-            Some(id) => conflict(
-                "client_identities",
-                format!("stdinserver client identity {id:?}"),
-            ),
-            None => Ok(()),
-        },
-        _ => Ok(()),
+        ) => {
+            if let Some(id) = b.iter().find(|id| a.contains(id)) {
+                clash(
+                    "client_identities",
+                    format!("stdinserver client identity {:?}", peer(id)),
+                    "both jobs serve it on the same socket; only one of them can",
+                )
+            }
+        }
+        _ => {}
     }
 }

@@ -2,6 +2,7 @@
 //! replication and conflict resolution (and the zrelay extensions).
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use zrelay_endpoint::{
@@ -9,6 +10,7 @@ use zrelay_endpoint::{
     PROTECTED_PROPERTIES,
 };
 use zrelay_planner::InitialPolicy;
+use zrelay_zfs::peer_text::peer;
 use zrelay_zfs::SendFlags;
 
 use super::{Cx, R};
@@ -108,6 +110,39 @@ fn snapshotting_keys(
     })
 }
 
+/// A snapshotting hook's command. zrepl runs a relative path as Go's
+/// `exec.Command` does: from `$PATH` without a `/`, else from the daemon's
+/// working directory. zrelay's snapshotter runs absolute paths only, so a
+/// relative path is resolved here, at load time (the daemon loads its
+/// configuration in its working directory), with a warning.
+fn hook_path(cx: Cx<'_>, path: &KeyPath, s: &str) -> R<PathBuf> {
+    let p = cx.file_path(path, s)?;
+    if p.is_absolute() {
+        return Ok(p);
+    }
+    let from_path = (!s.contains('/'))
+        .then(|| std::env::var_os("PATH"))
+        .flatten()
+        .and_then(|dirs| {
+            std::env::split_paths(&dirs)
+                .map(|d| d.join(&p))
+                .find(|c| c.is_absolute() && c.is_file())
+        });
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let resolved = from_path.unwrap_or_else(|| cwd.join(&p));
+    cx.warn(
+        path,
+        format!(
+            "hook command path {:?} is relative: resolved at startup to {:?} (from $PATH \
+             without a '/', else from the daemon's working directory, as zrepl runs it); \
+             write an absolute path",
+            peer(s),
+            peer(&resolved.to_string_lossy())
+        ),
+    );
+    Ok(resolved)
+}
+
 fn hooks(cx: Cx<'_>, path: &KeyPath, raw: &[RawHook], job_fs: &FsFilter) -> R<Vec<Hook>> {
     let mut out = Vec::new();
     for (i, h) in raw.iter().enumerate() {
@@ -117,7 +152,7 @@ fn hooks(cx: Cx<'_>, path: &KeyPath, raw: &[RawHook], job_fs: &FsFilter) -> R<Ve
             RawHook::Command(c) => {
                 Hook {
                     kind: HookKind::Command {
-                        path: cx.command_path(&p.k("path"), &c.path, "hook")?,
+                        path: hook_path(cx, &p.k("path"), &c.path)?,
                     },
                     timeout: timeout(&c.timeout)?,
                     // zrepl's default `{'<': true}`: every filesystem of the job.
@@ -266,7 +301,16 @@ pub(super) fn recv(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawRecv>) -> R<RecvC
             let p = pp.k("inherit").i(i);
             let name = property(cx, &p, name)?;
             if !seen.insert(name.clone()) {
-                return Err(cx.err(&p, format!("property {name:?} is listed twice")));
+                // zrepl passes `-x` twice, which OpenZFS refuses.
+                cx.warn(
+                    &p,
+                    format!(
+                        "property {:?} is listed twice: zrepl passes `-x` twice and OpenZFS \
+                         refuses the receive; zrelay passes it once",
+                        peer(&name)
+                    ),
+                );
+                continue;
             }
             options.inherit_props.push(name);
         }
@@ -274,10 +318,15 @@ pub(super) fn recv(cx: Cx<'_>, path: &KeyPath, raw: Option<&RawRecv>) -> R<RecvC
             let p = pp.k("override").k(name);
             let name = property(cx, &p, name)?;
             if seen.contains(&name) {
-                return Err(cx.err(
+                cx.warn(
                     &p,
-                    format!("property {name:?} cannot be both inherited and overridden"),
-                ));
+                    format!(
+                        "property {:?} is both inherited and overridden: `zfs receive` gets \
+                         both `-x` and `-o` for it (as from zrepl), which OpenZFS refuses, so \
+                         every receive of this job fails",
+                        peer(&name)
+                    ),
+                );
             }
             options.override_props.push((name, value.clone()));
         }
@@ -343,10 +392,16 @@ pub(super) fn bandwidth(
     };
     let max = units::parse_bytes(max_s).map_err(|e| cx.err(&path.k("max"), e))?;
     if max == 0 {
-        return Err(cx.err(
+        // zrepl's token bucket with a rate of 0 fails every transfer after
+        // its first bucket; zrelay's throttle reads 0 as no limit.
+        cx.warn(
             &path.k("max"),
-            format!("{max_s:?}: max must be positive, or negative (-1 B) for no limit"),
-        ));
+            format!(
+                "{:?}: zrepl lets no data through after the first bucket (every transfer \
+                 fails); zrelay applies no limit. Write a positive rate, or -1 B for no limit",
+                peer(max_s)
+            ),
+        );
     }
     Ok((max > 0).then_some(BandwidthLimit {
         max_bytes_per_sec: max as u64,
