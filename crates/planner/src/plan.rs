@@ -1,7 +1,10 @@
 //! Per-filesystem planning: zrepl's `Filesystem.doPlanning` and
 //! `tryAutoresolveConflict`, without the I/O.
 
+use std::collections::HashMap;
+
 use zrelay_endpoint::{FsListing, FsVersion, ResumeState};
+use zrelay_zfs::DatasetPath;
 
 use crate::diff::{extend_with_snapshots, incremental_path, sort_versions, sorted_snapshots};
 use crate::{Conflict, FsPlan, InitialPolicy, PlannedStep, ReceiverState};
@@ -21,12 +24,14 @@ use crate::{Conflict, FsPlan, InitialPolicy, PlannedStep, ReceiverState};
 pub fn plan(sender: &[FsListing], receiver: &[FsListing], policy: InitialPolicy) -> Vec<FsPlan> {
     let mut senders: Vec<&FsListing> = sender.iter().collect();
     senders.sort_by(|a, b| a.path.cmp(&b.path));
+    // The first receiver listing of each path (as a linear search would find).
+    let mut by_path: HashMap<&DatasetPath, &FsListing> = HashMap::with_capacity(receiver.len());
+    for r in receiver {
+        by_path.entry(&r.path).or_insert(r);
+    }
     senders
         .into_iter()
-        .map(|s| {
-            let r = receiver.iter().find(|r| r.path == s.path);
-            plan_fs(s, r, policy)
-        })
+        .map(|s| plan_fs(s, by_path.get(&s.path).copied(), policy))
         .collect()
 }
 

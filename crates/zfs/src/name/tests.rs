@@ -7,6 +7,25 @@ fn p(s: &str) -> DatasetPath {
 }
 
 #[test]
+fn order_puts_parents_before_children_and_siblings_after_subtrees() {
+    let mut v = vec![
+        p("p/a-b"),
+        p("p/a/b"),
+        p("p/a"),
+        p("p/a b"),
+        p("p/a.b/c"),
+        p("p"),
+        p("p/a/b c"),
+    ];
+    v.sort();
+    let got: Vec<&str> = v.iter().map(|d| d.as_str()).collect();
+    assert_eq!(
+        got,
+        ["p", "p/a", "p/a/b", "p/a/b c", "p/a b", "p/a-b", "p/a.b/c"]
+    );
+}
+
+#[test]
 fn accepts_openzfs_valid_names() {
     for s in ["pool", "pool/a b/c", "p/a-b_c.d:e", "tank/fs/%recv", "P1/x"] {
         assert_eq!(p(s).as_str(), s);
@@ -167,6 +186,17 @@ fn path() -> impl Strategy<Value = String> {
 }
 
 proptest! {
+    /// The byte-wise order (`/` lowest) is the component-wise order.
+    #[test]
+    fn order_is_component_wise(a in path(), b in path(), tail in "[ a-z.:_-]{0,3}") {
+        let (a, b) = (DatasetPath::parse(&a).unwrap(), DatasetPath::parse(&b).unwrap());
+        prop_assert_eq!(a.cmp(&b), a.components().cmp(b.components()));
+        if let Ok(c) = DatasetPath::parse(&format!("{a}{tail}")) {
+            prop_assert_eq!(a.cmp(&c), a.components().cmp(c.components()));
+            prop_assert_eq!(c.cmp(&a), c.components().cmp(a.components()));
+        }
+    }
+
     #[test]
     fn valid_names_round_trip(s in path(), snap in component()) {
         let d = DatasetPath::parse(&s).unwrap();
