@@ -8,7 +8,7 @@ fn p(s: &str) -> DatasetPath {
 
 #[test]
 fn order_puts_parents_before_children_and_siblings_after_subtrees() {
-    let mut v = vec![
+    let mut v = [
         p("p/a-b"),
         p("p/a/b"),
         p("p/a"),
@@ -136,7 +136,7 @@ fn components_and_prefixes() {
     assert!(ab.child("c/d").is_err() && ab.child("").is_err() && ab.child("..").is_err());
     assert_eq!(ab.join_relative("c/d").unwrap(), p("a/b/c/d"));
     assert_eq!(ab.join(Vec::<String>::new()).unwrap(), ab);
-    let mut v = vec![p("a/b c"), p("a/b/c"), p("a/b"), p("a")];
+    let mut v = [p("a/b c"), p("a/b/c"), p("a/b"), p("a")];
     v.sort();
     assert_eq!(v, vec![p("a"), p("a/b"), p("a/b/c"), p("a/b c")]);
 }
