@@ -138,7 +138,7 @@ fn components_and_prefixes() {
     assert_eq!(ab.join(Vec::<String>::new()).unwrap(), ab);
     let mut v = [p("a/b c"), p("a/b/c"), p("a/b"), p("a")];
     v.sort();
-    assert_eq!(v, vec![p("a"), p("a/b"), p("a/b/c"), p("a/b c")]);
+    assert_eq!(v, [p("a"), p("a/b"), p("a/b/c"), p("a/b c")]);
 }
 
 #[test]
