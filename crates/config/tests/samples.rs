@@ -3,7 +3,7 @@
 //! with the message its `# expect:` line names, and the message names the
 //! file and a line.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use zrelay_config::*;
@@ -11,19 +11,8 @@ use zrelay_endpoint::{Guarantee, PlaceholderEncryption};
 use zrelay_planner::InitialPolicy;
 use zrelay_transport::{ConnectOptions, ServeOptions};
 
-fn samples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples")
-}
-
-fn yml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
-        .collect();
-    v.sort();
-    v
-}
+mod common;
+use common::{samples_dir, yml_files};
 
 fn load_sample(name: &str) -> Config {
     let p = samples_dir().join(name);

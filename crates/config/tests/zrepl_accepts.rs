@@ -17,20 +17,11 @@ use std::path::{Path, PathBuf};
 
 use zrelay_config::*;
 
-fn samples(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../samples")
-        .join(sub)
-}
+mod common;
+use common::{samples_dir, yml_files};
 
-fn yml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
-        .collect();
-    v.sort();
-    v
+fn samples(sub: &str) -> PathBuf {
+    samples_dir().join(sub)
 }
 
 /// Load `f`, check it round-trips, and return its warnings as printed.

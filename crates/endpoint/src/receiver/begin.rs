@@ -265,12 +265,18 @@ mod tests {
         assert_eq!(z.guid(&format!("{target}@a")).await.unwrap(), ga);
     }
 
-    /// The previous run's interrupted receive was still being saved when the
-    /// sender listed this side, so the plan is a full step without a token.
-    /// The receiver refuses to overwrite, but hands the partial state's token
-    /// back, so the driver retries and resumes.
-    #[tokio::test]
-    async fn a_full_step_meeting_an_unplanned_partial_receive_hands_back_its_token() {
+    /// `pool/src@a` (of `bytes` written) on a fake, a receiver into
+    /// `pool/dst`, and the full step of `@a`.
+    async fn one_snapshot(
+        bytes: u64,
+    ) -> (
+        Arc<FakeZfs>,
+        zrelay_zfs::DatasetPath,
+        SnapshotName,
+        u64,
+        LocalReceiver,
+        StepReq,
+    ) {
         let z = Arc::new(FakeZfs::new());
         let pool = z.add_pool("pool").unwrap();
         let src = pool.child("src").unwrap();
@@ -278,7 +284,7 @@ mod tests {
         z.create(&src, &[]).await.unwrap();
         z.create(&dst, &[]).await.unwrap();
         let a = SnapshotName::new(&src, "a").unwrap();
-        z.write(&src, 100_000).unwrap();
+        z.write(&src, bytes).unwrap();
         z.snapshot(std::slice::from_ref(&a)).await.unwrap();
         let ga = z.guid("pool/src@a").await.unwrap();
         let r = LocalReceiver::new(
@@ -300,6 +306,16 @@ mod tests {
             resume_token: None,
             protection: Protection::default(),
         };
+        (z, src, a, ga, r, step)
+    }
+
+    /// The previous run's interrupted receive was still being saved when the
+    /// sender listed this side, so the plan is a full step without a token.
+    /// The receiver refuses to overwrite, but hands the partial state's token
+    /// back, so the driver retries and resumes.
+    #[tokio::test]
+    async fn a_full_step_meeting_an_unplanned_partial_receive_hands_back_its_token() {
+        let (z, src, a, ga, r, step) = one_snapshot(100_000).await;
         z.fail_recv_at_byte(20_000);
         let first = r.receive(&step, send(&z, None, &a, ga).await).await;
         let token = first.unwrap_err().resume_token().unwrap().to_string();
@@ -339,35 +355,7 @@ mod tests {
     async fn a_full_step_whose_destination_appears_after_the_plan_is_temporary() {
         use zrelay_zfs::parse::StderrKind;
         use zrelay_zfs::{Classify, ZfsError};
-        let z = Arc::new(FakeZfs::new());
-        let pool = z.add_pool("pool").unwrap();
-        let src = pool.child("src").unwrap();
-        let dst = pool.child("dst").unwrap();
-        z.create(&src, &[]).await.unwrap();
-        z.create(&dst, &[]).await.unwrap();
-        let a = SnapshotName::new(&src, "a").unwrap();
-        z.write(&src, 1000).unwrap();
-        z.snapshot(std::slice::from_ref(&a)).await.unwrap();
-        let ga = z.guid("pool/src@a").await.unwrap();
-        let r = LocalReceiver::new(
-            z.clone(),
-            JobId::new("j").unwrap(),
-            dst.clone(),
-            RecvOptions::default(),
-        );
-        let full = StepReq {
-            fs: src.clone(),
-            from: None,
-            to: FsVersion {
-                kind: VersionKind::Snapshot,
-                name: "a".into(),
-                guid: ga,
-                createtxg: 1,
-                creation: 0,
-            },
-            resume_token: None,
-            protection: Protection::default(),
-        };
+        let (z, src, a, ga, r, full) = one_snapshot(1000).await;
         for (stderr, kind) in [
             ("cannot receive new filesystem stream: destination 'pool/dst/src' exists\nmust specify -F to overwrite it\n", StderrKind::AlreadyExists),
             ("cannot receive new filesystem stream: destination pool/dst/src contains partially-complete state from \"zfs receive -s\".\n", StderrKind::ResumableStateExists),
