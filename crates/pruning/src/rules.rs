@@ -270,6 +270,18 @@ impl KeepRules {
     pub(crate) fn compiled(&self) -> &[Compiled] {
         &self.compiled
     }
+
+    /// Whether some rule can keep a snapshot named `name` some of the time
+    /// (`not_replicated` and `last_n` without a regex always can; the
+    /// others when their regex says so).
+    pub fn may_keep(&self, name: &str) -> bool {
+        self.compiled.iter().any(|c| match c {
+            Compiled::NotReplicated { .. } => true,
+            Compiled::LastN { re, .. } => re.as_ref().is_none_or(|r| r.is_match(name)),
+            Compiled::Grid { re, .. } => re.is_match(name),
+            Compiled::Regex { re, negate } => re.is_match(name) != *negate,
+        })
+    }
 }
 
 impl std::ops::Deref for KeepRules {

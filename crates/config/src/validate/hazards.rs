@@ -10,9 +10,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use regex::Regex;
 use zrelay_endpoint::{Guarantee, Protection};
-use zrelay_pruning::{KeepRule, KeepRules};
+use zrelay_pruning::KeepRules;
 use zrelay_snapshot::{SnapshotNamer, Snapshotting};
 use zrelay_zfs::peer_text::peer;
 
@@ -102,7 +101,7 @@ fn keep(cx: Cx<'_>, path: &KeyPath, rules: &KeepRules, own: Option<&str>, side: 
     let Some(own) = own.filter(|_| !rules.is_empty()) else {
         return;
     };
-    if !rules.iter().any(|r| may_keep(r, own)) {
+    if !rules.may_keep(own) {
         cx.warn(
             path,
             format!(
@@ -111,17 +110,6 @@ fn keep(cx: Cx<'_>, path: &KeyPath, rules: &KeepRules, own: Option<&str>, side: 
                 peer(own)
             ),
         );
-    }
-}
-
-/// Whether `rule` can keep a snapshot named `name` (some of the time).
-fn may_keep(rule: &KeepRule, name: &str) -> bool {
-    let matches = |re: &str| Regex::new(re).is_ok_and(|r| r.is_match(name));
-    match rule {
-        KeepRule::NotReplicated { .. } => true,
-        KeepRule::LastN { regex, .. } => regex.as_deref().is_none_or(matches),
-        KeepRule::Grid { regex, .. } => matches(regex),
-        KeepRule::Regex { regex, negate } => matches(regex) != *negate,
     }
 }
 
