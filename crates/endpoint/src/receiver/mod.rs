@@ -391,11 +391,17 @@ impl LocalReceiver {
 /// appeared after the plan (the previous run's interrupted receive was still
 /// going, or still being saved). Temporary: the retry plans again and sees
 /// its resume token, or a real conflict. Other errors are returned as they are.
-fn appeared_after_plan(step: &StepReq, target: &DatasetPath, e: EndpointError) -> EndpointError {
+fn appeared_after_plan(
+    step: &StepReq,
+    force: bool,
+    target: &DatasetPath,
+    e: EndpointError,
+) -> EndpointError {
     use zrelay_zfs::parse::StderrKind;
+    let onto_nothing = !force && step.from.is_none() && step.resume_token.is_none();
     match e {
         EndpointError::Zfs { context, source }
-            if step.from.is_none()
+            if onto_nothing
                 && matches!(
                     *source,
                     zrelay_zfs::ZfsError::Command {
@@ -517,11 +523,7 @@ impl Receiver for LocalReceiver {
                 Ok(())
             }
             Err(e) => {
-                let e = if !force && step.resume_token.is_none() {
-                    appeared_after_plan(step, &target, e)
-                } else {
-                    e
-                };
+                let e = appeared_after_plan(step, force, &target, e);
                 let resume_token = match self
                     .zfs
                     .get(target.as_str(), &["receive_resume_token"])
