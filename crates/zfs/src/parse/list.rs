@@ -125,13 +125,11 @@ pub fn is_placeholder_value(path: &DatasetPath, value: &str) -> bool {
     value == "on" || (value.len() == 64 && value == legacy_placeholder_value(path))
 }
 
-const COLUMNS: usize = LIST_PROPS.len();
-
 /// One row being parsed, for error messages.
 struct Row<'a> {
     line_no: usize,
     line: &'a str,
-    fields: [&'a str; COLUMNS],
+    fields: Vec<&'a str>,
 }
 
 impl Row<'_> {
@@ -179,17 +177,15 @@ pub fn parse_list(stdout: &str) -> Result<Vec<ListedDataset>, ParseError> {
         if line.is_empty() {
             continue;
         }
-        // Into a fixed array: no allocation per row (a listing has millions).
-        let mut fields = [""; COLUMNS];
-        let mut found = 0;
-        for f in line.split('\t') {
-            if let Some(slot) = fields.get_mut(found) {
-                *slot = f;
-            }
-            found += 1;
-        }
-        if found != COLUMNS {
-            return Err(ParseError::field_count(line_no, line, COLUMNS, found));
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() != LIST_PROPS.len() {
+            let found = fields.len();
+            return Err(ParseError::field_count(
+                line_no,
+                line,
+                LIST_PROPS.len(),
+                found,
+            ));
         }
         let row = Row {
             line_no,
