@@ -222,6 +222,7 @@ impl ActiveWorker {
                     _ = cancel.cancelled() => break,
                     c = commands.recv() => match c {
                         Some(Command::Wakeup(w)) => waiters.extend(w),
+                        Some(Command::Nudge) => {}
                         Some(Command::Reset(reply)) => {
                             let _ = reply.send(false);
                             continue;
@@ -235,6 +236,7 @@ impl ActiveWorker {
             while let Ok(c) = commands.try_recv() {
                 match c {
                     Command::Wakeup(w) => waiters.extend(w),
+                    Command::Nudge => {}
                     Command::Reset(reply) => {
                         let _ = reply.send(false);
                     }
@@ -254,6 +256,8 @@ impl ActiveWorker {
                             again = true;
                             queued.extend(w);
                         }
+                        // this invocation takes the re-driven work itself
+                        Command::Nudge => {}
                         Command::Reset(reply) => {
                             info!(job = %self.p.name, "reset: aborting the current invocation");
                             token.cancel();

@@ -155,6 +155,7 @@ impl FanOutWorker {
             match c {
                 None => return,
                 Some(Command::Wakeup(reply)) => self.wakeup(reply),
+                Some(Command::Nudge) => self.wakeup(None),
                 Some(Command::Reset(reply)) => {
                     let rxs: Vec<_> = self
                         .lanes

@@ -58,6 +58,10 @@ pub(crate) enum Command {
     /// Run now (an invocation; a snap job prunes); the reply, if any, gets
     /// what that run did.
     Wakeup(Option<oneshot::Sender<Woken>>),
+    /// Run now if idle: the queue's re-drive chore has eligible work for
+    /// the lane. A running invocation ignores it, as it takes that work
+    /// itself; what it leaves is nudged again on the chore's next tick.
+    Nudge,
     /// Abort the running invocation; the reply says whether one ran.
     Reset(oneshot::Sender<bool>),
 }

@@ -93,7 +93,7 @@ impl Redrive {
                     continue;
                 }
             }
-            if l.commands.send(Command::Wakeup(None)).is_ok() {
+            if l.commands.send(Command::Nudge).is_ok() {
                 woken += 1;
             }
         }

@@ -217,6 +217,8 @@ impl Worker for SnapWorker {
                         Some(Command::Reset(reply)) => {
                             let _ = reply.send(false);
                         }
+                        // a snap job has no work records to re-drive
+                        Some(Command::Nudge) => {}
                         None => break,
                     },
                 }

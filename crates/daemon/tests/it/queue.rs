@@ -143,3 +143,37 @@ async fn work_a_killed_daemon_left_in_progress_is_re_driven_without_a_wakeup() {
     assert!(q.complete(&a.claim).await.is_err());
     rig.stop().await;
 }
+
+/// The re-drive chore finds the lane's record eligible while the lane's own
+/// invocation runs (here, a slow pre_replication hook holds it before its
+/// first step); that invocation takes the work itself, so no second
+/// invocation follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_drive_during_an_invocation_runs_no_second_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (z, _src) = rig::source_fs(20_000).await;
+    let hook = dir.path().join("slow.sh");
+    std::fs::write(&hook, "#!/bin/sh\nsleep 2\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let extra = format!(
+        "  hooks:\n  - path: {}\n    on: [pre_replication]\n    timeout: 10s\n",
+        hook.display()
+    );
+    // An operator's retry (or a new record) makes work ready: the chore
+    // (every 0.5 s) wakes the idle lane, and finds the record still ready
+    // during the 2 s the hook takes.
+    let q = open(dir.path()).await;
+    q.enqueue(key(), None).await.unwrap();
+    let opts = Opts {
+        global: QUEUE.into(),
+        ..Opts::default()
+    };
+    let rig = rig::start(&z, dir.path(), &rig::pair("nudge", &extra), opts).await;
+    wait_state(&q, State::Completed, 20).await;
+    assert!(rig.chore("queue-redrive").runs >= 3);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let st = rig.job("push");
+    assert_eq!(st.invocations, 1, "{st:#?}");
+    assert_eq!(rig::snapshots(&z, RECEIVED).await, ["zrepl_1"]);
+    rig.stop().await;
+}
