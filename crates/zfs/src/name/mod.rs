@@ -476,6 +476,24 @@ impl VersionKind {
 
 /// Splits and validates `fs<delim>short`; `kind == None` accepts either delimiter.
 fn parse_version(s: &str, want: Option<VersionKind>) -> Result<VersionName, NameError> {
+    let (path, found, short) = split_version(s, want, false)?;
+    Ok(VersionName {
+        fs: DatasetPath(path.to_string()),
+        kind: found,
+        name: short.to_string(),
+    })
+}
+
+/// Validates `fs<delim>short` as [`VersionName::parse`] does, without
+/// allocating, and returns its parts. With `fs_valid`, the caller vouches
+/// that the dataset part is a valid path (it equals one already validated),
+/// and only the length, the delimiter and the short name are checked: the
+/// list parser meets the same dataset part on every snapshot row.
+pub(crate) fn split_version(
+    s: &str,
+    want: Option<VersionKind>,
+    fs_valid: bool,
+) -> Result<(&str, VersionKind, &str), NameError> {
     let kind = want.map_or(NameKind::Version, VersionKind::name_kind);
     let ctx = Ctx { kind, name: s };
     ctx.check_len()?;
@@ -493,7 +511,9 @@ fn parse_version(s: &str, want: Option<VersionKind>) -> Result<VersionName, Name
     if path.is_empty() {
         return Err(ctx.err(NameProblem::EmptyComponent));
     }
-    ctx.check_path(path)?;
+    if !fs_valid {
+        ctx.check_path(path)?;
+    }
     ctx.check_short(short)?;
     if let Some(w) = want.filter(|&w| w != found) {
         let place = if w == VersionKind::Snapshot {
@@ -503,11 +523,7 @@ fn parse_version(s: &str, want: Option<VersionKind>) -> Result<VersionName, Name
         };
         return Err(ctx.err(NameProblem::UnexpectedDelimiter(found.delimiter(), place)));
     }
-    Ok(VersionName {
-        fs: DatasetPath(path.to_string()),
-        kind: found,
-        name: short.to_string(),
-    })
+    Ok((path, found, short))
 }
 
 /// A snapshot or bookmark of a dataset.

@@ -5,13 +5,13 @@
 //! row splits unambiguously even when names contain spaces. With `-p` numbers are raw decimal
 //! (`creation` in seconds since the epoch). A property that does not apply prints `-`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use sha2::{Digest, Sha512_256};
 
 use super::{numbered_lines, ParseError};
-use crate::name::{DatasetPath, NameError, VersionKind, VersionName};
+use crate::name::{split_version, DatasetPath, NameError, VersionKind, VersionName};
 
 /// The `-o` columns, in order. `zrepl:placeholder` is zrepl's user property.
 pub const LIST_PROPS: &[&str] = &[
@@ -129,7 +129,7 @@ pub fn is_placeholder_value(path: &DatasetPath, value: &str) -> bool {
 struct Row<'a> {
     line_no: usize,
     line: &'a str,
-    fields: Vec<&'a str>,
+    fields: [&'a str; LIST_PROPS.len()],
 }
 
 impl Row<'_> {
@@ -165,21 +165,40 @@ impl Row<'_> {
     }
 }
 
+/// One dataset's version names, to find one listed twice: foldhash, as the
+/// keys are many and short, and the listing is the local `zfs`'s output.
+type FastSet<'a> = HashSet<(VersionKind, &'a str), foldhash::fast::RandomState>;
+
+/// Consecutive version rows of one dataset, as `zfs list -r` prints them:
+/// attached to the dataset with one lookup, and the dataset part of their
+/// names validated once.
+struct Run<'a> {
+    fs: &'a str,
+    first: &'a str,
+    versions: Vec<Version>,
+}
+
 /// Parses the stdout of the `zfs list` command described in the module docs.
 ///
 /// Rows may come in any order; snapshots and bookmarks are attached to their dataset, whose
 /// row must be present. The result is sorted by path (component-wise).
 pub fn parse_list(stdout: &str) -> Result<Vec<ListedDataset>, ParseError> {
-    let mut datasets: BTreeMap<DatasetPath, ListedDataset> = BTreeMap::new();
-    let mut versions: Vec<(VersionName, Version)> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut datasets: Vec<ListedDataset> = Vec::new();
+    let mut index: HashMap<&str, usize, foldhash::fast::RandomState> = HashMap::default();
+    let mut runs: Vec<Run<'_>> = Vec::new();
     for (line_no, line) in numbered_lines(stdout) {
         if line.is_empty() {
             continue;
         }
-        let fields: Vec<&str> = line.split('\t').collect();
-        if fields.len() != LIST_PROPS.len() {
-            let found = fields.len();
+        let mut fields = [""; LIST_PROPS.len()];
+        let mut found = 0;
+        for f in line.split('\t') {
+            if let Some(slot) = fields.get_mut(found) {
+                *slot = f;
+            }
+            found += 1;
+        }
+        if found != LIST_PROPS.len() {
             return Err(ParseError::field_count(
                 line_no,
                 line,
@@ -193,14 +212,21 @@ pub fn parse_list(stdout: &str) -> Result<Vec<ListedDataset>, ParseError> {
             fields,
         };
         let name = row.fields[NAME];
-        if !seen.insert(name) {
-            return Err(ParseError::duplicate(line_no, line, name));
-        }
         let kind = match row.fields[TYPE] {
             "filesystem" => DatasetKind::Filesystem,
             "volume" => DatasetKind::Volume,
             "snapshot" | "bookmark" => {
-                versions.push(parse_version_row(&row)?);
+                let last = runs.last_mut();
+                let known = last.as_ref().map(|r| r.fs);
+                let (fs, version) = parse_version_row(&row, known)?;
+                match last {
+                    Some(r) if r.fs == fs => r.versions.push(version),
+                    _ => runs.push(Run {
+                        fs,
+                        first: name,
+                        versions: vec![version],
+                    }),
+                }
                 continue;
             }
             _ => return Err(row.invalid(TYPE, "expected filesystem, volume, snapshot or bookmark")),
@@ -227,50 +253,84 @@ pub fn parse_list(stdout: &str) -> Result<Vec<ListedDataset>, ParseError> {
                 .filter(|v| *v != "none")
                 .map(str::to_string),
             versions: Vec::new(),
-            path: path.clone(),
+            path,
         };
-        datasets.insert(path, ds);
+        if index.insert(name, datasets.len()).is_some() {
+            return Err(ParseError::duplicate(line_no, line, name));
+        }
+        datasets.push(ds);
     }
-    for (name, version) in versions {
-        let Some(ds) = datasets.get_mut(name.fs()) else {
+    for run in runs {
+        let Some(&i) = index.get(run.fs) else {
             return Err(ParseError::MissingDataset {
-                version: name.full(),
-                fs: name.fs().to_string(),
+                version: run.first.to_string(),
+                fs: run.fs.to_string(),
             });
         };
-        ds.versions.push(version);
+        let ds = &mut datasets[i];
+        if ds.versions.is_empty() {
+            ds.versions = run.versions;
+        } else {
+            ds.versions.extend(run.versions);
+        }
     }
-    let mut out: Vec<ListedDataset> = datasets.into_values().collect();
-    for ds in &mut out {
+    datasets.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let mut names: FastSet<'_> = FastSet::default();
+    for ds in &mut datasets {
         ds.versions
             .sort_by(|a, b| (a.createtxg, a.kind, &a.name).cmp(&(b.createtxg, b.kind, &b.name)));
+        names.clear();
+        for v in &ds.versions {
+            if !names.insert((v.kind, v.name.as_str())) {
+                return Err(duplicate_version(stdout, &ds.path, v));
+            }
+        }
     }
-    Ok(out)
+    Ok(datasets)
 }
 
-fn parse_version_row(row: &Row<'_>) -> Result<(VersionName, Version), ParseError> {
-    let name = VersionName::parse(row.fields[NAME]).map_err(|e| row.name_err(e))?;
+/// The error for a version listed twice, naming its second row.
+fn duplicate_version(stdout: &str, fs: &DatasetPath, v: &Version) -> ParseError {
+    let full = v.full_name(fs);
+    let mut rows = numbered_lines(stdout).filter(|(_, l)| l.split('\t').next() == Some(&full));
+    let (line_no, line) = rows.nth(1).unwrap_or((0, ""));
+    ParseError::duplicate(line_no, line, &full)
+}
+
+/// A version row: its dataset part and the version. `known` is a dataset
+/// part already validated (the previous row's).
+fn parse_version_row<'a>(
+    row: &Row<'a>,
+    known: Option<&str>,
+) -> Result<(&'a str, Version), ParseError> {
+    let name = row.fields[NAME];
+    let fs_valid = known.is_some_and(|k| {
+        name.len() > k.len()
+            && name.starts_with(k)
+            && matches!(name.as_bytes()[k.len()], b'@' | b'#')
+    });
+    let (fs, kind, short) = split_version(name, None, fs_valid).map_err(|e| row.name_err(e))?;
     let expected = if row.fields[TYPE] == "snapshot" {
         VersionKind::Snapshot
     } else {
         VersionKind::Bookmark
     };
-    if name.kind() != expected {
+    if kind != expected {
         return Err(row.invalid(TYPE, "does not match the delimiter in the name"));
     }
-    let userrefs = match (name.kind(), row.opt(USERREFS)) {
+    let userrefs = match (kind, row.opt(USERREFS)) {
         (VersionKind::Snapshot, Some(_)) => Some(row.u64(USERREFS)?),
         _ => None,
     };
     let version = Version {
-        kind: name.kind(),
-        name: name.name().to_string(),
+        kind,
+        name: short.to_string(),
         guid: row.u64(GUID)?,
         createtxg: row.u64(CREATETXG)?,
         creation: row.i64(CREATION)?,
         userrefs,
     };
-    Ok((name, version))
+    Ok((fs, version))
 }
 
 /// Parses `zfs get -Hp -o name,value,source -t filesystem,volume -r zrepl:placeholder <root>`
@@ -417,6 +477,25 @@ zroot/vol|volume|5555|90|1700000500|-|-|-|off|-|none
                 r#""p@s" is listed but its dataset "p" is not"#,
             ),
             (&format!("{fs}\n{fs}"), "listed more than once"),
+            // after a valid row of the same dataset, the short name is
+            // still checked, and a longer dataset part in full
+            (
+                &format!("{fs}\np@a|snapshot|1|2|3|0|-|-|off|-|-\np@b/c|snapshot|4|5|6|0|-|-|off|-|-"),
+                "is not allowed after",
+            ),
+            (
+                &format!("{fs}\np@a|snapshot|1|2|3|0|-|-|off|-|-\np/.@b|snapshot|4|5|6|0|-|-|off|-|-"),
+                "is not allowed as a component",
+            ),
+            (
+                &format!("{fs}\np@a|snapshot|1|2|3|0|-|-|off|-|-\np@a|snapshot|4|5|6|0|-|-|off|-|-"),
+                "listed more than once",
+            ),
+            // the second row is named, even when the rows are apart
+            (
+                &format!("p@a|snapshot|1|2|3|0|-|-|off|-|-\n{fs}\np#a|bookmark|1|2|3|-|-|-|-|-|-\np@a|snapshot|4|5|6|0|-|-|off|-|-"),
+                r#"line 4 "p@a\tsnapshot\t4"#,
+            ),
         ];
         for (input, msg) in cases {
             let err = parse_list(&rows(input)).unwrap_err().to_string();
@@ -557,6 +636,22 @@ zroot/vol|volume|5555|90|1700000500|-|-|-|off|-|none
     proptest! {
         #[test]
         fn rendered_listing_round_trips((expected, rows) in arb_listing()) {
+            let text = rows.iter().map(|r| format!("{r}\n")).collect::<String>();
+            prop_assert_eq!(parse_list(&text).unwrap(), expected);
+        }
+
+        /// In `zfs list -r`'s own order (a dataset, then its versions), the
+        /// parser takes its fast path: one lookup and one path check per run.
+        #[test]
+        fn grouped_listing_round_trips((expected, mut rows) in arb_listing()) {
+            rows.sort_by(|a, b| {
+                let key = |r: &str| {
+                    let name = r.split('\t').next().unwrap_or_default();
+                    let fs = name.split(['@', '#']).next().unwrap_or_default();
+                    (p(fs), name.len() != fs.len())
+                };
+                key(a).cmp(&key(b))
+            });
             let text = rows.iter().map(|r| format!("{r}\n")).collect::<String>();
             prop_assert_eq!(parse_list(&text).unwrap(), expected);
         }
