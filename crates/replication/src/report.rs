@@ -189,6 +189,29 @@ struct Inner {
     report: Report,
     since: Instant,
     live: HashMap<String, Arc<AtomicU64>>,
+    /// Where each filesystem's report is in `report.filesystems`: a hint,
+    /// checked on use (an `update` may change the list), so finding a
+    /// filesystem is not a scan of thousands.
+    index: HashMap<String, usize>,
+}
+
+impl Inner {
+    /// The position of `fs`'s report, if it has one.
+    fn find(&mut self, fs: &str) -> Option<usize> {
+        let list = &self.report.filesystems;
+        match self.index.get(fs) {
+            Some(&i) if list.get(i).is_some_and(|r| r.fs == fs) => return Some(i),
+            // not listed, and the index covers the whole list
+            None if self.index.len() == list.len() => return None,
+            _ => {}
+        }
+        self.index = list
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.fs.clone(), i))
+            .collect();
+        self.index.get(fs).copied()
+    }
 }
 
 /// A shared, readable-while-running report.
@@ -220,6 +243,7 @@ impl ReportHandle {
                 },
                 since: Instant::now(),
                 live: HashMap::new(),
+                index: HashMap::new(),
             })),
         }
     }
@@ -263,15 +287,17 @@ impl ReportHandle {
     /// Change one filesystem's report (created when missing).
     pub fn fs<T>(&self, fs: &str, f: impl FnOnce(&mut FsReport) -> T) -> T {
         let mut g = self.inner.lock().unwrap();
-        let list = &mut g.report.filesystems;
-        let i = match list.iter().position(|r| r.fs == fs) {
+        let i = match g.find(fs) {
             Some(i) => i,
             None => {
+                let list = &mut g.report.filesystems;
                 list.push(FsReport::new(fs.to_string()));
-                list.len() - 1
+                let i = list.len() - 1;
+                g.index.insert(fs.to_string(), i);
+                i
             }
         };
-        f(&mut list[i])
+        f(&mut g.report.filesystems[i])
     }
 
     /// Register the byte counter of `fs`'s running step.
@@ -293,12 +319,44 @@ impl ReportHandle {
             .remove(fs)
             .map(|c| c.load(Ordering::Relaxed))
             .unwrap_or(0);
-        if let Some(f) = g.report.filesystems.iter_mut().find(|r| r.fs == fs) {
+        if let Some(f) = g.find(fs).map(|i| &mut g.report.filesystems[i]) {
             f.bytes_replicated += n;
             if let Some(s) = &mut f.current_step {
                 s.bytes_replicated = n;
             }
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filesystems_are_found_again_after_the_list_changes_under_update() {
+        let h = ReportHandle::new();
+        for fs in ["p/a", "p/b", "p/c"] {
+            h.fs(fs, |r| r.steps_total = fs.len());
+        }
+        h.fs("p/b", |r| r.steps_done = 1);
+        h.update(|r| r.filesystems.reverse());
+        h.fs("p/b", |r| r.steps_done += 1);
+        h.fs("p/a", |r| r.steps_done += 5);
+        h.update(|r| r.filesystems.remove(0));
+        h.fs("p/d", |r| r.steps_done = 7);
+        let got: Vec<(String, usize)> = h
+            .snapshot()
+            .filesystems
+            .into_iter()
+            .map(|r| (r.fs, r.steps_done))
+            .collect();
+        assert_eq!(
+            got,
+            [("p/b".into(), 2), ("p/a".into(), 5), ("p/d".into(), 7)]
+        );
+        h.update(|r| r.filesystems.clear());
+        h.fs("p/a", |_| ());
+        assert_eq!(h.snapshot().filesystems.len(), 1);
     }
 }

@@ -7,6 +7,11 @@
 //! - A filesystem whose initial replication has not started waits until every
 //!   ancestor that also needs its initial replication has done its first
 //!   step; if such an ancestor fails, the child fails too.
+//!
+//! Each unit knows its ancestors among the units ([`link`], once per
+//! attempt), so a scheduling decision costs O(units × depth), not
+//! O(units²): with thousands of filesystems waiting for their parent's
+//! initial step, the old scan made an attempt cubic in the filesystems.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -51,6 +56,10 @@ pub struct Unit {
     pub last_to: Option<(FsVersion, bool)>,
     /// Where it stands.
     pub state: UnitState,
+    /// The indexes of the units that are its ancestors ([`link`]).
+    pub ancestors: Vec<usize>,
+    /// Reported as waiting for its parent (so it is reported once).
+    pub waiting: bool,
 }
 
 impl Unit {
@@ -67,6 +76,8 @@ impl Unit {
             retry_at: None,
             last_to: None,
             state: UnitState::Pending,
+            ancestors: Vec::new(),
+            waiting: false,
         }
     }
 
@@ -93,19 +104,39 @@ pub enum Next {
     Finished,
 }
 
+/// Fill in each unit's [`Unit::ancestors`]: one lookup per path component.
+pub fn link(units: &mut [Unit]) {
+    let index: std::collections::HashMap<&str, usize> = units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.fs.as_str(), i))
+        .collect();
+    let links: Vec<Vec<usize>> = units
+        .iter()
+        .map(|u| {
+            let path = u.fs.as_str();
+            path.match_indices('/')
+                .filter_map(|(at, _)| index.get(&path[..at]).copied())
+                .collect()
+        })
+        .collect();
+    for (u, a) in units.iter_mut().zip(links) {
+        u.ancestors = a;
+    }
+}
+
 /// Units whose parent failed; returns their indexes and the parent's name.
 pub fn fail_orphans(units: &mut [Unit]) -> Vec<(usize, String)> {
     let mut out = Vec::new();
-    for i in 0..units.len() {
-        if units[i].state != UnitState::Pending || !units[i].awaiting_initial() {
+    for (i, u) in units.iter().enumerate() {
+        if u.state != UnitState::Pending || !u.awaiting_initial() {
             continue;
         }
-        let failed_parent = units.iter().find(|p| {
-            p.fs != units[i].fs
-                && units[i].fs.has_prefix(&p.fs)
-                && p.awaiting_initial()
-                && matches!(p.state, UnitState::Failed { .. })
-        });
+        let failed_parent = u
+            .ancestors
+            .iter()
+            .map(|&j| &units[j])
+            .find(|p| p.awaiting_initial() && matches!(p.state, UnitState::Failed { .. }));
         if let Some(p) = failed_parent {
             out.push((i, p.fs.to_string()));
         }
@@ -120,11 +151,9 @@ pub fn fail_orphans(units: &mut [Unit]) -> Vec<(usize, String)> {
 pub fn waits_for_parent(units: &[Unit], i: usize) -> bool {
     let u = &units[i];
     u.awaiting_initial()
-        && units.iter().any(|p| {
-            p.fs != u.fs
-                && u.fs.has_prefix(&p.fs)
-                && p.awaiting_initial()
-                && matches!(p.state, UnitState::Pending | UnitState::Running)
+        && u.ancestors.iter().any(|&j| {
+            let p = &units[j];
+            p.awaiting_initial() && matches!(p.state, UnitState::Pending | UnitState::Running)
         })
 }
 
@@ -164,5 +193,53 @@ pub fn next(units: &[Unit], now: Instant) -> Next {
         Some(i) => Next::Run(i),
         None if unfinished => Next::Wait(wake),
         None => Next::Finished,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zrelay_endpoint::Guarantee;
+
+    fn unit(fs: &str, initial: bool) -> Unit {
+        let fs = DatasetPath::parse(fs).unwrap();
+        let v = |n: &str, g| FsVersion {
+            kind: zrelay_zfs::name::VersionKind::Snapshot,
+            name: n.into(),
+            guid: g,
+            createtxg: g,
+            creation: g as i64,
+        };
+        let step = StepReq {
+            fs: fs.clone(),
+            from: (!initial).then(|| v("a", 1)),
+            to: v("b", 2),
+            resume_token: None,
+            protection: zrelay_endpoint::Protection {
+                initial: Guarantee::GuaranteeResumability,
+                incremental: Guarantee::GuaranteeResumability,
+            },
+        };
+        Unit::new(fs, vec![step], vec![None])
+    }
+
+    #[test]
+    fn a_child_waits_for_its_ancestors_initial_step_only() {
+        let mut units = vec![
+            unit("p/a/b/c", true),
+            unit("p/ab", true),
+            unit("p/a", true),
+            unit("p", false),
+            unit("p/a/b", false),
+        ];
+        link(&mut units);
+        let ancestors: Vec<&[usize]> = units.iter().map(|u| u.ancestors.as_slice()).collect();
+        assert_eq!(ancestors, [&[3, 2, 4][..], &[3], &[3], &[], &[3, 2]]);
+        // p/a/b/c waits for p/a (initial); p/ab is not a child of p/a
+        assert!(waits_for_parent(&units, 0));
+        assert!(!waits_for_parent(&units, 1));
+        assert_eq!(next(&units, Instant::now()), Next::Run(1));
+        units[2].state = UnitState::Failed { temporary: true };
+        assert_eq!(fail_orphans(&mut units), [(0, "p/a".to_string())]);
     }
 }

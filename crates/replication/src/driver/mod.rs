@@ -173,6 +173,7 @@ impl Driver {
         self.estimate(&mut units).await;
         self.protect(&mut units).await;
         self.report.set_state(AttemptState::Working);
+        crate::schedule::link(&mut units);
         let shared = Mutex::new(Shared {
             units,
             first_commit_at: (!commits.is_empty()).then(Instant::now),
@@ -337,12 +338,15 @@ impl Driver {
                         r.last_error = Some(e.to_string());
                     });
                 }
-                for (i, u) in g.units.iter().enumerate() {
-                    if u.state == UnitState::Pending
+                for i in 0..g.units.len() {
+                    let u = &g.units[i];
+                    if !u.waiting
+                        && u.state == UnitState::Pending
                         && crate::schedule::waits_for_parent(&g.units, i)
                     {
                         self.report
                             .fs(u.fs.as_str(), |r| r.state = FsState::WaitingForParent);
+                        g.units[i].waiting = true;
                     }
                 }
                 match next(&g.units, Instant::now()) {
