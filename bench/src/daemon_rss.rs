@@ -8,12 +8,16 @@
 //! pools remain. What the daemon holds is the difference: the live heap
 //! while it runs minus the live heap of the fake alone. The process's RSS
 //! includes the fake's two pools, so it bounds the daemon's from above.
+//! The peak of the second invocation (the fake does not change in it),
+//! minus the fake alone, is the daemon's transient peak: listings, plans
+//! and reports in flight.
 //!
 //! `cargo run --release -p zrelay-bench --bin daemon_rss -- --filesystems 10000 --snapshots 5`
 
 use std::alloc::System;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use clap::Parser;
@@ -143,12 +147,29 @@ async fn main() -> anyhow::Result<()> {
         .start(cancel.clone())
         .await?;
     let mut during = Vec::new();
+    let mut peak = 0;
     for round in [
         "first invocation (all replicated)",
         "second invocation (nothing new)",
     ] {
         let t = Instant::now();
-        let s = running.jobs.signal("push", Signal::Wakeup, true).await?;
+        // The live heap's peak, sampled every millisecond.
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut max = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    max = max.max(live());
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                max
+            })
+        };
+        let s = running.jobs.signal("push", Signal::Wakeup, true).await;
+        stop.store(true, Ordering::Relaxed);
+        peak = sampler.join().unwrap_or(0);
+        let s = s?;
         let report = s.report.context("the wakeup has a report")?;
         ensure!(report.succeeded(), "{round}: {:?}", report.planning_error);
         ensure!(
@@ -181,6 +202,10 @@ async fn main() -> anyhow::Result<()> {
         mib(built.saturating_sub(base))
     );
     println!("daemon holds (live heap)           {:>8.1} MiB", mib(held));
+    println!(
+        "daemon's peak in a no-op invocation {:>7.1} MiB (live heap, sampled every ms)",
+        mib(peak.saturating_sub(fake_only))
+    );
     println!(
         "process peak RSS (daemon + fake)   {:>8.1} MiB",
         peak_rss as f64 / 1024.0
