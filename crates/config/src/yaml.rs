@@ -165,7 +165,19 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Option<Node>, ConfigError
     let mut input = text.as_bytes();
     parser.set_input_string(&mut input);
     loop {
-        let ev = parser.parse().map_err(|e| {
+        // libyaml-safer 0.3.0 panics on some malformed input (a tag followed
+        // directly by `,` in a flow sequence: `[!exec, x]`, found by the
+        // `config` fuzz target); a broken file is an error, not a crash.
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse()))
+            .map_err(|_| {
+                syntax(
+                    file,
+                    Mark::default(),
+                    "the YAML parser gave up on this file (often a tag such as `!x` \
+                     directly followed by `,` or `]`); check its syntax",
+                )
+            })?;
+        let ev = parsed.map_err(|e| {
             let mark = e.problem_mark().map(Mark::of).unwrap_or_default();
             let message = match (e.context(), e.context_mark()) {
                 (Some(c), Some(m)) => format!("{} {c} at line {}", e.problem(), m.line + 1),

@@ -192,3 +192,16 @@ fn a_long_scalar_is_read_and_shown_cut() {
     let e = refused("10 MiB value", &s, "expected a sequence, found string");
     assert!(e.contains("(10485760 bytes)"), "{e}");
 }
+
+/// Found by the `config` fuzz target: the YAML parser (libyaml-safer 0.3.0)
+/// panicked on a tag followed directly by `,` in a flow sequence. The file
+/// is refused with an error instead of crashing `configcheck` or the daemon.
+#[test]
+fn a_tag_the_yaml_parser_gives_up_on_is_an_error_not_a_crash() {
+    for text in [
+        "jobs:\n- name: sink\n  recv:\n    properties:\n      allow_from_sender: [!exec, compression]\n",
+        "[!x,]",
+    ] {
+        refused("tag-comma", text, "the YAML parser gave up on this file");
+    }
+}

@@ -57,6 +57,8 @@ mod check;
 mod client;
 mod error;
 mod frame;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 mod handshake;
 mod server;
 mod stream;

@@ -1,0 +1,73 @@
+//! Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`, never
+//! in a release build): what a server does with a peer's bytes, run on
+//! bytes instead of a connection.
+//!
+//! Invariant: these functions run the production code paths unchanged (the
+//! server's hello, its frame reader with the server's limits, the request
+//! decoder and the request checks); they only replace the connection with
+//! an in-memory one that holds the fuzzer's input and swallows the replies.
+
+use std::future::poll_fn;
+
+use tokio::io::ReadBuf;
+use zrelay_transport::Conn;
+
+use crate::frame::{self, Frame, FrameReader};
+use crate::wire::Request;
+use crate::RpcConfig;
+
+/// A server meets `input` as a peer's whole side of a connection: the
+/// hello, then frames until the input ends or is refused. Each control
+/// message is decoded as a request and checked; data payloads are read.
+pub async fn server_conn(input: &[u8]) {
+    let cfg = RpcConfig::default();
+    let mut conn: Conn = Box::new(tokio::io::join(
+        std::io::Cursor::new(input.to_vec()),
+        tokio::io::sink(),
+    ));
+    if crate::handshake::server(&mut conn, &cfg).await.is_err() {
+        return;
+    }
+    frames(conn, &cfg).await;
+}
+
+/// The frames of `input` (no hello), as [`server_conn`] reads them.
+pub async fn server_frames(input: &[u8]) {
+    let cfg = RpcConfig::default();
+    let conn: Conn = Box::new(tokio::io::join(
+        std::io::Cursor::new(input.to_vec()),
+        tokio::io::sink(),
+    ));
+    frames(conn, &cfg).await;
+}
+
+async fn frames(conn: Conn, cfg: &RpcConfig) {
+    let (rd, _wr) = tokio::io::split(conn);
+    let mut reader = FrameReader::server(rd, cfg);
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match reader.frame().await {
+            Ok(Some(Frame::Control(p))) => {
+                if let Ok(req) = frame::decode::<Request>(&p, "request") {
+                    let _ = crate::check::request(&req, cfg);
+                }
+            }
+            Ok(Some(Frame::Data(mut n))) => {
+                while n > 0 {
+                    let want = n.min(buf.len());
+                    let mut rb = ReadBuf::new(&mut buf[..want]);
+                    if poll_fn(|cx| reader.poll_read_payload(cx, &mut rb))
+                        .await
+                        .is_err()
+                        || rb.filled().is_empty()
+                    {
+                        return;
+                    }
+                    n -= rb.filled().len();
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
