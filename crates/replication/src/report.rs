@@ -189,28 +189,18 @@ struct Inner {
     report: Report,
     since: Instant,
     live: HashMap<String, Arc<AtomicU64>>,
-    /// Where each filesystem's report is in `report.filesystems`: a hint,
-    /// checked on use (an `update` may change the list), so finding a
-    /// filesystem is not a scan of thousands.
+    /// Where each filesystem's report is in `report.filesystems`, so that
+    /// finding one is not a scan of thousands. Kept by [`ReportHandle::fs`],
+    /// which adds to the list, and rebuilt after [`ReportHandle::update`],
+    /// the only other way the list changes.
     index: HashMap<String, usize>,
 }
 
 impl Inner {
-    /// The position of `fs`'s report, if it has one.
-    fn find(&mut self, fs: &str) -> Option<usize> {
-        let list = &self.report.filesystems;
-        match self.index.get(fs) {
-            Some(&i) if list.get(i).is_some_and(|r| r.fs == fs) => return Some(i),
-            // not listed, and the index covers the whole list
-            None if self.index.len() == list.len() => return None,
-            _ => {}
-        }
-        self.index = list
-            .iter()
-            .enumerate()
+    fn reindex(&mut self) {
+        self.index = (self.report.filesystems.iter().enumerate())
             .map(|(i, r)| (r.fs.clone(), i))
             .collect();
-        self.index.get(fs).copied()
     }
 }
 
@@ -281,13 +271,16 @@ impl ReportHandle {
 
     /// Change the report under the lock.
     pub fn update<T>(&self, f: impl FnOnce(&mut Report) -> T) -> T {
-        f(&mut self.inner.lock().unwrap().report)
+        let mut g = self.inner.lock().unwrap();
+        let out = f(&mut g.report);
+        g.reindex();
+        out
     }
 
     /// Change one filesystem's report (created when missing).
     pub fn fs<T>(&self, fs: &str, f: impl FnOnce(&mut FsReport) -> T) -> T {
         let mut g = self.inner.lock().unwrap();
-        let i = match g.find(fs) {
+        let i = match g.index.get(fs).copied() {
             Some(i) => i,
             None => {
                 let list = &mut g.report.filesystems;
@@ -319,7 +312,12 @@ impl ReportHandle {
             .remove(fs)
             .map(|c| c.load(Ordering::Relaxed))
             .unwrap_or(0);
-        if let Some(f) = g.find(fs).map(|i| &mut g.report.filesystems[i]) {
+        if let Some(f) = g
+            .index
+            .get(fs)
+            .copied()
+            .map(|i| &mut g.report.filesystems[i])
+        {
             f.bytes_replicated += n;
             if let Some(s) = &mut f.current_step {
                 s.bytes_replicated = n;
