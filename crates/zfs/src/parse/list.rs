@@ -125,11 +125,13 @@ pub fn is_placeholder_value(path: &DatasetPath, value: &str) -> bool {
     value == "on" || (value.len() == 64 && value == legacy_placeholder_value(path))
 }
 
+const COLUMNS: usize = LIST_PROPS.len();
+
 /// One row being parsed, for error messages.
 struct Row<'a> {
     line_no: usize,
     line: &'a str,
-    fields: [&'a str; LIST_PROPS.len()],
+    fields: [&'a str; COLUMNS],
 }
 
 impl Row<'_> {
@@ -190,7 +192,8 @@ pub fn parse_list(stdout: &str) -> Result<Vec<ListedDataset>, ParseError> {
         if line.is_empty() {
             continue;
         }
-        let mut fields = [""; LIST_PROPS.len()];
+        // Into a fixed array: no allocation per row (a listing has millions).
+        let mut fields = [""; COLUMNS];
         let mut found = 0;
         for f in line.split('\t') {
             if let Some(slot) = fields.get_mut(found) {
@@ -198,13 +201,8 @@ pub fn parse_list(stdout: &str) -> Result<Vec<ListedDataset>, ParseError> {
             }
             found += 1;
         }
-        if found != LIST_PROPS.len() {
-            return Err(ParseError::field_count(
-                line_no,
-                line,
-                LIST_PROPS.len(),
-                found,
-            ));
+        if found != COLUMNS {
+            return Err(ParseError::field_count(line_no, line, COLUMNS, found));
         }
         let row = Row {
             line_no,
