@@ -16,28 +16,42 @@ use crate::frame::{self, Frame, FrameReader};
 use crate::wire::Request;
 use crate::RpcConfig;
 
+thread_local! {
+    /// One runtime per fuzzing thread, reused for every input.
+    static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime");
+}
+
 /// A server meets `input` as a peer's whole side of a connection: the
 /// hello, then frames until the input ends or is refused. Each control
 /// message is decoded as a request and checked; data payloads are read.
-pub async fn server_conn(input: &[u8]) {
-    let cfg = RpcConfig::default();
-    let mut conn: Conn = Box::new(tokio::io::join(
-        std::io::Cursor::new(input.to_vec()),
-        tokio::io::sink(),
-    ));
-    if crate::handshake::server(&mut conn, &cfg).await.is_err() {
-        return;
-    }
-    frames(conn, &cfg).await;
+pub fn server_conn(input: &[u8]) {
+    RT.with(|rt| rt.block_on(conn(input)));
 }
 
 /// The frames of `input` (no hello), as [`server_conn`] reads them.
-pub async fn server_frames(input: &[u8]) {
+pub fn server_frames(input: &[u8]) {
     let cfg = RpcConfig::default();
-    let conn: Conn = Box::new(tokio::io::join(
+    let conn = memory_conn(input);
+    RT.with(|rt| rt.block_on(frames(conn, &cfg)));
+}
+
+/// A connection whose peer sent `input` and then closed; replies vanish.
+fn memory_conn(input: &[u8]) -> Conn {
+    Box::new(tokio::io::join(
         std::io::Cursor::new(input.to_vec()),
         tokio::io::sink(),
-    ));
+    ))
+}
+
+async fn conn(input: &[u8]) {
+    let cfg = RpcConfig::default();
+    let mut conn = memory_conn(input);
+    if crate::handshake::server(&mut conn, &cfg).await.is_err() {
+        return;
+    }
     frames(conn, &cfg).await;
 }
 
