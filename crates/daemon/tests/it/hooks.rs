@@ -3,20 +3,11 @@
 //! timeout without holding the invocation up, and a fatal pre_replication
 //! hook that skips the invocation.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use zrelay_daemon::control::Signal;
 
-use crate::rig::{self, Opts};
-
-fn script(dir: &Path, name: &str, body: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p.display().to_string()
-}
+use crate::rig::{self, script, Opts};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hooks_run_in_order_with_their_environment_and_a_fatal_one_skips() {

@@ -152,13 +152,9 @@ async fn work_a_killed_daemon_left_in_progress_is_re_driven_without_a_wakeup() {
 async fn a_re_drive_during_an_invocation_runs_no_second_one() {
     let dir = tempfile::tempdir().unwrap();
     let (z, _src) = rig::source_fs(20_000).await;
-    let hook = dir.path().join("slow.sh");
-    std::fs::write(&hook, "#!/bin/sh\nsleep 2\n").unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let extra = format!(
-        "  hooks:\n  - path: {}\n    on: [pre_replication]\n    timeout: 10s\n",
-        hook.display()
-    );
+    let hook = rig::script(dir.path(), "slow.sh", "sleep 2");
+    let extra =
+        format!("  hooks:\n  - path: {hook}\n    on: [pre_replication]\n    timeout: 10s\n");
     // An operator's retry (or a new record) makes work ready: the chore
     // (every 0.5 s) wakes the idle lane, and finds the record still ready
     // during the 2 s the hook takes.

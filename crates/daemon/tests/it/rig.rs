@@ -1,5 +1,6 @@
 //! A daemon over the fake ZFS, started from a YAML configuration.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,6 +125,14 @@ pub async fn source_fs(bytes: u64) -> (Arc<FakeZfs>, DatasetPath) {
     z.write(&src, bytes).unwrap();
     snap(&z, &src, "zrepl_1").await;
     (z, src)
+}
+
+/// An executable shell script `dir/name` running `body`; its path.
+pub fn script(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.display().to_string()
 }
 
 /// Take `fs@name`.
