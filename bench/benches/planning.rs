@@ -78,17 +78,6 @@ fn listings(text: &str, root: &str) -> Vec<FsListing> {
         .collect()
 }
 
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn bench(c: &mut Criterion) {
     assert_eq!(LIST_PROPS.len(), 11, "the generated rows follow LIST_PROPS");
     let (fs, snaps) = shape();
@@ -119,7 +108,7 @@ fn bench(c: &mut Criterion) {
     g.finish();
     println!(
         "planning {fs} fs x {snaps} snapshots: peak RSS {:.1} MiB (both listings as text and parsed)",
-        vm_hwm_kib() as f64 / 1024.0
+        zrelay_bench::proc_status_kib("VmHWM:") as f64 / 1024.0
     );
 }
 

@@ -23,6 +23,7 @@ use anyhow::{ensure, Context};
 use clap::Parser;
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use tokio_util::sync::CancellationToken;
+use zrelay_bench::proc_status_kib;
 use zrelay_daemon::control::Signal;
 use zrelay_daemon::Daemon;
 use zrelay_fake::FakeZfs;
@@ -53,23 +54,12 @@ fn mib(b: usize) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
 
-fn status_kib(key: &str) -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn sample(what: &str) -> usize {
     let live = live();
     println!(
         "{what:<34} live heap {:>8.1} MiB   RSS {:>8.1} MiB",
         mib(live),
-        status_kib("VmRSS:") as f64 / 1024.0
+        proc_status_kib("VmRSS:") as f64 / 1024.0
     );
     live
 }
@@ -182,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
             t.elapsed().as_secs_f64()
         )));
     }
-    let peak_rss = status_kib("VmHWM:");
+    let peak_rss = proc_status_kib("VmHWM:");
     cancel.cancel();
     running.done.await?;
     drop(running.jobs);

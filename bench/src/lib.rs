@@ -1,0 +1,14 @@
+//! What the benchmarks share: reading the process's memory figures.
+
+/// A `kB` line of `/proc/self/status` (`VmRSS:`, `VmHWM:`, …) in KiB; 0
+/// when it cannot be read.
+pub fn proc_status_kib(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
