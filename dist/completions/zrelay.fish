@@ -61,8 +61,8 @@ guarantee-nothing\t'No abstractions'"
 complete -c zrelay -n "__fish_zrelay_using_subcommand replicate" -l protection-incremental -d '`replication.protection.incremental`' -r -f -a "guarantee-resumability\t'Step holds: interrupted steps can always resume'
 guarantee-incremental\t'Tentative cursor: incremental replication stays possible'
 guarantee-nothing\t'No abstractions'"
-complete -c zrelay -n "__fish_zrelay_using_subcommand replicate" -l steps -d '`replication.concurrency.steps`' -r
-complete -c zrelay -n "__fish_zrelay_using_subcommand replicate" -l size-estimates -d '`replication.concurrency.size_estimates`' -r
+complete -c zrelay -n "__fish_zrelay_using_subcommand replicate" -l steps -d '`replication.concurrency.steps`: steps of different filesystems running at once' -r
+complete -c zrelay -n "__fish_zrelay_using_subcommand replicate" -l size-estimates -d '`replication.concurrency.size_estimates`: estimate stream sizes with dry-run sends, this many at once. Without it the sizes come from space properties, with no extra command' -r
 complete -c zrelay -n "__fish_zrelay_using_subcommand replicate" -l override -d '`recv.properties.override`: PROP=VALUE (repeatable)' -r
 complete -c zrelay -n "__fish_zrelay_using_subcommand replicate" -l inherit -d '`recv.properties.inherit`: PROP (repeatable)' -r
 complete -c zrelay -n "__fish_zrelay_using_subcommand replicate" -l placeholder-encryption -d '`recv.placeholder.encryption`' -r -f -a "unspecified\t'Fail when a placeholder would be created under an encrypted parent'

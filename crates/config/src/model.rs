@@ -284,10 +284,13 @@ pub struct ReplicationConfig {
     pub protection: Protection,
     /// `conflict_resolution.initial_replication`.
     pub initial: InitialPolicy,
-    /// `replication.concurrency.steps` (default 1).
+    /// `replication.concurrency.steps` (default
+    /// [`zrelay_replication::DEFAULT_STEPS`]; zrepl's default is 1).
     pub steps: usize,
-    /// `replication.concurrency.size_estimates` (default 4).
-    pub size_estimates: usize,
+    /// `replication.concurrency.size_estimates`. Set: dry-run sends for the
+    /// size estimates, this many at once (zrepl's behaviour). Not set: no
+    /// dry run; the sizes come from the properties send validation reads.
+    pub size_estimates: Option<usize>,
     /// *zrelay extension* `replication.snapshot_filter`: replicate only the
     /// snapshots whose name matches (zrepl #403).
     pub snapshot_filter: Option<SnapshotFilter>,
@@ -305,8 +308,8 @@ impl Default for ReplicationConfig {
         ReplicationConfig {
             protection: Protection::default(),
             initial: InitialPolicy::default(),
-            steps: 1,
-            size_estimates: 4,
+            steps: zrelay_replication::DEFAULT_STEPS,
+            size_estimates: None,
             snapshot_filter: None,
             schedule: None,
             max_attempts: crate::knobs::REPLICATION_MAX_ATTEMPTS_DEFAULT,

@@ -90,7 +90,10 @@ fn job_defaults_are_zrepls() {
     assert_eq!(r.protection.initial, Guarantee::GuaranteeResumability);
     assert_eq!(r.protection.incremental, Guarantee::GuaranteeResumability);
     assert_eq!(r.initial, InitialPolicy::MostRecent);
-    assert_eq!((r.steps, r.size_estimates), (1, 4));
+    assert_eq!(
+        (r.steps, r.size_estimates),
+        (zrelay_replication::DEFAULT_STEPS, None)
+    );
     assert_eq!((&r.snapshot_filter, &r.schedule), (&None, &None));
     assert_eq!(
         *p.pruning.keep_sender,

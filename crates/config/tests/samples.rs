@@ -134,7 +134,10 @@ fn push_sample() {
         (intervals[3].count, intervals[3].length),
         (6, secs(30 * 86400))
     );
-    assert_eq!((p.replication.steps, p.replication.size_estimates), (2, 8));
+    assert_eq!(
+        (p.replication.steps, p.replication.size_estimates),
+        (2, Some(8))
+    );
     assert_eq!(
         p.replication.protection.incremental,
         Guarantee::GuaranteeIncremental

@@ -22,8 +22,12 @@ pub trait Sender: Send + Sync {
     /// cursor, from one listing.
     async fn list_filesystems(&self) -> Result<Vec<FsListing>>;
 
-    /// Estimated stream sizes of `steps` (`zfs send -nvP`), at most
-    /// `concurrency` at a time. One result per step, in order.
+    /// Validate `steps` (one batched lookup, kept for the sends that follow)
+    /// and estimate their stream sizes. With `concurrency` 0, the sizes come
+    /// from the space properties validation reads (no extra command; see
+    /// `ValidatedSendArgs::size_hint`); otherwise from dry-run sends
+    /// (`zfs send -nvP`), at most `concurrency` at a time. One result per
+    /// step, in order.
     async fn estimate(&self, steps: &[StepReq], concurrency: usize) -> Result<Vec<Result<u64>>>;
 
     /// Before any step runs: remove stale abstractions of this job on each

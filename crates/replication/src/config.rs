@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 use zrelay_endpoint::Protection;
 use zrelay_planner::InitialPolicy;
 
+/// Steps running at once when `replication.concurrency.steps` is not set.
+/// zrepl runs one at a time; zrelay runs steps of different filesystems in
+/// parallel by default (a child still waits for its parent's initial step).
+pub const DEFAULT_STEPS: usize = 4;
+
 /// How a replication run behaves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriverConfig {
@@ -14,9 +19,13 @@ pub struct DriverConfig {
     pub protection: Protection,
     /// `conflict_resolution.initial_replication`.
     pub initial: InitialPolicy,
-    /// `replication.concurrency.steps`: steps running at once.
+    /// `replication.concurrency.steps`: steps running at once (default
+    /// [`DEFAULT_STEPS`]; zrepl's default is 1).
     pub steps: usize,
-    /// `replication.concurrency.size_estimates`: dry sends running at once.
+    /// `replication.concurrency.size_estimates`: dry-run sends (`zfs send
+    /// -nvP`) running at once. 0 (the default when the key is not set): no
+    /// dry run, the sizes come from the properties the send validation
+    /// reads anyway.
     pub size_estimates: usize,
     /// Attempts (plan + work) before giving up on temporary errors
     /// (zrepl's `ZREPL_REPLICATION_MAX_ATTEMPTS`).
@@ -131,8 +140,8 @@ impl Default for DriverConfig {
         DriverConfig {
             protection: Protection::default(),
             initial: InitialPolicy::default(),
-            steps: 1,
-            size_estimates: 4,
+            steps: DEFAULT_STEPS,
+            size_estimates: 0,
             max_attempts: 3,
             max_step_tries: 3,
             retry_initial: Duration::from_secs(2),

@@ -21,7 +21,7 @@ pub mod report;
 pub mod schedule;
 pub mod step;
 
-pub use config::{DriverConfig, InvalidFilter, SnapshotFilter};
+pub use config::{DriverConfig, InvalidFilter, SnapshotFilter, DEFAULT_STEPS};
 pub mod observer;
 pub use driver::Driver;
 pub use error::ReplicationError;

@@ -271,8 +271,12 @@ impl Session {
                     .await
             }
             R::SenderEstimate { steps, concurrency } => {
-                // The server decides how many `zfs send -nvP` run at once.
-                let concurrency = concurrency.clamp(1, self.cfg.max_estimate_concurrency.max(1));
+                // The server decides how many `zfs send -nvP` run at once;
+                // 0 asks for sizes from properties, with no dry run.
+                let concurrency = match concurrency {
+                    0 => 0,
+                    n => n.clamp(1, self.cfg.max_estimate_concurrency.max(1)),
+                };
                 self.answer(name, async {
                     let v = ep(s?.estimate(&steps, concurrency).await)?;
                     Ok(v.into_iter().map(ep).collect::<Vec<_>>())

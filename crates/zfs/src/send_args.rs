@@ -71,6 +71,46 @@ pub struct ValidatedSendArgs {
     args: SendArgs,
     token: Option<ResumeTokenInfo>,
     fs_encrypted: bool,
+    size_hint: Option<u64>,
+}
+
+/// What validation reads of the filesystem and both versions: what it
+/// checks, and the space properties [`ValidatedSendArgs::size_hint`] comes from.
+const VALIDATE_PROPS: &[&str] = &[
+    "encryption",
+    "guid",
+    "written",
+    "referenced",
+    "logicalreferenced",
+];
+
+/// A stream size from the space properties of `to`, without a dry-run send:
+/// the full stream carries what `to` references, an incremental one what
+/// was written to `to` since the snapshot before it; an uncompressed stream
+/// carries logical bytes, so the physical figure is scaled by `to`'s
+/// compression ratio. Exact enough for progress; a step whose `from` is not
+/// the snapshot just before `to` is underestimated. `None` for a resume
+/// (the token says where it starts, not how much remains) or when a
+/// property is missing.
+fn size_hint(args: &SendArgs, to: &BTreeMap<String, PropertyValue>) -> Option<u64> {
+    if args.resume_token.is_some() {
+        return None;
+    }
+    let num = |p: &str| to.get(p).and_then(|v| v.value.parse::<u64>().ok());
+    let (phys, logical) = (num("referenced")?, num("logicalreferenced")?);
+    let physical = if args.from.is_some() {
+        num("written")?
+    } else {
+        phys
+    };
+    let raw_or_compressed = args.encrypted || args.flags.raw || args.flags.compressed;
+    if raw_or_compressed || phys == 0 {
+        return Some(physical);
+    }
+    Some(
+        u64::try_from(u128::from(physical) * u128::from(logical) / u128::from(phys))
+            .unwrap_or(u64::MAX),
+    )
 }
 
 fn refuse(msg: String) -> ZfsError {
@@ -86,7 +126,7 @@ impl SendArgs {
     pub async fn validate<Z: Zfs + ?Sized>(self, zfs: &Z) -> Result<ValidatedSendArgs> {
         let names = self.precheck()?;
         // one `zfs get` for the filesystem and both versions
-        let got = zfs.get_many(&names, &["encryption", "guid"]).await?;
+        let got = zfs.get_many(&names, VALIDATE_PROPS).await?;
         self.finish(zfs, &names, got).await
     }
 
@@ -111,7 +151,7 @@ impl SendArgs {
         let got = if names.is_empty() {
             Vec::new()
         } else {
-            zfs.get_many(&names, &["encryption", "guid"]).await?
+            zfs.get_many(&names, VALIDATE_PROPS).await?
         };
         let mut got = got.into_iter();
         let mut out = Vec::with_capacity(pre.len());
@@ -176,6 +216,7 @@ impl SendArgs {
             )));
         }
         let to_props = next(&names[1]);
+        let size_hint = to_props.as_ref().ok().and_then(|p| size_hint(&self, p));
         check_guid_in(&names[1], to_props, *to_guid)?;
         if let Some((_, guid)) = &self.from {
             let from_props = next(&names[2]);
@@ -189,6 +230,7 @@ impl SendArgs {
             args: self,
             token,
             fs_encrypted,
+            size_hint,
         })
     }
 
@@ -279,6 +321,12 @@ impl ValidatedSendArgs {
         self.fs_encrypted
     }
 
+    /// The stream's size as the space properties read by validation put it,
+    /// without a dry-run send (see [`size_hint`]); `None` for a resume.
+    pub fn size_hint(&self) -> Option<u64> {
+        self.size_hint
+    }
+
     /// Whether the stream will be raw.
     pub fn raw(&self) -> bool {
         self.args.encrypted || self.args.flags.raw
@@ -320,5 +368,68 @@ impl ValidatedSendArgs {
         }
         a.push(self.args.to.0.to_string().into());
         a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(written: u64, referenced: u64, logical: u64) -> BTreeMap<String, PropertyValue> {
+        [
+            ("written", written),
+            ("referenced", referenced),
+            ("logicalreferenced", logical),
+        ]
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                PropertyValue {
+                    value: v.to_string(),
+                    source: "-".into(),
+                },
+            )
+        })
+        .collect()
+    }
+
+    fn args(from: bool) -> SendArgs {
+        let fs = DatasetPath::parse("p/a").unwrap();
+        SendArgs {
+            to: (SnapshotName::parse("p/a@2").unwrap(), 2),
+            from: from.then(|| {
+                (
+                    VersionRef::Snapshot(SnapshotName::parse("p/a@1").unwrap()),
+                    1,
+                )
+            }),
+            fs,
+            encrypted: false,
+            flags: SendFlags::default(),
+            resume_token: None,
+            intermediates: false,
+        }
+    }
+
+    #[test]
+    fn size_hints_come_from_the_space_properties_of_to() {
+        // compression ratio 2: a plain stream carries logical bytes
+        let p = props(1000, 4000, 8000);
+        assert_eq!(size_hint(&args(false), &p), Some(8000));
+        assert_eq!(size_hint(&args(true), &p), Some(2000));
+        let mut compressed = args(true);
+        compressed.flags.compressed = true;
+        assert_eq!(size_hint(&compressed, &p), Some(1000));
+        let mut raw = args(false);
+        raw.encrypted = true;
+        assert_eq!(size_hint(&raw, &p), Some(4000));
+        let mut resume = args(true);
+        resume.resume_token = Some("1-abc".into());
+        assert_eq!(size_hint(&resume, &p), None);
+        let mut missing = p.clone();
+        missing.remove("written");
+        assert_eq!(size_hint(&args(true), &missing), None);
+        assert_eq!(size_hint(&args(false), &props(0, 0, 0)), Some(0));
     }
 }

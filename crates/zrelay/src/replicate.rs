@@ -86,12 +86,15 @@ pub struct ReplicateArgs {
     /// `replication.protection.incremental`.
     #[arg(long, value_enum, default_value = "guarantee-resumability")]
     pub protection_incremental: Protect,
-    /// `replication.concurrency.steps`.
-    #[arg(long, default_value_t = 1)]
+    /// `replication.concurrency.steps`: steps of different filesystems
+    /// running at once.
+    #[arg(long, default_value_t = zrelay_replication::DEFAULT_STEPS)]
     pub steps: usize,
-    /// `replication.concurrency.size_estimates`.
-    #[arg(long, default_value_t = 4)]
-    pub size_estimates: usize,
+    /// `replication.concurrency.size_estimates`: estimate stream sizes with
+    /// dry-run sends, this many at once. Without it the sizes come from
+    /// space properties, with no extra command.
+    #[arg(long)]
+    pub size_estimates: Option<usize>,
     /// `send.encrypted`: only encrypted filesystems, sent raw.
     #[arg(long)]
     pub encrypted: bool,
@@ -203,7 +206,7 @@ pub fn build(args: &ReplicateArgs, zfs: Arc<dyn Zfs>) -> Result<(Driver, Cancell
             Initial::Fail => InitialPolicy::Fail,
         },
         steps: args.steps.max(1),
-        size_estimates: args.size_estimates.max(1),
+        size_estimates: args.size_estimates.map_or(0, |n| n.max(1)),
         max_attempts: args.max_attempts.max(1),
         watchdog: Duration::from_secs(args.watchdog_secs.max(1)),
         ..DriverConfig::default()

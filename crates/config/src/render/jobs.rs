@@ -467,10 +467,14 @@ fn replication(r: &ReplicationConfig) -> Out {
         ("protection".to_string(), protection(&r.protection)),
         (
             "concurrency".into(),
-            Out::map([
-                ("steps", Out::N(r.steps as u64)),
-                ("size_estimates", Out::N(r.size_estimates as u64)),
-            ]),
+            Out::M(
+                std::iter::once(("steps".to_string(), Out::N(r.steps as u64)))
+                    .chain(
+                        r.size_estimates
+                            .map(|n| ("size_estimates".to_string(), Out::N(n as u64))),
+                    )
+                    .collect(),
+            ),
         ),
     ];
     match &r.snapshot_filter {

@@ -458,7 +458,9 @@ pub(super) fn replication(
             }
         };
         out.steps = at_least_1("steps", c.steps, out.steps)?;
-        out.size_estimates = at_least_1("size_estimates", c.size_estimates, out.size_estimates)?;
+        if c.size_estimates.is_some() {
+            out.size_estimates = Some(at_least_1("size_estimates", c.size_estimates, 1)?);
+        }
     }
     if let Some(f) = &r.snapshot_filter {
         let p = path.k("snapshot_filter");

@@ -38,7 +38,7 @@ pub fn driver_config(r: &ReplicationConfig) -> DriverConfig {
         protection: r.protection,
         initial: r.initial,
         steps: r.steps,
-        size_estimates: r.size_estimates,
+        size_estimates: r.size_estimates.unwrap_or(0),
         snapshot_filter: r.snapshot_filter.clone(),
         max_attempts: r.max_attempts,
         ..DriverConfig::default()

@@ -252,6 +252,19 @@ impl Sender for LocalSender {
 
     async fn estimate(&self, steps: &[StepReq], concurrency: usize) -> Result<Vec<Result<u64>>> {
         let valid = self.validate_steps(steps).await?;
+        if concurrency == 0 {
+            return Ok(steps
+                .iter()
+                .zip(valid)
+                .map(|(step, v)| {
+                    v?.size_hint().ok_or_else(|| {
+                        EndpointError::InvalidRequest(format!(
+                            "no size from the properties of {step}"
+                        ))
+                    })
+                })
+                .collect());
+        }
         type Fut<'a> =
             std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64>> + Send + 'a>>;
         let futs: Vec<Fut<'_>> = steps

@@ -197,6 +197,16 @@ impl State {
                     (m.guid, m.createtxg, m.creation, m.data, None)
                 }
             };
+            // a snapshot's `written`: its data since the snapshot before it
+            let written = || {
+                let prev = ds
+                    .snaps
+                    .values()
+                    .filter(|o| o.createtxg < createtxg)
+                    .max_by_key(|o| o.createtxg)
+                    .map_or(0, |o| o.data);
+                data.saturating_sub(prev)
+            };
             for &p in props {
                 let v = match p {
                     "name" => pv(name, "-"),
@@ -212,7 +222,8 @@ impl State {
                     "createtxg" => pv(createtxg, "-"),
                     "creation" => pv(creation, "-"),
                     "userrefs" => refs.map_or_else(|| pv("-", "-"), |r| pv(r, "-")),
-                    "referenced" if refs.is_some() => pv(data, "-"),
+                    "referenced" | "logicalreferenced" if refs.is_some() => pv(data, "-"),
+                    "written" if refs.is_some() => pv(written(), "-"),
                     "used" if refs.is_some() => pv(0, "-"),
                     "encryption" | "encryptionroot" | "keystatus" if refs.is_some() => {
                         let (v, _) = self.prop(&fs, p)?;
