@@ -230,7 +230,55 @@ async fn teardown(pool: &str, vdev: &Path) -> Result<()> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    bail!("cannot destroy pool {pool}: {last}")
+    bail!("cannot destroy pool {pool}: {last}{}", who_holds(pool))
+}
+
+/// What may keep `pool` busy: its mounts (in mount order: a mount listed
+/// after a mount below it hides that one), and the processes whose working
+/// directory or open files are under its mountpoint (the guest has no
+/// `fuser`), or that run `zfs`.
+fn who_holds(pool: &str) -> String {
+    let under = format!("/{pool}");
+    let mut out = String::from("\n    mounts:");
+    if let Ok(m) = std::fs::read_to_string("/proc/mounts") {
+        for l in m.lines().filter(|l| l.starts_with(pool)) {
+            out.push_str(&format!("\n      {l}"));
+        }
+    }
+    out.push_str("\n    processes:");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let base = e.path();
+        let cmd = std::fs::read(base.join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        let mut why = Vec::new();
+        if std::fs::read_link(base.join("cwd")).is_ok_and(|c| c.starts_with(&under)) {
+            why.push("cwd".to_string());
+        }
+        if let Ok(fds) = std::fs::read_dir(base.join("fd")) {
+            for fd in fds.flatten() {
+                if let Ok(t) = std::fs::read_link(fd.path()) {
+                    if t.starts_with(&under) {
+                        why.push(format!("fd {}", t.display()));
+                    }
+                }
+            }
+        }
+        if cmd.starts_with("zfs ") || cmd.contains("/zfs ") {
+            why.push("runs zfs".into());
+        }
+        if !why.is_empty() {
+            out.push_str(&format!("\n      {pid} {cmd}: {}", why.join(", ")));
+        }
+    }
+    out
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -11,6 +11,9 @@ use super::{encrypted, LocalReceiver, PlaceholderEncryption};
 use crate::abstractions::PLACEHOLDER_PROPERTY;
 use crate::error::{EndpointError, Result};
 
+/// Held while placeholders are created (see [`LocalReceiver::create_parents`]).
+static PLACEHOLDER_CREATION: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Each dataset of a chain's properties, `None` where it does not exist.
 pub(super) type ChainState = Vec<Option<BTreeMap<String, PropertyValue>>>;
 
@@ -57,11 +60,27 @@ impl LocalReceiver {
 
     /// Create the missing datasets of `chain` (root first; the root itself
     /// exists) as placeholders, top down, as `recv.placeholder.encryption` says.
+    ///
+    /// Placeholders are created one process-wide creator at a time, and the
+    /// chain is inspected again once it is this caller's turn. `zfs create`
+    /// creates a filesystem and then mounts it: two steps creating the same
+    /// chain at once (parallel steps of sibling filesystems) could create a
+    /// child while its parent exists but is not mounted yet, and the
+    /// parent's mount would then hide the child's (seen on OpenZFS 2.3: a
+    /// placeholder that `zfs unmount` cannot find).
     pub(super) async fn create_parents(
         &self,
         chain: &[DatasetPath],
         state: &[Option<BTreeMap<String, PropertyValue>>],
     ) -> Result<()> {
+        if state.iter().all(Option::is_some) {
+            return Ok(());
+        }
+        let Some(last) = chain.last() else {
+            return Ok(());
+        };
+        let _turn = PLACEHOLDER_CREATION.lock().await;
+        let (chain, state) = self.inspect_chain(last).await?;
         // Create the missing parents (not the target itself), top down.
         let mut parent_encrypted = encrypted(state[0].as_ref().and_then(|p| p.get("encryption")));
         for (i, c) in chain.iter().enumerate().skip(1) {
