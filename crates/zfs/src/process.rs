@@ -71,6 +71,12 @@ fn spawn_streaming(
         stdin: waiter.stdin.take(),
         stdout: waiter.stdout.take(),
     };
+    if let Some(p) = &pipes.stdin {
+        widen_pipe(p);
+    }
+    if let Some(p) = &pipes.stdout {
+        widen_pipe(p);
+    }
     let kill = CancellationToken::new();
     let (tx, rx) = oneshot::channel();
     let k = kill.clone();
@@ -92,6 +98,19 @@ fn spawn_streaming(
     });
     tracing::trace!(?pid, cmd = %cmd, "streaming child spawned");
     Ok((pipes, rx, kill))
+}
+
+/// What a stream pipe is widened to: Linux's default 64 KiB makes `zfs send`,
+/// zrelay and `zfs recv` take turns every 64 KiB; 1 MiB (the unprivileged
+/// limit, `/proc/sys/fs/pipe-max-size`) lets each run longer.
+const PIPE_SIZE: usize = 1 << 20;
+
+/// Widen a stream pipe to [`PIPE_SIZE`]; best effort (a kernel or limit that
+/// refuses leaves the default, which works, only slower).
+fn widen_pipe(p: &impl std::os::fd::AsFd) {
+    if let Err(e) = rustix::pipe::fcntl_setpipe_size(p, PIPE_SIZE) {
+        tracing::debug!(error = %e, "could not widen a stream pipe");
+    }
 }
 
 /// The pipes a streaming child was started with; the reaper task owns the child.
@@ -339,5 +358,29 @@ impl RecvSink for ProcRecvSink {
 impl Drop for ProcRecvSink {
     fn drop(&mut self) {
         self.kill.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stream_pipes_are_widened() {
+        let r = Runner::new("sh", "sh");
+        let mut send =
+            ProcSendStream::spawn(&r, CmdLine::new("sh").args(["-c", "sleep 5"])).unwrap();
+        let out = send.stdout.as_ref().expect("stdout");
+        assert!(rustix::pipe::fcntl_getpipe_size(out).unwrap() >= PIPE_SIZE);
+        send.close().await.unwrap();
+        let mut recv = ProcRecvSink::spawn(
+            &r,
+            CmdLine::new("sh").args(["-c", "cat >/dev/null"]),
+            "test".into(),
+        )
+        .unwrap();
+        let inp = recv.stdin.as_ref().expect("stdin");
+        assert!(rustix::pipe::fcntl_getpipe_size(inp).unwrap() >= PIPE_SIZE);
+        recv.finish().await.unwrap();
     }
 }
