@@ -299,6 +299,11 @@ impl FakeZfs {
         self.with(|st| st.recv_fail_at = Some(n));
     }
 
+    /// Calls of every operation so far (failed calls included).
+    pub fn total_calls(&self) -> u64 {
+        self.with(|st| st.calls.values().sum())
+    }
+
     /// How often `op` was called (failed calls included).
     pub fn calls(&self, op: FakeOp) -> u64 {
         self.with(|st| st.calls.get(&op).copied().unwrap_or(0))
