@@ -163,6 +163,8 @@ struct LogInner {
 #[derive(Debug, Default)]
 struct LogState {
     per_verb: BTreeMap<String, u64>,
+    /// Wall time of the finished invocations, per verb.
+    per_verb_time: BTreeMap<String, Duration>,
     active: BTreeMap<u64, ActiveInvocation>,
     recent: std::collections::VecDeque<Invocation>,
 }
@@ -178,6 +180,12 @@ impl InvocationLog {
     /// Invocations per verb (`list`, `send`, ...).
     pub fn per_verb(&self) -> BTreeMap<String, u64> {
         self.inner.state.lock().unwrap().per_verb.clone()
+    }
+
+    /// Wall time of the finished invocations, per verb (overlapping
+    /// invocations each count in full).
+    pub fn per_verb_time(&self) -> BTreeMap<String, Duration> {
+        self.inner.state.lock().unwrap().per_verb_time.clone()
     }
 
     /// Commands running now.
@@ -255,6 +263,7 @@ impl Drop for ActiveGuard {
         tracing::debug!(cmd = %self.cmdline, ?duration, success = self.success, "zfs command end");
         let mut st = self.log.inner.state.lock().unwrap();
         st.active.remove(&self.id);
+        *st.per_verb_time.entry(self.verb.clone()).or_default() += duration;
         if st.recent.len() == RECENT_KEPT {
             st.recent.pop_front();
         }
@@ -451,6 +460,9 @@ mod tests {
         assert_eq!(r.log().per_verb().get("-c"), Some(&2));
         assert!(r.log().active().is_empty());
         assert_eq!(r.log().recent().len(), 2);
+        let spent = r.log().per_verb_time()["-c"];
+        let sum: Duration = r.log().recent().iter().map(|i| i.duration).sum();
+        assert_eq!(spent, sum);
     }
 
     #[tokio::test]

@@ -163,6 +163,7 @@ async fn incremental_cycle_command_count(ctx: &Ctx) -> Result<()> {
     let log = ctx.zfs.log().clone();
     let before = log.total();
     let verbs_before = log.per_verb();
+    let time_before = log.per_verb_time();
     let t = Instant::now();
     let report = run_once(ctx, &src, &dst, DEFAULT_STEPS).await?;
     let wall = t.elapsed();
@@ -177,6 +178,25 @@ async fn incremental_cycle_command_count(ctx: &Ctx) -> Result<()> {
         .filter(|(_, n)| *n > 0)
         .collect();
     verbs.sort();
+    // where the cycle's time went, per verb (overlapping commands each count)
+    let mut spent: Vec<(String, f64)> = log
+        .per_verb_time()
+        .into_iter()
+        .map(|(v, d)| {
+            let prev = time_before.get(&v).copied().unwrap_or_default();
+            (v, (d - prev).as_secs_f64())
+        })
+        .filter(|(_, s)| *s > 0.0)
+        .collect();
+    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let spent: Vec<String> = spent.iter().map(|(v, s)| format!("{v} {s:.1}s")).collect();
+    eprintln!("    time per verb: {}", spent.join(", "));
+    let phases: Vec<String> = report
+        .state_seconds
+        .iter()
+        .map(|(st, s)| format!("{} {s:.1}s", st.as_str()))
+        .collect();
+    eprintln!("    time per phase: {}", phases.join(", "));
     let per_fs = commands as f64 / FILESYSTEMS as f64;
     eprintln!(
         "    incremental cycle over {FILESYSTEMS} filesystems: {commands} zfs commands ({per_fs:.2} per filesystem), {:.1}s wall; by verb: {verbs:?}",
