@@ -44,6 +44,10 @@ struct Args {
     /// Snapshot (and replication) interval, as zrepl writes it.
     #[arg(long, default_value = "5m")]
     every: String,
+    /// `global.history.max_age`: history older than this is trimmed (by
+    /// the simulated clock).
+    #[arg(long, default_value = "6h")]
+    history_max_age: String,
     /// Simulated minutes between samples.
     #[arg(long, default_value_t = 10)]
     sample_minutes: u64,
@@ -83,11 +87,12 @@ impl Row {
     }
 }
 
-fn jobs(every: &str, dir: &Path) -> String {
+fn jobs(every: &str, max_age: &str, dir: &Path) -> String {
     format!(
         r#"global:
   history:
     path: {h}
+    max_age: {max_age}
   queue:
     path: {q}
 jobs:
@@ -258,7 +263,7 @@ async fn soak(args: Args) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (z, children) = fake(args.filesystems).await?;
     let config = zrelay_config::parse_str(
-        &jobs(&args.every, dir.path()),
+        &jobs(&args.every, &args.history_max_age, dir.path()),
         &dir.path().join("zrelay.yml"),
     )?;
     let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_798_761_600); // 2027-01-01

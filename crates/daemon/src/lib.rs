@@ -119,9 +119,11 @@ impl Daemon {
     /// last stopped as stale (it is taken up again by resumption).
     async fn open_history(&self) -> Result<History, DaemonError> {
         let path = &self.config.global.history_path;
+        let clock = self.clock.clone();
         let history = History::open(path)
             .await
-            .map_err(|e| DaemonError::Config(format!("history {}: {e}", path.display())))?;
+            .map_err(|e| DaemonError::Config(format!("history {}: {e}", path.display())))?
+            .with_clock(Arc::new(move || clock.now()));
         match history.mark_stale_on_start().await {
             Ok(stale) => {
                 for s in stale {

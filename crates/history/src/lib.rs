@@ -96,6 +96,14 @@ use worker::Worker;
 #[derive(Clone)]
 pub struct History {
     worker: Arc<Worker>,
+    now: Now,
+}
+
+/// Where a [`History`] reads the time it records and trims by.
+pub type Now = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+fn system_now() -> Now {
+    Arc::new(SystemTime::now)
 }
 
 impl std::fmt::Debug for History {
@@ -120,7 +128,15 @@ impl History {
     pub async fn open(path: impl AsRef<Path>) -> Result<History> {
         Ok(History {
             worker: Arc::new(Worker::start(path.as_ref(), false).await?),
+            now: system_now(),
         })
+    }
+
+    /// Date records and trim by `now` instead of the system clock (the
+    /// daemon passes its own clock, so a simulated clock dates history too).
+    pub fn with_clock(mut self, now: Now) -> History {
+        self.now = now;
+        self
     }
 
     /// Opens an existing database read-only, for showing it while the
@@ -130,6 +146,7 @@ impl History {
     pub async fn open_read_only(path: impl AsRef<Path>) -> Result<History> {
         Ok(History {
             worker: Arc::new(Worker::start(path.as_ref(), true).await?),
+            now: system_now(),
         })
     }
 
@@ -148,7 +165,7 @@ impl History {
 
     /// Records the start of a run of `job`, in flight.
     pub async fn begin_invocation(&self, job: &str, kind: Kind) -> Result<InvocationId> {
-        let (job, now) = (job.to_owned(), SystemTime::now());
+        let (job, now) = (job.to_owned(), (self.now)());
         self.worker
             .call(move |db| db.begin_invocation(&job, kind, now))
             .await
@@ -163,7 +180,7 @@ impl History {
         error: Option<&str>,
     ) -> Result<()> {
         let state = final_state(state)?;
-        let (error, now) = (error.map(str::to_owned), SystemTime::now());
+        let (error, now) = (error.map(str::to_owned), (self.now)());
         self.worker
             .call(move |db| db.end_invocation(id, state, error.as_deref(), now))
             .await
@@ -172,7 +189,7 @@ impl History {
     /// Records the start of the next attempt (numbered 1, 2, …) of an
     /// invocation, in flight.
     pub async fn begin_attempt(&self, invocation: InvocationId) -> Result<AttemptId> {
-        let now = SystemTime::now();
+        let now = (self.now)();
         self.worker
             .call(move |db| db.begin_attempt(invocation, now))
             .await
@@ -187,7 +204,7 @@ impl History {
         error: Option<&str>,
     ) -> Result<()> {
         let state = final_state(state)?;
-        let (error, now) = (error.map(str::to_owned), SystemTime::now());
+        let (error, now) = (error.map(str::to_owned), (self.now)());
         self.worker
             .call(move |db| db.end_attempt(id, state, error.as_deref(), now))
             .await
@@ -228,7 +245,7 @@ impl History {
         spec: StepSpec,
         state: State,
     ) -> Result<StepId> {
-        let now = SystemTime::now();
+        let now = (self.now)();
         self.worker
             .call(move |db| db.step_insert(attempt, &spec, state, now))
             .await
@@ -236,7 +253,7 @@ impl History {
 
     /// Starts a queued step: in flight, its start time now.
     pub async fn step_begin(&self, id: StepId) -> Result<()> {
-        let now = SystemTime::now();
+        let now = (self.now)();
         self.worker.call(move |db| db.step_begin(id, now)).await
     }
 
@@ -259,7 +276,7 @@ impl History {
     ) -> Result<()> {
         let state = final_state(state)?;
         self.worker.forget_progress(id);
-        let (error, now) = (error.map(str::to_owned), SystemTime::now());
+        let (error, now) = (error.map(str::to_owned), (self.now)());
         self.worker
             .call(move |db| db.step_finished(id, state, bytes, error.as_deref(), now))
             .await
@@ -302,7 +319,7 @@ impl History {
     /// each job and kind and the one holding the newest completed step of
     /// each job and filesystem, so the metrics survive a trim.
     pub async fn trim(&self, older_than: Duration) -> Result<usize> {
-        let cutoff = SystemTime::now()
+        let cutoff = (self.now)()
             .checked_sub(older_than)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         self.trim_before(cutoff).await

@@ -379,3 +379,39 @@ async fn ending_a_parent_ends_its_running_children_and_bad_calls_fail() {
     );
     assert!(!e.is_temporary());
 }
+
+/// With an injected clock, records are dated and trimmed by it, not by the
+/// system clock (the daemon passes its own clock, simulated in tests).
+#[tokio::test]
+async fn an_injected_clock_dates_and_trims() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let (_d, _p, h) = fresh().await;
+    let secs = Arc::new(AtomicU64::new(1_798_761_600)); // 2027-01-01
+    let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+    let c = secs.clone();
+    let h = h.with_clock(Arc::new(move || at(c.load(Ordering::Relaxed))));
+    let (old, _, _) = one_step(&h, "j", "pool/a", "s1", State::Completed).await;
+    secs.fetch_add(7200, Ordering::Relaxed);
+    let (new, _, _) = one_step(&h, "j", "pool/a", "s2", State::Completed).await;
+    let rows = h.query(Filter::default()).await.unwrap();
+    let started = |id| {
+        rows.iter()
+            .find(|r| r.invocation.id == id)
+            .map(|r| r.invocation.started)
+            .unwrap()
+    };
+    assert_eq!(started(old), at(1_798_761_600));
+    assert_eq!(started(new), at(1_798_761_600 + 7200));
+    // by the injected clock the first is 2 h old; by the system clock both
+    // are in the future and nothing would go
+    assert_eq!(h.trim(Duration::from_secs(3600)).await.unwrap(), 1);
+    let left: Vec<InvocationId> = h
+        .query(Filter::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.invocation.id)
+        .collect();
+    assert_eq!(left, [new]);
+}
