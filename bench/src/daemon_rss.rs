@@ -35,9 +35,7 @@ static ALLOC: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 /// Bytes allocated and not freed.
 fn live() -> usize {
-    let s = ALLOC.stats();
-    let net = s.bytes_allocated as isize - s.bytes_deallocated as isize + s.bytes_reallocated;
-    usize::try_from(net).unwrap_or(0)
+    zrelay_bench::live_bytes(ALLOC)
 }
 
 #[derive(Parser)]

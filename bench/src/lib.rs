@@ -12,3 +12,11 @@ pub fn proc_status_kib(key: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Bytes allocated through `alloc` and not freed. A `realloc` that grows a
+/// block already counts its growth in `bytes_allocated` (and a shrink in
+/// `bytes_deallocated`), so `bytes_reallocated` must not be added again.
+pub fn live_bytes(alloc: &stats_alloc::StatsAlloc<std::alloc::System>) -> usize {
+    let s = alloc.stats();
+    s.bytes_allocated.saturating_sub(s.bytes_deallocated)
+}

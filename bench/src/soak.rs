@@ -19,6 +19,7 @@
 //!
 //! `scripts/soak [--filesystems 200] [--hours 6] [--every 5m] [--out DIR]`
 
+use std::alloc::System;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,12 +27,22 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{ensure, Context, Result};
 use clap::Parser;
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use tokio_util::sync::CancellationToken;
 use zrelay_bench::proc_status_kib;
 use zrelay_daemon::Daemon;
 use zrelay_fake::FakeZfs;
 use zrelay_snapshot::TokioClock;
 use zrelay_zfs::{DatasetPath, Zfs};
+
+/// The system allocator, counting what it hands out and takes back.
+#[global_allocator]
+static ALLOC: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// KiB allocated and not freed (the daemon's and the fake's heap together).
+fn live_kib() -> u64 {
+    zrelay_bench::live_bytes(ALLOC) as u64 / 1024
+}
 
 #[derive(Parser)]
 struct Args {
@@ -60,6 +71,7 @@ struct Args {
 struct Row {
     minute: u64,
     rss_kib: u64,
+    heap_kib: u64,
     fds: u64,
     zfs_calls: u64,
     history_kib: u64,
@@ -68,15 +80,15 @@ struct Row {
     invocations: u64,
 }
 
-const COLUMNS: &str =
-    "sim_minute,rss_kib,open_fds,zfs_calls,history_kib,sender_snapshots,receiver_snapshots,invocations";
+const COLUMNS: &str = "sim_minute,rss_kib,heap_kib,open_fds,zfs_calls,history_kib,sender_snapshots,receiver_snapshots,invocations";
 
 impl Row {
     fn csv(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{}",
             self.minute,
             self.rss_kib,
+            self.heap_kib,
             self.fds,
             self.zfs_calls,
             self.history_kib,
@@ -197,7 +209,9 @@ fn svg(rows: &[Row]) -> String {
         .map(|w| (w[1].zfs_calls - w[0].zfs_calls) as f64)
         .collect();
     let panels: [(&str, Get); 3] = [
-        ("RSS (MiB)", |r| r.rss_kib as f64 / 1024.0),
+        ("RSS (MiB; live heap is in the CSV)", |r| {
+            r.rss_kib as f64 / 1024.0
+        }),
         ("open descriptors", |r| r.fds as f64),
         ("history on disk (KiB)", |r| r.history_kib as f64),
     ];
@@ -287,6 +301,7 @@ async fn soak(args: Args) -> Result<()> {
         rows.push(Row {
             minute,
             rss_kib: proc_status_kib("VmRSS:"),
+            heap_kib: live_kib(),
             fds: open_fds(),
             zfs_calls: z.total_calls(),
             history_kib: size_of(dir.path(), "history.sqlite") / 1024,
@@ -319,6 +334,8 @@ async fn soak(args: Args) -> Result<()> {
     ensure!(push.last_error.is_none(), "push: {:?}", push.last_error);
     cancel.cancel();
     running.done.await?;
+    drop(running.jobs);
+    let fake_alone = live_kib();
 
     std::fs::create_dir_all(&args.out)?;
     let mut csv = format!("{COLUMNS}\n");
@@ -335,6 +352,7 @@ async fn soak(args: Args) -> Result<()> {
     let level = settled(&rows);
     let (rss0, rss1) = (level.rss_kib, last.rss_kib);
     let (fd0, fd1) = (level.fds, last.fds);
+    let (heap0, heap1) = (level.heap_kib, last.heap_kib);
     let (h0, h1) = (level.history_kib, last.history_kib);
     println!(
         "{} filesystems, {:.1} simulated hours, snapshots every {}; {} invocations",
@@ -345,6 +363,12 @@ async fn soak(args: Args) -> Result<()> {
         level.minute as f64 / 60.0,
         rss0 as f64 / 1024.0,
         rss1 as f64 / 1024.0
+    );
+    println!(
+        "live heap {:.1} -> {:.1} MiB; the fake's pools alone at the end {:.1} MiB",
+        heap0 as f64 / 1024.0,
+        heap1 as f64 / 1024.0,
+        fake_alone as f64 / 1024.0
     );
     println!(
         "sender snapshots {} -> {}, receiver {} -> {}",

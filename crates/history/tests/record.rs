@@ -11,6 +11,19 @@ use zrelay_history::{
 };
 use zrelay_zfs::Classify;
 
+/// The ids of every invocation left, in order.
+async fn invocation_ids(h: &History) -> Vec<InvocationId> {
+    let mut ids: Vec<InvocationId> = h
+        .query(Filter::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.invocation.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
 fn job(j: &str) -> Filter {
     Filter {
         job: Some(j.into()),
@@ -300,14 +313,7 @@ async fn trim_deletes_old_history_but_keeps_what_metrics_need() {
     // (newest completed invocation, newest step of pool/a), other_fs (newest
     // step of pool/c), running.
     assert_eq!(h.trim_before(future).await.unwrap(), 3);
-    let mut left: Vec<InvocationId> = h
-        .query(Filter::default())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.invocation.id)
-        .collect();
-    left.sort();
+    let left = invocation_ids(&h).await;
     assert_eq!(left, [other_fs, newest_ok2, running]);
     assert!(!left.contains(&old_ok) && !left.contains(&failed));
     let (snap, _) = h.last_replicated("j", "pool/a").await.unwrap().unwrap();
@@ -406,12 +412,5 @@ async fn an_injected_clock_dates_and_trims() {
     // by the injected clock the first is 2 h old; by the system clock both
     // are in the future and nothing would go
     assert_eq!(h.trim(Duration::from_secs(3600)).await.unwrap(), 1);
-    let left: Vec<InvocationId> = h
-        .query(Filter::default())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.invocation.id)
-        .collect();
-    assert_eq!(left, [new]);
+    assert_eq!(invocation_ids(&h).await, [new]);
 }
