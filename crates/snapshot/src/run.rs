@@ -1,12 +1,13 @@
 //! [`Snapshotter::run`]: the schedule loop (zrepl's `daemon/snapper/periodic.go`
 //! state machine and `daemon/snapper/cron.go` loop, plus on-demand triggers).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::clock::{Clock, WALLCLOCK_MAX_DELAY};
 use crate::report::{RoundCause, SnapshotReport, SnapshotterState, SnapshotterStatus};
 use crate::schedule::{sync_point, Schedule};
 use crate::snapshotter::{Snapshotter, Trigger};
@@ -78,10 +79,17 @@ impl Snapshotter {
         loop {
             set(&|s| s.next_run = next);
             let (wake, sleeper) = (next, clock.clone());
+            let period = match &inner.schedule {
+                Schedule::Periodic { interval } => Some(*interval),
+                _ => None,
+            };
             let sleep = async move {
-                match wake {
-                    Some(t) => sleeper.sleep_until(t).await,
-                    None => std::future::pending().await,
+                match (wake, period) {
+                    (Some(t), Some(interval)) => {
+                        sleep_periodic(sleeper.as_ref(), t, interval, job).await
+                    }
+                    (Some(t), None) => sleeper.sleep_until(t).await,
+                    (None, _) => std::future::pending().await,
                 }
             };
             tokio::select! {
@@ -156,6 +164,40 @@ impl Snapshotter {
             }
         });
         report
+    }
+}
+
+/// Sleep until the periodic round due at `due`, but never longer than one
+/// `interval` from now: when the wall clock steps back, the round due at
+/// `due` would otherwise wait for the clock to catch up (an hour's step
+/// back would cost an hour of snapshots), so it is taken one interval after
+/// the step is noticed instead. A step forward makes the round due at once
+/// (one round, not one per missed interval: the next is an interval after
+/// it starts). Steps are noticed within [`WALLCLOCK_MAX_DELAY`].
+async fn sleep_periodic(clock: &dyn Clock, mut due: SystemTime, interval: Duration, job: &str) {
+    loop {
+        let now = clock.now();
+        let Ok(left) = due.duration_since(now) else {
+            return;
+        };
+        if left.is_zero() {
+            return;
+        }
+        if left > interval {
+            let stepped = left - interval;
+            warn!(
+                job,
+                stepped_back_secs = stepped.as_secs(),
+                "the wall clock stepped back: taking the next periodic snapshot one interval from now"
+            );
+            due = now + interval;
+        }
+        // A clock's own sleep waits for its time to reach the target, which
+        // a step back moves away: look again after a bounded real delay.
+        tokio::select! {
+            _ = clock.sleep_until(due) => {}
+            _ = tokio::time::sleep(WALLCLOCK_MAX_DELAY) => {}
+        }
     }
 }
 

@@ -312,3 +312,83 @@ async fn snapshot_now_works_beside_a_running_schedule() {
     assert_eq!(r.handle.status().borrow().last_report, Some(rep));
     r.stop().await;
 }
+
+/// A wall clock that follows tokio's paused time but can be stepped, and
+/// sleeps as the system clock does (rechecking at least every 10 s).
+struct SteppedClock {
+    inner: TokioClock,
+    offset_secs: std::sync::atomic::AtomicI64,
+}
+
+impl SteppedClock {
+    fn step(&self, secs: i64) {
+        self.offset_secs
+            .fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl zrelay_snapshot::Clock for SteppedClock {
+    fn now(&self) -> SystemTime {
+        let off = self.offset_secs.load(std::sync::atomic::Ordering::SeqCst);
+        let t = self.inner.now();
+        if off >= 0 {
+            t + secs(off as u64)
+        } else {
+            t - secs(off.unsigned_abs())
+        }
+    }
+
+    async fn sleep_until(&self, t: SystemTime) {
+        while let Ok(left) = t.duration_since(self.now()) {
+            if left.is_zero() {
+                return;
+            }
+            tokio::time::sleep(left.min(secs(10))).await;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn periodic_survives_the_wall_clock_stepping_back_and_forward() {
+    let fake = fake_with(&["tank"], &[]).await;
+    let origin = SystemTime::UNIX_EPOCH + secs(1_800_000_000);
+    let clock = Arc::new(SteppedClock {
+        inner: TokioClock::starting_at(origin),
+        offset_secs: Default::default(),
+    });
+    let s = Snapshotter::new(
+        "j",
+        filter(&[("tank<", true)]),
+        periodic(secs(600)),
+        Arc::new(fake),
+    )
+    .unwrap()
+    .with_clock(clock.clone());
+    let start_at = tokio::time::Instant::now();
+    let mut r = start(s);
+    assert_eq!(r.next_report().await.started, origin);
+    // One minute later the clock steps back an hour: the next round still
+    // comes one interval (plus the time to notice) after the step, not an
+    // hour and ten minutes later.
+    tokio::time::sleep(secs(60)).await;
+    clock.step(-3600);
+    let second = r.next_report().await;
+    let waited = start_at.elapsed();
+    assert!(
+        waited <= secs(60 + 600 + 10),
+        "the round after stepping back came after {waited:?}"
+    );
+    assert!(second.started < origin, "named by the stepped-back clock");
+    // Then the clock steps forward two hours: one round at once, then the
+    // interval again (no burst of rounds for the skipped intervals).
+    tokio::time::sleep(secs(30)).await;
+    let before = tokio::time::Instant::now();
+    clock.step(7200);
+    let third = r.next_report().await;
+    assert!(before.elapsed() <= secs(10), "{:?}", before.elapsed());
+    let fourth = r.next_report().await;
+    assert_eq!(fourth.started, third.started + secs(600));
+    assert_ne!(third.name, second.name);
+    r.stop().await;
+}
