@@ -8,6 +8,7 @@
 //! - The last line is always `platform: N passed, M failed, on OpenZFS X.Y.Z`;
 //!   the exit code is 0 only when nothing failed.
 
+mod campaign;
 mod cases;
 mod daemons;
 mod harness;
@@ -31,11 +32,22 @@ struct Args {
     /// Directory for the pools' file vdevs.
     #[arg(long, default_value = "/var/tmp/zrelay-platformtest")]
     vdev_dir: PathBuf,
+    /// The fault campaign's size: N stream cuts, N/2 kills, N/25 rounds of
+    /// the other scenarios (without it, a short campaign of every scenario).
+    #[arg(long, value_name = "N")]
+    campaign: Option<u32>,
+    /// The campaign's seed (printed by every scenario), to replay one.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    campaign::configure(campaign::Settings {
+        scale: args.campaign,
+        seed: args.seed,
+    });
     let cases: Vec<_> = cases::all()
         .into_iter()
         .filter(|c| {

@@ -25,7 +25,7 @@ pub enum ReplicationError {
     ParentFailed(String),
 
     /// The step was retried as often as allowed.
-    #[error("gave up after {attempts} tries; last error: {last}")]
+    #[error("gave up after {attempts} tries of a temporary error (the next invocation tries again); last error: {last}")]
     RetriesExhausted {
         /// Tries made.
         attempts: u32,

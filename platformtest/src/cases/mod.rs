@@ -136,5 +136,6 @@ pub fn all() -> Vec<Case> {
         .chain(replication)
         .chain(replication::real_only())
         .chain(daemons::cases())
+        .chain(crate::campaign::cases())
         .collect()
 }
