@@ -82,6 +82,13 @@ pub enum EndpointError {
         reason: String,
     },
 
+    /// A snapshot a planned step needs was destroyed after the planning (by
+    /// another job's pruning or by hand). Temporary: the next attempt plans
+    /// again from what is left (an incremental base survives as the cursor
+    /// bookmark).
+    #[error("{0} was destroyed after planning; the next attempt plans again")]
+    Vanished(String),
+
     /// The peer could not be reached or broke the connection.
     #[error("transport: {0}")]
     Transport(String),
@@ -136,7 +143,9 @@ impl Classify for EndpointError {
                 ErrorClass::from_temporary(*temporary)
             }
             EndpointError::Receive { source, .. } => source.class(),
-            EndpointError::Transport(_) | EndpointError::Cancelled => ErrorClass::Temporary,
+            EndpointError::Transport(_) | EndpointError::Vanished(_) | EndpointError::Cancelled => {
+                ErrorClass::Temporary
+            }
             EndpointError::NotAllowed { .. }
             | EndpointError::InvalidRequest(_)
             | EndpointError::RootMissing(_)

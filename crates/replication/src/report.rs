@@ -120,6 +120,10 @@ pub struct FsReport {
     pub next_retry_at: Option<u64>,
     /// A note, e.g. why nothing was done.
     pub info: Option<String>,
+    /// Skipped because the work queue holds it dead (see `info`): not in
+    /// step until an operator retries it.
+    #[serde(default)]
+    pub blocked: bool,
 }
 
 impl FsReport {
@@ -137,6 +141,7 @@ impl FsReport {
             error_count: 0,
             next_retry_at: None,
             info: None,
+            blocked: false,
         }
     }
 }
@@ -168,6 +173,11 @@ impl Report {
         self.filesystems
             .iter()
             .filter(|f| f.state == FsState::Failed)
+    }
+
+    /// Filesystems skipped because the work queue holds them dead.
+    pub fn blocked(&self) -> impl Iterator<Item = &FsReport> {
+        self.filesystems.iter().filter(|f| f.blocked)
     }
 
     /// Whether the run completed with no failed filesystem and no planning error.

@@ -21,6 +21,19 @@ use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 struct Recording {
     inner: Arc<dyn Sender>,
     order: Mutex<Vec<String>>,
+    /// Destroyed just before the next `prepare` (another job's pruning
+    /// racing the planning).
+    doomed: Mutex<Option<(Arc<FakeZfs>, DatasetPath, String)>>,
+}
+
+impl Recording {
+    fn new(inner: Arc<dyn Sender>) -> Recording {
+        Recording {
+            inner,
+            order: Mutex::new(Vec::new()),
+            doomed: Mutex::new(None),
+        }
+    }
 }
 
 #[async_trait]
@@ -39,6 +52,10 @@ impl Sender for Recording {
         &self,
         r: &[PrepareReq],
     ) -> zrelay_endpoint::Result<BatchResult<EndpointError>> {
+        let doomed = self.doomed.lock().unwrap().take();
+        if let Some((zfs, fs, name)) = doomed {
+            zfs.destroy_snapshots(&fs, &[name]).await.unwrap();
+        }
         self.inner.prepare(r).await
     }
     async fn send(&self, step: &StepReq) -> zrelay_endpoint::Result<Box<dyn SendStream>> {
@@ -152,10 +169,7 @@ async fn oldest_next_snapshot_goes_first_so_all_filesystems_reach_t1_before_t2()
     w.snap("b", "1").await;
     w.snap("a", "2").await;
     w.snap("b", "2").await;
-    let rec = Arc::new(Recording {
-        inner: w.sender(),
-        order: Mutex::new(Vec::new()),
-    });
+    let rec = Arc::new(Recording::new(w.sender()));
     let d = Driver::new(cfg(), rec.clone(), w.receiver(), CancellationToken::new());
     let r = d.run().await;
     assert!(r.succeeded(), "{r:#?}");
@@ -175,10 +189,7 @@ async fn temporary_errors_are_retried_and_ready_filesystems_go_first() {
             ..SenderFaults::default()
         },
     ));
-    let rec = Arc::new(Recording {
-        inner: faulty,
-        order: Mutex::new(Vec::new()),
-    });
+    let rec = Arc::new(Recording::new(faulty));
     let d = Driver::new(cfg(), rec.clone(), w.receiver(), CancellationToken::new());
     let r = d.run().await;
     assert!(r.succeeded(), "{r:#?}");
@@ -404,10 +415,7 @@ async fn snapshot_filter_replicates_only_matching_snapshots_and_keeps_the_path()
     w.snap("a", "zrepl_2").await;
     let mut c = cfg();
     c.snapshot_filter = Some(zrelay_replication::SnapshotFilter::Prefix("zrepl_".into()));
-    let rec = Arc::new(Recording {
-        inner: w.sender(),
-        order: Mutex::new(Vec::new()),
-    });
+    let rec = Arc::new(Recording::new(w.sender()));
     let r = Driver::new(
         c.clone(),
         rec.clone(),
@@ -516,10 +524,7 @@ async fn a_skipped_filesystem_is_reported_and_not_sent_while_the_others_are() {
     let w = World::new(&["a", "b"]).await;
     w.snap("a", "1").await;
     w.snap("b", "1").await;
-    let rec = Arc::new(Recording {
-        inner: w.sender(),
-        order: Mutex::new(Vec::new()),
-    });
+    let rec = Arc::new(Recording::new(w.sender()));
     let a = w.src.child("a").unwrap();
     let mut c = cfg();
     c.skip
@@ -531,4 +536,37 @@ async fn a_skipped_filesystem_is_reported_and_not_sent_while_the_others_are() {
     assert_eq!(fa.state, FsState::Skipped, "{fa:#?}");
     assert_eq!(fa.info.as_deref(), Some("dead in the work queue: diverged"));
     assert_eq!(state_of(&r, "b").state, FsState::Done);
+}
+
+#[tokio::test]
+async fn a_base_pruned_by_another_job_after_planning_is_planned_again_from_the_cursor() {
+    let w = World::new(&["a"]).await;
+    w.snap("a", "1").await;
+    let d = Driver::new(cfg(), w.sender(), w.receiver(), CancellationToken::new());
+    assert!(d.run().await.succeeded());
+    w.snap("a", "2").await;
+    // Another job's pruning destroys @1 (the incremental base) between this
+    // attempt's planning and its step holds.
+    let rec = Arc::new(Recording::new(w.sender()));
+    let a = w.src.child("a").unwrap();
+    *rec.doomed.lock().unwrap() = Some((w.zfs.clone(), a.clone(), "1".into()));
+    let events = Arc::new(Events::default());
+    let two = DriverConfig {
+        max_attempts: 2,
+        ..cfg()
+    };
+    let r = Driver::new(two, rec.clone(), w.receiver(), CancellationToken::new())
+        .with_observer(events.clone())
+        .run()
+        .await;
+    assert!(
+        r.succeeded(),
+        "planned again from the cursor bookmark: {r:#?}"
+    );
+    assert_eq!(*rec.order.lock().unwrap(), ["a@2"]);
+    let events = events.0.lock().unwrap().join("\n");
+    assert!(
+        events.contains("attempt 1 ") && events.contains("attempt 2 completed"),
+        "{events}"
+    );
 }

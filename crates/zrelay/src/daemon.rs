@@ -145,9 +145,11 @@ pub async fn signal_cmd(a: SignalArgs, cfg: &ConfigArg) -> Result<()> {
         Response::Signalled(s) => {
             eprintln!("{}", s.message);
             let mut ok = true;
+            let mut blocked = Vec::new();
             if let Some(r) = &s.report {
                 progress::summary(r);
                 ok &= r.succeeded();
+                blocked.extend(r.blocked().map(|f| f.fs.clone()));
             }
             if let Some(r) = &s.snapshot {
                 eprint!("{}", progress::snapshot_summary(r));
@@ -166,7 +168,7 @@ pub async fn signal_cmd(a: SignalArgs, cfg: &ConfigArg) -> Result<()> {
                 }
                 if let Some(r) = &t.report {
                     progress::summary(r);
-                    if !r.succeeded() {
+                    if !r.succeeded() || r.blocked().next().is_some() {
                         behind.push(t.target.as_str());
                     }
                 }
@@ -180,6 +182,13 @@ pub async fn signal_cmd(a: SignalArgs, cfg: &ConfigArg) -> Result<()> {
                     "job {}: not replicated to every target: {}",
                     a.job,
                     behind.join(", ")
+                );
+            }
+            if !blocked.is_empty() {
+                bail!(
+                    "job {}: dead in the work queue, so not replicated: {} (`zrelay queue list` says why)",
+                    a.job,
+                    blocked.join(", ")
                 );
             }
             if !ok {

@@ -102,6 +102,7 @@ pub struct Tally {
     pub lost: usize,
     pub leaked_holds: usize,
     pub rollbacks: usize,
+    pub dead: usize,
     pub max_rss_kib: u64,
     pub max_fds: usize,
     /// Scenario-specific facts for the summary.
@@ -125,6 +126,7 @@ impl Tally {
             lost: 0,
             leaked_holds: 0,
             rollbacks: 0,
+            dead: 0,
             max_rss_kib: 0,
             max_fds: 0,
             notes: Vec::new(),
@@ -134,7 +136,7 @@ impl Tally {
     /// The summary line.
     pub fn summary(&self) -> String {
         format!(
-            "campaign {}: seed {}, {} rounds converged, {} faults fired ({} rounds where none fired), {} wakeups (at most {} in a round), {} invariant checks, {} checksums; lost snapshots {}, leaked holds {}, rollbacks {}; max RSS {} KiB, max descriptors {}; {:.0}s{}",
+            "campaign {}: seed {}, {} rounds converged, {} faults fired ({} rounds where none fired), {} wakeups (at most {} in a round), {} invariant checks, {} checksums; lost snapshots {}, leaked holds {}, rollbacks {}, dead queue records {}; max RSS {} KiB, max descriptors {}; {:.0}s{}",
             self.name,
             self.seed,
             self.rounds,
@@ -147,6 +149,7 @@ impl Tally {
             self.lost,
             self.leaked_holds,
             self.rollbacks,
+            self.dead,
             self.max_rss_kib,
             self.max_fds,
             self.started.elapsed().as_secs_f64(),

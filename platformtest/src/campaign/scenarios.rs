@@ -138,7 +138,7 @@ pub async fn stream_cuts(ctx: &Ctx) -> Result<()> {
     ));
     println!("{}", t.summary());
     ensure!(
-        t.faults > 0 && t.lost + t.leaked_holds + t.rollbacks == 0,
+        t.faults > 0 && t.lost + t.leaked_holds + t.rollbacks + t.dead == 0,
         "{}",
         t.summary()
     );
@@ -231,7 +231,7 @@ pub async fn kills(ctx: &Ctx) -> Result<()> {
     ));
     println!("{}", t.summary());
     ensure!(
-        t.faults > 0 && t.lost + t.leaked_holds + t.rollbacks == 0,
+        t.faults > 0 && t.lost + t.leaked_holds + t.rollbacks + t.dead == 0,
         "{}",
         t.summary()
     );
@@ -314,7 +314,7 @@ pub async fn pruning_race(ctx: &Ctx) -> Result<()> {
     ));
     println!("{}", t.summary());
     ensure!(
-        t.lost + t.leaked_holds + t.rollbacks == 0,
+        t.lost + t.leaked_holds + t.rollbacks + t.dead == 0,
         "{}",
         t.summary()
     );

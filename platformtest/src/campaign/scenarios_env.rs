@@ -67,7 +67,7 @@ pub async fn pool_full(ctx: &Ctx) -> Result<()> {
         .push(format!("{} steps resumed afterwards", resumed_steps(&w)));
     println!("{}", t.summary());
     ensure!(
-        t.lost + t.leaked_holds + t.rollbacks == 0,
+        t.lost + t.leaked_holds + t.rollbacks + t.dead == 0,
         "{}",
         t.summary()
     );
@@ -139,7 +139,7 @@ pub async fn partition(ctx: &Ctx) -> Result<()> {
     ));
     println!("{}", t.summary());
     ensure!(
-        t.lost + t.leaked_holds + t.rollbacks == 0,
+        t.lost + t.leaked_holds + t.rollbacks + t.dead == 0,
         "{}",
         t.summary()
     );
@@ -232,7 +232,7 @@ pub async fn clock_jumps(ctx: &Ctx) -> Result<()> {
                 "after the {label} window: new snapshots per filesystem {per_fs:?} (expected the same number, {lo}..={}, on each); names {new:?}",
                 lo + 4
             );
-            windows.push(format!("{label}: {}", new.len() / w.fss.len()));
+            windows.push(format!("{label}: {}", new.len()));
             t.faults += 1;
             seen = now;
         }
@@ -254,7 +254,7 @@ pub async fn clock_jumps(ctx: &Ctx) -> Result<()> {
     ));
     println!("{}", t.summary());
     ensure!(
-        t.lost + t.leaked_holds + t.rollbacks == 0,
+        t.lost + t.leaked_holds + t.rollbacks + t.dead == 0,
         "{}",
         t.summary()
     );

@@ -370,7 +370,12 @@ impl World {
             .sh(&format!("zpool history '{}'", self.pool_b.name))
             .await?;
         let lines: Vec<&str> = hist.lines().collect();
-        for l in lines.iter().skip(self.history_lines) {
+        let sink_side = format!("{}/alice", self.root_fs);
+        for l in lines
+            .iter()
+            .skip(self.history_lines)
+            .filter(|l| l.contains(&sink_side))
+        {
             let forced =
                 (l.contains(" zfs recv ") || l.contains(" zfs receive ")) && l.contains(" -F");
             let fs_destroy = l.contains(" zfs destroy ") && !l.contains('@') && !l.contains('#');
@@ -385,19 +390,36 @@ impl World {
         let fs = self.fss[i].clone();
         if let Some(file) = self.files.get(fs.as_str()).cloned() {
             let dst = self.dst(&fs);
-            let (a, b) = (
-                checksum(ctx, fs.as_str(), &file).await?,
-                checksum(ctx, &dst, &file).await?,
-            );
+            let a = checksum(ctx, fs.as_str(), &file).await;
+            let b = checksum(ctx, &dst, &file).await;
             let _ = ctx
                 .sh(&format!("zfs unmount '{dst}' 2>/dev/null || true"))
                 .await;
-            if a != b || a.len() != 64 {
-                errors.push(format!(
-                    "{fs}/{file}: sha256 {b} on the receiver, {a} on the sender"
-                ));
+            match (a, b) {
+                (Ok(a), Ok(b)) if a == b && a.len() == 64 => {}
+                (a, b) => errors.push(format!(
+                    "{fs}/{file}: sha256 {b:?} on the receiver, {a:?} on the sender"
+                )),
             }
             tally.checksums += 1;
+        }
+        // no record left dead in the work queue
+        let (ok, out, err) = self
+            .push()
+            .cli(&["queue", "list", "--json", "--job", "push"])
+            .await?;
+        ensure!(ok, "zrelay queue list: {err}");
+        let rows: serde_json::Value = serde_json::from_str(&out).context("queue list --json")?;
+        let dead: Vec<String> = rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["state"] == "dead")
+            .map(|r| format!("{} ({})", r["key"]["filesystem"], r["dead_reason"]))
+            .collect();
+        if !dead.is_empty() {
+            tally.dead += dead.len();
+            errors.push(format!("dead in the work queue: {}", dead.join(", ")));
         }
         // bounded daemons
         for d in [self.push.as_ref(), self.sink.as_ref()]

@@ -91,8 +91,14 @@ async fn a_diverged_target_goes_dead_and_retry_completes_it_after_a_fix() {
     );
     // While dead, the filesystem is skipped, naming the queue and the fix.
     let s = rig.signal("push", Signal::Wakeup, true).await.unwrap();
-    let f = &s.report.unwrap().filesystems[0];
+    let report = s.report.unwrap();
+    let f = &report.filesystems[0];
     assert_eq!(f.state, FsState::Skipped, "{f:#?}");
+    assert!(
+        f.blocked,
+        "blocked by its dead record, so `--wait` fails: {f:#?}"
+    );
+    assert_eq!(report.blocked().count(), 1);
     let info = f.info.clone().unwrap_or_default();
     assert!(
         info.contains("dead in the work queue")

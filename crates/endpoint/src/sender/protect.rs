@@ -159,6 +159,9 @@ impl LocalSender {
                             st.step_held.insert(s.name().to_string());
                         }
                     }
+                    Err(zrelay_zfs::ZfsError::DatasetDoesNotExist { .. }) => {
+                        errors.add(s.fs(), EndpointError::Vanished(s.to_string()))
+                    }
                     Err(e) => errors.add(s.fs(), EndpointError::zfs(format!("hold {s}"), e)),
                 }
             }

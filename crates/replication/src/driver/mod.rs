@@ -165,6 +165,7 @@ impl Driver {
                 self.report.fs(p.fs.as_str(), |r| {
                     r.state = FsState::Skipped;
                     r.info = Some(why.clone());
+                    r.blocked = true;
                 });
                 continue;
             }
@@ -423,7 +424,7 @@ impl Driver {
         }
         let end = match &res {
             Ok(()) => crate::StepEnd::Completed,
-            Err(e) if e.class() == ErrorClass::Temporary => crate::StepEnd::Failed(e.to_string()),
+            Err(e) if worth_retrying(e) => crate::StepEnd::Failed(e.to_string()),
             Err(e) => crate::StepEnd::Dead(e.to_string()),
         };
         self.observer.step_finished(obs_id, name, bytes, end);
@@ -472,11 +473,10 @@ impl Driver {
                 // daemon restarted while the receiver was still saving the
                 // state of the previous run's interrupted receive plans a
                 // full send, which fails with the token in hand.)
-                let resumable = token.is_some();
                 if let (Some(token), Some(s)) = (token, u.steps.front_mut()) {
                     s.resume_token = Some(token);
                 }
-                let temporary = e.class() == ErrorClass::Temporary || resumable;
+                let temporary = worth_retrying(&e);
                 let exhausted = u.errors >= self.cfg.max_step_tries;
                 let msg = e.to_string();
                 // After a stall the receive was dropped, so whether a partial
@@ -522,6 +522,17 @@ impl Driver {
     }
 }
 
+/// Whether a failed step is retried (and, for the observer and the work
+/// queue, failed rather than dead): a temporary error, or any error that
+/// left a resumable partial receive, whatever its class, because the retry
+/// resumes it. (E.g. a retry planned while the receiver was still saving the
+/// state of the interrupted receive sends a fresh stream, which `zfs recv`
+/// refuses as permanent, with the token in hand.) One rule for both, so the
+/// queue never marks dead a step the driver goes on to retry.
+pub(crate) fn worth_retrying(e: &ReplicationError) -> bool {
+    e.class() == ErrorClass::Temporary || e.resumable()
+}
+
 fn e_token(e: &ReplicationError) -> Option<String> {
     match e {
         ReplicationError::Endpoint(ep) => ep.resume_token().map(str::to_string),
@@ -548,5 +559,33 @@ pub(crate) fn filter_snapshots(
         l.versions.retain(|v| {
             !v.is_snapshot() || matches(&v.name) || have.is_some_and(|h| h.contains(&v.guid))
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zrelay_endpoint::EndpointError;
+
+    fn refused(resume_token: Option<&str>) -> ReplicationError {
+        ReplicationError::Endpoint(EndpointError::Receive {
+            fs: DatasetPath::parse("sink/a").unwrap(),
+            source: Box::new(EndpointError::Remote {
+                peer: "tcp 127.0.0.1:1".into(),
+                message: "destination sink/a contains partially-complete state".into(),
+                temporary: false,
+            }),
+            resume_token: resume_token.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn a_permanent_error_with_a_resumable_state_is_retried_not_dead() {
+        assert_eq!(refused(Some("1-abc")).class(), ErrorClass::Permanent);
+        assert!(worth_retrying(&refused(Some("1-abc"))));
+        assert!(!worth_retrying(&refused(None)));
+        assert!(worth_retrying(&ReplicationError::Stalled(
+            std::time::Duration::from_secs(1)
+        )));
     }
 }
