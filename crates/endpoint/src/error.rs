@@ -86,7 +86,7 @@ pub enum EndpointError {
     /// another job's pruning or by hand). Temporary: the next attempt plans
     /// again from what is left (an incremental base survives as the cursor
     /// bookmark).
-    #[error("{0} was destroyed after planning; the next attempt plans again")]
+    #[error("{0}: destroyed after planning (by another job?); the next attempt plans again")]
     Vanished(String),
 
     /// The peer could not be reached or broke the connection.

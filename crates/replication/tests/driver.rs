@@ -24,6 +24,8 @@ struct Recording {
     /// Destroyed just before the next `prepare` (another job's pruning
     /// racing the planning).
     doomed: Mutex<Option<(Arc<FakeZfs>, DatasetPath, String)>>,
+    /// Destroyed just before the next `send`.
+    doomed_at_send: Mutex<Option<(Arc<FakeZfs>, DatasetPath, String)>>,
 }
 
 impl Recording {
@@ -32,6 +34,7 @@ impl Recording {
             inner,
             order: Mutex::new(Vec::new()),
             doomed: Mutex::new(None),
+            doomed_at_send: Mutex::new(None),
         }
     }
 }
@@ -64,6 +67,10 @@ impl Sender for Recording {
             .lock()
             .unwrap()
             .push(format!("{fs}@{}", step.to.name));
+        let doomed = self.doomed_at_send.lock().unwrap().take();
+        if let Some((zfs, fs, name)) = doomed {
+            zfs.destroy_snapshots(&fs, &[name]).await.unwrap();
+        }
         self.inner.send(step).await
     }
     async fn commit(&self, r: &[CommitReq]) -> zrelay_endpoint::Result<BatchResult<EndpointError>> {
@@ -569,4 +576,36 @@ async fn a_base_pruned_by_another_job_after_planning_is_planned_again_from_the_c
         events.contains("attempt 1 ") && events.contains("attempt 2 completed"),
         "{events}"
     );
+}
+
+#[tokio::test]
+async fn a_step_target_pruned_by_another_job_before_its_send_is_planned_again() {
+    let w = World::new(&["a"]).await;
+    w.snap("a", "1").await;
+    let d = Driver::new(cfg(), w.sender(), w.receiver(), CancellationToken::new());
+    assert!(d.run().await.succeeded());
+    w.snap("a", "2").await;
+    w.snap("a", "3").await;
+    // With guarantee_incremental_replication an incremental step's `to`
+    // carries no hold: another job prunes @2 just before its send.
+    let rec = Arc::new(Recording::new(w.sender()));
+    let a = w.src.child("a").unwrap();
+    *rec.doomed_at_send.lock().unwrap() = Some((w.zfs.clone(), a.clone(), "2".into()));
+    let events = Arc::new(Events::default());
+    let two = DriverConfig {
+        max_attempts: 2,
+        protection: zrelay_endpoint::Protection {
+            initial: zrelay_endpoint::Guarantee::GuaranteeResumability,
+            incremental: zrelay_endpoint::Guarantee::GuaranteeIncremental,
+        },
+        ..cfg()
+    };
+    let r = Driver::new(two, rec.clone(), w.receiver(), CancellationToken::new())
+        .with_observer(events.clone())
+        .run()
+        .await;
+    assert!(r.succeeded(), "planned again without @2: {r:#?}");
+    assert_eq!(*rec.order.lock().unwrap(), ["a@2", "a@3"]);
+    let ev = events.0.lock().unwrap().join("\n");
+    assert!(ev.contains("attempt 2 completed"), "{ev}");
 }

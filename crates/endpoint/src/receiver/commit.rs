@@ -95,12 +95,36 @@ impl LocalReceiver {
                 }
             }
         }
-        // 3. Release this job's last-received hold everywhere else on those filesystems.
+        // 3. Release this job's last-received hold everywhere else on those
+        // filesystems. Their versions come from this receiver's listing; a
+        // filesystem it has not listed (this process started after the
+        // client's listing: the sink was restarted mid-attempt) is listed
+        // now, so no old hold outlives a restart.
+        let unlisted: Vec<zrelay_zfs::DatasetPath> = {
+            let cache = self.versions.lock().unwrap();
+            snaps
+                .iter()
+                .flatten()
+                .filter(|s| !cache.contains_key(s.fs()))
+                .map(|s| s.fs().clone())
+                .collect()
+        };
+        let mut fresh = std::collections::HashMap::new();
+        for fs in unlisted {
+            match self.zfs.list_versions(&fs).await {
+                Ok(v) => {
+                    fresh.insert(fs, v);
+                }
+                Err(e) => {
+                    warn!(fs = %fs, error = %e, "cannot list versions to release old last-received holds")
+                }
+            }
+        }
         let mut candidates = Vec::new();
         {
             let cache = self.versions.lock().unwrap();
             for s in snaps.iter().flatten() {
-                let Some(versions) = cache.get(s.fs()) else {
+                let Some(versions) = cache.get(s.fs()).or_else(|| fresh.get(s.fs())) else {
                     continue;
                 };
                 for v in versions {

@@ -197,6 +197,17 @@ impl LocalSender {
     }
 }
 
+/// A send's error. A snapshot of the step that no longer exists was
+/// destroyed after planning (another job's pruning; with
+/// `guarantee_incremental_replication` a step's `to` carries no hold), so
+/// the next attempt plans again.
+fn send_err(what: &str, e: ZfsError) -> EndpointError {
+    match e {
+        ZfsError::DatasetDoesNotExist { .. } => EndpointError::Vanished(format!("{what}: {e}")),
+        e => EndpointError::zfs(what.to_string(), e),
+    }
+}
+
 #[async_trait]
 impl Sender for LocalSender {
     async fn list_filesystems(&self) -> Result<Vec<FsListing>> {
@@ -291,12 +302,9 @@ impl Sender for LocalSender {
                 .send_args(step)?
                 .validate(self.zfs.as_ref())
                 .await
-                .map_err(|e| EndpointError::zfs(what.clone(), e))?,
+                .map_err(|e| send_err(&what, e))?,
         };
-        self.zfs
-            .send(&valid)
-            .await
-            .map_err(|e| EndpointError::zfs(what, e))
+        self.zfs.send(&valid).await.map_err(|e| send_err(&what, e))
     }
 
     async fn commit(&self, reqs: &[CommitReq]) -> Result<BatchResult<EndpointError>> {

@@ -480,8 +480,14 @@ impl Driver {
                 let exhausted = u.errors >= self.cfg.max_step_tries;
                 let msg = e.to_string();
                 // After a stall the receive was dropped, so whether a partial
-                // state exists is unknown: leave it to the next attempt's planning.
-                let replan = matches!(e, ReplicationError::Stalled(_));
+                // state exists is unknown; a step whose snapshot vanished
+                // cannot succeed as planned: leave both to the next
+                // attempt's planning.
+                let replan = matches!(
+                    e,
+                    ReplicationError::Stalled(_)
+                        | ReplicationError::Endpoint(zrelay_endpoint::EndpointError::Vanished(_))
+                );
                 if temporary && !exhausted && !replan && !self.cancel.is_cancelled() {
                     let wait = self.cfg.backoff(u.errors);
                     u.retry_at = Some(Instant::now() + wait);

@@ -36,6 +36,10 @@ pub(super) fn cases() -> Vec<Case> {
             "ReplicationStepCompletedLostBehavior__GuaranteeIncrementalReplication",
             commit_lost_incremental
         ),
+        case!(
+            "ReceiverCommitWithoutAListingReleasesOldLastReceivedHolds",
+            commit_without_listing
+        ),
     ]
 }
 
@@ -432,4 +436,55 @@ async fn commit_lost(fx: &dyn Fixture, g: Guarantee) -> Outcome {
         check!(guid(fx, &ra, "2").await? == g2, "receiver @2 changed");
     }
     expect_no_step_holds(fx, fx.root()).await
+}
+
+/// A receiver that did not list (a sink restarted after its client listed)
+/// commits a step: the old last-received hold that a commit killed between
+/// its hold and its release left behind goes too. (Found by the fault
+/// campaign's kills: two last-received holds per filesystem.)
+async fn commit_without_listing(fx: &dyn Fixture) -> Outcome {
+    use zrelay_endpoint::{CommitReq, Receiver};
+    let setup = Setup::new(fx).await?;
+    let a = setup.s("a");
+    let ra = setup.r(&a);
+    create(fx, &a).await?;
+    snap(fx, &a, "1", 8 * 1024).await?;
+    snap(fx, &a, "2", 8 * 1024).await?;
+    let mut run = Run::default();
+    run.cfg.initial = zrelay_planner::InitialPolicy::All;
+    expect_success(&replicate(fx, &setup, &run).await)?;
+    let tag = job().last_received_hold_tag();
+    hold(fx, &ra, "1", &tag).await?;
+    check!(
+        tagged(fx, &ra, &tag).await?.len() == 2,
+        "planted: {:?}",
+        tagged(fx, &ra, &tag).await?
+    );
+    let listing = local_sender(fx, job(), &setup.src, &SendOptions::default())
+        .list_filesystems()
+        .await
+        .ctx("list the sender")?;
+    let to = listing
+        .iter()
+        .find(|l| l.path == a)
+        .and_then(|l| l.versions.iter().find(|v| v.name == "2"))
+        .cloned()
+        .ok_or("no @2 on the sender")?;
+    let fresh = local_receiver(fx, job(), &setup.dst, &RecvOptions::default());
+    let res = fresh
+        .commit(&[CommitReq {
+            fs: a.clone(),
+            to,
+            protection: Protection::default(),
+            incremental: true,
+        }])
+        .await
+        .ctx("commit")?;
+    check!(res.iter().all(|r| r.is_ok()), "commit: {res:?}");
+    let held = tagged(fx, &ra, &tag).await?;
+    check!(
+        held == [format!("{ra}@2")],
+        "only the newest keeps the last-received hold: {held:?}"
+    );
+    Ok(())
 }
