@@ -545,33 +545,52 @@ async fn a_skipped_filesystem_is_reported_and_not_sent_while_the_others_are() {
     assert_eq!(state_of(&r, "b").state, FsState::Done);
 }
 
-#[tokio::test]
-async fn a_base_pruned_by_another_job_after_planning_is_planned_again_from_the_cursor() {
+/// A replicated `a@1`, then `more` new snapshots and a run of at most two
+/// attempts through `rec` (set up by `arm`): the report, the sends in order,
+/// and the observer's events.
+async fn race_run(
+    more: &[&str],
+    protection: zrelay_endpoint::Protection,
+    arm: impl FnOnce(&World, &Recording),
+) -> (Report, Vec<String>, String) {
     let w = World::new(&["a"]).await;
     w.snap("a", "1").await;
     let d = Driver::new(cfg(), w.sender(), w.receiver(), CancellationToken::new());
     assert!(d.run().await.succeeded());
-    w.snap("a", "2").await;
-    // Another job's pruning destroys @1 (the incremental base) between this
-    // attempt's planning and its step holds.
+    for s in more {
+        w.snap("a", s).await;
+    }
     let rec = Arc::new(Recording::new(w.sender()));
-    let a = w.src.child("a").unwrap();
-    *rec.doomed.lock().unwrap() = Some((w.zfs.clone(), a.clone(), "1".into()));
+    arm(&w, &rec);
     let events = Arc::new(Events::default());
     let two = DriverConfig {
         max_attempts: 2,
+        protection,
         ..cfg()
     };
     let r = Driver::new(two, rec.clone(), w.receiver(), CancellationToken::new())
         .with_observer(events.clone())
         .run()
         .await;
+    let order = rec.order.lock().unwrap().clone();
+    let events = events.0.lock().unwrap().join("\n");
+    (r, order, events)
+}
+
+#[tokio::test]
+async fn a_base_pruned_by_another_job_after_planning_is_planned_again_from_the_cursor() {
+    // Another job's pruning destroys @1 (the incremental base) between this
+    // attempt's planning and its step holds.
+    let (r, order, events) = race_run(&["2"], Default::default(), |w, rec| {
+        let a = w.src.child("a").unwrap();
+        *rec.doomed.lock().unwrap() = Some((w.zfs.clone(), a, "1".into()));
+    })
+    .await;
     assert!(
         r.succeeded(),
         "planned again from the cursor bookmark: {r:#?}"
     );
-    assert_eq!(*rec.order.lock().unwrap(), ["a@2"]);
-    let events = events.0.lock().unwrap().join("\n");
+    assert_eq!(order, ["a@2"]);
     assert!(
         events.contains("attempt 1 ") && events.contains("attempt 2 completed"),
         "{events}"
@@ -580,32 +599,18 @@ async fn a_base_pruned_by_another_job_after_planning_is_planned_again_from_the_c
 
 #[tokio::test]
 async fn a_step_target_pruned_by_another_job_before_its_send_is_planned_again() {
-    let w = World::new(&["a"]).await;
-    w.snap("a", "1").await;
-    let d = Driver::new(cfg(), w.sender(), w.receiver(), CancellationToken::new());
-    assert!(d.run().await.succeeded());
-    w.snap("a", "2").await;
-    w.snap("a", "3").await;
     // With guarantee_incremental_replication an incremental step's `to`
     // carries no hold: another job prunes @2 just before its send.
-    let rec = Arc::new(Recording::new(w.sender()));
-    let a = w.src.child("a").unwrap();
-    *rec.doomed_at_send.lock().unwrap() = Some((w.zfs.clone(), a.clone(), "2".into()));
-    let events = Arc::new(Events::default());
-    let two = DriverConfig {
-        max_attempts: 2,
-        protection: zrelay_endpoint::Protection {
-            initial: zrelay_endpoint::Guarantee::GuaranteeResumability,
-            incremental: zrelay_endpoint::Guarantee::GuaranteeIncremental,
-        },
-        ..cfg()
+    let protection = zrelay_endpoint::Protection {
+        initial: zrelay_endpoint::Guarantee::GuaranteeResumability,
+        incremental: zrelay_endpoint::Guarantee::GuaranteeIncremental,
     };
-    let r = Driver::new(two, rec.clone(), w.receiver(), CancellationToken::new())
-        .with_observer(events.clone())
-        .run()
-        .await;
+    let (r, order, events) = race_run(&["2", "3"], protection, |w, rec| {
+        let a = w.src.child("a").unwrap();
+        *rec.doomed_at_send.lock().unwrap() = Some((w.zfs.clone(), a, "2".into()));
+    })
+    .await;
     assert!(r.succeeded(), "planned again without @2: {r:#?}");
-    assert_eq!(*rec.order.lock().unwrap(), ["a@2", "a@3"]);
-    let ev = events.0.lock().unwrap().join("\n");
-    assert!(ev.contains("attempt 2 completed"), "{ev}");
+    assert_eq!(order, ["a@2", "a@3"]);
+    assert!(events.contains("attempt 2 completed"), "{events}");
 }

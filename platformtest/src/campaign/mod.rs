@@ -133,6 +133,19 @@ impl Tally {
         }
     }
 
+    /// Print the summary line and fail if an invariant was ever broken (or,
+    /// with `need_faults`, if no fault fired at all).
+    pub fn finish(&self, need_faults: bool) -> anyhow::Result<()> {
+        println!("{}", self.summary());
+        anyhow::ensure!(
+            (!need_faults || self.faults > 0)
+                && self.lost + self.leaked_holds + self.rollbacks + self.dead == 0,
+            "{}",
+            self.summary()
+        );
+        Ok(())
+    }
+
     /// The summary line.
     pub fn summary(&self) -> String {
         format!(

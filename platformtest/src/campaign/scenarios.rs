@@ -6,7 +6,7 @@ use anyhow::{ensure, Result};
 
 use super::proxy::{Fault, FaultKind};
 use super::world::{Side, World};
-use super::{rounds, seed, Scenario, Tally};
+use super::{rounds, Scenario};
 use crate::daemons::{tail, Daemon};
 use crate::harness::Ctx;
 
@@ -72,11 +72,7 @@ const RECV: &str = "^(/[^ ]*/)?zfs recv ";
 /// offset of the stream: an RST, `zfs send` or `zfs recv` killed, or a
 /// blackhole; half of the faults fire again in the resumed step.
 pub async fn stream_cuts(ctx: &Ctx) -> Result<()> {
-    let seed = seed("StreamCuts");
-    let mut t = Tally::new("stream cuts", seed);
-    let mut w = World::new(ctx, seed).await?;
-    w.converge(&mut t).await?;
-    w.check(ctx, &mut t).await?;
+    let (mut w, mut t) = World::begin(ctx, "StreamCuts", "stream cuts").await?;
     let mut kinds = [0u32; 4];
     for round in 0..rounds(Scenario::Cuts) {
         if round % 4 == 3 && w.fss.len() < 8 {
@@ -136,13 +132,7 @@ pub async fn stream_cuts(ctx: &Ctx) -> Result<()> {
         kinds[3],
         resumed_steps(&w)
     ));
-    println!("{}", t.summary());
-    ensure!(
-        t.faults > 0 && t.lost + t.leaked_holds + t.rollbacks + t.dead == 0,
-        "{}",
-        t.summary()
-    );
-    Ok(())
+    t.finish(true)
 }
 
 /// When a kill falls.
@@ -157,11 +147,7 @@ enum Phase {
 /// byte offset of the stream), pruning (a `zfs destroy` of snapshots runs)
 /// or snapshotting (a `zfs snapshot` runs), then a restart.
 pub async fn kills(ctx: &Ctx) -> Result<()> {
-    let seed = seed("Kills");
-    let mut t = Tally::new("kills", seed);
-    let mut w = World::new(ctx, seed).await?;
-    w.converge(&mut t).await?;
-    w.check(ctx, &mut t).await?;
+    let (mut w, mut t) = World::begin(ctx, "Kills", "kills").await?;
     let mut by = std::collections::BTreeMap::<String, u32>::new();
     for _ in 0..rounds(Scenario::Kills) {
         let phase = [Phase::Replication, Phase::Pruning, Phase::Snapshotting][w.rng.usize(..3)];
@@ -229,13 +215,7 @@ pub async fn kills(ctx: &Ctx) -> Result<()> {
         "kills by phase and daemon: {by:?}; {} steps resumed",
         resumed_steps(&w)
     ));
-    println!("{}", t.summary());
-    ensure!(
-        t.faults > 0 && t.lost + t.leaked_holds + t.rollbacks + t.dead == 0,
-        "{}",
-        t.summary()
-    );
-    Ok(())
+    t.finish(true)
 }
 
 /// Pruning racing replication: a snap job in a daemon of its own snapshots
@@ -244,11 +224,7 @@ pub async fn kills(ctx: &Ctx) -> Result<()> {
 /// incremental base: no conflict, no full re-send (the receiver's
 /// filesystems keep their guids), and it converges once the snap job stops.
 pub async fn pruning_race(ctx: &Ctx) -> Result<()> {
-    let seed = seed("PruningRace");
-    let mut t = Tally::new("pruning race", seed);
-    let mut w = World::new(ctx, seed).await?;
-    w.converge(&mut t).await?;
-    w.check(ctx, &mut t).await?;
+    let (mut w, mut t) = World::begin(ctx, "PruningRace", "pruning race").await?;
     w.sender_model = false;
     let guids = dst_guids(ctx, &w).await?;
     let dir = w.dir.clone();
@@ -312,13 +288,7 @@ pub async fn pruning_race(ctx: &Ctx) -> Result<()> {
         "{failed} of {} racing wakeups failed (then converged)",
         t.faults
     ));
-    println!("{}", t.summary());
-    ensure!(
-        t.lost + t.leaked_holds + t.rollbacks + t.dead == 0,
-        "{}",
-        t.summary()
-    );
-    Ok(())
+    t.finish(false)
 }
 
 /// The dataset guids of the receiver's filesystems.

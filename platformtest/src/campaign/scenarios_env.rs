@@ -9,7 +9,7 @@ use anyhow::{ensure, Context as _, Result};
 use super::proxy::{Fault, FaultKind};
 use super::scenarios::resumed_steps;
 use super::world::{list_snaps, Side, World};
-use super::{rounds, seed, Scenario, Tally};
+use super::{rounds, Scenario};
 use crate::daemons::tail;
 use crate::harness::Ctx;
 
@@ -17,11 +17,7 @@ use crate::harness::Ctx;
 /// the step fails with a temporary error that says so, the sender loses
 /// nothing, and once the filler is gone the next wakeups converge.
 pub async fn pool_full(ctx: &Ctx) -> Result<()> {
-    let seed = seed("PoolFull");
-    let mut t = Tally::new("receiver pool full", seed);
-    let mut w = World::new(ctx, seed).await?;
-    w.converge(&mut t).await?;
-    w.check(ctx, &mut t).await?;
+    let (mut w, mut t) = World::begin(ctx, "PoolFull", "receiver pool full").await?;
     let filler = format!("{}/filler", w.pool_b.name);
     for _ in 0..rounds(Scenario::Other) {
         ctx.sh(&format!(
@@ -65,13 +61,7 @@ pub async fn pool_full(ctx: &Ctx) -> Result<()> {
     }
     t.notes
         .push(format!("{} steps resumed afterwards", resumed_steps(&w)));
-    println!("{}", t.summary());
-    ensure!(
-        t.lost + t.leaked_holds + t.rollbacks + t.dead == 0,
-        "{}",
-        t.summary()
-    );
-    Ok(())
+    t.finish(false)
 }
 
 /// The push's RPC idle timeout: a blackholed connection must be given up
@@ -83,11 +73,7 @@ const IDLE_BOUND: Duration = Duration::from_secs(30 + 10);
 /// connection up within its idle timeout, the sink keeps the step's partial
 /// state, and once the partition heals the step resumes.
 pub async fn partition(ctx: &Ctx) -> Result<()> {
-    let seed = seed("Partition");
-    let mut t = Tally::new("partition", seed);
-    let mut w = World::new(ctx, seed).await?;
-    w.converge(&mut t).await?;
-    w.check(ctx, &mut t).await?;
+    let (mut w, mut t) = World::begin(ctx, "Partition", "partition").await?;
     let mut detected = Vec::new();
     for _ in 0..rounds(Scenario::Other) {
         let bytes = w.write_and_snapshot(ctx, 8 << 20).await? as u64;
@@ -137,13 +123,7 @@ pub async fn partition(ctx: &Ctx) -> Result<()> {
         "blackhole noticed after {} (bound {IDLE_BOUND:?})",
         detected.join(", ")
     ));
-    println!("{}", t.summary());
-    ensure!(
-        t.lost + t.leaked_holds + t.rollbacks + t.dead == 0,
-        "{}",
-        t.summary()
-    );
-    Ok(())
+    t.finish(false)
 }
 
 /// Lines where the push gave a silent peer up.
@@ -191,11 +171,7 @@ const WINDOW: Duration = Duration::from_secs(45);
 /// (the sender keeps everything younger than 2 h by a grid rule, so a
 /// pruning storm would show).
 pub async fn clock_jumps(ctx: &Ctx) -> Result<()> {
-    let seed = seed("ClockJumps");
-    let mut t = Tally::new("clock jumps", seed);
-    let mut w = World::new(ctx, seed).await?;
-    w.converge(&mut t).await?;
-    w.check(ctx, &mut t).await?;
+    let (mut w, mut t) = World::begin(ctx, "ClockJumps", "clock jumps").await?;
     let manual = w.push_cfg.clone();
     w.push_cfg = w.push_config(
         "push_periodic.yml",
@@ -252,13 +228,7 @@ pub async fn clock_jumps(ctx: &Ctx) -> Result<()> {
         WINDOW.as_secs(),
         windows.join(", ")
     ));
-    println!("{}", t.summary());
-    ensure!(
-        t.lost + t.leaked_holds + t.rollbacks + t.dead == 0,
-        "{}",
-        t.summary()
-    );
-    Ok(())
+    t.finish(false)
 }
 
 /// The `zrepl_` snapshots of the sender, per filesystem and all of them.

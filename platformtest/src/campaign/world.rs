@@ -132,6 +132,17 @@ impl World {
         Ok(w)
     }
 
+    /// A campaign's start: its seed, tally and world, replicated once and
+    /// checked.
+    pub async fn begin(ctx: &Ctx, key: &str, name: &'static str) -> Result<(World, Tally)> {
+        let seed = super::seed(key);
+        let mut t = Tally::new(name, seed);
+        let mut w = World::new(ctx, seed).await?;
+        w.converge(&mut t).await?;
+        w.check(ctx, &mut t).await?;
+        Ok((w, t))
+    }
+
     /// Write a push config with another snapshotting block and sender
     /// keep rules (indented YAML), and return its path.
     pub fn push_config(&self, name: &str, snapshotting: &str, keep: &str) -> Result<PathBuf> {
