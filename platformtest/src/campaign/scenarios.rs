@@ -78,7 +78,7 @@ pub async fn stream_cuts(ctx: &Ctx) -> Result<()> {
         if round % 4 == 3 && w.fss.len() < 8 {
             w.add_fs(ctx, &format!("src/d/n{round}")).await?;
         }
-        let bytes = w.write_and_snapshot(ctx, 3 << 20).await? as u64;
+        let bytes = w.write_and_snapshot(ctx, 2 << 20).await? as u64;
         let k = match w.rng.u8(..16) {
             0..=5 => 0,
             6..=9 => 1,
@@ -160,7 +160,7 @@ pub async fn kills(ctx: &Ctx) -> Result<()> {
             .or_default() += 1;
         let hit = match phase {
             Phase::Replication => {
-                let bytes = w.write_and_snapshot(ctx, 3 << 20).await? as u64;
+                let bytes = w.write_and_snapshot(ctx, 2 << 20).await? as u64;
                 w.proxy.arm(Fault {
                     kind: FaultKind::Signal,
                     at: w.rng.u64(..(bytes * 8 / 10).max(1)),

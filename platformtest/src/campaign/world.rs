@@ -230,7 +230,14 @@ impl World {
             let n = self.rng.usize(bytes / 4..=bytes.max(4));
             let file = format!("f{}.bin", self.serial);
             ctx.write(fs, &file, n).await?;
-            self.files.insert(fs.to_string(), file);
+            // the previous file goes (its blocks stay in the snapshots until
+            // they are pruned), so a long campaign does not fill the pools
+            if let Some(old) = self.files.insert(fs.to_string(), file) {
+                let mp = ctx.zfs.get(fs.as_str(), &["mountpoint"]).await?;
+                if let Some(mp) = mp.get("mountpoint") {
+                    let _ = tokio::fs::remove_file(std::path::Path::new(&mp.value).join(old)).await;
+                }
+            }
             total += n;
         }
         let names: Vec<String> = self
