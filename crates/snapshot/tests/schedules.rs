@@ -43,6 +43,18 @@ fn cron(spec: &str) -> Snapshotting {
     }
 }
 
+/// A periodic snapshotter of `tank<` every 10 minutes on `clock`.
+fn periodic_600(fake: FakeZfs, clock: Arc<dyn zrelay_snapshot::Clock>) -> Snapshotter {
+    Snapshotter::new(
+        "j",
+        filter(&[("tank<", true)]),
+        periodic(secs(600)),
+        Arc::new(fake),
+    )
+    .unwrap()
+    .with_clock(clock)
+}
+
 struct Running {
     cancel: CancellationToken,
     trigger: mpsc::Sender<Trigger>,
@@ -140,14 +152,7 @@ async fn periodic_without_snapshots_starts_now() {
     let fake = fake_with(&["tank"], &[]).await;
     let origin = SystemTime::UNIX_EPOCH + secs(1_800_000_000);
     let clock = Arc::new(TokioClock::starting_at(origin));
-    let s = Snapshotter::new(
-        "j",
-        filter(&[("tank<", true)]),
-        periodic(secs(600)),
-        Arc::new(fake),
-    )
-    .unwrap()
-    .with_clock(clock);
+    let s = periodic_600(fake, clock);
     let mut r = start(s);
     assert_eq!(r.next_report().await.started, origin);
     let second = r.next_report().await;
@@ -357,14 +362,7 @@ async fn periodic_survives_the_wall_clock_stepping_back_and_forward() {
         inner: TokioClock::starting_at(origin),
         offset_secs: Default::default(),
     });
-    let s = Snapshotter::new(
-        "j",
-        filter(&[("tank<", true)]),
-        periodic(secs(600)),
-        Arc::new(fake),
-    )
-    .unwrap()
-    .with_clock(clock.clone());
+    let s = periodic_600(fake, clock.clone());
     let start_at = tokio::time::Instant::now();
     let mut r = start(s);
     assert_eq!(r.next_report().await.started, origin);
