@@ -73,14 +73,16 @@ pub fn rounds(s: Scenario) -> u32 {
     }
 }
 
-/// The seed of scenario `name`: `--seed` or the clock, mixed with the name.
+/// The seed of scenario `name`: `--seed` as given (the seed a scenario
+/// printed replays that scenario), or the clock mixed with the name.
 pub fn seed(name: &str) -> u64 {
-    let base = settings().seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
+    if let Some(s) = settings().seed {
+        return s;
+    }
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
     name.bytes().fold(base, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })

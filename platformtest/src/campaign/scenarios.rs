@@ -98,6 +98,10 @@ pub async fn stream_cuts(ctx: &Ctx) -> Result<()> {
             times: if w.rng.bool() { 2 } else { 1 },
             again: w.rng.u64(64 << 10..1 << 20),
         };
+        println!(
+            "  round {round}: {kind:?} at byte {} of the stream, {} time(s)",
+            fault.at, fault.times
+        );
         w.proxy.arm(fault);
         let victim = if k == 1 { SEND } else { RECV };
         {

@@ -356,7 +356,8 @@ impl Driver {
                         u.state = UnitState::Running;
                         let step = u.steps.front().cloned().expect("pending unit has a step");
                         let est = u.estimates.front().copied().flatten();
-                        Some(Ok((i, u.fs.clone(), step, est)))
+                        let retry = u.errors > 0;
+                        Some(Ok((i, u.fs.clone(), step, est, retry)))
                     }
                     Next::Wait(t) => Some(Err(t)),
                     Next::Finished => None,
@@ -380,9 +381,9 @@ impl Driver {
                         _ = self.cancel.cancelled() => return,
                     }
                 }
-                Some(Ok((i, fs, step, est))) => {
+                Some(Ok((i, fs, step, est, retry))) => {
                     let span = info_span!("filesystem", fs = %fs);
-                    let res = self.one_step(&fs, &step, est).instrument(span).await;
+                    let res = self.one_step(&fs, &step, est, retry).instrument(span).await;
                     self.after_step(shared, i, res);
                     notify.notify_waiters();
                     self.maybe_flush(shared).await;
@@ -396,6 +397,7 @@ impl Driver {
         fs: &DatasetPath,
         step: &StepReq,
         est: Option<u64>,
+        retry: bool,
     ) -> Result<(), ReplicationError> {
         let name = fs.as_str();
         self.report.fs(name, |r| {
@@ -407,16 +409,20 @@ impl Driver {
         let obs_id = self.observer.step_started(name, &step_report(step, est));
         let span = info_span!("step", %step);
         let started = Instant::now();
-        let res = run_step(
-            self.sender.as_ref(),
-            self.receiver.as_ref(),
-            step,
-            counter,
-            self.cfg.watchdog,
-            &self.cancel,
-        )
-        .instrument(span)
-        .await;
+        let res = if retry && self.received_before(fs, step).await {
+            Ok(())
+        } else {
+            run_step(
+                self.sender.as_ref(),
+                self.receiver.as_ref(),
+                step,
+                counter,
+                self.cfg.watchdog,
+                &self.cancel,
+            )
+            .instrument(span)
+            .await
+        };
         let bytes = self.report.stop_counter(name);
         match &res {
             Ok(()) => info!(%step, bytes, secs = started.elapsed().as_secs_f64(), "step done"),
@@ -429,6 +435,28 @@ impl Driver {
         };
         self.observer.step_finished(obs_id, name, bytes, end);
         res
+    }
+
+    /// Before retrying a step without a resume token: whether the receiver
+    /// already has its `to` (by GUID), because the previous try's receive
+    /// completed and only its reply was lost (the connection broke after
+    /// the stream's end). Sending it again would fail for good: a full
+    /// receive onto a filesystem that now exists is refused, an incremental
+    /// one finds its snapshot there. Any doubt (an error) means no.
+    async fn received_before(&self, fs: &DatasetPath, step: &StepReq) -> bool {
+        if step.resume_token.is_some() {
+            return false;
+        }
+        let Ok(versions) = self.receiver.list_versions(fs).await else {
+            return false;
+        };
+        let there = versions
+            .iter()
+            .any(|v| v.is_snapshot() && v.guid == step.to.guid);
+        if there {
+            info!(%step, "the receiver already has the step's snapshot: the previous try's receive completed before its reply was lost; the step is done");
+        }
+        there
     }
 
     fn after_step(&self, shared: &Mutex<Shared>, i: usize, res: Result<(), ReplicationError>) {
