@@ -41,11 +41,17 @@ pub struct SecondPool {
 impl SecondPool {
     /// Create `<case pool>_b` on a 256 MiB file vdev.
     pub async fn create(ctx: &Ctx) -> Result<SecondPool> {
+        SecondPool::create_with(ctx, "").await
+    }
+
+    /// [`SecondPool::create`] with more `zpool create` options (`-d`: every
+    /// feature disabled).
+    pub async fn create_with(ctx: &Ctx, options: &str) -> Result<SecondPool> {
         let name = format!("{}_b", ctx.pool);
         let vdev = PathBuf::from(format!("/var/tmp/zrelay-platformtest/{name}.img"));
         ctx.sh(&format!(
             "mkdir -p /var/tmp/zrelay-platformtest && truncate -s 256M '{v}' && \
-             zpool create -f -o cachefile=none -m '/{name}' '{name}' '{v}'",
+             zpool create -f {options} -o cachefile=none -m '/{name}' '{name}' '{v}'",
             v = vdev.display()
         ))
         .await?;

@@ -9,7 +9,21 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use futures_util::FutureExt;
 use zrelay_testing::conformance::{self, Fixture};
-use zrelay_zfs::{DatasetPath, RealZfs, Zfs};
+use zrelay_zfs::{DatasetPath, RealZfs, Zfs, ZfsVersion};
+
+/// A case that cannot run on this OpenZFS (a missing feature): returned as
+/// its error (`Err(Skip(..).into())`), it is reported as skipped with the
+/// reason, never as passed.
+#[derive(Debug)]
+pub struct Skip(pub String);
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Skip {}
 
 /// A case's body.
 pub type CaseFn = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
@@ -41,6 +55,8 @@ pub struct Ctx {
     pub pool: String,
     /// `<pool>/zrelay platformtest`, created empty for the case.
     pub root: DatasetPath,
+    /// The OpenZFS under test.
+    pub version: ZfsVersion,
     files: std::sync::atomic::AtomicUsize,
 }
 
@@ -119,20 +135,29 @@ impl Fixture for Ctx {
 /// Runs cases, each in its own pool, and tallies the outcome.
 pub struct Harness {
     vdev_dir: PathBuf,
+    version: ZfsVersion,
     run_id: String,
     passed: usize,
     failed: Vec<String>,
+    skipped: Vec<(String, String)>,
 }
 
 impl Harness {
     /// Pools go on file vdevs under `vdev_dir`.
-    pub fn new(vdev_dir: PathBuf) -> Self {
+    pub fn new(vdev_dir: PathBuf, version: ZfsVersion) -> Self {
         Harness {
             vdev_dir,
+            version,
             run_id: format!("{:x}", std::process::id()),
             passed: 0,
             failed: Vec::new(),
+            skipped: Vec::new(),
         }
+    }
+
+    /// Cases skipped so far, with their reasons.
+    pub fn skipped(&self) -> &[(String, String)] {
+        &self.skipped
     }
 
     /// Number of cases that passed so far.
@@ -148,6 +173,11 @@ impl Harness {
     /// Run one case in a fresh pool, then destroy the pool whatever happened.
     pub async fn run(&mut self, index: usize, case: &Case) {
         let started = Instant::now();
+        if let Some(why) = crate::needs::missing(case.name, &self.version) {
+            self.skipped.push((case.name.to_string(), why.clone()));
+            println!("skip   {}: {why}", case.name);
+            return;
+        }
         let pool = format!("zrelaypt_{}_{index}", self.run_id);
         let vdev = self.vdev_dir.join(format!("{pool}.img"));
         let result = match self.setup(&pool, &vdev).await {
@@ -173,6 +203,10 @@ impl Harness {
             Ok(()) => {
                 self.passed += 1;
                 println!("ok     {} ({secs:.1}s)", case.name);
+            }
+            Err(e) if e.downcast_ref::<Skip>().is_some() => {
+                self.skipped.push((case.name.to_string(), e.to_string()));
+                println!("skip   {} ({secs:.1}s): {e}", case.name);
             }
             Err(e) => {
                 self.failed.push(case.name.to_string());
@@ -206,6 +240,7 @@ impl Harness {
             zfs,
             pool: pool.to_string(),
             root,
+            version: self.version.clone(),
             files: Default::default(),
         })
     }

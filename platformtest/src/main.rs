@@ -5,13 +5,16 @@
 //!   pool is destroyed afterwards, whether the case passed, failed or panicked.
 //! - It needs root and a loaded ZFS module: run it on a host with ZFS, or in
 //!   the VM rig (`platformtest/vm/run`).
-//! - The last line is always `platform: N passed, M failed, on OpenZFS X.Y.Z`;
-//!   the exit code is 0 only when nothing failed.
+//! - The last line is always `platform: N passed, M failed, K skipped, on
+//!   OpenZFS X.Y.Z`; the exit code is 0 only when nothing failed. A case is
+//!   skipped only for a feature this OpenZFS lacks ([`needs`]), with the
+//!   reason printed, and never counts as passed.
 
 mod campaign;
 mod cases;
 mod daemons;
 mod harness;
+mod needs;
 mod tls;
 
 use std::path::PathBuf;
@@ -70,7 +73,7 @@ async fn main() -> Result<()> {
         version.userland,
         version.kmod.as_deref().unwrap_or("not loaded")
     );
-    let mut harness = harness::Harness::new(args.vdev_dir);
+    let mut harness = harness::Harness::new(args.vdev_dir, version.clone());
     for (i, case) in cases.iter().enumerate() {
         harness.run(i, case).await;
     }
@@ -79,9 +82,10 @@ async fn main() -> Result<()> {
         println!("failed cases: {}", harness.failed().join(", "));
     }
     println!(
-        "platform: {} passed, {} failed, on OpenZFS {}",
+        "platform: {} passed, {} failed, {} skipped, on OpenZFS {}",
         harness.passed(),
         failed,
+        harness.skipped().len(),
         version.short()
     );
     std::process::exit(if failed == 0 { 0 } else { 1 });

@@ -32,6 +32,17 @@ pub enum EndpointError {
     #[error("receiver root filesystem '{0}' does not exist; create it first")]
     RootMissing(DatasetPath),
 
+    /// A pool lacks a feature flag zrelay needs of it.
+    #[error("pool '{pool}' has feature@{feature} disabled, and {needed_for}: enable it with `zpool set feature@{feature}=enabled {pool}` (this cannot be undone; older OpenZFS may no longer import the pool)")]
+    PoolFeature {
+        /// The pool.
+        pool: String,
+        /// The feature, without `feature@`.
+        feature: &'static str,
+        /// What needs it.
+        needed_for: &'static str,
+    },
+
     /// A full receive would overwrite a filesystem that is not a placeholder.
     #[error("refusing to overwrite '{fs}' with a full receive: it exists and is not a placeholder (zrelay never uses `zfs recv -F` on it unless you opt in)")]
     WouldOverwrite {
@@ -150,6 +161,7 @@ impl Classify for EndpointError {
             | EndpointError::InvalidRequest(_)
             | EndpointError::RootMissing(_)
             | EndpointError::WouldOverwrite { .. }
+            | EndpointError::PoolFeature { .. }
             | EndpointError::Placeholder { .. }
             | EndpointError::ReplicaRefused { .. } => ErrorClass::Permanent,
         }

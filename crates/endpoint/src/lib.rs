@@ -19,6 +19,7 @@ pub mod abstractions;
 pub mod confine;
 pub mod error;
 pub mod filter;
+pub mod pool_features;
 pub mod sender;
 pub mod throttle;
 pub mod traits;

@@ -189,9 +189,35 @@ impl ZfsVersion {
         format!("{a}.{b}.{c}")
     }
 
-    /// What zrelay relies on, as far as the userland version tells.
+    /// `(major, minor, patch)` of the kernel module, when it is loaded and
+    /// its version reads as one.
+    pub fn kmod_numeric(&self) -> Option<(u32, u32, u32)> {
+        let mut nums = self
+            .kmod
+            .as_deref()?
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u32>().unwrap_or(0));
+        Some((
+            nums.next()?,
+            nums.next().unwrap_or(0),
+            nums.next().unwrap_or(0),
+        ))
+    }
+
+    /// Whether the userland and the loaded module are different releases
+    /// (an upgrade waiting for a reboot or a module reload).
+    pub fn mismatched(&self) -> bool {
+        self.kmod_numeric().is_some_and(|k| k != self.numeric)
+    }
+
+    /// What zrelay relies on, as far as the versions tell: the older of the
+    /// userland and the loaded module decides, since a command needs both.
     pub fn features(&self) -> Features {
-        let at_least = |v: (u32, u32, u32)| self.numeric >= v;
+        let have = self
+            .kmod_numeric()
+            .map_or(self.numeric, |k| k.min(self.numeric));
+        let at_least = |v: (u32, u32, u32)| have >= v;
         Features {
             resumable_send_recv: at_least((0, 7, 0)),
             bookmarks: at_least((0, 6, 4)),
@@ -243,6 +269,16 @@ pub trait Zfs: Send + Sync {
         Err(ZfsError::Unsupported(
             "listing pools is not implemented by this ZFS".into(),
         ))
+    }
+
+    /// The feature flags of `pool` (`zpool get all`, the `feature@` rows).
+    ///
+    /// The default says [`ZfsError::Unsupported`]: callers then assume the
+    /// features they need are there, and the command that needs one says so.
+    async fn pool_features(&self, pool: &str) -> Result<crate::parse::PoolFeatures> {
+        Err(ZfsError::Unsupported(format!(
+            "reading the feature flags of pool {pool} is not implemented by this ZFS"
+        )))
     }
 
     /// Snapshots and bookmarks of `fs` alone, oldest first. None is an empty list.
@@ -443,5 +479,19 @@ mod tests {
         assert!(!old.features().encryption);
         assert!(old.features().resumable_send_recv);
         assert!(ZfsVersion::parse("garbage").is_none());
+    }
+
+    #[test]
+    fn the_older_of_userland_and_module_decides() {
+        let v = ZfsVersion::parse("zfs-2.1.11-1+deb12u1\nzfs-kmod-2.1.11-1+deb12u1\n").unwrap();
+        assert!(!v.mismatched());
+        // an upgraded userland over a module still at 0.7: no encryption yet
+        let v = ZfsVersion::parse("zfs-2.3.2-2\nzfs-kmod-0.7.13-1\n").unwrap();
+        assert!(v.mismatched());
+        assert_eq!(v.kmod_numeric(), Some((0, 7, 13)));
+        assert!(!v.features().encryption && v.features().resumable_send_recv);
+        // no module loaded: the userland decides
+        let v = ZfsVersion::parse("zfs-2.3.2-2\n").unwrap();
+        assert!(!v.mismatched() && v.features().bookmark_copy);
     }
 }

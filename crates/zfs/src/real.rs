@@ -175,6 +175,20 @@ impl Zfs for RealZfs {
         })
     }
 
+    async fn pool_features(&self, pool: &str) -> Result<crate::parse::PoolFeatures> {
+        let pool = DatasetPath::parse(pool)?;
+        let cmd = self
+            .runner
+            .zpool()
+            .args(["get", "-H", "-o", "property,value", "all"])
+            .arg(pool.pool());
+        let out = self.run_on(cmd.clone(), pool.pool()).await?;
+        crate::parse::parse_pool_features(&out).map_err(|source| ZfsError::Parse {
+            cmd: cmd.to_string(),
+            source,
+        })
+    }
+
     async fn get(&self, name: &str, props: &[&str]) -> Result<BTreeMap<String, PropertyValue>> {
         let cmd = self
             .runner

@@ -10,6 +10,7 @@ pub mod daemons_periods;
 pub mod fanout;
 pub mod fanout_crash;
 pub mod fanout_grace;
+pub mod features;
 pub mod no_downgrade;
 pub mod operator;
 pub mod package;
@@ -49,6 +50,14 @@ pub fn all() -> Vec<Case> {
         case!(
             "RigInterruptedRecvResumesWithToken",
             rig::rig_interrupted_recv_resumes_with_token
+        ),
+        case!(
+            "FeaturesVersionDetected",
+            features::version_and_features_are_detected
+        ),
+        case!(
+            "FeaturesPoolWithoutBookmarksRefusedByName",
+            features::pool_without_bookmarks_is_refused_by_name
         ),
     ];
     let shared = zrelay_testing::conformance::all()

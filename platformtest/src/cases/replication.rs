@@ -95,7 +95,7 @@ const FILESYSTEMS: usize = 100;
 /// dozen batched commands for all of them.
 const MAX_COMMANDS_PER_FS: f64 = 3.2;
 
-fn endpoints(
+pub(crate) fn endpoints(
     ctx: &Ctx,
     src: &DatasetPath,
     dst: &DatasetPath,
@@ -112,7 +112,12 @@ fn endpoints(
     (Arc::new(sender), Arc::new(receiver))
 }
 
-async fn run_once(ctx: &Ctx, src: &DatasetPath, dst: &DatasetPath, steps: usize) -> Result<Report> {
+pub(crate) async fn run_once(
+    ctx: &Ctx,
+    src: &DatasetPath,
+    dst: &DatasetPath,
+    steps: usize,
+) -> Result<Report> {
     let (s, r) = endpoints(ctx, src, dst);
     let cfg = DriverConfig {
         steps,

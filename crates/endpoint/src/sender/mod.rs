@@ -90,6 +90,8 @@ pub struct LocalSender {
     /// With per-client cursors or fan-out targets, this sender's siblings,
     /// whose unreceived snapshots destroys keep.
     siblings: Option<siblings::Siblings>,
+    /// The sending pools whose feature flags passed.
+    pools: crate::pool_features::PoolChecks,
 }
 
 /// How long a validation done for a size estimate is reused for the send.
@@ -121,6 +123,7 @@ impl LocalSender {
             state: Mutex::new(HashMap::new()),
             validated: Mutex::new(ValidationCache::new(VALIDATION_CACHE_MAX, VALIDATION_TTL)),
             siblings: None,
+            pools: Default::default(),
         }
     }
 
@@ -220,6 +223,9 @@ impl Sender for LocalSender {
             .await
             .map_err(|e| EndpointError::zfs("list the pools", e))?;
         for root in roots {
+            self.pools
+                .check(&*self.zfs, root.pool(), crate::pool_features::SENDER_NEEDS)
+                .await?;
             let listed = match self.zfs.list(&root).await {
                 Ok(l) => l,
                 Err(e) if e.is_does_not_exist() => {

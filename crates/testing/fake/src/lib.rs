@@ -105,6 +105,8 @@ pub enum FakeOp {
     Version,
     /// [`Zfs::pools`].
     Pools,
+    /// [`Zfs::pool_features`].
+    PoolFeatures,
 }
 
 /// Makes the error of an injected fault.
@@ -148,7 +150,24 @@ impl std::fmt::Debug for FakeZfs {
     }
 }
 
+/// The pool features the fake knows (all active unless disabled).
+const FAKE_POOL_FEATURES: &[&str] = &[
+    "async_destroy",
+    "bookmarks",
+    "bookmark_v2",
+    "encryption",
+    "extensible_dataset",
+];
+
 impl FakeZfs {
+    /// Set `feature` of `pool` to `disabled` (as `zpool create -d` leaves it).
+    pub fn disable_pool_feature(&self, pool: &str, feature: &str) {
+        self.with(|st| {
+            st.disabled_features
+                .insert((pool.to_string(), feature.to_string()))
+        });
+    }
+
     /// A fake without pools, with GUIDs distinct from other instances'.
     pub fn new() -> Self {
         FakeZfs::with_seed(NEXT_SEED.fetch_add(0x1_0000_0000, Ordering::Relaxed))
@@ -347,6 +366,36 @@ impl Zfs for FakeZfs {
                 .cloned()
                 .collect()
         }))
+    }
+
+    async fn pool_features(&self, pool: &str) -> Result<zrelay_zfs::parse::PoolFeatures> {
+        self.enter(&[FakeOp::PoolFeatures])?;
+        use zrelay_zfs::parse::FeatureState;
+        self.with(|st| {
+            if !st
+                .datasets
+                .keys()
+                .any(|d| d.is_pool() && d.as_str() == pool)
+            {
+                return Err(ZfsError::DatasetDoesNotExist {
+                    path: pool.to_string(),
+                });
+            }
+            Ok(FAKE_POOL_FEATURES
+                .iter()
+                .map(|f| {
+                    let off = st
+                        .disabled_features
+                        .contains(&(pool.to_string(), f.to_string()));
+                    let state = if off {
+                        FeatureState::Disabled
+                    } else {
+                        FeatureState::Active
+                    };
+                    (f.to_string(), state)
+                })
+                .collect())
+        })
     }
 
     async fn get(&self, name: &str, props: &[&str]) -> Result<BTreeMap<String, PropertyValue>> {

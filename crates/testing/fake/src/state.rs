@@ -127,6 +127,8 @@ pub(crate) struct State {
     pub send_fail_at: Option<u64>,
     pub recv_fail_at: Option<u64>,
     pub version: ZfsVersion,
+    /// Pool features set to `disabled` (every other known one is active).
+    pub disabled_features: HashSet<(String, String)>,
 }
 
 impl State {
@@ -145,6 +147,7 @@ impl State {
                 kmod: Some("2.3.2-fake".into()),
                 numeric: (2, 3, 2),
             },
+            disabled_features: HashSet::new(),
         }
     }
 

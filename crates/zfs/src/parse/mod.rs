@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod destroy;
+pub mod features;
 pub mod holds;
 pub mod list;
 pub mod send_dry;
@@ -19,6 +20,7 @@ pub mod stderr;
 pub use crate::resume_token::{ResumeTokenError, ResumeTokenInfo};
 pub use batch::{named_errors, parse_get_rows, parse_program_table, GetRow, NamedErrors};
 pub use destroy::{parse_destroy_stderr, DestroyFailure, DestroyReason};
+pub use features::{parse_pool_features, FeatureState, PoolFeatures};
 pub use holds::parse_holds;
 pub use list::{
     is_placeholder_value, legacy_placeholder_value, parse_list, parse_placeholder_get, DatasetKind,
