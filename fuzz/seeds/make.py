@@ -95,8 +95,9 @@ outputs = [
     (4, "full\tzroot/a@zrepl_1\t624\nsize\t624\n"),
     (5, "return\t{\"a\": \"ok\"}\n"),
     (6, "cannot destroy snapshot pool/fs@a: dataset is busy\n"),
-    (7, "cannot receive incremental stream: destination pool/a has been modified\n"),
-    (7, "cannot receive: failed to read from stream\nreceive_resume_token = 1-abc-10-789c\n"),
+    (7, "size\t268435456\nfeature@bookmarks\tdisabled\nfeature@encryption\tactive\nfeature@async_destroy\tenabled\n"),
+    (8, "cannot receive incremental stream: destination pool/a has been modified\n"),
+    (8, "cannot receive: failed to read from stream\nreceive_resume_token = 1-abc-10-789c\n"),
 ]
 for which, text in outputs:
     put("zfs_output", bytes([which]) + text.encode())
