@@ -75,6 +75,13 @@ mod tests {
         assert!(!f.contains_key("size"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_output_never_panics(s in "(\\PC|\t|\n)*") {
+            let _ = parse_pool_features(&s);
+        }
+    }
+
     #[test]
     fn a_hostile_row_is_refused_by_its_line() {
         let e = parse_pool_features("feature@x\tmaybe\n").unwrap_err();
