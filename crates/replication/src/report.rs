@@ -124,6 +124,11 @@ pub struct FsReport {
     /// step until an operator retries it.
     #[serde(default)]
     pub blocked: bool,
+    /// The failure (`state` failed) is temporary: a later attempt or
+    /// invocation may succeed with no one's help (e.g. a snapshot pruned by
+    /// another job after planning). False for a conflict or a permanent error.
+    #[serde(default)]
+    pub temporary: bool,
 }
 
 impl FsReport {
@@ -142,6 +147,7 @@ impl FsReport {
             next_retry_at: None,
             info: None,
             blocked: false,
+            temporary: false,
         }
     }
 }

@@ -324,10 +324,17 @@ async fn settle(
                 log("complete a record", w.queue.complete(&c).await);
             }
             (Some(c), _) => fail(w, &c, error(), ErrorClass::Temporary).await,
-            // Planned nothing and failed: a conflict.
+            // Failed before its first step: a conflict (permanent), or a
+            // temporary failure while protecting the steps (a snapshot
+            // another job pruned after planning), which is retried.
             (None, FsState::Failed) if f.steps_done == 0 => {
                 if let Some(c) = acquire(w, &f.fs).await {
-                    fail(w, &c, error(), ErrorClass::Permanent).await;
+                    let class = if f.temporary {
+                        ErrorClass::Temporary
+                    } else {
+                        ErrorClass::Permanent
+                    };
+                    fail(w, &c, error(), class).await;
                 }
             }
             (None, FsState::Done) => {

@@ -179,3 +179,44 @@ async fn a_re_drive_during_an_invocation_runs_no_second_one() {
     assert_eq!(rig::snapshots(&z, RECEIVED).await, ["zrepl_1"]);
     rig.stop().await;
 }
+
+/// A failure before the first step that is temporary (here a step
+/// snapshot another job pruned after planning, found by the step hold)
+/// leaves the record failed, to be retried, not dead: only a conflict or a
+/// permanent error is dead. (The campaign's pruning race found it dead.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_pruned_after_planning_leaves_the_record_failed_not_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let (z, src) = rig::source_fs(20_000).await;
+    let opts = Opts {
+        global: QUEUE.into(),
+        ..Opts::default()
+    };
+    let rig = rig::start(&z, dir.path(), &rig::pair("vanish", ""), opts).await;
+    let q = open(dir.path()).await;
+    rig.signal("push", Signal::Wakeup, true).await.unwrap();
+    assert_eq!(state_of(&q).await, Some(State::Completed));
+
+    z.write(&src, 1000).unwrap();
+    rig::snap(&z, &src, "zrepl_2").await;
+    let gone = format!("{src}@zrepl_2");
+    // every attempt of this invocation finds it gone
+    z.fail_always_with(zrelay_fake::FakeOp::Hold, move || {
+        zrelay_zfs::ZfsError::DatasetDoesNotExist { path: gone.clone() }
+    });
+    let s = rig.signal("push", Signal::Wakeup, true).await;
+    let report = match s {
+        Ok(s) => s.report.unwrap(),
+        Err(e) => panic!("wakeup: {e}"),
+    };
+    let f = &report.filesystems[0];
+    assert_eq!(f.state, FsState::Failed, "{f:#?}");
+    assert!(f.temporary, "{f:#?}");
+    let r = q.get(&key()).await.unwrap().unwrap();
+    assert_eq!(r.state, State::Failed, "{r:#?}");
+    z.clear_faults();
+    // The next invocation (the re-drive's, or a wakeup) replicates it.
+    wait_state(&q, State::Completed, 20).await;
+    assert_eq!(rig::snapshots(&z, RECEIVED).await, ["zrepl_1", "zrepl_2"]);
+    rig.stop().await;
+}

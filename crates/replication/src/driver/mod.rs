@@ -319,6 +319,7 @@ impl Driver {
         u.state = UnitState::Failed { temporary };
         self.report.fs(u.fs.as_str(), |r| {
             r.state = FsState::Failed;
+            r.temporary = temporary;
             r.error_count += 1;
             r.last_error = Some(msg.to_string());
             r.next_retry_at = None;
@@ -539,6 +540,7 @@ impl Driver {
                     u.state = UnitState::Failed { temporary };
                     self.report.fs(&name, |r| {
                         r.state = FsState::Failed;
+                        r.temporary = temporary;
                         r.error_count += 1;
                         r.last_error = Some(msg);
                         r.next_retry_at = None;

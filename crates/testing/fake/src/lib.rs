@@ -284,6 +284,16 @@ impl FakeZfs {
         self.push_fault(op, Some(1), Arc::new(make));
     }
 
+    /// Make every call of `op` fail with the error `make` returns until
+    /// [`FakeZfs::clear_faults`].
+    pub fn fail_always_with(
+        &self,
+        op: FakeOp,
+        make: impl Fn() -> ZfsError + Send + Sync + 'static,
+    ) {
+        self.push_fault(op, None, Arc::new(make));
+    }
+
     fn push_fault(&self, op: FakeOp, remaining: Option<u64>, make: MakeError) {
         if remaining != Some(0) {
             self.with(|st| {
