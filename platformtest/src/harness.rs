@@ -11,20 +11,6 @@ use futures_util::FutureExt;
 use zrelay_testing::conformance::{self, Fixture};
 use zrelay_zfs::{DatasetPath, RealZfs, Zfs, ZfsVersion};
 
-/// A case that cannot run on this OpenZFS (a missing feature): returned as
-/// its error (`Err(Skip(..).into())`), it is reported as skipped with the
-/// reason, never as passed.
-#[derive(Debug)]
-pub struct Skip(pub String);
-
-impl std::fmt::Display for Skip {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Skip {}
-
 /// A case's body.
 pub type CaseFn = for<'a> fn(&'a Ctx) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
@@ -203,10 +189,6 @@ impl Harness {
             Ok(()) => {
                 self.passed += 1;
                 println!("ok     {} ({secs:.1}s)", case.name);
-            }
-            Err(e) if e.downcast_ref::<Skip>().is_some() => {
-                self.skipped.push((case.name.to_string(), e.to_string()));
-                println!("skip   {} ({secs:.1}s): {e}", case.name);
             }
             Err(e) => {
                 self.failed.push(case.name.to_string());

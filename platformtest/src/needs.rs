@@ -4,8 +4,7 @@
 //! A case listed here is skipped on an older OpenZFS, with its reason, and
 //! is never counted as passed. The list is empty today: everything zrelay
 //! uses is in 2.1 (docs/openzfs.md), so every case must pass on every line
-//! in the matrix. A case that finds out at run time (a pool feature, say)
-//! returns [`crate::harness::Skip`] instead.
+//! in the matrix.
 
 use zrelay_zfs::ZfsVersion;
 
@@ -20,12 +19,9 @@ pub fn missing(case: &str, version: &ZfsVersion) -> Option<String> {
 }
 
 fn missing_in(needs: &[Need], case: &str, version: &ZfsVersion) -> Option<String> {
-    let have = version
-        .kmod_numeric()
-        .map_or(version.numeric, |k| k.min(version.numeric));
     needs
         .iter()
-        .find(|(c, min, _)| *c == case && have < *min)
+        .find(|(c, min, _)| *c == case && version.oldest() < *min)
         .map(|(_, (a, b, c), what)| {
             format!(
                 "needs OpenZFS {a}.{b}.{c} or later ({what}); this is {}",

@@ -167,15 +167,7 @@ impl ZfsVersion {
             }
         }
         let userland = userland?;
-        let mut nums = userland
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<u32>().unwrap_or(0));
-        let numeric = (
-            nums.next()?,
-            nums.next().unwrap_or(0),
-            nums.next().unwrap_or(0),
-        );
+        let numeric = numeric_version(&userland)?;
         Some(ZfsVersion {
             userland,
             kmod,
@@ -192,17 +184,15 @@ impl ZfsVersion {
     /// `(major, minor, patch)` of the kernel module, when it is loaded and
     /// its version reads as one.
     pub fn kmod_numeric(&self) -> Option<(u32, u32, u32)> {
-        let mut nums = self
-            .kmod
-            .as_deref()?
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<u32>().unwrap_or(0));
-        Some((
-            nums.next()?,
-            nums.next().unwrap_or(0),
-            nums.next().unwrap_or(0),
-        ))
+        numeric_version(self.kmod.as_deref()?)
+    }
+
+    /// The older of the userland and the loaded module, as
+    /// `(major, minor, patch)`: what a command can rely on, since it needs
+    /// both.
+    pub fn oldest(&self) -> (u32, u32, u32) {
+        self.kmod_numeric()
+            .map_or(self.numeric, |k| k.min(self.numeric))
     }
 
     /// Whether the userland and the loaded module are different releases
@@ -214,9 +204,7 @@ impl ZfsVersion {
     /// What zrelay relies on, as far as the versions tell: the older of the
     /// userland and the loaded module decides, since a command needs both.
     pub fn features(&self) -> Features {
-        let have = self
-            .kmod_numeric()
-            .map_or(self.numeric, |k| k.min(self.numeric));
+        let have = self.oldest();
         let at_least = |v: (u32, u32, u32)| have >= v;
         Features {
             resumable_send_recv: at_least((0, 7, 0)),
@@ -225,6 +213,20 @@ impl ZfsVersion {
             bookmark_copy: at_least((2, 0, 0)),
         }
     }
+}
+
+/// `(major, minor, patch)` of a version string such as `2.3.2-2~bpo12+2`;
+/// missing minor or patch parts are 0.
+fn numeric_version(v: &str) -> Option<(u32, u32, u32)> {
+    let mut nums = v
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<u32>().unwrap_or(0));
+    Some((
+        nums.next()?,
+        nums.next().unwrap_or(0),
+        nums.next().unwrap_or(0),
+    ))
 }
 
 /// Feature flags derived from the OpenZFS version.

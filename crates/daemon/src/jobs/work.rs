@@ -329,12 +329,7 @@ async fn settle(
             // another job pruned after planning), which is retried.
             (None, FsState::Failed) if f.steps_done == 0 => {
                 if let Some(c) = acquire(w, &f.fs).await {
-                    let class = if f.temporary {
-                        ErrorClass::Temporary
-                    } else {
-                        ErrorClass::Permanent
-                    };
-                    fail(w, &c, error(), class).await;
+                    fail(w, &c, error(), ErrorClass::from_temporary(f.temporary)).await;
                 }
             }
             (None, FsState::Done) => {

@@ -357,7 +357,8 @@ impl Driver {
                         u.state = UnitState::Running;
                         let step = u.steps.front().cloned().expect("pending unit has a step");
                         let est = u.estimates.front().copied().flatten();
-                        let retry = u.errors > 0;
+                        // a retry of this same step (cleared on success)
+                        let retry = u.retry_at.is_some();
                         Some(Ok((i, u.fs.clone(), step, est, retry)))
                     }
                     Next::Wait(t) => Some(Err(t)),
@@ -469,6 +470,7 @@ impl Driver {
             Ok(()) => {
                 let step = u.steps.pop_front().expect("ran a step");
                 u.estimates.pop_front();
+                u.retry_at = None;
                 u.done_steps += 1;
                 u.last_to = Some((step.to.clone(), step.from.is_some()));
                 let next_step = u
@@ -537,14 +539,7 @@ impl Driver {
                     } else {
                         msg
                     };
-                    u.state = UnitState::Failed { temporary };
-                    self.report.fs(&name, |r| {
-                        r.state = FsState::Failed;
-                        r.temporary = temporary;
-                        r.error_count += 1;
-                        r.last_error = Some(msg);
-                        r.next_retry_at = None;
-                    });
+                    self.fail_unit(u, &msg, temporary);
                     // Commit the steps done so far, unless the failed step may
                     // have left a partial receive: its `to` must stay held for
                     // the resume, and a commit would release it.
