@@ -66,6 +66,17 @@ pub(crate) fn order_key(s: &Snap) -> (i64, u64, &str) {
     (s.creation, s.createtxg, s.name.as_str())
 }
 
+/// `last_n`'s order, younger greater: `createtxg` first, then creation
+/// time, then name. zrepl orders by creation time alone, which is the wall
+/// clock at snapshot time: after the clock stepped back, every new snapshot
+/// would sort older than those taken before the step, and `last_n` would
+/// destroy each new one in favour of the stale ones until the clock caught
+/// up. `createtxg` only grows in a pool, and snapshots are received in the
+/// order they were taken, so without a clock step both orders agree.
+fn last_n_key(s: &Snap) -> (u64, i64, &str) {
+    (s.createtxg, s.creation, s.name.as_str())
+}
+
 /// Evaluate `rules` over the snapshots of one filesystem. One decision per
 /// snapshot, in input order; the input order does not change any decision.
 ///
@@ -119,8 +130,8 @@ pub(crate) fn evaluate_compiled(
                 let mut matching: Vec<usize> = (0..snaps.len())
                     .filter(|&i| re.as_ref().is_none_or(|re| re.is_match(&snaps[i].name)))
                     .collect();
-                // youngest first (keep_last_n.go: by date, then name descending)
-                matching.sort_by(|&a, &b| order_key(&snaps[b]).cmp(&order_key(&snaps[a])));
+                // youngest first (keep_last_n.go sorts by date; see last_n_key)
+                matching.sort_by(|&a, &b| last_n_key(&snaps[b]).cmp(&last_n_key(&snaps[a])));
                 let reason = match re {
                     None => format!("last_n {count}"),
                     Some(re) => format!("last_n {count} regex {:?}", re.as_str()),

@@ -223,6 +223,18 @@ fn last_n_table() {
             vec!["a1", "a2"],
         ),
         (
+            // the clock stepped back an hour after "before": the snapshots
+            // taken since are dated earlier but have the higher createtxg
+            "clock stepped back: createtxg decides",
+            vec![last_n(2, None)],
+            vec![
+                s("before", m(60), 1),
+                s("after1", m(1), 2),
+                s("after2", m(2), 3),
+            ],
+            vec!["after1", "after2"],
+        ),
+        (
             // same creation second: the higher createtxg is the newer
             "ties by createtxg",
             vec![last_n(1, None)],

@@ -309,10 +309,9 @@ impl World {
                         "{fs}: the sender lost {lost:?}, which the rules keep"
                     ));
                 }
-                // not_replicated also keeps the snapshot at the cursor, which
-                // last_n (by creation time, as zrepl) may not count among its
-                // newest once the clock stepped back
-                if c.len() > KEEP_SENDER + 1 {
+                // once converged, not_replicated keeps only the snapshot at
+                // the cursor, the newest, which last_n (by createtxg) keeps too
+                if c.len() > KEEP_SENDER {
                     errors.push(format!(
                         "{fs}: the sender keeps {} snapshots, the rules {KEEP_SENDER}",
                         c.len()
