@@ -159,6 +159,7 @@ impl Harness {
     /// Run one case in a fresh pool, then destroy the pool whatever happened.
     pub async fn run(&mut self, index: usize, case: &Case) {
         let started = Instant::now();
+        let cpu_before = CpuTimes::read();
         if let Some(why) = crate::needs::missing(case.name, &self.version) {
             self.skipped.push((case.name.to_string(), why.clone()));
             println!("skip   {}: {why}", case.name);
@@ -185,14 +186,15 @@ impl Harness {
         };
         let teardown = teardown(&pool, &vdev).await;
         let secs = started.elapsed().as_secs_f64();
+        let cpu = CpuTimes::note(cpu_before, CpuTimes::read());
         match result.and(teardown) {
             Ok(()) => {
                 self.passed += 1;
-                println!("ok     {} ({secs:.1}s)", case.name);
+                println!("ok     {} ({secs:.1}s{cpu})", case.name);
             }
             Err(e) => {
                 self.failed.push(case.name.to_string());
-                println!("FAILED {} ({secs:.1}s): {e:#}", case.name);
+                println!("FAILED {} ({secs:.1}s{cpu}): {e:#}", case.name);
             }
         }
     }
@@ -225,6 +227,55 @@ impl Harness {
             version: self.version.clone(),
             files: Default::default(),
         })
+    }
+}
+
+/// The machine's CPU time so far, from the first line of `/proc/stat`, in
+/// clock ticks: where a case's wall time went (busy in user space, busy in
+/// the kernel, where ZFS works, or idle, waiting on timers), printed beside
+/// its duration to show what makes the suite slow under TCG.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuTimes {
+    user: u64,
+    system: u64,
+    idle: u64,
+}
+
+impl CpuTimes {
+    fn read() -> Option<CpuTimes> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        Self::parse(stat.lines().next()?)
+    }
+
+    /// `cpu  user nice system idle iowait irq softirq steal ...`
+    fn parse(line: &str) -> Option<CpuTimes> {
+        let mut f = line.split_whitespace();
+        if f.next()? != "cpu" {
+            return None;
+        }
+        let v: Vec<u64> = f.map_while(|x| x.parse().ok()).collect();
+        let at = |i: usize| v.get(i).copied().unwrap_or(0);
+        Some(CpuTimes {
+            user: at(0) + at(1),
+            system: at(2) + at(5) + at(6),
+            idle: at(3) + at(4),
+        })
+    }
+
+    /// `, cpu U% user S% kernel` of the time from `then` to `now` (nothing
+    /// when /proc/stat could not be read).
+    fn note(then: Option<Self>, now: Option<Self>) -> String {
+        let (Some(now), Some(then)) = (now, then) else {
+            return String::new();
+        };
+        let user = now.user.saturating_sub(then.user);
+        let system = now.system.saturating_sub(then.system);
+        let total = user + system + now.idle.saturating_sub(then.idle);
+        if total == 0 {
+            return String::new();
+        }
+        let pct = |x: u64| x * 100 / total;
+        format!(", cpu {}% user {}% kernel", pct(user), pct(system))
     }
 }
 
@@ -305,5 +356,20 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "non-string panic".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CpuTimes;
+
+    #[test]
+    fn cpu_shares_come_from_proc_stat() {
+        let a = CpuTimes::parse("cpu  100 5 50 1000 10 1 4 0 0 0");
+        let b = CpuTimes::parse("cpu  160 5 70 1100 20 1 4 0 0 0");
+        // 60 user, 20 kernel, 110 idle of 190 ticks
+        assert_eq!(CpuTimes::note(a, b), ", cpu 31% user 10% kernel");
+        assert_eq!(CpuTimes::note(None, b), "");
+        assert!(CpuTimes::parse("cpu0 1 2 3 4").is_none());
     }
 }
