@@ -25,8 +25,10 @@
 //! `pruning/keep_regex.go`, `pruning/keep_not_replicated.go`,
 //! `config/retentiongrid.go` and `daemon/pruner/pruner.go` (with their
 //! v0.7 `internal/` counterparts). Deviations are documented where they are
-//! made: [`plan`] (cursor by `createtxg`, receiver protection) and [`grid`]
-//! (ties in creation time ordered by `createtxg`).
+//! made: [`plan`] (cursor by `createtxg`, receiver protection), [`grid`]
+//! (ties in creation time ordered by `createtxg`) and [`evaluate`]
+//! (`last_n` counts the newest by `createtxg`, which a clock stepped back
+//! cannot reorder).
 
 pub mod error;
 pub mod evaluate;
