@@ -26,7 +26,7 @@
 //! `config/retentiongrid.go` and `daemon/pruner/pruner.go` (with their
 //! v0.7 `internal/` counterparts). Deviations are documented where they are
 //! made: [`plan`] (cursor by `createtxg`, receiver protection), [`grid`]
-//! (ties in creation time ordered by `createtxg`) and [`evaluate`]
+//! (ties in creation time ordered by `createtxg`) and [`mod@evaluate`]
 //! (`last_n` counts the newest by `createtxg`, which a clock stepped back
 //! cannot reorder).
 
