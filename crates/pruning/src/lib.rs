@@ -1,5 +1,5 @@
 //! `zrelay-pruning`: zrepl's pruning, exactly — the keep rules `grid`,
-//! `last_n`, `regex` and `not_replicated` as pure functions ([`evaluate`]),
+//! `last_n`, `regex` and `not_replicated` as pure functions ([`mod@evaluate`]),
 //! and their execution against a sender, a receiver or a snap job's
 //! filesystems ([`prune`]).
 //!
