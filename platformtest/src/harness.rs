@@ -234,7 +234,7 @@ impl Harness {
 /// clock ticks: where a case's wall time went (busy in user space, busy in
 /// the kernel, where ZFS works, or idle, waiting on timers), printed beside
 /// its duration to show what makes the suite slow under TCG.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct CpuTimes {
     user: u64,
     system: u64,
