@@ -335,6 +335,20 @@ impl Site {
         src: &DatasetPath,
         push_extra: &str,
     ) -> Result<Pair> {
+        self.start_pair_env(serve, connect, src, push_extra, &[])
+            .await
+    }
+
+    /// [`Site::start_pair`] with `push_env` in the push daemon's environment
+    /// (zrepl's knobs, such as `ZREPL_REPLICATION_MAX_ATTEMPTS`).
+    pub async fn start_pair_env(
+        &self,
+        serve: &str,
+        connect: &str,
+        src: &DatasetPath,
+        push_extra: &str,
+        push_env: &[(&str, &str)],
+    ) -> Result<Pair> {
         let sink = format!(
             "{}jobs:\n  - name: sink\n    type: sink\n    root_fs: \"{}\"\n    serve: {serve}\n",
             self.global("sink", ""),
@@ -348,7 +362,8 @@ impl Site {
         let push_cfg = self.scratch.write("push.yml", &push)?;
         let p = |n: &str| self.scratch.path(n);
         let sink = Daemon::start("sink", &sink_cfg, &p("sink.sock"), &p("sink.log")).await?;
-        let push = Daemon::start("push", &push_cfg, &p("push.sock"), &p("push.log")).await?;
+        let push =
+            Daemon::start_env("push", &push_cfg, &p("push.sock"), &p("push.log"), push_env).await?;
         Ok(Pair { sink, push })
     }
 

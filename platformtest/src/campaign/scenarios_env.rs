@@ -163,10 +163,10 @@ impl Drop for ClockGuard {
 }
 
 const INTERVAL: u64 = 10;
-const WINDOW: Duration = Duration::from_secs(45);
+const WINDOW: Duration = Duration::from_secs(30);
 
 /// The wall clock jumps an hour forward, then back, while the push job
-/// snapshots every 10 s: every window of 45 s has its snapshots on every
+/// snapshots every 10 s: every window of 30 s has its snapshots on every
 /// filesystem (no missing and no duplicate names), and nothing is pruned
 /// (the sender keeps everything younger than 2 h by a grid rule, so a
 /// pruning storm would show).

@@ -46,6 +46,10 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// A refused push fails for good: its retries (two 10 s waits before the
+/// next planning) would only add idle time to the case.
+const ONE_ATTEMPT: &[(&str, &str)] = &[("ZREPL_REPLICATION_MAX_ATTEMPTS", "1")];
+
 /// A TLS client whose certificate CN is not in `client_cns` is refused, and
 /// so is a client without a certificate; the sink logs both.
 pub async fn tls_refusals(ctx: &Ctx) -> Result<()> {
@@ -60,7 +64,9 @@ pub async fn tls_refusals(ctx: &Ctx) -> Result<()> {
     let Pair {
         sink: sink_d,
         push: push_d,
-    } = site.start_pair(&serve, &connect, &tree.src, "").await?;
+    } = site
+        .start_pair_env(&serve, &connect, &tree.src, "", ONE_ATTEMPT)
+        .await?;
 
     let (ok, _, err) = push_d.cli(&["signal", "wakeup", "push", "--wait"]).await?;
     ensure!(!ok, "mallory's push must fail:\n{err}");
@@ -116,7 +122,9 @@ pub async fn tcp_refuses_unmapped_ip(ctx: &Ctx) -> Result<()> {
     let Pair {
         sink: sink_d,
         push: push_d,
-    } = site.start_pair(&serve, &connect, &tree.src, "").await?;
+    } = site
+        .start_pair_env(&serve, &connect, &tree.src, "", ONE_ATTEMPT)
+        .await?;
     let (ok, _, err) = push_d.cli(&["signal", "wakeup", "push", "--wait"]).await?;
     ensure!(!ok, "a push from an unmapped IP must fail:\n{err}");
     wait_log(
