@@ -383,3 +383,56 @@ pub fn tcp_pair(port: u16, client_ip: &str) -> (String, String) {
         format!("{{type: tcp, address: \"127.0.0.1:{port}\"}}"),
     )
 }
+
+/// Bytes the running `zfs recv` into `fs` has read from its input so far
+/// (`rchar` of `/proc/<pid>/io`), or `None` while there is none.
+pub fn recv_bytes_read(fs: &str) -> Option<u64> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let dir = entry.path();
+        let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .collect();
+        let is_recv = args
+            .first()
+            .is_some_and(|a| a == b"zfs" || a.ends_with(b"/zfs"))
+            && args.iter().any(|a| *a == b"recv" || *a == b"receive")
+            && args.last().is_some_and(|a| *a == fs.as_bytes());
+        if !is_recv {
+            continue;
+        }
+        let io = std::fs::read_to_string(dir.join("io")).unwrap_or_default();
+        let rchar = io
+            .lines()
+            .find_map(|l| l.strip_prefix("rchar:"))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(n) = rchar {
+            total = Some(total.unwrap_or(0) + n);
+        }
+    }
+    total
+}
+
+/// Wait until the `zfs recv` into `fs` has read `bytes` of its stream, so
+/// that a cut from now on leaves a resumable state behind: the bytes a
+/// sender counts may still sit in socket and pipe buffers, and a receive
+/// that ends before it got past its first records keeps nothing (seen on a
+/// loaded one-vCPU guest).
+pub async fn wait_recv_read(fs: &str, bytes: u64, within: Duration) -> Result<u64> {
+    let started = Instant::now();
+    loop {
+        let read = recv_bytes_read(fs);
+        if let Some(n) = read.filter(|n| *n >= bytes) {
+            return Ok(n);
+        }
+        ensure!(
+            started.elapsed() < within,
+            "the zfs recv into {fs} read {read:?} bytes within {within:?}, not {bytes}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

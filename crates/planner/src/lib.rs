@@ -121,9 +121,16 @@ pub struct FsPlan {
     /// `Ok` with at least one step, or why nothing (more) can be sent.
     /// [`Conflict::is_up_to_date`] distinguishes "nothing to do" from real conflicts.
     pub result: Result<Vec<PlannedStep>, Conflict>,
-    /// Up to date, but the sender's cursor ([`zrelay_endpoint::FsListing::cursor_guid`])
-    /// is not at the common newest snapshot: `Some(that sender snapshot)`, so the driver
-    /// can move the cursor (and the receiver's last-received hold) to it.
+    /// The sender's cursor ([`zrelay_endpoint::FsListing::cursor_guid`]) is not at
+    /// the receiver's newest snapshot, which the sender still has as a snapshot:
+    /// `Some(that sender snapshot)`, so that the driver moves the cursor (and the
+    /// receiver's last-received hold) to it. Either up to date, or the planned
+    /// steps start from it (not when they resume: the receiver's resume state
+    /// keeps their protection). The cursor lags after a run whose steps were
+    /// received but whose commit failed; until it moves, the receiver's newest
+    /// snapshot is protected on the sender only by a step hold, which a failed
+    /// later attempt may release, and once pruning destroyed it the two sides
+    /// would have diverged (campaign bug 9).
     pub reconcile: Option<FsVersion>,
 }
 

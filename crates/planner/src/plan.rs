@@ -58,18 +58,26 @@ pub fn plan_fs(sender: &FsListing, receiver: Option<&FsListing>, policy: Initial
         }
     };
 
-    let reconcile = match &result {
-        Err(Conflict::MostRecentAlreadyPresent { newest })
-            if sender.cursor_guid != Some(newest.guid) =>
-        {
+    // The receiver's newest snapshot, when the sender still has it as a
+    // snapshot and its cursor is elsewhere: up to date, or the base of
+    // fresh (not resumed) incremental steps.
+    let common = match &result {
+        Err(Conflict::MostRecentAlreadyPresent { newest }) => Some(newest),
+        Ok(steps) => steps
+            .first()
+            .filter(|s| s.resume.is_none())
+            .and_then(|s| s.from.as_ref()),
+        Err(_) => None,
+    };
+    let reconcile = common
+        .filter(|c| sender.cursor_guid != Some(c.guid))
+        .and_then(|c| {
             sender_versions
                 .iter()
                 .rev()
-                .find(|v| v.is_snapshot() && v.guid == newest.guid)
+                .find(|v| v.is_snapshot() && v.guid == c.guid)
                 .cloned()
-        }
-        _ => None,
-    };
+        });
 
     FsPlan {
         fs: sender.path.clone(),

@@ -176,3 +176,78 @@ async fn an_incremental_step_whose_reply_was_lost_is_found_done() {
     assert_eq!(order, ["a@2", "a@3"], "@2 is not sent twice");
     assert_eq!(state_of(&r, "a").error_count, 1);
 }
+
+/// Campaign bug 9 (OpenZFS 2.1, the pruning race): a run received `@2` but
+/// lost its commit, so the cursor stayed at `@1` and only a step hold kept
+/// `@2` on the sender. The next run planned `@2 → @3`, failed, and its
+/// cleanup released the step holds; another job's pruning then destroyed
+/// `@2`, and the receiver's newest snapshot was gone from the sender:
+/// diverged, for good. The cursor now moves to the receiver's newest
+/// snapshot before a run's steps are protected.
+#[tokio::test]
+async fn a_lagging_cursor_moves_before_the_steps_so_a_failed_run_cannot_lose_the_base() {
+    let w = World::new(&["a"]).await;
+    let a = w.src.child("a").unwrap();
+    w.snap("a", "1").await;
+    let run = |s: Arc<dyn Sender>| Driver::new(cfg(), s, w.receiver(), CancellationToken::new());
+    assert!(run(w.sender()).run().await.succeeded());
+
+    // @2 is received, the sender's commit is lost: the cursor stays at @1.
+    w.snap("a", "2").await;
+    let lossy = SenderFaults {
+        lose_commit: true,
+        ..Default::default()
+    };
+    let r = run(Arc::new(FaultySender::new(w.sender(), lossy)))
+        .run()
+        .await;
+    assert!(!r.succeeded(), "{r:#?}");
+    let cursor_at = || async {
+        let c = w.sender().replication_cursor(&a).await.unwrap().unwrap();
+        let snaps = w.zfs.list_versions(&a).await.unwrap();
+        snaps
+            .into_iter()
+            .find(|v| v.guid == c.guid && !v.name.starts_with("zrepl_"))
+            .map(|v| v.name)
+    };
+    assert_eq!(
+        cursor_at().await.as_deref(),
+        Some("1"),
+        "the lost commit left the cursor behind"
+    );
+
+    // @3: every send fails, so the run gives up and its cleanup releases
+    // the step holds; then another job prunes @2.
+    w.snap("a", "3").await;
+    let failing = SenderFaults {
+        fail_send: Some((a.clone(), 100, true)),
+        ..Default::default()
+    };
+    let r = run(Arc::new(FaultySender::new(w.sender(), failing)))
+        .run()
+        .await;
+    assert!(!r.succeeded(), "{r:#?}");
+    assert_eq!(
+        cursor_at().await.as_deref(),
+        Some("2"),
+        "the cursor moved to the receiver's newest first"
+    );
+    w.zfs
+        .destroy_snapshots(&a, &["2".to_string()])
+        .await
+        .expect("nothing holds @2 any more");
+
+    // The next run continues incrementally from the cursor bookmark.
+    w.snap("a", "4").await;
+    let r = run(w.sender()).run().await;
+    assert!(r.succeeded(), "not diverged: {r:#?}");
+    let names: Vec<String> = w
+        .zfs
+        .list_versions(&w.dst.join(a.components()).unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert!(names.contains(&"4".to_string()), "{names:?}");
+}

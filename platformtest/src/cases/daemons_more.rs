@@ -180,6 +180,7 @@ pub async fn sigterm_keeps_step_resumable(ctx: &Ctx) -> Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    crate::daemons::wait_recv_read(&app_dst, 2 << 20, Duration::from_secs(60)).await?;
     push_d.stop().await.context("push daemon on SIGTERM")?;
     // The sink's `zfs recv` saves the partial state when its input ends;
     // until then the filesystem of an initial receive is not visible.

@@ -100,20 +100,34 @@ pub async fn crash_redrive(ctx: &Ctx) -> Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let fs = format!("{root_slow}/alice/{app}");
+    crate::daemons::wait_recv_read(&fs, 1 << 20, Duration::from_secs(60)).await?;
     let before = record(&push, "slow", &app).await?;
     push.kill().await?;
     ensure!(
         before["state"] == "in_progress",
         "in progress before the kill: {before:#}"
     );
-    let token = ctx
-        .sh(&format!(
-            "zfs get -H -o value receive_resume_token '{root_slow}/alice/{app}'"
-        ))
-        .await?;
+    // The bytes the push counted may still sit in the socket and pipe
+    // buffers when it dies (several MiB): the sink's `zfs recv` saves its
+    // resumable state once it has read them and seen the stream end, which
+    // on a loaded one-vCPU guest takes a while (it once had not even
+    // created the filesystem when this looked at once).
+    let t0 = Instant::now();
+    let token = loop {
+        let token = ctx
+            .sh(&format!(
+                "zfs get -H -o value receive_resume_token '{fs}' 2>/dev/null || true"
+            ))
+            .await?;
+        if token.trim().len() > 10 || t0.elapsed() > Duration::from_secs(30) {
+            break token;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     ensure!(
         token.trim().len() > 10,
-        "the slow sink keeps a resumable state: {token:?}"
+        "the slow sink keeps no resumable state of {fs} 30 s after the kill: {token:?}"
     );
 
     // Restart with no wakeup: the record is re-driven once its lease expires.

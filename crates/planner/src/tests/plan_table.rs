@@ -278,12 +278,23 @@ fn no_reconcile_when_common_snapshot_survives_only_as_bookmark() {
 }
 
 #[test]
-fn no_reconcile_when_steps_are_planned() {
+fn reconcile_when_steps_start_where_the_cursor_is_not() {
     let (mut s, [a, ..]) = sender_abc();
-    s.cursor_guid = None;
     let r = listing("pool/fs", &[snap("a", a.guid, 5)]);
-    let p = plan_one(&s, Some(&r), InitialPolicy::MostRecent);
-    assert!(p.result.is_ok());
+    for (cursor, want) in [(None, Some(a.clone())), (Some(a.guid), None)] {
+        s.cursor_guid = cursor;
+        let p = plan_one(&s, Some(&r), InitialPolicy::MostRecent);
+        assert_eq!(p.steps()[0].from.as_ref(), Some(&a), "{p:?}");
+        assert_eq!(p.reconcile, want, "cursor {cursor:?}");
+    }
+}
+
+#[test]
+fn no_reconcile_for_full_or_resumed_steps() {
+    let (mut s, _) = sender_abc();
+    s.cursor_guid = None;
+    let p = plan_one(&s, None, InitialPolicy::MostRecent);
+    assert!(p.steps()[0].from.is_none());
     assert_eq!(p.reconcile, None);
 }
 

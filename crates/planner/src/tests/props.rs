@@ -313,6 +313,9 @@ fn check_scenario(c: &Case, p: &FsPlan, s: &FsListing) -> Result<(), TestCaseErr
                     let from = p.steps()[0].from.as_ref().unwrap();
                     prop_assert_eq!(from.guid, c.history[k].guid);
                     prop_assert_eq!(from.is_snapshot(), c.keep[k].has_snap());
+                    let want = (s.cursor_guid != Some(from.guid) && c.keep[k].has_snap())
+                        .then(|| c.history[k].clone());
+                    prop_assert_eq!(&p.reconcile, &want);
                 }
             } else {
                 // The receiver's newest is unknown to the sender: an older common one
@@ -415,8 +418,17 @@ fn check_scenario(c: &Case, p: &FsPlan, s: &FsListing) -> Result<(), TestCaseErr
             }
         }
     }
-    if !p.is_up_to_date() {
-        prop_assert_eq!(&p.reconcile, &None);
+    // Fresh incremental steps: the cursor is reconciled to their base when
+    // it is elsewhere and the base is a snapshot.
+    let fresh = p.steps().first().filter(|st| st.resume.is_none());
+    match fresh.and_then(|st| st.from.as_ref()) {
+        Some(from) => {
+            let want =
+                (s.cursor_guid != Some(from.guid) && from.is_snapshot()).then_some(from.guid);
+            prop_assert_eq!(p.reconcile.as_ref().map(|v| v.guid), want);
+        }
+        None if !p.is_up_to_date() => prop_assert_eq!(&p.reconcile, &None),
+        None => {}
     }
     Ok(())
 }

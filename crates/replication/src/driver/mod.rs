@@ -160,6 +160,7 @@ impl Driver {
         });
         let mut units = Vec::new();
         let mut commits = Vec::new();
+        let mut lagging = Vec::new();
         for p in plans {
             if let Some(why) = self.cfg.skip.get(p.fs.as_str()) {
                 self.report.fs(p.fs.as_str(), |r| {
@@ -169,7 +170,21 @@ impl Driver {
                 });
                 continue;
             }
-            self.add_plan(p, &mut units, &mut commits);
+            self.add_plan(p, &mut units, &mut commits, &mut lagging);
+        }
+        if !lagging.is_empty() {
+            // Move lagging cursors to the receiver's newest snapshot before
+            // the steps are protected (the sender's commit releases the
+            // filesystem's step holds): from now on that snapshot survives
+            // on the sender as the cursor, whatever this attempt's steps do.
+            // A filesystem whose cursor could not move is left uncommitted,
+            // so the end-of-run cleanup keeps its step holds.
+            let pre = Mutex::new(Shared {
+                units: Vec::new(),
+                commits: lagging,
+                first_commit_at: None,
+            });
+            self.flush(&pre).await;
         }
         self.estimate(&mut units).await;
         self.protect(&mut units).await;
@@ -192,10 +207,28 @@ impl Driver {
             .any(|u| u.state == UnitState::Failed { temporary: true }))
     }
 
-    fn add_plan(&self, p: FsPlan, units: &mut Vec<Unit>, commits: &mut Vec<CommitReq>) {
+    fn add_plan(
+        &self,
+        p: FsPlan,
+        units: &mut Vec<Unit>,
+        commits: &mut Vec<CommitReq>,
+        lagging: &mut Vec<CommitReq>,
+    ) {
         let fs = p.fs.to_string();
         match p.result {
             Ok(steps) => {
+                if let Some(to) = p.reconcile {
+                    if self.cfg.protection.incremental
+                        != zrelay_endpoint::Guarantee::GuaranteeNothing
+                    {
+                        lagging.push(CommitReq {
+                            fs: p.fs.clone(),
+                            to,
+                            protection: self.cfg.protection,
+                            incremental: true,
+                        });
+                    }
+                }
                 let steps: Vec<StepReq> = steps
                     .into_iter()
                     .map(|s| StepReq {
