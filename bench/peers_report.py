@@ -67,7 +67,8 @@ def svg(runs):
     for k in range(5):
         v = peak * k / 4
         y = base - v * scale
-        out.append(f'<text x="{left - 8}" y="{y + 3:.0f}" text-anchor="end">{v:.0f}</text>')
+        label = f"{v:.1f}" if peak < 20 else f"{v:.0f}"
+        out.append(f'<text x="{left - 8}" y="{y + 3:.0f}" text-anchor="end">{label}</text>')
         out.append(f'<line x1="{left - 5}" y1="{y:.0f}" x2="{width - 10}" y2="{y:.0f}" '
                    f'stroke="#ddd"/>')
     x = left

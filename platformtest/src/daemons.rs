@@ -436,3 +436,27 @@ pub async fn wait_recv_read(fs: &str, bytes: u64, within: Duration) -> Result<u6
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The resume token `zfs recv -s` saved for `fs`, waiting up to `within`
+/// for it: a receive whose input ended saves it once it has read what was
+/// still buffered, and the filesystem of an initial receive is not visible
+/// until then. Fails, naming `fs`, when none appears.
+pub async fn wait_resume_token(ctx: &Ctx, fs: &str, within: Duration) -> Result<String> {
+    let started = Instant::now();
+    loop {
+        let token = ctx
+            .sh(&format!(
+                "zfs get -H -o value receive_resume_token '{fs}' 2>/dev/null || true"
+            ))
+            .await?;
+        let token = token.trim().to_string();
+        if token.len() > 10 {
+            return Ok(token);
+        }
+        ensure!(
+            started.elapsed() < within,
+            "no resumable state of {fs} on the sink within {within:?}: {token:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

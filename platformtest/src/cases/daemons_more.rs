@@ -182,24 +182,8 @@ pub async fn sigterm_keeps_step_resumable(ctx: &Ctx) -> Result<()> {
     }
     crate::daemons::wait_recv_read(&app_dst, 2 << 20, Duration::from_secs(60)).await?;
     push_d.stop().await.context("push daemon on SIGTERM")?;
-    // The sink's `zfs recv` saves the partial state when its input ends;
-    // until then the filesystem of an initial receive is not visible.
     let stopped = Instant::now();
-    let token = loop {
-        let token = ctx
-            .sh(&format!(
-                "zfs get -H -o value receive_resume_token '{app_dst}' 2>/dev/null || true"
-            ))
-            .await?;
-        if token.trim().len() > 10 || stopped.elapsed() > Duration::from_secs(30) {
-            break token;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    ensure!(
-        token.trim().len() > 10,
-        "no resumable state on the sink within 30s of SIGTERM: {token:?}"
-    );
+    crate::daemons::wait_resume_token(ctx, &app_dst, Duration::from_secs(30)).await?;
     println!(
         "       the sink saved the resumable state {:.1}s after the push daemon stopped",
         stopped.elapsed().as_secs_f64()

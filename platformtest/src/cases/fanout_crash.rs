@@ -108,27 +108,9 @@ pub async fn crash_redrive(ctx: &Ctx) -> Result<()> {
         before["state"] == "in_progress",
         "in progress before the kill: {before:#}"
     );
-    // The bytes the push counted may still sit in the socket and pipe
-    // buffers when it dies (several MiB): the sink's `zfs recv` saves its
-    // resumable state once it has read them and seen the stream end, which
-    // on a loaded one-vCPU guest takes a while (it once had not even
-    // created the filesystem when this looked at once).
-    let t0 = Instant::now();
-    let token = loop {
-        let token = ctx
-            .sh(&format!(
-                "zfs get -H -o value receive_resume_token '{fs}' 2>/dev/null || true"
-            ))
-            .await?;
-        if token.trim().len() > 10 || t0.elapsed() > Duration::from_secs(30) {
-            break token;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    ensure!(
-        token.trim().len() > 10,
-        "the slow sink keeps no resumable state of {fs} 30 s after the kill: {token:?}"
-    );
+    // The sink's `zfs recv` saves its resumable state once it has read
+    // what was still buffered and seen the stream end.
+    crate::daemons::wait_resume_token(ctx, &fs, Duration::from_secs(30)).await?;
 
     // Restart with no wakeup: the record is re-driven once its lease expires.
     let push = Daemon::start("fan", &pc, &p("fan.sock"), &p("fan_2.log")).await?;
