@@ -159,8 +159,7 @@ impl Driver {
             r.filesystems.clear();
         });
         let mut units = Vec::new();
-        let mut commits = Vec::new();
-        let mut lagging = Vec::new();
+        let mut reconciles = Vec::new();
         for p in plans {
             if let Some(why) = self.cfg.skip.get(p.fs.as_str()) {
                 self.report.fs(p.fs.as_str(), |r| {
@@ -170,9 +169,9 @@ impl Driver {
                 });
                 continue;
             }
-            self.add_plan(p, &mut units, &mut commits, &mut lagging);
+            self.add_plan(p, &mut units, &mut reconciles);
         }
-        if !lagging.is_empty() {
+        if !reconciles.is_empty() {
             // Move lagging cursors to the receiver's newest snapshot before
             // the steps are protected (the sender's commit releases the
             // filesystem's step holds): from now on that snapshot survives
@@ -181,7 +180,7 @@ impl Driver {
             // so the end-of-run cleanup keeps its step holds.
             let pre = Mutex::new(Shared {
                 units: Vec::new(),
-                commits: lagging,
+                commits: reconciles,
                 first_commit_at: None,
             });
             self.flush(&pre).await;
@@ -192,8 +191,8 @@ impl Driver {
         crate::schedule::link(&mut units);
         let shared = Mutex::new(Shared {
             units,
-            first_commit_at: (!commits.is_empty()).then(Instant::now),
-            commits,
+            first_commit_at: None,
+            commits: Vec::new(),
         });
         let notify = Notify::new();
         let workers = (0..self.cfg.steps.max(1)).map(|_| self.worker(&shared, &notify));
@@ -207,28 +206,22 @@ impl Driver {
             .any(|u| u.state == UnitState::Failed { temporary: true }))
     }
 
-    fn add_plan(
-        &self,
-        p: FsPlan,
-        units: &mut Vec<Unit>,
-        commits: &mut Vec<CommitReq>,
-        lagging: &mut Vec<CommitReq>,
-    ) {
+    fn add_plan(&self, p: FsPlan, units: &mut Vec<Unit>, reconciles: &mut Vec<CommitReq>) {
         let fs = p.fs.to_string();
+        // A lagging cursor (up to date, or fresh steps from the receiver's
+        // newest snapshot) is committed again, before anything else runs.
+        if let Some(to) = p.reconcile {
+            if self.cfg.protection.incremental != zrelay_endpoint::Guarantee::GuaranteeNothing {
+                reconciles.push(CommitReq {
+                    fs: p.fs.clone(),
+                    to,
+                    protection: self.cfg.protection,
+                    incremental: true,
+                });
+            }
+        }
         match p.result {
             Ok(steps) => {
-                if let Some(to) = p.reconcile {
-                    if self.cfg.protection.incremental
-                        != zrelay_endpoint::Guarantee::GuaranteeNothing
-                    {
-                        lagging.push(CommitReq {
-                            fs: p.fs.clone(),
-                            to,
-                            protection: self.cfg.protection,
-                            incremental: true,
-                        });
-                    }
-                }
                 let steps: Vec<StepReq> = steps
                     .into_iter()
                     .map(|s| StepReq {
@@ -251,18 +244,6 @@ impl Driver {
                     r.state = FsState::Done;
                     r.info = Some(c.to_string());
                 });
-                if let Some(to) = p.reconcile {
-                    if self.cfg.protection.incremental
-                        != zrelay_endpoint::Guarantee::GuaranteeNothing
-                    {
-                        commits.push(CommitReq {
-                            fs: p.fs,
-                            to,
-                            protection: self.cfg.protection,
-                            incremental: true,
-                        });
-                    }
-                }
             }
             Err(c @ Conflict::NoSenderSnapshots) => {
                 self.report.fs(&fs, |r| {
