@@ -2,6 +2,7 @@
 //! the replication cases that need the real system: counting the zfs
 //! commands of an incremental cycle over many filesystems.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use zrelay_replication::{Driver, DriverConfig, FsState, Report, DEFAULT_STEPS};
 use zrelay_testing::replication::{self, Fixture};
 use zrelay_zfs::{DatasetPath, SnapshotName, Zfs};
 
+use crate::campaign::world::{list_snaps, Snap};
 use crate::harness::{Body, Case, Ctx};
 
 #[async_trait]
@@ -238,39 +240,25 @@ async fn incremental_cycle_command_count(ctx: &Ctx) -> Result<()> {
     no_hidden_mounts(&ctx.pool)?;
     // one listing per side, not 200 `zfs get guid`
     let (sent, received) = (
-        snapshot_guids(ctx, &src).await?,
-        snapshot_guids(ctx, &dst).await?,
+        list_snaps(ctx, src.as_str()).await?,
+        list_snaps(ctx, dst.as_str()).await?,
     );
+    let guid_of_2 = |listing: &BTreeMap<String, Vec<Snap>>, fs: &DatasetPath| {
+        listing
+            .get(fs.as_str())
+            .and_then(|v| v.iter().find(|s| s.name == "2"))
+            .map(|s| s.guid.clone())
+    };
     for i in 0..FILESYSTEMS {
         let fs = src.child(&format!("fs{i:03}"))?;
         let rfs = dst.join(fs.components())?;
-        let (a, b) = (
-            sent.get(&format!("{fs}@2")),
-            received.get(&format!("{rfs}@2")),
-        );
+        let (a, b) = (guid_of_2(&sent, &fs), guid_of_2(&received, &rfs));
         ensure!(
             a.is_some() && a == b,
             "{fs}@2: guid {a:?} on the sender, {b:?} on the receiver"
         );
     }
     Ok(())
-}
-
-/// Every snapshot under `root` with its GUID, in one `zfs list`.
-async fn snapshot_guids(
-    ctx: &Ctx,
-    root: &DatasetPath,
-) -> Result<std::collections::HashMap<String, String>> {
-    let out = ctx
-        .sh(&format!(
-            "zfs list -H -p -r -t snapshot -o name,guid '{root}'"
-        ))
-        .await?;
-    Ok(out
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(n, g)| (n.to_string(), g.to_string()))
-        .collect())
 }
 
 /// No mount of `pool` is hidden by a later mount of one of its ancestors (a
