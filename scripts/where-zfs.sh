@@ -20,3 +20,14 @@ run_with_zfs() {
     *) echo "ZRELAY_PLATFORM must be host or vm" >&2; return 2 ;;
     esac
 }
+
+# build_images LINE...: build (or find) the guest image of each OpenZFS line,
+# one after another (builds are heavy), stopping at the first that fails.
+# .ci/run and scripts/test run it in the background; build-image's lock makes
+# a second build of the same image wait and then find it done.
+build_images() {
+    local line
+    for line in "$@"; do
+        ZRELAY_VM_ZFS=$line platformtest/vm/build-image >/dev/null || return
+    done
+}
