@@ -23,13 +23,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use zrelay_endpoint::{FsVersion, Protection, Receiver, Sender, StepReq};
+use zrelay_endpoint::{Receiver, Sender};
 use zrelay_rpc::{Endpoints, RemoteReceiver, RpcConfig};
 use zrelay_transport::options::ClientMapping;
 use zrelay_transport::{ConnectOptions, ServeOptions};
 use zrelay_zfs::cmd::Runner;
-use zrelay_zfs::name::VersionKind;
-use zrelay_zfs::DatasetPath;
 
 use ends::{consumer, producer, ConsumingReceiver, ProducingSender};
 
@@ -155,22 +153,6 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-fn step() -> StepReq {
-    StepReq {
-        fs: DatasetPath::parse("bench/data").expect("valid"),
-        from: None,
-        to: FsVersion {
-            kind: VersionKind::Snapshot,
-            name: "s1".into(),
-            guid: 1,
-            createtxg: 1,
-            creation: 0,
-        },
-        resume_token: None,
-        protection: Protection::default(),
-    }
-}
-
 /// Generate a CA, a server certificate (CN/SAN `bench-server`) and a client
 /// certificate (CN `bench-client`) into `dir`.
 fn write_pki(dir: &std::path::Path) -> Result<()> {
@@ -227,11 +209,11 @@ async fn zrelay_path(
         }
     });
     let sender = ProducingSender {
-        cmd: producer(exe, bytes),
+        cmd: producer(exe, &[bytes.to_string()]),
         runner,
     };
     let remote = RemoteReceiver::new(zrelay_transport::connector(&connect)?, RpcConfig::default());
-    let step = step();
+    let step = ends::step();
     let started = Instant::now();
     let stream = sender.send(&step).await?;
     remote.receive(&step, stream).await?;

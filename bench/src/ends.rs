@@ -22,8 +22,27 @@ fn unsupported<T>(what: &str) -> Result<T> {
 }
 
 /// `bench_exe produce BYTES`.
-pub fn producer(exe: &Path, bytes: u64) -> CmdLine {
-    CmdLine::new(exe.display().to_string()).args(["produce".to_string(), bytes.to_string()])
+/// The one step the benchmarks stream (a full send of `bench/data@s1`).
+pub fn step() -> StepReq {
+    StepReq {
+        fs: DatasetPath::parse("bench/data").expect("valid"),
+        from: None,
+        to: FsVersion {
+            kind: zrelay_zfs::name::VersionKind::Snapshot,
+            name: "s1".into(),
+            guid: 1,
+            createtxg: 1,
+            creation: 0,
+        },
+        resume_token: None,
+        protection: zrelay_endpoint::Protection::default(),
+    }
+}
+
+/// `exe produce ARGS...`: the producing process.
+pub fn producer(exe: &Path, args: &[String]) -> CmdLine {
+    CmdLine::new(exe.display().to_string())
+        .args(std::iter::once("produce".to_string()).chain(args.iter().cloned()))
 }
 
 /// `bench_exe consume BYTES`.

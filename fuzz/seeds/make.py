@@ -62,6 +62,14 @@ for r in requests:
     put("rpc_conn", hello() + body)
 put("rpc_frames", frame(2, b"\0" * 64) + frame(3, b"") + frame(5, b"") + frame(4, b"gave up"))
 put("rpc_frames", frame(6, json.dumps({"message": "no", "class": "temporary"}).encode()))
+# zstd on the wire: stream requests asking for it, and compressed chunks (kind 7;
+# the frame below is `zstd -c` of "hello " six times).
+ZSTD_HELLO = b'(\xb5/\xfd\x04Xe\x00\x000hello \x01\x00\xb9K\x11+\xe1h\xe7'
+for call in ["sender.send", "receiver.receive"]:
+    body = frame(1, json.dumps({"call": call, "args": {"step": step, "compress": {"codec": "zstd", "level": 3}}}).encode())
+    put("rpc_frames", body)
+    put("rpc_conn", hello() + body)
+put("rpc_frames", frame(7, ZSTD_HELLO) + frame(2, b"raw") + frame(7, ZSTD_HELLO) + frame(3, b""))
 put("rpc_conn", hello())
 
 # stream_begin: a DRR_BEGIN record, both byte orders

@@ -57,6 +57,7 @@
 //! zrelay extensions (not in zrepl; see `samples/extensions.yml`):
 //! `replication.snapshot_filter` (`{prefix: …}` or `{regex: …}`),
 //! `replication.schedule` (`{interval: …}` or `{cron: …}`, push jobs only),
+//! `replication.wire_compression` (`{type: auto|off|zstd, level: 1-9}`),
 //! `recv.force_overwrite` (bool).
 
 mod de;

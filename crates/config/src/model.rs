@@ -297,6 +297,8 @@ pub struct ReplicationConfig {
     /// *zrelay extension* `replication.schedule` (push only): replicate on
     /// this schedule, independent of snapshotting (zrepl #397).
     pub schedule: Option<Schedule>,
+    /// *zrelay extension* `replication.wire_compression`: zstd on the wire.
+    pub wire_compression: WireCompression,
     /// Attempts of one replication invocation: not a YAML key but zrepl's
     /// `ZREPL_REPLICATION_MAX_ATTEMPTS` knob (default 3), set by
     /// [`Config::set_knobs`].
@@ -312,7 +314,46 @@ impl Default for ReplicationConfig {
             size_estimates: None,
             snapshot_filter: None,
             schedule: None,
+            wire_compression: WireCompression::default(),
             max_attempts: crate::knobs::REPLICATION_MAX_ATTEMPTS_DEFAULT,
+        }
+    }
+}
+
+/// *zrelay extension* `replication.wire_compression`: whether a push or
+/// pull job's data streams are zstd-compressed on the wire (negotiated with
+/// the peer, which compresses a pull's streams; chunks that do not compress
+/// go out raw).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WireCompression {
+    /// `type: auto` (the default): zstd at [`WireCompression::DEFAULT_LEVEL`]
+    /// over tcp, tls and ssh; off for local jobs, where it would only cost CPU.
+    #[default]
+    Auto,
+    /// `type: off`.
+    Off,
+    /// `type: zstd` with `level` (1 to 9).
+    Zstd {
+        /// The zstd level.
+        level: u8,
+    },
+}
+
+impl WireCompression {
+    /// The level of `auto` and of `zstd` without a `level`.
+    pub const DEFAULT_LEVEL: u8 = 1;
+    /// The highest level accepted (the peer clamps to the same).
+    pub const MAX_LEVEL: u8 = 9;
+
+    /// The zstd level for a job connecting with `connect`, or `None` for off.
+    pub fn level_for(self, connect: &ConnectOptions) -> Option<u8> {
+        match self {
+            WireCompression::Off => None,
+            WireCompression::Zstd { level } => Some(level),
+            WireCompression::Auto => match connect {
+                ConnectOptions::Local { .. } => None,
+                _ => Some(Self::DEFAULT_LEVEL),
+            },
         }
     }
 }

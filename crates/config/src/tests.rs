@@ -95,6 +95,7 @@ fn job_defaults_are_zrepls() {
         (zrelay_replication::DEFAULT_STEPS, None)
     );
     assert_eq!((&r.snapshot_filter, &r.schedule), (&None, &None));
+    assert_eq!(r.wire_compression, WireCompression::Auto);
     assert_eq!(
         *p.pruning.keep_sender,
         [KeepRule::NotReplicated {
@@ -412,4 +413,64 @@ fn render_selectors_parse() {
     );
     let j = c.render(RenderFormat::Json, RenderWhat::Jobs);
     assert!(j.contains("\"dial_timeout\": \"10s\""), "{j}");
+}
+
+#[test]
+fn wire_compression_defaults_by_transport_and_is_checked() {
+    let with = |w: &str| {
+        PUSH.replace(
+            "  pruning:\n",
+            &format!("  replication:\n    wire_compression: {w}\n  pruning:\n"),
+        )
+    };
+    let repl = |c: Config| match &c.jobs[0].kind {
+        JobKind::Push(p) => (
+            p.replication.wire_compression,
+            p.to.single().unwrap().clone(),
+        ),
+        _ => panic!(),
+    };
+    let (w, tcp) = repl(parse(PUSH).unwrap());
+    assert_eq!(w.level_for(&tcp), Some(1), "auto: zstd 1 over tcp");
+    let local = ConnectOptions::Local {
+        listener_name: "l".into(),
+        client_identity: "c".into(),
+        dial_timeout: Duration::from_secs(1),
+    };
+    assert_eq!(w.level_for(&local), None, "auto: off for local");
+    let (w, _) = repl(parse(&with("{type: zstd, level: 6}")).unwrap());
+    assert_eq!(w, WireCompression::Zstd { level: 6 });
+    assert_eq!(
+        w.level_for(&local),
+        Some(6),
+        "asked for explicitly, even locally"
+    );
+    let (w, _) = repl(parse(&with("{type: zstd}")).unwrap());
+    assert_eq!(w, WireCompression::Zstd { level: 1 });
+    let (w, _) = repl(parse(&with("{type: off}")).unwrap());
+    assert_eq!(w.level_for(&tcp), None);
+    for (bad, says) in [
+        (
+            "{type: zstd, level: 10}",
+            "must be a zstd level from 1 to 9, got 10",
+        ),
+        ("{type: zstd, level: 0}", "got 0"),
+        ("{type: off, level: 3}", "only `type: zstd` takes a level"),
+        ("{type: lz4}", "must be auto, off or zstd, got lz4"),
+        ("{typ: zstd}", "typ"),
+    ] {
+        let e = err(&with(bad));
+        assert!(
+            e.contains(says) && e.contains("wire_compression"),
+            "{bad}: {e}"
+        );
+    }
+    // Rendered explicitly, and parsed back to the same.
+    let c = parse(&with("{type: zstd, level: 4}")).unwrap();
+    let y = c.render(RenderFormat::Yaml, RenderWhat::Config);
+    assert!(y.contains("wire_compression"), "{y}");
+    assert_eq!(
+        repl(parse(&y).unwrap()).0,
+        WireCompression::Zstd { level: 4 }
+    );
 }

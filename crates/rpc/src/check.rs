@@ -181,7 +181,7 @@ pub(crate) fn request(req: &Request, cfg: &RpcConfig) -> Checked {
                 r.steps.iter().try_for_each(step)
             })
         }
-        R::SenderSend { step: s } | R::ReceiverReceive { step: s } => step(s),
+        R::SenderSend { step: s, .. } | R::ReceiverReceive { step: s, .. } => step(s),
         R::SenderCommit { reqs } | R::ReceiverCommit { reqs } => {
             count(reqs.len(), max, "commits")?;
             reqs.iter().try_for_each(commit)
@@ -236,6 +236,7 @@ pub(crate) trait Reply {
 
 impl Reply for () {}
 impl Reply for PingReply {}
+impl Reply for Option<crate::compress::StreamStart> {}
 
 impl Reply for Vec<FsListing> {
     fn check(&mut self) -> Checked {
@@ -342,6 +343,7 @@ mod tests {
             Request::SenderListVersions { fs: fs("p/%") },
             Request::SenderSend {
                 step: st("p/a", "s%"),
+                compress: None,
             },
             Request::SenderEstimate {
                 steps: vec![st("p/a/%b", "s")],
@@ -379,7 +381,8 @@ mod tests {
         .is_err());
         assert!(request(
             &Request::SenderSend {
-                step: st("p/a", "ok")
+                step: st("p/a", "ok"),
+                compress: None,
             },
             &cfg
         )
@@ -391,14 +394,26 @@ mod tests {
         let mut cfg = RpcConfig::default();
         let mut s = st("p/a", "b");
         s.resume_token = Some("1-abc\nINFO forged".into());
-        let e = request(&Request::SenderSend { step: s.clone() }, &cfg)
-            .unwrap_err()
-            .to_string();
+        let e = request(
+            &Request::SenderSend {
+                step: s.clone(),
+                compress: None,
+            },
+            &cfg,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(!e.contains('\n') && e.contains("\\n"), "{e}");
         s.resume_token = Some("1-".to_string() + &"a".repeat(8 << 20));
-        let e = request(&Request::SenderSend { step: s }, &cfg)
-            .unwrap_err()
-            .to_string();
+        let e = request(
+            &Request::SenderSend {
+                step: s,
+                compress: None,
+            },
+            &cfg,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.len() < 600, "{}", e.len());
         assert!(e.contains("longer than 16384 bytes"), "{e}");
         cfg.max_request_items = 3;

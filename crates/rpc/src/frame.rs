@@ -45,6 +45,8 @@ pub(crate) enum Frame {
     Control(Vec<u8>),
     /// A data chunk of this many bytes follows.
     Data(usize),
+    /// A compressed data chunk (one zstd frame) of this many bytes follows.
+    DataZstd(usize),
     /// The data stream ended cleanly.
     DataEnd,
     /// The producer gave the data stream up, for this reason.
@@ -62,6 +64,7 @@ impl std::fmt::Display for Frame {
         match self {
             Frame::Control(p) => write!(f, "a control message {}", show_bytes(p, SHOW)),
             Frame::Data(n) => write!(f, "a data chunk of {n} bytes"),
+            Frame::DataZstd(n) => write!(f, "a compressed data chunk of {n} bytes"),
             Frame::DataEnd => f.write_str("the end of a data stream"),
             Frame::DataAbort(why) => write!(f, "a data abort ({why})"),
             Frame::Heartbeat => f.write_str("a heartbeat"),
@@ -270,6 +273,11 @@ impl FrameReader {
                     limit("data chunk", self.max_chunk)?;
                     return Poll::Ready(Ok(Some(Frame::Data(len))));
                 }
+                k::DATA_ZSTD => {
+                    // Compressed only when smaller, so the same limit holds.
+                    limit("compressed data chunk", self.max_chunk)?;
+                    return Poll::Ready(Ok(Some(Frame::DataZstd(len))));
+                }
                 k::DATA_END | k::HEARTBEAT => {
                     if len != 0 {
                         return Poll::Ready(Err(RpcError::Protocol(format!(
@@ -427,5 +435,11 @@ impl FrameWriter {
     pub(crate) async fn data(&mut self, buf: &mut [u8], n: usize) -> Result<(), RpcError> {
         buf[..HDR].copy_from_slice(&header(k::DATA, n));
         self.put(&buf[..HDR + n], "a data chunk").await
+    }
+
+    /// A compressed data chunk, laid out as for [`FrameWriter::data`].
+    pub(crate) async fn data_zstd(&mut self, buf: &mut [u8], n: usize) -> Result<(), RpcError> {
+        buf[..HDR].copy_from_slice(&header(k::DATA_ZSTD, n));
+        self.put(&buf[..HDR + n], "a compressed data chunk").await
     }
 }

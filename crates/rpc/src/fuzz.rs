@@ -80,6 +80,25 @@ async fn frames(conn: Conn, cfg: &RpcConfig) {
                     n -= rb.filled().len();
                 }
             }
+            Ok(Some(Frame::DataZstd(n))) => {
+                // A compressed chunk: read and decode it as a negotiated stream would.
+                let Ok(mut z) = crate::compress::ZstdIn::new(cfg.max_data_chunk) else {
+                    return;
+                };
+                z.start(n);
+                while z.reading() {
+                    let mut rb = ReadBuf::new(z.room());
+                    if poll_fn(|cx| reader.poll_read_payload(cx, &mut rb))
+                        .await
+                        .is_err()
+                        || rb.filled().is_empty()
+                    {
+                        return;
+                    }
+                    z.filled += rb.filled().len();
+                }
+                let _ = z.finish();
+            }
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => return,
         }

@@ -51,10 +51,13 @@
 //!   a frame boundary; anything else drops it.
 //! - Data chunks are written from a buffer with the header in front (one
 //!   write per chunk) and read straight into the consumer's buffer: no
-//!   per-chunk allocation or intermediate copy.
+//!   per-chunk allocation or intermediate copy. A stream whose start
+//!   negotiated zstd may also carry compressed chunks, each decompressing on
+//!   its own to at most [`RpcConfig::max_data_chunk`] (see `compress`).
 
 mod check;
 mod client;
+mod compress;
 mod error;
 mod frame;
 #[cfg(feature = "fuzzing")]
@@ -67,6 +70,7 @@ mod wire;
 use std::time::Duration;
 
 pub use client::{ping, RemoteReceiver, RemoteSender};
+pub use compress::{Compression, MAX_LEVEL as MAX_COMPRESSION_LEVEL};
 pub use error::{RpcError, WireError};
 pub use server::{serve_conn, Endpoints};
 
@@ -96,6 +100,9 @@ pub mod frame_kind {
     pub const HEARTBEAT: u8 = 5;
     /// An error reply or a failed data stream, as a JSON [`WireError`](crate::WireError).
     pub const ERROR: u8 = 6;
+    /// A chunk of a data stream as one zstd frame (only on a stream whose
+    /// start negotiated zstd; see `compress`).
+    pub const DATA_ZSTD: u8 = 7;
 }
 
 /// Default limit of a control message or error frame a client accepts (replies such as a
@@ -222,6 +229,9 @@ pub struct RpcConfig {
     /// (a clone of) this configuration; `None` for no shared bound (each connection is
     /// still bounded by `max_request`).
     pub request_memory: Option<MemoryBudget>,
+    /// Client: the compression its data streams ask for (zrelay extension; the server
+    /// agrees or, if older, ignores it).
+    pub compression: Compression,
 }
 
 impl Default for RpcConfig {
@@ -241,6 +251,7 @@ impl Default for RpcConfig {
             max_request_items: DEFAULT_MAX_REQUEST_ITEMS,
             max_estimate_concurrency: DEFAULT_MAX_ESTIMATE_CONCURRENCY,
             request_memory: None,
+            compression: Compression::Off,
         }
     }
 }

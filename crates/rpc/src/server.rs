@@ -16,6 +16,7 @@ use zrelay_endpoint::{BatchResult, EndpointError, Receiver, Sender};
 use zrelay_transport::Conn;
 use zrelay_zfs::process::SendStream;
 
+use crate::compress::{CompressReq, StreamStart, ZstdOut};
 use crate::error::{RpcError, WireError};
 use crate::frame::{decode, Frame, FrameReader, FrameWriter};
 use crate::stream::{pump_out, DataIn, InState, PumpEnd};
@@ -327,12 +328,12 @@ impl Session {
                 self.answer(name, async { ep(r?.destroy_replica(&fs).await) })
                     .await
             }
-            R::SenderSend { step } => match s {
-                Ok(s) => self.send(name, s, step).await,
+            R::SenderSend { step, compress } => match s {
+                Ok(s) => self.send(name, s, step, compress).await,
                 Err(w) => self.reply_error(name, &w).await.map(|()| Flow::Next),
             },
-            R::ReceiverReceive { step } => match r {
-                Ok(r) => self.receive(name, r, step).await,
+            R::ReceiverReceive { step, compress } => match r {
+                Ok(r) => self.receive(name, r, step, compress).await,
                 Err(w) => self.reply_error(name, &w).await.map(|()| Flow::Next),
             },
         }
@@ -344,6 +345,7 @@ impl Session {
         name: &str,
         sender: Arc<dyn Sender>,
         step: zrelay_endpoint::StepReq,
+        compress: Option<CompressReq>,
     ) -> Result<Flow, RpcError> {
         let cancel = self.cancel.clone();
         let started = tokio::select! {
@@ -360,7 +362,12 @@ impl Session {
                     .map(|()| Flow::Next)
             }
         };
-        if let Err(e) = self.wr.control(&()).await {
+        let mut zstd = ZstdOut::agreed(compress, self.cfg.chunk(), &self.peer);
+        let started = match compress {
+            None => self.wr.control(&()).await,
+            Some(_) => self.wr.control(&StreamStart::of(zstd.as_ref())).await,
+        };
+        if let Err(e) = started {
             let _ = stream.close().await;
             return Err(e);
         }
@@ -371,6 +378,7 @@ impl Session {
             &mut self.wr,
             self.cfg.chunk(),
             self.cfg.heartbeat(),
+            zstd.as_mut(),
             |cx| {
                 if cancelled.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(RpcError::ShuttingDown.to_string());
@@ -380,6 +388,9 @@ impl Session {
         )
         .await;
         let _ = stream.close().await;
+        if let Some(z) = &zstd {
+            tracing::debug!(peer = %self.peer, raw = z.raw, wire = z.wire, "sent a zstd-compressed stream");
+        }
         match end {
             Ok(PumpEnd::Done) => Ok(Flow::Next),
             Ok(PumpEnd::SourceFailed(e)) => {
@@ -410,12 +421,20 @@ impl Session {
         name: &str,
         receiver: Arc<dyn Receiver>,
         step: zrelay_endpoint::StepReq,
+        compress: Option<CompressReq>,
     ) -> Result<Flow, RpcError> {
-        self.wr.control(&()).await?;
+        let mut data = DataIn::new(self.peer.clone(), self.cfg.idle_timeout);
+        match compress {
+            None => self.wr.control(&()).await?,
+            Some(_) => {
+                data = data.with_zstd(self.cfg.max_data_chunk);
+                self.wr.control(&StreamStart::ZSTD).await?
+            }
+        }
         let (tx, rx) = oneshot::channel();
         let stream = RecvStream {
             rd: self.rd.take(),
-            data: Some(DataIn::new(self.peer.clone(), self.cfg.idle_timeout)),
+            data: Some(data),
             cancel: Box::pin(self.cancel.clone().cancelled_owned()),
             closed: false,
             back: Some(tx),

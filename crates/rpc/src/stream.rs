@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{sleep_until, Instant, Sleep};
 
+use crate::compress::{ZstdIn, ZstdOut};
 use crate::error::RpcError;
 use crate::frame::{Frame, FrameReader, FrameWriter};
 use crate::FRAME_HEADER_LEN as HDR;
@@ -75,6 +76,9 @@ pub(crate) struct DataIn {
     pub(crate) state: InState,
     idle: Idle,
     peer: String,
+    /// Set when the stream's start negotiated zstd: compressed chunks are
+    /// read into it and handed out from it.
+    zstd: Option<Box<ZstdIn>>,
 }
 
 impl DataIn {
@@ -84,7 +88,17 @@ impl DataIn {
             state: InState::Open,
             idle: Idle::new(idle_timeout),
             peer,
+            zstd: None,
         }
+    }
+
+    /// Accept compressed chunks, each decompressing to at most `limit` bytes.
+    pub(crate) fn with_zstd(mut self, limit: usize) -> Self {
+        match ZstdIn::new(limit) {
+            Ok(z) => self.zstd = Some(Box::new(z)),
+            Err(e) => self.fail(format!("cannot start a zstd decoder: {e}")),
+        }
+        self
     }
 
     fn fail(&mut self, msg: String) {
@@ -125,6 +139,37 @@ impl DataIn {
             if self.state != InState::Open || buf.remaining() == 0 {
                 return self.poll_read_done();
             }
+            if let Some(z) = self.zstd.as_deref_mut() {
+                let p = z.pending();
+                if !p.is_empty() {
+                    let k = p.len().min(buf.remaining());
+                    buf.put_slice(&p[..k]);
+                    z.pos += k;
+                    return Poll::Ready(Ok(()));
+                }
+                if z.reading() {
+                    let mut rb = ReadBuf::new(z.room());
+                    let got = rd.poll_read_payload(cx, &mut rb);
+                    let n = rb.filled().len();
+                    match got {
+                        Poll::Ready(Ok(())) if n == 0 => self.fail(
+                            "the peer closed the connection in the middle of a compressed data chunk"
+                                .into(),
+                        ),
+                        Poll::Ready(Ok(())) => {
+                            z.filled += n;
+                            let done = if z.reading() { Ok(()) } else { z.finish() };
+                            self.idle.active();
+                            if let Err(m) = done {
+                                self.fail(m);
+                            }
+                        }
+                        Poll::Ready(Err(e)) => self.fail(format!("reading a compressed data chunk: {e}")),
+                        Poll::Pending => return self.pending(cx),
+                    }
+                    continue;
+                }
+            }
             if self.remaining > 0 {
                 let k = self.remaining.min(buf.remaining());
                 let mut rb = ReadBuf::new(buf.initialize_unfilled_to(k));
@@ -156,6 +201,20 @@ impl DataIn {
                     self.idle.active();
                     match r {
                         Ok(Some(Frame::Data(n))) => self.remaining = n,
+                        Ok(Some(Frame::DataZstd(n))) => match self.zstd.as_deref_mut() {
+                            Some(z) => {
+                                z.start(n);
+                                if n == 0 {
+                                    if let Err(m) = z.finish() {
+                                        self.fail(m);
+                                    }
+                                }
+                            }
+                            None => self.fail(
+                                "protocol violation: a compressed data chunk on a stream that did not negotiate compression"
+                                    .into(),
+                            ),
+                        },
                         Ok(Some(Frame::Heartbeat)) => {}
                         Ok(Some(Frame::DataEnd)) => self.state = InState::Ended,
                         Ok(Some(Frame::DataAbort(why))) => {
@@ -201,12 +260,14 @@ enum Ev {
 /// Copy `src` to `wr` as data chunks of up to `chunk` bytes: each chunk is
 /// read straight behind the header room of one buffer and written with one
 /// write. A heartbeat goes out whenever nothing was written for
-/// `heartbeat`. `stop` is polled before every chunk.
+/// `heartbeat`. `stop` is polled before every chunk. With `zstd`, chunks
+/// worth it go out compressed (see `compress`).
 pub(crate) async fn pump_out<R, S>(
     src: &mut R,
     wr: &mut FrameWriter,
     chunk: usize,
     heartbeat: Duration,
+    mut zstd: Option<&mut ZstdOut>,
     mut stop: S,
 ) -> Result<PumpEnd, RpcError>
 where
@@ -261,7 +322,13 @@ where
         })
         .await;
         match ev {
-            Ev::Data(n) => wr.data(&mut buf, n).await?,
+            Ev::Data(n) => match zstd
+                .as_deref_mut()
+                .and_then(|z| z.compress(&buf[HDR..HDR + n]))
+            {
+                Some((out, m)) => wr.data_zstd(out, m).await?,
+                None => wr.data(&mut buf, n).await?,
+            },
             Ev::Heartbeat => wr.heartbeat().await?,
             Ev::End(Ok(())) => {
                 wr.data_end().await?;

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use zrelay_endpoint::{CommitReq, PrepareReq, StepReq};
 use zrelay_zfs::DatasetPath;
 
+use crate::compress::CompressReq;
+
 /// A call. Each reply is a control message whose JSON is the call's result
 /// type (noted per variant), or an error frame.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,10 +33,15 @@ pub(crate) enum Request {
     /// Reply: `Vec<Result<(), WireError>>`.
     #[serde(rename = "sender.prepare")]
     SenderPrepare { reqs: Vec<PrepareReq> },
-    /// Reply: `null` once the stream started, then the data stream
-    /// (server to client).
+    /// Reply: `null` once the stream started (a `StreamStart` when the
+    /// client asked to `compress`), then the data stream (server to client).
     #[serde(rename = "sender.send")]
-    SenderSend { step: StepReq },
+    SenderSend {
+        step: StepReq,
+        /// zrelay extension: compress the stream (older servers ignore it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        compress: Option<CompressReq>,
+    },
     /// Reply: `Vec<Result<(), WireError>>`.
     #[serde(rename = "sender.commit")]
     SenderCommit { reqs: Vec<CommitReq> },
@@ -59,10 +66,17 @@ pub(crate) enum Request {
         fs: DatasetPath,
         snapshots: Vec<String>,
     },
-    /// Reply: `null` when ready for the data stream (client to server), then,
-    /// after it, `null` once received.
+    /// Reply: `null` when ready for the data stream (client to server; a
+    /// `StreamStart` when the client asked to `compress`), then, after it,
+    /// `null` once received.
     #[serde(rename = "receiver.receive")]
-    ReceiverReceive { step: StepReq },
+    ReceiverReceive {
+        step: StepReq,
+        /// zrelay extension: the client would compress the stream (older
+        /// servers ignore it and reply `null`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        compress: Option<CompressReq>,
+    },
     /// Reply: `Vec<Result<(), WireError>>`.
     #[serde(rename = "receiver.commit")]
     ReceiverCommit { reqs: Vec<CommitReq> },

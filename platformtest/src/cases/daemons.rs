@@ -63,6 +63,10 @@ pub fn cases() -> Vec<Case> {
             super::daemons_more::tcp_refuses_unmapped_ip
         ),
         e2e!(
+            "DaemonTcpCompressesOnTheWireByDefault",
+            super::daemons_more::tcp_compresses_on_the_wire
+        ),
+        e2e!(
             "DaemonSigtermKeepsStepResumable",
             super::daemons_more::sigterm_keeps_step_resumable
         ),

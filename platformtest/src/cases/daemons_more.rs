@@ -201,3 +201,64 @@ pub async fn sigterm_keeps_step_resumable(ctx: &Ctx) -> Result<()> {
     sink_d.stop().await?;
     Ok(())
 }
+
+/// zstd on the wire, on by default over tcp: a text file's stream goes out at
+/// a fraction of its size, a stream of random data keeps at least the size
+/// of its random bytes, and both arrive intact (GUIDs, sha256).
+pub async fn tcp_compresses_on_the_wire(ctx: &Ctx) -> Result<()> {
+    let site = Site::new(ctx).await?;
+    let tree = Tree::create(ctx, 150_000).await?;
+    let mp = ctx
+        .sh(&format!("zfs get -H -o value mountpoint '{}'", tree.app))
+        .await?;
+    ctx.sh(&format!(
+        "awk 'BEGIN {{ for (i = 0; i < 100000; i++) printf \"line %d of a log that zrelay sends compressed\\n\", i }}' > '{}/text.log'",
+        mp.trim()
+    ))
+    .await?;
+    tree.snapshot(ctx, "zrelay_2").await?;
+    let (serve, connect) = tcp_pair(free_port()?, "127.0.0.1");
+    let Pair { sink, push } = site.start_pair(&serve, &connect, &tree.src, "").await?;
+    push.wakeup_ok("push").await?;
+    tree.verify(
+        ctx,
+        &format!("{}/alice", site.root_fs),
+        &["zrelay_2"],
+        "text.log",
+    )
+    .await?;
+    // The push daemon logs each compressed stream (zrelay_rpc at debug).
+    let log = strip_ansi(&push.log_text());
+    let field = |l: &str, k: &str| -> Option<u64> {
+        let v = l.split(&format!("{k}=")).nth(1)?;
+        v.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    };
+    let streams: Vec<(u64, u64)> = log
+        .lines()
+        .filter(|l| l.contains("sent a zstd-compressed stream"))
+        .filter_map(|l| Some((field(l, "raw")?, field(l, "wire")?)))
+        .collect();
+    println!("       streams (raw, wire bytes): {streams:?}");
+    ensure!(
+        streams.len() == 2,
+        "one compressed stream per filesystem expected, got {streams:?}:\n{}",
+        tail(&log)
+    );
+    ensure!(
+        streams
+            .iter()
+            .any(|&(raw, wire)| raw > 4_000_000 && wire * 4 < raw),
+        "the text's stream must go out at under a quarter of its size: {streams:?}"
+    );
+    // The logs' stream: 100 kB of random data (which no compression shrinks)
+    // behind the stream's records (which shrink).
+    ensure!(
+        streams
+            .iter()
+            .any(|&(raw, wire)| raw > 100_000 && raw < 1_000_000 && wire >= 100_000 && wire < raw),
+        "the random data's stream must keep its random 100 kB: {streams:?}"
+    );
+    push.stop().await?;
+    sink.stop().await?;
+    Ok(())
+}

@@ -212,6 +212,17 @@ pub(crate) struct RawReplication {
     pub(crate) snapshot_filter: Option<RawSnapshotFilter>,
     /// *zrelay extension*, push only (zrepl #397).
     pub(crate) schedule: Option<RawSchedule>,
+    /// *zrelay extension*: zstd on the wire.
+    pub(crate) wire_compression: Option<RawWireCompression>,
+}
+
+/// *zrelay extension* `replication.wire_compression`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWireCompression {
+    #[serde(rename = "type")]
+    pub(crate) kind: Option<String>,
+    pub(crate) level: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -487,6 +487,16 @@ fn replication(r: &ReplicationConfig) -> Out {
         )),
         None => {}
     }
+    m.push((
+        "wire_compression".into(),
+        match r.wire_compression {
+            WireCompression::Auto => Out::map([("type", Out::s("auto"))]),
+            WireCompression::Off => Out::map([("type", Out::s("off"))]),
+            WireCompression::Zstd { level } => {
+                Out::map([("type", Out::s("zstd")), ("level", Out::N(level as u64))])
+            }
+        },
+    ));
     match &r.schedule {
         Some(Schedule::Interval(d)) => m.push((
             "schedule".into(),

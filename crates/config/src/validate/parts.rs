@@ -18,12 +18,12 @@ use crate::error::KeyPath;
 use crate::model::{
     BandwidthLimit, Hook, HookKind, KeepRule, KeepRules, PruningConfig, RecvConfig,
     ReplicationConfig, Schedule, SendConfig, SnapshotFilter, SnapshotPlan, Snapshotting,
-    TimestampFormat,
+    TimestampFormat, WireCompression,
 };
 use crate::raw::{
     RawBandwidthLimit, RawConflictResolution, RawGuarantee, RawHook, RawInitial, RawKeep,
     RawPlaceholderEncryption, RawProtection, RawPruningSenderReceiver, RawRecv, RawReplication,
-    RawSend, RawSnapshotting,
+    RawSend, RawSnapshotting, RawWireCompression,
 };
 use crate::{cron, timestamp, units};
 
@@ -475,6 +475,9 @@ pub(super) fn replication(
             _ => return Err(cx.err(&p, "needs exactly one of `prefix` and `regex`")),
         });
     }
+    if let Some(w) = &r.wire_compression {
+        out.wire_compression = wire_compression(cx, &path.k("wire_compression"), w)?;
+    }
     if let Some(s) = &r.schedule {
         let p = path.k("schedule");
         if !push {
@@ -492,6 +495,43 @@ pub(super) fn replication(
             ),
             _ => return Err(cx.err(&p, "needs exactly one of `interval` and `cron`")),
         });
+    }
+    Ok(out)
+}
+
+/// *zrelay extension* `replication.wire_compression`: `type` auto, off or
+/// zstd; `level` (1 to 9) only with zstd.
+fn wire_compression(cx: Cx<'_>, path: &KeyPath, w: &RawWireCompression) -> R<WireCompression> {
+    let kind = w.kind.as_deref().unwrap_or("auto");
+    let out = match kind {
+        "auto" => WireCompression::Auto,
+        "off" => WireCompression::Off,
+        "zstd" => {
+            let max = WireCompression::MAX_LEVEL;
+            let level = match w.level {
+                None => WireCompression::DEFAULT_LEVEL,
+                Some(l) if (1..=max as i64).contains(&l) => l as u8,
+                Some(l) => {
+                    return Err(cx.err(
+                        &path.k("level"),
+                        format!("must be a zstd level from 1 to {max}, got {l}"),
+                    ))
+                }
+            };
+            return Ok(WireCompression::Zstd { level });
+        }
+        other => {
+            return Err(cx.err(
+                &path.k("type"),
+                format!("must be auto, off or zstd, got {}", peer(other)),
+            ))
+        }
+    };
+    if w.level.is_some() {
+        return Err(cx.err(
+            &path.k("level"),
+            format!("only `type: zstd` takes a level (this is `type: {kind}`)"),
+        ));
     }
     Ok(out)
 }

@@ -69,6 +69,25 @@ pub fn serving_rpc(base: &RpcConfig, l: &Limits) -> RpcConfig {
     }
 }
 
+/// The protocol settings of a push or pull job reaching `connect`: the
+/// daemon's, with the job's `wire_compression` (`auto`: zstd over the
+/// network, off for local jobs).
+pub fn client_rpc(
+    base: &RpcConfig,
+    r: &zrelay_config::ReplicationConfig,
+    connect: &ConnectOptions,
+) -> RpcConfig {
+    RpcConfig {
+        compression: match r.wire_compression.level_for(connect) {
+            Some(level) => zrelay_rpc::Compression::Zstd {
+                level: level.into(),
+            },
+            None => zrelay_rpc::Compression::Off,
+        },
+        ..base.clone()
+    }
+}
+
 /// A job-wide token bucket for `bandwidth_limit` (shared by the job's
 /// concurrent steps, as in zrepl), or `None` without a limit.
 pub(super) fn bucket(limit: &Option<zrelay_config::BandwidthLimit>) -> Option<Arc<Bucket>> {
@@ -178,6 +197,15 @@ impl Ctx {
         })
     }
 
+    /// The client protocol settings of a push or pull job reaching `connect`.
+    pub(super) fn client_rpc(
+        &self,
+        r: &zrelay_config::ReplicationConfig,
+        connect: &ConnectOptions,
+    ) -> RpcConfig {
+        client_rpc(&self.rpc, r, connect)
+    }
+
     fn serve_options(&self, serve: &ServeOptions) -> ServeOptions {
         match serve {
             ServeOptions::Stdinserver {
@@ -203,8 +231,10 @@ impl Ctx {
             self.local_sender(name, &p.filesystems, &p.send.options),
             bucket(&p.send.bandwidth_limit),
         );
-        let receiver: Arc<dyn Receiver> =
-            Arc::new(RemoteReceiver::new(connector, self.rpc.clone()));
+        let receiver: Arc<dyn Receiver> = Arc::new(RemoteReceiver::new(
+            connector,
+            self.client_rpc(&p.replication, connect),
+        ));
         let every = push_every(&p.replication);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let (snap, triggers) = self.push_snap(name, p, &tx);
@@ -243,7 +273,10 @@ impl Ctx {
     fn pull(&self, name: &JobId, p: &PullJob) -> Result<Built, DaemonError> {
         let connector = self.connector(name, &p.connect)?;
         let endpoint = connector.describe();
-        let sender: Arc<dyn Sender> = Arc::new(RemoteSender::new(connector, self.rpc.clone()));
+        let sender: Arc<dyn Sender> = Arc::new(RemoteSender::new(
+            connector,
+            self.client_rpc(&p.replication, &p.connect),
+        ));
         let receiver = throttle_receiver(
             Arc::new(LocalReceiver::new(
                 self.zfs.clone(),
@@ -617,5 +650,42 @@ mod tests {
         let r = serving_rpc(&d, &l);
         assert_eq!(r.request_idle_timeout, Duration::from_secs(3));
         assert_eq!(r.max_request, 5000);
+    }
+
+    #[test]
+    fn clients_compress_over_the_network_unless_told_otherwise() {
+        use zrelay_config::{ReplicationConfig, WireCompression};
+        use zrelay_rpc::Compression;
+        let d = RpcConfig::default();
+        let tcp = ConnectOptions::Tcp {
+            address: "h:1".into(),
+            dial_timeout: Duration::from_secs(1),
+        };
+        let local = ConnectOptions::Local {
+            listener_name: "l".into(),
+            client_identity: "c".into(),
+            dial_timeout: Duration::from_secs(1),
+        };
+        let with = |w| ReplicationConfig {
+            wire_compression: w,
+            ..ReplicationConfig::default()
+        };
+        let c = |w, to: &ConnectOptions| client_rpc(&d, &with(w), to).compression;
+        assert_eq!(
+            c(WireCompression::Auto, &tcp),
+            Compression::Zstd { level: 1 }
+        );
+        assert_eq!(c(WireCompression::Auto, &local), Compression::Off);
+        assert_eq!(c(WireCompression::Off, &tcp), Compression::Off);
+        let z5 = WireCompression::Zstd { level: 5 };
+        assert_eq!(c(z5, &local), Compression::Zstd { level: 5 });
+        let r = client_rpc(&d, &with(z5), &tcp);
+        assert_eq!(
+            RpcConfig {
+                compression: Compression::Off,
+                ..r
+            },
+            d
+        );
     }
 }

@@ -13,6 +13,7 @@ use zrelay_zfs::process::SendStream;
 use zrelay_zfs::DatasetPath;
 
 use super::{read_reply, Client, Connection};
+use crate::compress::{CompressReq, StreamStart, ZstdOut};
 use crate::error::RpcError;
 use crate::stream::{pump_out, PumpEnd};
 use crate::wire::Request;
@@ -40,12 +41,27 @@ async fn pump_and_wait(
     conn: &mut Connection,
     stream: &mut dyn SendStream,
     cfg: &RpcConfig,
+    zstd: Option<i32>,
 ) -> (std::result::Result<(), RpcError>, bool) {
     let Connection {
         rd, wr, got_frame, ..
     } = conn;
     let pump = async {
-        match pump_out(stream, wr, cfg.chunk(), cfg.heartbeat(), |_| Poll::Pending).await? {
+        let mut z = match zstd {
+            Some(level) => Some(
+                ZstdOut::new(level, cfg.chunk())
+                    .map_err(|e| RpcError::io("starting a zstd compressor", e))?,
+            ),
+            None => None,
+        };
+        let end = pump_out(stream, wr, cfg.chunk(), cfg.heartbeat(), z.as_mut(), |_| {
+            Poll::Pending
+        })
+        .await?;
+        if let Some(z) = &z {
+            tracing::debug!(raw = z.raw, wire = z.wire, "sent a zstd-compressed stream");
+        }
+        match end {
             PumpEnd::Done | PumpEnd::Stopped(_) => {}
             PumpEnd::SourceFailed(e) => {
                 tracing::debug!(error = %e, "local stream failed; aborting the remote receive");
@@ -84,15 +100,22 @@ impl Receiver for RemoteReceiver {
 
     async fn receive(&self, step: &StepReq, mut stream: Box<dyn SendStream>) -> Result<()> {
         let peer = &self.client.peer;
-        let req = Request::ReceiverReceive { step: step.clone() };
-        let mut conn = match self.client.start::<()>(&req).await {
-            Ok(((), c)) => c,
+        let compress = CompressReq::from_config(self.client.cfg.compression);
+        let req = Request::ReceiverReceive {
+            step: step.clone(),
+            compress,
+        };
+        let (start, mut conn) = match self.client.start::<Option<StreamStart>>(&req).await {
+            Ok(x) => x,
             Err(e) => {
                 let _ = stream.close().await;
                 return Err(e.into_endpoint(peer));
             }
         };
-        let (r, clean) = pump_and_wait(&mut conn, stream.as_mut(), &self.client.cfg).await;
+        let zstd = compress
+            .filter(|_| StreamStart::zstd(start))
+            .map(|c| c.level);
+        let (r, clean) = pump_and_wait(&mut conn, stream.as_mut(), &self.client.cfg, zstd).await;
         let _ = stream.close().await;
         if clean {
             self.client.put(conn);

@@ -15,6 +15,7 @@ use zrelay_zfs::process::SendStream;
 use zrelay_zfs::DatasetPath;
 
 use super::{Client, Connection};
+use crate::compress::{CompressReq, StreamStart};
 use crate::stream::{DataIn, InState};
 use crate::wire::Request;
 use crate::RpcConfig;
@@ -63,15 +64,24 @@ impl Sender for RemoteSender {
     }
 
     async fn send(&self, step: &StepReq) -> Result<Box<dyn SendStream>> {
-        let req = Request::SenderSend { step: step.clone() };
-        let ((), conn) = self
+        let cfg = &self.client.cfg;
+        let compress = CompressReq::from_config(cfg.compression);
+        let req = Request::SenderSend {
+            step: step.clone(),
+            compress,
+        };
+        let (start, conn) = self
             .client
-            .start(&req)
+            .start::<Option<StreamStart>>(&req)
             .await
             .map_err(|e| e.into_endpoint(&self.client.peer))?;
+        let mut data = DataIn::new(self.client.peer.clone(), cfg.idle_timeout);
+        if compress.is_some() && StreamStart::zstd(start) {
+            data = data.with_zstd(cfg.max_data_chunk);
+        }
         Ok(Box::new(RemoteSendStream {
             conn: Some(conn),
-            data: DataIn::new(self.client.peer.clone(), self.client.cfg.idle_timeout),
+            data,
             client: self.client.clone(),
             closed: false,
         }))

@@ -1,0 +1,306 @@
+//! `wire`: zstd on the wire through a rate-limited link.
+//!
+//! `bench/wire` runs this inside a private network namespace whose loopback
+//! it shapes with `tc` (100 Mbit/s by default; `netem` adds the delay where
+//! the kernel has it). One producing process writes a stream of compressible
+//! text or of incompressible noise; it goes through zrelay's real path — a
+//! `Sender`'s stream, the protocol's data frames (`RemoteReceiver` →
+//! `serve_conn`), the tcp transport over the shaped loopback — into a
+//! consuming process that checks the count. Each kind of data is sent raw
+//! and with zstd at each level asked for, in one run.
+//!
+//! Reported per run: the stream's speed (raw MiB/s), its ratio to the raw
+//! stream of the same data, and the CPU seconds per GiB of raw data that
+//! zrelay's process spent, user and system (both ends of the protocol run in
+//! it, so user time holds compression and decompression, system time the
+//! tcp stack; the producer and consumer processes are not counted).
+
+mod ends;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use zrelay_endpoint::{Receiver, Sender};
+use zrelay_rpc::{Compression, Endpoints, RemoteReceiver, RpcConfig};
+use zrelay_transport::options::ClientMapping;
+use zrelay_transport::{ConnectOptions, ServeOptions};
+use zrelay_zfs::cmd::Runner;
+
+use ends::{consumer, producer, ConsumingReceiver, ProducingSender};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// zstd on the wire through a shaped link.
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    role: Option<Role>,
+    /// MiB of raw data per run.
+    #[arg(long, default_value_t = 192)]
+    mib: u64,
+    /// zstd levels to compare with the raw stream.
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
+    levels: Vec<i32>,
+    /// What the link is (printed; set by bench/wire).
+    #[arg(long, default_value = "loopback, unshaped")]
+    link: String,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum Kind {
+    /// Words from a small vocabulary with numbers: logs, source, text.
+    Text,
+    /// xorshift noise: encrypted or already compressed data.
+    Noise,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// Write BYTES of KIND to stdout.
+    Produce {
+        /// What kind of data.
+        kind: Kind,
+        /// How many bytes.
+        bytes: u64,
+    },
+    /// Read stdin to EOF; fail unless exactly BYTES arrived.
+    Consume {
+        /// How many bytes are expected.
+        bytes: u64,
+    },
+}
+
+/// 4 MiB of the kind, repeated by the producer (the repeat is far beyond
+/// zstd's window at the levels used, so it does not help compression).
+fn block(kind: Kind) -> Vec<u8> {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let n = 4 << 20;
+    match kind {
+        Kind::Noise => (0..n).map(|_| (next() >> 24) as u8).collect(),
+        Kind::Text => {
+            const WORDS: &[&str] = &[
+                "the",
+                "pool",
+                "snapshot",
+                "send",
+                "receive",
+                "error",
+                "INFO",
+                "WARN",
+                "job",
+                "filesystem",
+                "bookmark",
+                "step",
+                "replication",
+                "=",
+                "{",
+                "}",
+                "\n",
+                "fn",
+                "let",
+                "return",
+                "value",
+                "data",
+                "guid",
+                "txg",
+                "hold",
+                "release",
+                "cursor",
+                "2026-12-07T10:",
+                "user",
+                "path",
+                "/var/log/",
+                "ok",
+                "failed",
+                "retry",
+            ];
+            let mut v = Vec::with_capacity(n + 32);
+            while v.len() < n {
+                let r = next();
+                v.extend_from_slice(WORDS[(r % WORDS.len() as u64) as usize].as_bytes());
+                if r >> 60 == 0 {
+                    v.extend_from_slice(format!("{}", (r >> 20) % 100_000).as_bytes());
+                }
+                v.push(b' ');
+            }
+            v.truncate(n);
+            v
+        }
+    }
+}
+
+fn produce(kind: Kind, bytes: u64) -> Result<()> {
+    use std::io::Write;
+    let buf = block(kind);
+    let mut out = std::io::stdout().lock();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn consume(bytes: u64) -> Result<()> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut input = std::io::stdin().lock();
+    let mut got = 0u64;
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    ensure!(got == bytes, "consumer: got {got} bytes, expected {bytes}");
+    Ok(())
+}
+
+/// CPU seconds this process has used: user (compression runs here) and
+/// system (the kernel's tcp stack, pipes).
+fn cpu_seconds() -> Result<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name (which is in parentheses).
+    let rest = stat.rsplit_once(')').context("/proc/self/stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Ok((f[11].parse::<f64>()? / 100.0, f[12].parse::<f64>()? / 100.0))
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct Run {
+    mib_s: f64,
+    /// CPU seconds per GiB of raw data: user, system.
+    user: f64,
+    sys: f64,
+}
+
+/// One stream of `bytes` of `kind` through tcp with `compression`.
+async fn run(
+    exe: &std::path::Path,
+    kind: Kind,
+    bytes: u64,
+    compression: Compression,
+) -> Result<Run> {
+    let port = free_port()?;
+    let runner = Runner::default();
+    let receiver: Arc<dyn Receiver> = Arc::new(ConsumingReceiver {
+        cmd: consumer(exe, bytes),
+        runner: runner.clone(),
+    });
+    let endpoints = Arc::new(Endpoints {
+        sender: None,
+        receiver: Some(receiver),
+    });
+    let serve = ServeOptions::Tcp {
+        listen: format!("127.0.0.1:{port}"),
+        listen_freebind: false,
+        clients: vec![ClientMapping {
+            pattern: "127.0.0.1".into(),
+            identity: "bench".into(),
+        }],
+    };
+    let connect = ConnectOptions::Tcp {
+        address: format!("127.0.0.1:{port}"),
+        dial_timeout: std::time::Duration::from_secs(10),
+    };
+    let mut listener = zrelay_transport::listen(&serve).await?;
+    let cancel = CancellationToken::new();
+    let server_cancel = cancel.clone();
+    let server = tokio::spawn(async move {
+        while let Ok(a) = listener.accept().await {
+            tokio::spawn(zrelay_rpc::serve_conn(
+                a.conn,
+                a.peer,
+                endpoints.clone(),
+                RpcConfig::default(),
+                server_cancel.child_token(),
+            ));
+        }
+    });
+    let sender = ProducingSender {
+        cmd: producer(
+            exe,
+            &[format!("{kind:?}").to_lowercase(), bytes.to_string()],
+        ),
+        runner,
+    };
+    let cfg = RpcConfig {
+        compression,
+        ..RpcConfig::default()
+    };
+    let remote = RemoteReceiver::new(zrelay_transport::connector(&connect)?, cfg);
+    let step = ends::step();
+    let cpu0 = cpu_seconds()?;
+    let started = Instant::now();
+    let stream = sender.send(&step).await?;
+    remote.receive(&step, stream).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds()?;
+    cancel.cancel();
+    server.abort();
+    let gib = bytes as f64 / MIB / 1024.0;
+    Ok(Run {
+        mib_s: bytes as f64 / MIB / secs,
+        user: (cpu.0 - cpu0.0) / gib,
+        sys: (cpu.1 - cpu0.1) / gib,
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    match args.role {
+        Some(Role::Produce { kind, bytes }) => return produce(kind, bytes),
+        Some(Role::Consume { bytes }) => return consume(bytes),
+        None => {}
+    }
+    if args.mib == 0 {
+        bail!("--mib must be positive");
+    }
+    let exe = std::env::current_exe()?;
+    let bytes = args.mib << 20;
+    println!(
+        "wire: {} MiB per run over tcp; link: {}; {} CPUs",
+        args.mib,
+        args.link,
+        std::thread::available_parallelism()?.get()
+    );
+    println!("| data | compression | MiB/s (raw data) | × raw stream | zrelay CPU s per GiB: user + system |");
+    println!("|---|---|---|---|---|");
+    for kind in [Kind::Text, Kind::Noise] {
+        let off = run(&exe, kind, bytes, Compression::Off).await?;
+        let name = format!("{kind:?}").to_lowercase();
+        println!(
+            "| {name} | off | {:.1} | 1.00 | {:.2} + {:.2} |",
+            off.mib_s, off.user, off.sys
+        );
+        for &level in &args.levels {
+            let z = run(&exe, kind, bytes, Compression::Zstd { level }).await?;
+            println!(
+                "| {name} | zstd {level} | {:.1} | {:.2} | {:.2} + {:.2} |",
+                z.mib_s,
+                z.mib_s / off.mib_s,
+                z.user,
+                z.sys
+            );
+        }
+    }
+    Ok(())
+}
