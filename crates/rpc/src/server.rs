@@ -242,6 +242,7 @@ impl Session {
             peer = %self.peer,
             call = name,
             temporary = w.temporary,
+            resumable = w.resume_token.is_some(),
             error = %w.message,
             "call failed"
         );
