@@ -17,19 +17,17 @@
 
 mod ends;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 use zrelay_endpoint::{Receiver, Sender};
-use zrelay_rpc::{Endpoints, RemoteReceiver, RpcConfig};
+use zrelay_rpc::{RemoteReceiver, RpcConfig};
 use zrelay_transport::options::ClientMapping;
 use zrelay_transport::{ConnectOptions, ServeOptions};
 use zrelay_zfs::cmd::Runner;
 
-use ends::{consumer, producer, ConsumingReceiver, ProducingSender};
+use ends::{consume, free_port, producer, serve_consumer, ProducingSender};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -61,7 +59,6 @@ enum Role {
 }
 
 fn produce(bytes: u64) -> Result<()> {
-    use std::io::Write;
     let mut buf = vec![0u8; 1 << 20];
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     for c in buf.chunks_mut(8) {
@@ -70,31 +67,7 @@ fn produce(bytes: u64) -> Result<()> {
         x ^= x << 17;
         c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
     }
-    let mut out = std::io::stdout().lock();
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        out.write_all(&buf[..n])?;
-        left -= n as u64;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-fn consume(bytes: u64) -> Result<()> {
-    use std::io::Read;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut input = std::io::stdin().lock();
-    let mut got = 0u64;
-    loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        got += n as u64;
-    }
-    ensure!(got == bytes, "consumer: got {got} bytes, expected {bytes}");
-    Ok(())
+    ends::write_repeated(&buf, bytes)
 }
 
 /// (B): producer | consumer.
@@ -147,12 +120,6 @@ fn iperf3_baseline(bytes: u64) -> Result<f64> {
     Ok(bps / 8.0 / MIB)
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// Generate a CA, a server certificate (CN/SAN `bench-server`) and a client
 /// certificate (CN `bench-client`) into `dir`.
 fn write_pki(dir: &std::path::Path) -> Result<()> {
@@ -183,34 +150,10 @@ async fn zrelay_path(
     serve: ServeOptions,
     connect: ConnectOptions,
 ) -> Result<f64> {
-    let runner = Runner::default();
-    let receiver: Arc<dyn Receiver> = Arc::new(ConsumingReceiver {
-        cmd: consumer(exe, bytes),
-        runner: runner.clone(),
-    });
-    let endpoints = Arc::new(Endpoints {
-        sender: None,
-        receiver: Some(receiver),
-    });
-    let mut listener = zrelay_transport::listen(&serve).await?;
-    let cancel = CancellationToken::new();
-    let server_cancel = cancel.clone();
-    let server = tokio::spawn(async move {
-        while let Ok(a) = listener.accept().await {
-            let ep = endpoints.clone();
-            let c = server_cancel.child_token();
-            tokio::spawn(zrelay_rpc::serve_conn(
-                a.conn,
-                a.peer,
-                ep,
-                RpcConfig::default(),
-                c,
-            ));
-        }
-    });
+    let server = serve_consumer(exe, bytes, &serve).await?;
     let sender = ProducingSender {
         cmd: producer(exe, &[bytes.to_string()]),
-        runner,
+        runner: Runner::default(),
     };
     let remote = RemoteReceiver::new(zrelay_transport::connector(&connect)?, RpcConfig::default());
     let step = ends::step();
@@ -218,7 +161,6 @@ async fn zrelay_path(
     let stream = sender.send(&step).await?;
     remote.receive(&step, stream).await?;
     let rate = bytes as f64 / MIB / started.elapsed().as_secs_f64();
-    cancel.cancel();
     server.abort();
     Ok(rate)
 }

@@ -22,6 +22,74 @@ fn unsupported<T>(what: &str) -> Result<T> {
 }
 
 /// `bench_exe produce BYTES`.
+/// Write `bytes` to stdout, repeating `buf` (the producing process).
+pub fn write_repeated(buf: &[u8], bytes: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Read stdin to EOF; fail unless exactly `bytes` arrived (the consuming
+/// process).
+pub fn consume(bytes: u64) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut input = std::io::stdin().lock();
+    let mut got = 0u64;
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    anyhow::ensure!(got == bytes, "consumer: got {got} bytes, expected {bytes}");
+    Ok(())
+}
+
+/// Serve a receiver on `serve` whose streams go into a consuming process
+/// expecting `bytes`; abort the returned task to stop listening.
+pub async fn serve_consumer(
+    exe: &Path,
+    bytes: u64,
+    serve: &zrelay_transport::ServeOptions,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let receiver: std::sync::Arc<dyn Receiver> = std::sync::Arc::new(ConsumingReceiver {
+        cmd: consumer(exe, bytes),
+        runner: Runner::default(),
+    });
+    let endpoints = std::sync::Arc::new(zrelay_rpc::Endpoints {
+        sender: None,
+        receiver: Some(receiver),
+    });
+    let mut listener = zrelay_transport::listen(serve).await?;
+    Ok(tokio::spawn(async move {
+        while let Ok(a) = listener.accept().await {
+            tokio::spawn(zrelay_rpc::serve_conn(
+                a.conn,
+                a.peer,
+                endpoints.clone(),
+                zrelay_rpc::RpcConfig::default(),
+                tokio_util::sync::CancellationToken::new(),
+            ));
+        }
+    }))
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// The one step the benchmarks stream (a full send of `bench/data@s1`).
 pub fn step() -> StepReq {
     StepReq {

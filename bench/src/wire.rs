@@ -17,19 +17,17 @@
 
 mod ends;
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use tokio_util::sync::CancellationToken;
 use zrelay_endpoint::{Receiver, Sender};
-use zrelay_rpc::{Compression, Endpoints, RemoteReceiver, RpcConfig};
+use zrelay_rpc::{Compression, RemoteReceiver, RpcConfig};
 use zrelay_transport::options::ClientMapping;
 use zrelay_transport::{ConnectOptions, ServeOptions};
 use zrelay_zfs::cmd::Runner;
 
-use ends::{consumer, producer, ConsumingReceiver, ProducingSender};
+use ends::{consume, free_port, producer, serve_consumer, ProducingSender};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -139,33 +137,8 @@ fn block(kind: Kind) -> Vec<u8> {
 }
 
 fn produce(kind: Kind, bytes: u64) -> Result<()> {
-    use std::io::Write;
     let buf = block(kind);
-    let mut out = std::io::stdout().lock();
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        out.write_all(&buf[..n])?;
-        left -= n as u64;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-fn consume(bytes: u64) -> Result<()> {
-    use std::io::Read;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut input = std::io::stdin().lock();
-    let mut got = 0u64;
-    loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        got += n as u64;
-    }
-    ensure!(got == bytes, "consumer: got {got} bytes, expected {bytes}");
-    Ok(())
+    ends::write_repeated(&buf, bytes)
 }
 
 /// CPU seconds this process has used: user (compression runs here) and
@@ -176,12 +149,6 @@ fn cpu_seconds() -> Result<(f64, f64)> {
     let rest = stat.rsplit_once(')').context("/proc/self/stat")?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
     Ok((f[11].parse::<f64>()? / 100.0, f[12].parse::<f64>()? / 100.0))
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 struct Run {
@@ -199,15 +166,6 @@ async fn run(
     compression: Compression,
 ) -> Result<Run> {
     let port = free_port()?;
-    let runner = Runner::default();
-    let receiver: Arc<dyn Receiver> = Arc::new(ConsumingReceiver {
-        cmd: consumer(exe, bytes),
-        runner: runner.clone(),
-    });
-    let endpoints = Arc::new(Endpoints {
-        sender: None,
-        receiver: Some(receiver),
-    });
     let serve = ServeOptions::Tcp {
         listen: format!("127.0.0.1:{port}"),
         listen_freebind: false,
@@ -220,26 +178,13 @@ async fn run(
         address: format!("127.0.0.1:{port}"),
         dial_timeout: std::time::Duration::from_secs(10),
     };
-    let mut listener = zrelay_transport::listen(&serve).await?;
-    let cancel = CancellationToken::new();
-    let server_cancel = cancel.clone();
-    let server = tokio::spawn(async move {
-        while let Ok(a) = listener.accept().await {
-            tokio::spawn(zrelay_rpc::serve_conn(
-                a.conn,
-                a.peer,
-                endpoints.clone(),
-                RpcConfig::default(),
-                server_cancel.child_token(),
-            ));
-        }
-    });
+    let server = serve_consumer(exe, bytes, &serve).await?;
     let sender = ProducingSender {
         cmd: producer(
             exe,
             &[format!("{kind:?}").to_lowercase(), bytes.to_string()],
         ),
-        runner,
+        runner: Runner::default(),
     };
     let cfg = RpcConfig {
         compression,
@@ -253,7 +198,6 @@ async fn run(
     remote.receive(&step, stream).await?;
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds()?;
-    cancel.cancel();
     server.abort();
     let gib = bytes as f64 / MIB / 1024.0;
     Ok(Run {

@@ -8,14 +8,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::mock::{byte_at, step, MockSender, MockStream, RecordingReceiver};
+use common::mock::{byte_at, step, MockSender, MockStream, ReaderStream, RecordingReceiver};
 use common::{raw_handshake, read_frame, write_frame, Net, RawConnector, TestConnector};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 use zrelay_endpoint::{EndpointError, Receiver, Sender};
 use zrelay_rpc::frame_kind as k;
 use zrelay_rpc::{Endpoints, RemoteReceiver, RemoteSender, RpcConfig};
-use zrelay_zfs::process::SendStream;
 use zrelay_zfs::{Classify, DatasetPath, ErrorClass};
 
 fn quick() -> RpcConfig {
@@ -321,29 +320,13 @@ async fn cancelling_the_server_aborts_a_receive_in_progress() {
     let local = MockStream::new(100_000);
     let chained =
         tokio::io::AsyncReadExt::chain(local, MockStream::new(1).after(Duration::from_secs(60)));
-    struct Chained<T>(T);
-    impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Chained<T> {
-        fn poll_read(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-            buf: &mut tokio::io::ReadBuf<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-        }
-    }
-    #[async_trait::async_trait]
-    impl<T: tokio::io::AsyncRead + Unpin + Send> SendStream for Chained<T> {
-        async fn close(&mut self) -> zrelay_zfs::Result<()> {
-            Ok(())
-        }
-    }
     let c = cancel.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
         c.cancel();
     });
     let e = r
-        .receive(&step("x"), Box::new(Chained(chained)))
+        .receive(&step("x"), Box::new(ReaderStream(chained)))
         .await
         .unwrap_err();
     assert_eq!(e.class(), ErrorClass::Temporary, "{e}");

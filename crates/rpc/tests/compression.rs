@@ -6,15 +6,13 @@ mod common;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use common::mock::{byte_at, step, MockSender, MockStream, RecordingReceiver};
+use common::mock::{byte_at, step, MockSender, MockStream, ReaderStream, RecordingReceiver};
 use common::{raw_handshake, read_frame, write_frame, Net, RawConnector, TestConnector};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 use zrelay_endpoint::{Receiver, Sender};
 use zrelay_rpc::frame_kind as k;
 use zrelay_rpc::{Compression, Endpoints, RemoteReceiver, RemoteSender, RpcConfig};
-use zrelay_zfs::process::SendStream;
 
 fn zstd_cfg() -> RpcConfig {
     RpcConfig {
@@ -34,26 +32,6 @@ fn noise(n: usize) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
-}
-
-/// A send stream of the given bytes.
-struct Bytes(std::io::Cursor<Vec<u8>>);
-
-impl tokio::io::AsyncRead for Bytes {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-#[async_trait]
-impl SendStream for Bytes {
-    async fn close(&mut self) -> zrelay_zfs::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
@@ -98,23 +76,31 @@ async fn receive_frames(
         raw_handshake(&mut srv, false).await;
         let (_, req) = read_frame(&mut srv).await.unwrap();
         write_frame(&mut srv, k::CONTROL, reply).await;
-        let mut frames = Vec::new();
-        loop {
-            let (kind, p) = read_frame(&mut srv).await.unwrap();
-            match kind {
-                k::HEARTBEAT => continue,
-                k::DATA_END => break,
-                _ => frames.push((kind, p)),
-            }
-        }
+        let frames = data_frames(&mut srv).await;
         write_frame(&mut srv, k::CONTROL, b"null").await;
         (String::from_utf8(req).unwrap(), frames)
     });
     RemoteReceiver::new(conn, cfg)
-        .receive(&step("x"), Box::new(Bytes(std::io::Cursor::new(data))))
+        .receive(
+            &step("x"),
+            Box::new(ReaderStream(std::io::Cursor::new(data))),
+        )
         .await
         .unwrap();
     server.await.unwrap()
+}
+
+/// The data frames (kind, payload) of one stream, up to its `data end`.
+async fn data_frames(s: &mut tokio::io::DuplexStream) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    loop {
+        let (kind, p) = read_frame(s).await.unwrap();
+        match kind {
+            k::HEARTBEAT => continue,
+            k::DATA_END => return frames,
+            _ => frames.push((kind, p)),
+        }
+    }
 }
 
 fn reassemble(frames: &[(u8, Vec<u8>)]) -> Vec<u8> {
@@ -311,15 +297,7 @@ async fn a_server_compresses_what_a_client_asks_for_at_a_clamped_level() {
             b"null"
         };
         assert_eq!(reply, want_reply);
-        let mut frames = Vec::new();
-        loop {
-            let (kind, p) = read_frame(&mut c).await.unwrap();
-            match kind {
-                k::HEARTBEAT => continue,
-                k::DATA_END => break,
-                _ => frames.push((kind, p)),
-            }
-        }
+        let frames = data_frames(&mut c).await;
         let data = reassemble(&frames);
         assert_eq!(data.len() as u64, n);
         assert!(data

@@ -19,6 +19,26 @@ use zrelay_zfs::name::VersionKind;
 use zrelay_zfs::process::SendStream;
 use zrelay_zfs::DatasetPath;
 
+/// Any reader as a send stream (closing does nothing).
+pub struct ReaderStream<T>(pub T);
+
+impl<T: AsyncRead + Unpin> AsyncRead for ReaderStream<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+#[async_trait]
+impl<T: AsyncRead + Unpin + Send> SendStream for ReaderStream<T> {
+    async fn close(&mut self) -> zrelay_zfs::Result<()> {
+        Ok(())
+    }
+}
+
 /// The byte at `pos` of every mock stream.
 pub fn byte_at(pos: u64) -> u8 {
     (pos % 251) as u8
