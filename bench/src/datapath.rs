@@ -21,13 +21,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand};
-use zrelay_endpoint::{Receiver, Sender};
-use zrelay_rpc::{RemoteReceiver, RpcConfig};
-use zrelay_transport::options::ClientMapping;
+use zrelay_rpc::RpcConfig;
 use zrelay_transport::{ConnectOptions, ServeOptions};
-use zrelay_zfs::cmd::Runner;
 
-use ends::{consume, free_port, producer, serve_consumer, ProducingSender};
+use ends::{consume, free_port, stream_through, tcp_opts};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -150,36 +147,15 @@ async fn zrelay_path(
     serve: ServeOptions,
     connect: ConnectOptions,
 ) -> Result<f64> {
-    let server = serve_consumer(exe, bytes, &serve).await?;
-    let sender = ProducingSender {
-        cmd: producer(exe, &[bytes.to_string()]),
-        runner: Runner::default(),
-    };
-    let remote = RemoteReceiver::new(zrelay_transport::connector(&connect)?, RpcConfig::default());
-    let step = ends::step();
-    let started = Instant::now();
-    let stream = sender.send(&step).await?;
-    remote.receive(&step, stream).await?;
-    let rate = bytes as f64 / MIB / started.elapsed().as_secs_f64();
-    server.abort();
-    Ok(rate)
-}
-
-fn tcp_opts(port: u16) -> (ServeOptions, ConnectOptions) {
-    (
-        ServeOptions::Tcp {
-            listen: format!("127.0.0.1:{port}"),
-            listen_freebind: false,
-            clients: vec![ClientMapping {
-                pattern: "127.0.0.1".into(),
-                identity: "bench".into(),
-            }],
-        },
-        ConnectOptions::Tcp {
-            address: format!("127.0.0.1:{port}"),
-            dial_timeout: Duration::from_secs(10),
-        },
+    let secs = stream_through(
+        exe,
+        &[bytes.to_string()],
+        bytes,
+        (&serve, &connect),
+        RpcConfig::default(),
     )
+    .await?;
+    Ok(bytes as f64 / MIB / secs)
 }
 
 fn tls_opts(dir: &std::path::Path, port: u16) -> (ServeOptions, ConnectOptions) {

@@ -83,6 +83,57 @@ pub async fn serve_consumer(
     }))
 }
 
+/// A tcp `serve` on 127.0.0.1:`port` admitting 127.0.0.1, and its `connect`.
+pub fn tcp_opts(
+    port: u16,
+) -> (
+    zrelay_transport::ServeOptions,
+    zrelay_transport::ConnectOptions,
+) {
+    (
+        zrelay_transport::ServeOptions::Tcp {
+            listen: format!("127.0.0.1:{port}"),
+            listen_freebind: false,
+            clients: vec![zrelay_transport::options::ClientMapping {
+                pattern: "127.0.0.1".into(),
+                identity: "bench".into(),
+            }],
+        },
+        zrelay_transport::ConnectOptions::Tcp {
+            address: format!("127.0.0.1:{port}"),
+            dial_timeout: std::time::Duration::from_secs(10),
+        },
+    )
+}
+
+/// Stream `bytes` from `exe produce PRODUCE...` through zrelay's path
+/// (a `RemoteReceiver` with `cfg` over `connect` to a served consumer on
+/// `serve`); returns the seconds from the send's start to the reply.
+pub async fn stream_through(
+    exe: &Path,
+    produce: &[String],
+    bytes: u64,
+    (serve, connect): (
+        &zrelay_transport::ServeOptions,
+        &zrelay_transport::ConnectOptions,
+    ),
+    cfg: zrelay_rpc::RpcConfig,
+) -> anyhow::Result<f64> {
+    let server = serve_consumer(exe, bytes, serve).await?;
+    let sender = ProducingSender {
+        cmd: producer(exe, produce),
+        runner: Runner::default(),
+    };
+    let remote = zrelay_rpc::RemoteReceiver::new(zrelay_transport::connector(connect)?, cfg);
+    let step = step();
+    let started = std::time::Instant::now();
+    let stream = sender.send(&step).await?;
+    remote.receive(&step, stream).await?;
+    let secs = started.elapsed().as_secs_f64();
+    server.abort();
+    Ok(secs)
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

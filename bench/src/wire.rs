@@ -17,17 +17,11 @@
 
 mod ends;
 
-use std::time::Instant;
-
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use zrelay_endpoint::{Receiver, Sender};
-use zrelay_rpc::{Compression, RemoteReceiver, RpcConfig};
-use zrelay_transport::options::ClientMapping;
-use zrelay_transport::{ConnectOptions, ServeOptions};
-use zrelay_zfs::cmd::Runner;
+use zrelay_rpc::{Compression, RpcConfig};
 
-use ends::{consume, free_port, producer, serve_consumer, ProducingSender};
+use ends::{consume, free_port, stream_through, tcp_opts};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -165,40 +159,15 @@ async fn run(
     bytes: u64,
     compression: Compression,
 ) -> Result<Run> {
-    let port = free_port()?;
-    let serve = ServeOptions::Tcp {
-        listen: format!("127.0.0.1:{port}"),
-        listen_freebind: false,
-        clients: vec![ClientMapping {
-            pattern: "127.0.0.1".into(),
-            identity: "bench".into(),
-        }],
-    };
-    let connect = ConnectOptions::Tcp {
-        address: format!("127.0.0.1:{port}"),
-        dial_timeout: std::time::Duration::from_secs(10),
-    };
-    let server = serve_consumer(exe, bytes, &serve).await?;
-    let sender = ProducingSender {
-        cmd: producer(
-            exe,
-            &[format!("{kind:?}").to_lowercase(), bytes.to_string()],
-        ),
-        runner: Runner::default(),
-    };
+    let (serve, connect) = tcp_opts(free_port()?);
+    let produce = [format!("{kind:?}").to_lowercase(), bytes.to_string()];
     let cfg = RpcConfig {
         compression,
         ..RpcConfig::default()
     };
-    let remote = RemoteReceiver::new(zrelay_transport::connector(&connect)?, cfg);
-    let step = ends::step();
     let cpu0 = cpu_seconds()?;
-    let started = Instant::now();
-    let stream = sender.send(&step).await?;
-    remote.receive(&step, stream).await?;
-    let secs = started.elapsed().as_secs_f64();
+    let secs = stream_through(exe, &produce, bytes, (&serve, &connect), cfg).await?;
     let cpu = cpu_seconds()?;
-    server.abort();
     let gib = bytes as f64 / MIB / 1024.0;
     Ok(Run {
         mib_s: bytes as f64 / MIB / secs,
