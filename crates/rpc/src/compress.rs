@@ -137,10 +137,11 @@ impl ZstdOut {
         })
     }
 
-    /// The server's compressor for a stream whose client asked for
-    /// `compress`; `None` when it did not ask, or when no compressor could
-    /// be started (logged; the stream then goes out raw, and the reply says
-    /// so).
+    /// The producer's compressor for a stream that `compress` asks for
+    /// (the request, or on the client the request the server agreed to);
+    /// `None` when it does not, or when no compressor could be started
+    /// (logged: the stream then goes out raw, which a negotiated stream
+    /// allows; a server's reply then says so).
     pub(crate) fn agreed(
         compress: Option<CompressReq>,
         chunk: usize,
@@ -235,7 +236,7 @@ impl ZstdIn {
             let next = (self.comp.len() * 2)
                 .max(crate::frame::FIRST_CHUNK)
                 .min(self.want);
-            self.comp.resize(next.max(self.filled), 0);
+            self.comp.resize(next, 0);
         }
         let end = self.want.min(self.comp.len());
         &mut self.comp[self.filled..end]

@@ -124,7 +124,7 @@ pub async fn partition(ctx: &Ctx) -> Result<()> {
                 resumed_steps(&w) > resumed,
                 "the step cut by the partition was not resumed:\n{}\n--- sink log:\n{}",
                 tail(&w.push().log_text()),
-                tail(&w.sink.as_ref().map(|d| d.log_text()).unwrap_or_default())
+                tail(&w.sink_log())
             );
         } else {
             unresumable += 1;
@@ -141,10 +141,7 @@ pub async fn partition(ctx: &Ctx) -> Result<()> {
 /// Failed receives after which the sink kept a resumable partial state (the
 /// sink logs each failed call, saying whether it left a resume token).
 fn partial_receives(w: &World) -> usize {
-    w.sink
-        .as_ref()
-        .map(|d| d.log_text())
-        .unwrap_or_default()
+    w.sink_log()
         .lines()
         .filter(|l| {
             l.contains("call failed")

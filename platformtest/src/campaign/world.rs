@@ -206,6 +206,11 @@ impl World {
         self.push.as_ref().expect("push daemon running")
     }
 
+    /// The running sink daemon's log so far (empty while none runs).
+    pub fn sink_log(&self) -> String {
+        self.sink.as_ref().map(|d| d.log_text()).unwrap_or_default()
+    }
+
     /// Create a new sender filesystem `rel` (under the case's root) with a
     /// file; its first snapshot comes with the next round's.
     pub async fn add_fs(&mut self, ctx: &Ctx, rel: &str) -> Result<()> {
@@ -269,7 +274,7 @@ impl World {
         bail!(
             "did not converge within {MAX_WAKEUPS} wakeups; the last said:\n{last}\n--- push log:\n{}\n--- sink log:\n{}",
             tail(&self.push().log_text()),
-            tail(&self.sink.as_ref().map(|d| d.log_text()).unwrap_or_default())
+            tail(&self.sink_log())
         )
     }
 

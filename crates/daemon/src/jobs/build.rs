@@ -197,15 +197,6 @@ impl Ctx {
         })
     }
 
-    /// The client protocol settings of a push or pull job reaching `connect`.
-    pub(super) fn client_rpc(
-        &self,
-        r: &zrelay_config::ReplicationConfig,
-        connect: &ConnectOptions,
-    ) -> RpcConfig {
-        client_rpc(&self.rpc, r, connect)
-    }
-
     fn serve_options(&self, serve: &ServeOptions) -> ServeOptions {
         match serve {
             ServeOptions::Stdinserver {
@@ -233,7 +224,7 @@ impl Ctx {
         );
         let receiver: Arc<dyn Receiver> = Arc::new(RemoteReceiver::new(
             connector,
-            self.client_rpc(&p.replication, connect),
+            client_rpc(&self.rpc, &p.replication, connect),
         ));
         let every = push_every(&p.replication);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -275,7 +266,7 @@ impl Ctx {
         let endpoint = connector.describe();
         let sender: Arc<dyn Sender> = Arc::new(RemoteSender::new(
             connector,
-            self.client_rpc(&p.replication, &p.connect),
+            client_rpc(&self.rpc, &p.replication, &p.connect),
         ));
         let receiver = throttle_receiver(
             Arc::new(LocalReceiver::new(
@@ -677,6 +668,11 @@ mod tests {
         );
         assert_eq!(c(WireCompression::Auto, &local), Compression::Off);
         assert_eq!(c(WireCompression::Off, &tcp), Compression::Off);
+        // The config accepts no level the peer would clamp.
+        assert_eq!(
+            i32::from(WireCompression::MAX_LEVEL),
+            zrelay_rpc::MAX_COMPRESSION_LEVEL
+        );
         let z5 = WireCompression::Zstd { level: 5 };
         assert_eq!(c(z5, &local), Compression::Zstd { level: 5 });
         let r = client_rpc(&d, &with(z5), &tcp);

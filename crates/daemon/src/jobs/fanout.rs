@@ -342,7 +342,7 @@ impl super::build::Ctx {
             let sender = throttle_sender(Arc::new(local), bucket(&limit));
             let receiver: Arc<dyn Receiver> = Arc::new(zrelay_rpc::RemoteReceiver::new(
                 connector.clone(),
-                self.client_rpc(&p.replication, &t.connect),
+                super::build::client_rpc(&self.rpc, &p.replication, &t.connect),
             ));
             let mut repl = p.replication.clone();
             if let Some(pr) = t.protection {

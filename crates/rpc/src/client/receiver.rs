@@ -41,19 +41,12 @@ async fn pump_and_wait(
     conn: &mut Connection,
     stream: &mut dyn SendStream,
     cfg: &RpcConfig,
-    zstd: Option<i32>,
+    mut z: Option<ZstdOut>,
 ) -> (std::result::Result<(), RpcError>, bool) {
     let Connection {
         rd, wr, got_frame, ..
     } = conn;
     let pump = async {
-        let mut z = match zstd {
-            Some(level) => Some(
-                ZstdOut::new(level, cfg.chunk())
-                    .map_err(|e| RpcError::io("starting a zstd compressor", e))?,
-            ),
-            None => None,
-        };
         let end = pump_out(stream, wr, cfg.chunk(), cfg.heartbeat(), z.as_mut(), |_| {
             Poll::Pending
         })
@@ -112,9 +105,11 @@ impl Receiver for RemoteReceiver {
                 return Err(e.into_endpoint(peer));
             }
         };
-        let zstd = compress
-            .filter(|_| StreamStart::zstd(start))
-            .map(|c| c.level);
+        let zstd = ZstdOut::agreed(
+            compress.filter(|_| StreamStart::zstd(start)),
+            self.client.cfg.chunk(),
+            peer,
+        );
         let (r, clean) = pump_and_wait(&mut conn, stream.as_mut(), &self.client.cfg, zstd).await;
         let _ = stream.close().await;
         if clean {
